@@ -1,0 +1,47 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+)
+
+// notYet lists the Docker API areas the engine will serve but does not yet.
+// Each answers 501 naming the request, so clients fail clearly.
+var notYet = []string{
+	"/containers", "/exec", "/images", "/commit", "/networks", "/volumes",
+	"/info", "/events", "/system", "/auth", "/distribution",
+}
+
+// leftOut lists the areas balena-engine leaves out on purpose, with the
+// reason a user gets.
+var leftOut = map[string]string{
+	"/build":    "balena-engine does not include a builder (no BuildKit): build images elsewhere, then pull or load them",
+	"/session":  "balena-engine does not include a builder (no BuildKit): build images elsewhere, then pull or load them",
+	"/grpc":     "balena-engine does not include a builder (no BuildKit): build images elsewhere, then pull or load them",
+	"/swarm":    "balena-engine does not support swarm mode",
+	"/nodes":    "balena-engine does not support swarm mode",
+	"/services": "balena-engine does not support swarm mode",
+	"/tasks":    "balena-engine does not support swarm mode",
+	"/secrets":  "balena-engine does not support swarm mode",
+	"/configs":  "balena-engine does not support swarm mode",
+	"/plugins":  "balena-engine does not support plugins",
+}
+
+func registerMissing(s *Server) {
+	for _, prefix := range notYet {
+		h := func(_ http.ResponseWriter, r *http.Request) error {
+			return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
+		}
+		s.handle(prefix, h)
+		s.handle(prefix+"/", h)
+	}
+	for prefix, msg := range leftOut {
+		err := errdefs.NotImplemented(errors.New(msg))
+		h := func(http.ResponseWriter, *http.Request) error { return err }
+		s.handle(prefix, h)
+		s.handle(prefix+"/", h)
+	}
+}

@@ -1,0 +1,138 @@
+// Package api serves the Docker Engine API over HTTP. It owns routing, API
+// version negotiation (a "/v1.xx" path prefix, from MinVersion to MaxVersion),
+// Docker's JSON error format and the mapping from errdefs kinds to status
+// codes. Handlers are thin: they decode a request, call the engine, and encode
+// the answer in Docker's shapes (github.com/moby/moby/api/types).
+//
+// Every Docker route the engine does not have yet answers 501 with a message
+// that names it, so a client learns what is missing instead of seeing a 404.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/version"
+	"github.com/moby/moby/api/types/common"
+)
+
+// Config is what the API server needs from the daemon.
+type Config struct {
+	Version       version.Info
+	KernelVersion string
+	Log           *slog.Logger
+}
+
+// Server is an http.Handler for the Docker Engine API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// handlerFunc is a handler that returns its error instead of writing it, so
+// that every error takes the same path to the client.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// New returns the API handler.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.handle("GET /_ping", s.ping) // GET patterns match HEAD too
+	s.handle("GET /version", s.version)
+	registerMissing(s)
+	// Unknown paths and known paths with the wrong method both answer 404
+	// "page not found", as Docker's router does.
+	s.handle("/", func(http.ResponseWriter, *http.Request) error {
+		return errdefs.NotFound(errors.New("page not found"))
+	})
+	return s
+}
+
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+type ctxKey struct{}
+
+// RequestVersion is the API version the client asked for (the path prefix),
+// or MaxVersion when it gave none.
+func RequestVersion(ctx context.Context) string {
+	if v, ok := ctx.Value(ctxKey{}).(string); ok {
+		return v
+	}
+	return MaxVersion
+}
+
+// ServeHTTP checks and strips the version prefix, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Server", fmt.Sprintf("balena-engine/%s (%s)", s.cfg.Version.Version, runtime.GOOS))
+	h.Set("Api-Version", MaxVersion)
+	h.Set("Ostype", runtime.GOOS)
+	h.Set("Docker-Experimental", "false")
+
+	ver, rest := splitVersion(r.URL.Path)
+	s.cfg.Log.Debug("API request", "method", r.Method, "path", r.URL.Path)
+	if ver != "" {
+		if CompareVersions(ver, MinVersion) < 0 {
+			s.writeError(w, r, errdefs.InvalidParameter(fmt.Errorf(
+				"client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", ver, MinVersion)))
+			return
+		}
+		if CompareVersions(ver, MaxVersion) > 0 {
+			s.writeError(w, r, errdefs.InvalidParameter(fmt.Errorf(
+				"client version %s is too new. Maximum supported API version is %s", ver, MaxVersion)))
+			return
+		}
+		r2 := r.Clone(context.WithValue(r.Context(), ctxKey{}, ver))
+		r2.URL.Path = rest
+		r2.URL.RawPath = ""
+		r = r2
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// StatusCode maps an error's kind to the HTTP status Docker answers with.
+func StatusCode(err error) int {
+	switch errdefs.KindOf(err) {
+	case errdefs.KindInvalidParameter:
+		return http.StatusBadRequest
+	case errdefs.KindNotFound:
+		return http.StatusNotFound
+	case errdefs.KindConflict:
+		return http.StatusConflict
+	case errdefs.KindNotImplemented:
+		return http.StatusNotImplemented
+	case errdefs.KindUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := StatusCode(err)
+	if code >= 500 && code != http.StatusNotImplemented {
+		s.cfg.Log.Error("API error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	} else {
+		s.cfg.Log.Debug("API error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	}
+	writeJSON(w, code, common.ErrorResponse{Message: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	return json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,30 @@
+// Command balena-engine is the whole engine in one executable. It picks its
+// role from the name it was started under or from its first argument:
+//
+//	balena-engine, balena          the command-line client
+//	balena-engine daemon           the daemon
+//	balenad, balena-engine-daemon  the daemon
+//	<any name> init                libcontainer's container init (hidden; see init.go)
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/balena-os/balena-engine/src/cli"
+	"github.com/balena-os/balena-engine/src/daemon"
+)
+
+func main() {
+	r, args, err := selectRole(os.Args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "balena-engine: %v\n", err)
+		os.Exit(2)
+	}
+	switch r {
+	case roleDaemon:
+		os.Exit(daemon.Main(args, os.Stdout, os.Stderr))
+	default:
+		os.Exit(cli.Main(args, os.Stdout, os.Stderr))
+	}
+}

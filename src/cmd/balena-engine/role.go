@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+type role int
+
+const (
+	roleClient role = iota
+	roleDaemon
+)
+
+// Names the executable may be installed or linked under.
+var names = map[string]role{
+	"balena-engine":        roleClient,
+	"balena":               roleClient,
+	"balenad":              roleDaemon,
+	"balena-engine-daemon": roleDaemon,
+}
+
+// selectRole decides the role from argv and returns the arguments for it.
+// A name outside the table is refused rather than guessed, so a mistyped
+// symlink fails loudly instead of starting the wrong thing.
+func selectRole(argv []string) (role, []string, error) {
+	if len(argv) == 0 {
+		return 0, nil, fmt.Errorf("started without argv[0]")
+	}
+	name := filepath.Base(argv[0])
+	r, ok := names[name]
+	if !ok {
+		known := make([]string, 0, len(names))
+		for n := range names {
+			known = append(known, n)
+		}
+		sort.Strings(known)
+		return 0, nil, fmt.Errorf("unknown role %q: install or link the binary as one of %s", name, strings.Join(known, ", "))
+	}
+	args := argv[1:]
+	if r == roleClient && len(args) > 0 && args[0] == "daemon" {
+		return roleDaemon, args[1:], nil
+	}
+	return r, args, nil
+}

@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Defaults, as balenaEngine installs them on devices.
+const (
+	DefaultHost       = "unix:///var/run/balena-engine.sock"
+	DefaultDataRoot   = "/var/lib/balena-engine"
+	DefaultExecRoot   = "/var/run/balena-engine"
+	DefaultPidfile    = "/var/run/balena-engine.pid"
+	DefaultConfigFile = "/etc/balena-engine/daemon.json"
+)
+
+// Config is the daemon's configuration: flags (dockerd's names) merged with
+// the configuration file.
+type Config struct {
+	Hosts      []string
+	DataRoot   string
+	ExecRoot   string
+	Pidfile    string
+	Debug      bool
+	LogLevel   string
+	ConfigFile string
+}
+
+var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
+
+func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("balena-engine daemon", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.StringSliceVarP(&cfg.Hosts, "host", "H", nil, "daemon socket(s) to listen on: unix:///path or fd:// (systemd socket activation)")
+	fs.StringVar(&cfg.DataRoot, "data-root", DefaultDataRoot, "root directory of persistent state")
+	fs.StringVar(&cfg.ExecRoot, "exec-root", DefaultExecRoot, "root directory of run-time state")
+	fs.StringVarP(&cfg.Pidfile, "pidfile", "p", DefaultPidfile, "path to the daemon's PID file")
+	fs.BoolVarP(&cfg.Debug, "debug", "D", false, "enable debug mode")
+	fs.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "log level: "+strings.Join(logLevels, ", "))
+	fs.StringVar(&cfg.ConfigFile, "config-file", DefaultConfigFile, "daemon configuration file (JSON)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
+	}
+	return fs
+}
+
+// ParseConfig parses the daemon's arguments, then merges the configuration
+// file. As with dockerd, a setting given both as a flag and in the file, or a
+// key in the file that names no setting, is an error rather than a silent
+// choice. It returns pflag.ErrHelp when help was asked for.
+func ParseConfig(args []string, stderr io.Writer) (*Config, error) {
+	cfg := &Config{}
+	fs := newFlagSet(cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: the daemon takes only flags (see 'balena-engine daemon --help')", fs.Arg(0))
+	}
+	if err := mergeFile(fs, cfg.ConfigFile, fs.Changed("config-file")); err != nil {
+		return nil, err
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// fileKeyToFlag maps the configuration file's keys to flag names where they
+// differ (dockerd's file says "hosts" for -H).
+var fileKeyToFlag = map[string]string{"hosts": "host"}
+
+func mergeFile(fs *pflag.FlagSet, path string, explicit bool) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unable to configure the daemon with file %s: %w", path, err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("unable to configure the daemon with file %s: %w", path, err)
+	}
+	var unknown, both []string
+	for key := range raw {
+		name := key
+		if n, ok := fileKeyToFlag[key]; ok {
+			name = n
+		}
+		f := fs.Lookup(name)
+		switch {
+		case f == nil || name == "config-file":
+			unknown = append(unknown, key)
+		case f.Changed:
+			both = append(both, key)
+		}
+	}
+	sort.Strings(unknown)
+	sort.Strings(both)
+	if len(unknown) > 0 {
+		return fmt.Errorf("unable to configure the daemon with file %s: the following directives don't match any configuration option: %s", path, strings.Join(unknown, ", "))
+	}
+	if len(both) > 0 {
+		return fmt.Errorf("unable to configure the daemon with file %s: the following directives are specified both as a flag and in the configuration file: %s", path, strings.Join(both, ", "))
+	}
+	for key, val := range raw {
+		name := key
+		if n, ok := fileKeyToFlag[key]; ok {
+			name = n
+		}
+		if err := setFromJSON(fs.Lookup(name), val); err != nil {
+			return fmt.Errorf("unable to configure the daemon with file %s: %s: %w", path, key, err)
+		}
+	}
+	return nil
+}
+
+// setFromJSON sets a flag from a JSON value of the flag's own type.
+func setFromJSON(f *pflag.Flag, val json.RawMessage) error {
+	switch f.Value.Type() {
+	case "stringSlice":
+		var list []string
+		if err := json.Unmarshal(val, &list); err != nil {
+			return fmt.Errorf("want a list of strings: %w", err)
+		}
+		for _, s := range list {
+			if err := f.Value.Set(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "bool":
+		var b bool
+		if err := json.Unmarshal(val, &b); err != nil {
+			return fmt.Errorf("want true or false: %w", err)
+		}
+		return f.Value.Set(fmt.Sprint(b))
+	default:
+		var s string
+		if err := json.Unmarshal(val, &s); err != nil {
+			return fmt.Errorf("want a string: %w", err)
+		}
+		return f.Value.Set(s)
+	}
+}
+
+func (c *Config) normalize() error {
+	if len(c.Hosts) == 0 {
+		c.Hosts = []string{DefaultHost}
+	}
+	for _, h := range c.Hosts {
+		if _, err := parseHost(h); err != nil {
+			return err
+		}
+	}
+	if c.Debug {
+		c.LogLevel = "debug"
+	}
+	ok := false
+	for _, l := range logLevels {
+		ok = ok || c.LogLevel == l
+	}
+	if !ok {
+		return fmt.Errorf("invalid log level %q: want one of %s", c.LogLevel, strings.Join(logLevels, ", "))
+	}
+	for _, p := range []*string{&c.DataRoot, &c.ExecRoot, &c.Pidfile} {
+		if *p == "" {
+			return errors.New("--data-root, --exec-root and --pidfile must not be empty")
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	return nil
+}

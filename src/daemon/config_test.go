@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, "{}")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Hosts, []string{DefaultHost}) || cfg.DataRoot != DefaultDataRoot ||
+		cfg.ExecRoot != DefaultExecRoot || cfg.Pidfile != DefaultPidfile || cfg.LogLevel != "info" {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestParseConfigFlags(t *testing.T) {
+	cfg, err := ParseConfig([]string{
+		"-H", "unix:///tmp/a.sock", "--host=fd://", "--data-root", "/tmp/d", "--exec-root=/tmp/e",
+		"--pidfile", "/tmp/p.pid", "-D", "--config-file", writeFile(t, "{}"),
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{Hosts: []string{"unix:///tmp/a.sock", "fd://"}, DataRoot: "/tmp/d", ExecRoot: "/tmp/e",
+		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestParseConfigFile(t *testing.T) {
+	p := writeFile(t, `{"hosts": ["unix:///tmp/b.sock"], "data-root": "/data/engine", "debug": true}`)
+	cfg, err := ParseConfig([]string{"--config-file", p, "--exec-root", "/run/x"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Hosts, []string{"unix:///tmp/b.sock"}) || cfg.DataRoot != "/data/engine" ||
+		cfg.ExecRoot != "/run/x" || !cfg.Debug || cfg.LogLevel != "debug" {
+		t.Errorf("file not merged: %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		file string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, "{}", "unknown flag: --bogus"},
+		{"stray argument", []string{"start"}, "{}", `unexpected argument "start"`},
+		{"tcp", []string{"-H", "tcp://0.0.0.0:2375"}, "{}", "tcp:// listeners are not implemented yet"},
+		{"no scheme", []string{"-H", "/tmp/x.sock"}, "{}", "want unix:///path/to/socket or fd://"},
+		{"relative socket", []string{"-H", "unix://x.sock"}, "{}", "must be absolute"},
+		{"bad fd", []string{"-H", "fd://1"}, "{}", "N >= 3"},
+		{"bad level", []string{"--log-level", "loud"}, "{}", `invalid log level "loud"`},
+		{"unknown key", nil, `{"data-root": "/x", "storage-driver": "aufs", "bip": "1"}`, "don't match any configuration option: bip, storage-driver"},
+		{"both", []string{"--data-root", "/a"}, `{"data-root": "/b"}`, "specified both as a flag and in the configuration file: data-root"},
+		{"bad json", nil, `{"debug": `, "unexpected end of JSON input"},
+		{"wrong type", nil, `{"debug": "yes"}`, "debug: want true or false"},
+		{"hosts not a list", nil, `{"hosts": "unix:///x.sock"}`, "hosts: want a list of strings"},
+		{"missing named file", []string{"--config-file", "/nonexistent/daemon.json"}, "{}", "no such file or directory"},
+		{"config-file in file", nil, `{"config-file": "/x"}`, "don't match any configuration option: config-file"},
+	}
+	for _, c := range cases {
+		args := append([]string{"--config-file", writeFile(t, c.file)}, c.args...)
+		_, err := ParseConfig(args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestParseConfigHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := ParseConfig([]string{"--help"}, &out)
+	if !errors.Is(err, pflag.ErrHelp) {
+		t.Fatalf("err = %v, want ErrHelp", err)
+	}
+	for _, f := range []string{"--host", "--data-root", "--exec-root", "--pidfile", "--debug", "--log-level"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("help does not mention %s:\n%s", f, out.String())
+		}
+	}
+}

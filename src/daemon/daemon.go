@@ -1,0 +1,176 @@
+// Package daemon wires the engine together: it reads the configuration
+// (dockerd's flag names and /etc/balena-engine/daemon.json), opens the API
+// sockets (unix paths or systemd socket activation), claims the PID file and
+// the state directories, serves the API, tells systemd when it is ready, and
+// shuts down cleanly on SIGINT or SIGTERM.
+//
+// Start-up is ordered so that a failure leaves nothing behind: sockets
+// first (the most likely to fail on a bad -H), then the PID file, then the
+// directories; each step is undone if a later one fails.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/api"
+	"github.com/balena-os/balena-engine/src/version"
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// Main runs the daemon role with its arguments and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cfg, err := ParseConfig(args, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "balena-engine daemon: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, cfg, log); err != nil {
+		log.Error("daemon exited", "err", err)
+		fmt.Fprintf(stderr, "balena-engine daemon: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	lv := map[string]slog.Level{
+		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn,
+		"error": slog.LevelError, "fatal": slog.LevelError + 4,
+	}[level]
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+}
+
+// Run serves until ctx is cancelled or a listener fails.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	lns, err := openListeners(cfg.Hosts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range lns {
+			l.Close() // also removes the socket files this process created
+		}
+	}()
+
+	removePid, err := writePidfile(cfg.Pidfile)
+	if err != nil {
+		return err
+	}
+	defer removePid()
+
+	undoData, err := mkdirs(cfg.DataRoot, 0o711)
+	if err != nil {
+		return fmt.Errorf("create data root: %w", err)
+	}
+	if _, err := mkdirs(cfg.ExecRoot, 0o700); err != nil {
+		undoData()
+		return fmt.Errorf("create exec root: %w", err)
+	}
+
+	srv := &http.Server{
+		Handler: api.New(api.Config{
+			Version:       version.Get(),
+			KernelVersion: kernelVersion(),
+			Log:           log,
+		}),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", l.host, err)
+			}
+		}()
+		log.Info("API listen on " + l.Addr().String())
+	}
+	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
+		log.Warn("sd_notify READY failed", "err", err)
+	}
+	go watchdog(ctx, log)
+	log.Info("daemon has completed initialization", "version", version.Get().String(),
+		"data-root", cfg.DataRoot)
+
+	select {
+	case <-ctx.Done():
+		log.Info("processing signal, shutting down")
+	case err = <-errc:
+	}
+	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("shut down API server: %w", serr)
+	}
+	return err
+}
+
+// watchdog pets systemd's watchdog at half its interval, when one is set.
+func watchdog(ctx context.Context, log *slog.Logger) {
+	interval, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog); err != nil {
+				log.Warn("sd_notify WATCHDOG failed", "err", err)
+			}
+		}
+	}
+}
+
+// mkdirs creates path and its missing parents. The returned function removes
+// what it created, for a start-up that fails before anything uses it.
+func mkdirs(path string, mode os.FileMode) (undo func(), err error) {
+	first := "" // the outermost directory this call creates
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+		first = p
+	}
+	if err := os.MkdirAll(path, mode); err != nil {
+		if first != "" {
+			os.RemoveAll(first)
+		}
+		return nil, err
+	}
+	return func() {
+		if first != "" {
+			os.RemoveAll(first)
+		}
+	}, nil
+}
+
+func kernelVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(u.Release[:]), "\x00")
+}
