@@ -117,6 +117,8 @@ func StatusCode(err error) int {
 		return http.StatusNotImplemented
 	case errdefs.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case errdefs.KindUnauthorized:
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }

@@ -17,6 +17,7 @@ const (
 	KindConflict                     // 409
 	KindNotImplemented               // 501
 	KindUnavailable                  // 503
+	KindUnauthorized                 // 401
 )
 
 type classified struct {
@@ -48,6 +49,9 @@ func NotImplemented(err error) error { return wrap(err, KindNotImplemented) }
 
 // Unavailable marks err as a temporary refusal.
 func Unavailable(err error) error { return wrap(err, KindUnavailable) }
+
+// Unauthorized marks err as a refusal for missing or wrong credentials.
+func Unauthorized(err error) error { return wrap(err, KindUnauthorized) }
 
 // KindOf returns the outermost classification in err's chain, KindUnknown if
 // there is none.
