@@ -32,6 +32,9 @@ var leftOut = map[string]string{
 
 func registerMissing(s *Server) {
 	for _, prefix := range notYet {
+		if prefix == "/images" && s.cfg.Images != nil {
+			continue
+		}
 		h := func(_ http.ResponseWriter, r *http.Request) error {
 			return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
 		}

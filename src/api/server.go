@@ -18,6 +18,8 @@ import (
 	"runtime"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/image"
+	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/version"
 	"github.com/moby/moby/api/types/common"
 )
@@ -27,6 +29,11 @@ type Config struct {
 	Version       version.Info
 	KernelVersion string
 	Log           *slog.Logger
+
+	// The engine's parts. A nil one leaves its routes answering 501.
+	Images   *image.Store
+	Registry *registry.Client
+	Pull     image.PullOptions // defaults for pulls: concurrency, bandwidth
 }
 
 // Server is an http.Handler for the Docker Engine API.
@@ -47,6 +54,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.handle("GET /_ping", s.ping) // GET patterns match HEAD too
 	s.handle("GET /version", s.version)
+	if cfg.Images != nil {
+		s.registerImages()
+	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404
 	// "page not found", as Docker's router does.

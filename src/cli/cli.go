@@ -44,11 +44,19 @@ func init() {
 	commands = map[string]command{
 		"version": {"Show the balena-engine version information", runVersion},
 		"help":    {"Show help for a command", runHelp},
+		"pull":    {"Download an image from a registry", runPull},
+		"images":  {"List images", runImages},
+		"rmi":     {"Remove one or more images", runRmi},
+		"tag":     {"Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", runTag},
+		"inspect": {"Return low-level information on images", runInspect},
+		"history": {"Show the history of an image", runHistory},
+		"image":   {"Manage images", runImage},
 	}
 }
 
 // env is what a command runs with.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	host           string
 	client         *client.Client
@@ -89,7 +97,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 
-	e := &env{stdout: stdout, stderr: stderr, host: *host}
+	e := &env{stdin: os.Stdin, stdout: stdout, stderr: stderr, host: *host}
 	if e.host == "" {
 		e.host = os.Getenv("DOCKER_HOST")
 	}

@@ -71,7 +71,7 @@ type Ping struct {
 
 // Ping asks the daemon for its API version. It does not negotiate.
 func (c *Client) Ping(ctx context.Context) (Ping, error) {
-	resp, err := c.send(ctx, http.MethodGet, "/_ping", nil, nil)
+	resp, err := c.send(ctx, http.MethodGet, "/_ping", nil, nil, nil)
 	if err != nil {
 		return Ping{}, err
 	}
@@ -119,14 +119,19 @@ func (c *Client) getJSON(ctx context.Context, path string, query url.Values, out
 // Do sends a request under the negotiated version prefix. A response with an
 // error status is returned as an error; otherwise the caller closes the body.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Response, error) {
+	return c.DoHeader(ctx, method, path, query, body, nil)
+}
+
+// DoHeader is Do with extra request headers.
+func (c *Client) DoHeader(ctx context.Context, method, path string, query url.Values, body io.Reader, hdr http.Header) (*http.Response, error) {
 	v, err := c.APIVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return c.send(ctx, method, "/v"+v+path, query, body)
+	return c.send(ctx, method, "/v"+v+path, query, body, hdr)
 }
 
-func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader, hdr http.Header) (*http.Response, error) {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -137,6 +142,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

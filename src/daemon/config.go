@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/pflag"
 )
 
@@ -32,6 +33,14 @@ type Config struct {
 	Debug      bool
 	LogLevel   string
 	ConfigFile string
+
+	// Pulls.
+	RegistryMirrors        []string
+	InsecureRegistries     []string
+	MaxConcurrentDownloads int
+	MaxDownloadAttempts    int
+	MaxDownloadBandwidth   string // bytes per second, with units ("2M"); "" for no limit
+	LayerSync              string // "syncfs" or "fsync"
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -47,6 +56,12 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&cfg.Debug, "debug", "D", false, "enable debug mode")
 	fs.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "log level: "+strings.Join(logLevels, ", "))
 	fs.StringVar(&cfg.ConfigFile, "config-file", DefaultConfigFile, "daemon configuration file (JSON)")
+	fs.StringSliceVar(&cfg.RegistryMirrors, "registry-mirror", nil, "preferred registry mirror for Docker Hub (http(s)://host[:port])")
+	fs.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port] or CIDR) reached without TLS verification")
+	fs.IntVar(&cfg.MaxConcurrentDownloads, "max-concurrent-downloads", 3, "layers downloaded at once per pull")
+	fs.IntVar(&cfg.MaxDownloadAttempts, "max-download-attempts", 5, "tries in a row without progress before a layer download fails")
+	fs.StringVar(&cfg.MaxDownloadBandwidth, "max-download-bandwidth", "", "cap on download bandwidth for all pulls together, in bytes per second (\"512k\", \"2M\"); empty for none")
+	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
 	}
@@ -77,7 +92,11 @@ func ParseConfig(args []string, stderr io.Writer) (*Config, error) {
 
 // fileKeyToFlag maps the configuration file's keys to flag names where they
 // differ (dockerd's file says "hosts" for -H).
-var fileKeyToFlag = map[string]string{"hosts": "host"}
+var fileKeyToFlag = map[string]string{
+	"hosts":               "host",
+	"registry-mirrors":    "registry-mirror",
+	"insecure-registries": "insecure-registry",
+}
 
 func mergeFile(fs *pflag.FlagSet, path string, explicit bool) error {
 	data, err := os.ReadFile(path)
@@ -139,6 +158,12 @@ func setFromJSON(f *pflag.Flag, val json.RawMessage) error {
 			}
 		}
 		return nil
+	case "int":
+		var n int
+		if err := json.Unmarshal(val, &n); err != nil {
+			return fmt.Errorf("want a whole number: %w", err)
+		}
+		return f.Value.Set(fmt.Sprint(n))
 	case "bool":
 		var b bool
 		if err := json.Unmarshal(val, &b); err != nil {
@@ -173,6 +198,18 @@ func (c *Config) normalize() error {
 	if !ok {
 		return fmt.Errorf("invalid log level %q: want one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}
+	if c.MaxConcurrentDownloads < 1 {
+		return fmt.Errorf("invalid max-concurrent-downloads %d: must be at least 1", c.MaxConcurrentDownloads)
+	}
+	if c.MaxDownloadAttempts < 1 {
+		return fmt.Errorf("invalid max-download-attempts %d: must be at least 1", c.MaxDownloadAttempts)
+	}
+	if _, err := c.bandwidth(); err != nil {
+		return err
+	}
+	if c.LayerSync != "syncfs" && c.LayerSync != "fsync" {
+		return fmt.Errorf("invalid layer-sync %q: want syncfs or fsync", c.LayerSync)
+	}
 	for _, p := range []*string{&c.DataRoot, &c.ExecRoot, &c.Pidfile} {
 		if *p == "" {
 			return errors.New("--data-root, --exec-root and --pidfile must not be empty")
@@ -184,4 +221,16 @@ func (c *Config) normalize() error {
 		*p = abs
 	}
 	return nil
+}
+
+// bandwidth is MaxDownloadBandwidth in bytes per second, 0 for no limit.
+func (c *Config) bandwidth() (int64, error) {
+	if c.MaxDownloadBandwidth == "" || c.MaxDownloadBandwidth == "0" {
+		return 0, nil
+	}
+	n, err := units.RAMInBytes(c.MaxDownloadBandwidth)
+	if err != nil || n < 1024 {
+		return 0, fmt.Errorf("invalid max-download-bandwidth %q: want bytes per second, at least 1k (\"512k\", \"2M\")", c.MaxDownloadBandwidth)
+	}
+	return n, nil
 }

@@ -41,21 +41,30 @@ func TestParseConfigFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{Hosts: []string{"unix:///tmp/a.sock", "fd://"}, DataRoot: "/tmp/d", ExecRoot: "/tmp/e",
-		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile}
+		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile,
+		RegistryMirrors: nil, InsecureRegistries: nil,
+		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
 }
 
 func TestParseConfigFile(t *testing.T) {
-	p := writeFile(t, `{"hosts": ["unix:///tmp/b.sock"], "data-root": "/data/engine", "debug": true}`)
+	p := writeFile(t, `{"hosts": ["unix:///tmp/b.sock"], "data-root": "/data/engine", "debug": true,
+		"registry-mirrors": ["http://127.0.0.1:5001"], "insecure-registries": ["10.0.0.0/8"], "max-concurrent-downloads": 1,
+		"max-download-bandwidth": "2M"}`)
 	cfg, err := ParseConfig([]string{"--config-file", p, "--exec-root", "/run/x"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(cfg.Hosts, []string{"unix:///tmp/b.sock"}) || cfg.DataRoot != "/data/engine" ||
-		cfg.ExecRoot != "/run/x" || !cfg.Debug || cfg.LogLevel != "debug" {
+		cfg.ExecRoot != "/run/x" || !cfg.Debug || cfg.LogLevel != "debug" ||
+		!reflect.DeepEqual(cfg.RegistryMirrors, []string{"http://127.0.0.1:5001"}) ||
+		!reflect.DeepEqual(cfg.InsecureRegistries, []string{"10.0.0.0/8"}) || cfg.MaxConcurrentDownloads != 1 {
 		t.Errorf("file not merged: %+v", cfg)
+	}
+	if bw, err := cfg.bandwidth(); bw != 2<<20 || err != nil {
+		t.Errorf("bandwidth = %d, %v", bw, err)
 	}
 }
 
@@ -79,6 +88,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"wrong type", nil, `{"debug": "yes"}`, "debug: want true or false"},
 		{"hosts not a list", nil, `{"hosts": "unix:///x.sock"}`, "hosts: want a list of strings"},
 		{"missing named file", []string{"--config-file", "/nonexistent/daemon.json"}, "{}", "no such file or directory"},
+		{"zero downloads", []string{"--max-concurrent-downloads", "0"}, "{}", "must be at least 1"},
+		{"bad bandwidth", []string{"--max-download-bandwidth", "fast"}, "{}", `invalid max-download-bandwidth "fast"`},
+		{"bad sync", []string{"--layer-sync", "never"}, "{}", `invalid layer-sync "never"`},
+		{"attempts not a number", nil, `{"max-download-attempts": "many"}`, "want a whole number"},
 		{"config-file in file", nil, `{"config-file": "/x"}`, "don't match any configuration option: config-file"},
 	}
 	for _, c := range cases {

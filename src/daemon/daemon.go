@@ -86,11 +86,21 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return fmt.Errorf("create exec root: %w", err)
 	}
 
+	eng, err := openEngine(cfg, log)
+	if err != nil {
+		undoData()
+		return err
+	}
+	defer eng.close()
+
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Version:       version.Get(),
 			KernelVersion: kernelVersion(),
 			Log:           log,
+			Images:        eng.images,
+			Registry:      eng.registry,
+			Pull:          eng.pull,
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}

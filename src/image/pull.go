@@ -55,12 +55,13 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 	} else if d, ok := n.(reference.Digested); ok {
 		what = d.Digest().String()
 	}
-	p.send(Message{Status: "Pulling from " + reference.Path(n), ID: what})
-
 	res, err := repo.Resolve(ctx, n, platforms.Only(want), platforms.Format(want))
 	if err != nil {
 		return Image{}, err
 	}
+	// Only now: until the first message, an API caller can still answer
+	// with an error status instead of an error inside the stream.
+	p.send(Message{Status: "Pulling from " + reference.Path(n), ID: what})
 	raw, err := repo.GetConfig(ctx, res.Manifest.Config)
 	if err != nil {
 		return Image{}, err

@@ -326,3 +326,6 @@ func (s *Store) Tag(refOrID, ref string) error {
 		return tx.Bucket(bucketTags).Put([]byte(nt.String()), []byte(id))
 	})
 }
+
+// Layer returns one of the store's layers.
+func (s *Store) Layer(chainID digest.Digest) (layer.Layer, error) { return s.layers.Get(chainID) }

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+)
+
+// filters is the "filters" query parameter: a map from a filter name to
+// its values. Docker's clients send {"name":["v1","v2"]} (and old ones
+// {"name":{"v1":true}}); both are accepted.
+type filters map[string][]string
+
+func parseFilters(r *http.Request, allowed ...string) (filters, error) {
+	raw := r.URL.Query().Get("filters")
+	if raw == "" {
+		return filters{}, nil
+	}
+	var list map[string][]string
+	if err := json.Unmarshal([]byte(raw), &list); err != nil {
+		var old map[string]map[string]bool
+		if err2 := json.Unmarshal([]byte(raw), &old); err2 != nil {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid filter: %w", err))
+		}
+		list = map[string][]string{}
+		for k, vs := range old {
+			for v, on := range vs {
+				if on {
+					list[k] = append(list[k], v)
+				}
+			}
+		}
+	}
+	for k := range list {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid filter '%s'", k))
+		}
+	}
+	return list, nil
+}
+
+// bool reads a boolean filter: unset is def; "true"/"1" and "false"/"0".
+func (f filters) bool(name string, def bool) (bool, error) {
+	vs := f[name]
+	if len(vs) == 0 {
+		return def, nil
+	}
+	switch vs[0] {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, errdefs.InvalidParameter(fmt.Errorf("invalid filter '%s=%s'", name, vs[0]))
+}
+
+// boolParam reads a boolean query parameter as Docker does: "", "0",
+// "no", "false", "none" are false, anything else true.
+func boolParam(r *http.Request, name string) bool {
+	switch r.URL.Query().Get(name) {
+	case "", "0", "no", "false", "none":
+		return false
+	}
+	return true
+}

@@ -1,0 +1,367 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/image"
+	"github.com/balena-os/balena-engine/src/registry"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	imagetypes "github.com/moby/moby/api/types/image"
+	registrytypes "github.com/moby/moby/api/types/registry"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func (s *Server) registerImages() {
+	s.handle("POST /images/create", s.imagesCreate)
+	s.handle("GET /images/json", s.imagesList)
+	s.handle("POST /images/prune", s.imagesPrune)
+	// Names hold slashes, so the operations on one image are told apart by
+	// the path's last element.
+	s.handle("/images/", s.imageOp)
+}
+
+func (s *Server) imageOp(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/images/")
+	op := path.Base(rest)
+	name := strings.TrimSuffix(rest, "/"+op)
+	switch {
+	case r.Method == http.MethodGet && op == "json" && name != rest:
+		return s.imageInspect(w, r, name)
+	case r.Method == http.MethodGet && op == "history" && name != rest:
+		return s.imageHistory(w, r, name)
+	case r.Method == http.MethodPost && op == "tag" && name != rest:
+		return s.imageTag(w, r, name)
+	case r.Method == http.MethodDelete:
+		return s.imageDelete(w, r, rest)
+	case (r.Method == http.MethodGet && (op == "get" || rest == "search")) ||
+		(r.Method == http.MethodPost && (op == "push" || rest == "load")):
+		return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
+	}
+	return errdefs.NotFound(errors.New("page not found"))
+}
+
+// streamWriter writes progress messages as JSON lines, flushing each, and
+// remembers whether anything was sent: until then an error can still be
+// an HTTP status.
+type streamWriter struct {
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	started bool
+}
+
+func (sw *streamWriter) send(m image.Message) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if !sw.started {
+		sw.w.Header().Set("Content-Type", "application/json")
+		sw.w.WriteHeader(http.StatusOK)
+		sw.started = true
+	}
+	json.NewEncoder(sw.w).Encode(m)
+	if f, ok := sw.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// finish ends a stream: an error before anything was sent is returned (the
+// caller answers with its status); after, it goes into the stream.
+func (sw *streamWriter) finish(err error) error {
+	if err == nil {
+		return nil
+	}
+	sw.mu.Lock()
+	started := sw.started
+	sw.mu.Unlock()
+	if !started {
+		return err
+	}
+	sw.send(image.ErrorMessage(err))
+	return nil
+}
+
+// registryAuth decodes X-Registry-Auth: base64url JSON of Docker's
+// AuthConfig.
+func registryAuth(r *http.Request) (*registry.Credentials, error) {
+	h := r.Header.Get("X-Registry-Auth")
+	if h == "" {
+		return nil, nil
+	}
+	var b []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if b, err = enc.DecodeString(h); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid X-Registry-Auth header: %w", err))
+	}
+	var ac registrytypes.AuthConfig
+	if err := json.Unmarshal(b, &ac); err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid X-Registry-Auth header: %w", err))
+	}
+	if ac.Username == "" && ac.Auth != "" {
+		if dec, err := base64.StdEncoding.DecodeString(ac.Auth); err == nil {
+			ac.Username, ac.Password, _ = strings.Cut(string(dec), ":")
+		}
+	}
+	return &registry.Credentials{Username: ac.Username, Password: ac.Password,
+		IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken}, nil
+}
+
+func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if q.Get("fromSrc") != "" {
+		return errdefs.NotImplemented(errors.New("not implemented: balena-engine does not import images (fromSrc) yet"))
+	}
+	from := q.Get("fromImage")
+	if from == "" {
+		return errdefs.InvalidParameter(errors.New("fromImage or fromSrc is required"))
+	}
+	ref := from
+	if tag := q.Get("tag"); tag != "" {
+		if strings.Contains(tag, ":") {
+			ref += "@" + tag // a digest
+		} else {
+			ref += ":" + tag
+		}
+	}
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid reference format: %w", err))
+	}
+	opts := s.cfg.Pull
+	if p := q.Get("platform"); p != "" {
+		pl, err := platforms.Parse(p)
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", p, err))
+		}
+		opts.Platform = &ocispec.Platform{OS: pl.OS, Architecture: pl.Architecture, Variant: pl.Variant}
+	}
+	creds, err := registryAuth(r)
+	if err != nil {
+		return err
+	}
+	opts.Credentials = creds
+	sw := &streamWriter{w: w}
+	opts.Progress = sw.send
+	_, err = s.cfg.Images.Pull(r.Context(), s.cfg.Registry, ref, opts)
+	return sw.finish(err)
+}
+
+func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r, "dangling", "reference", "label", "before", "since")
+	if err != nil {
+		return err
+	}
+	dangling, err := f.bool("dangling", false)
+	if err != nil {
+		return err
+	}
+	_, danglingSet := f["dangling"]
+	imgs, err := s.cfg.Images.List()
+	if err != nil {
+		return err
+	}
+	out := []imagetypes.Summary{}
+	for _, img := range imgs {
+		if danglingSet && dangling != (len(img.RepoTags) == 0) {
+			continue
+		}
+		if !matchLabels(img.Config.Config.Labels, f["label"]) {
+			continue
+		}
+		tags := img.RepoTags
+		if pats := f["reference"]; len(pats) > 0 {
+			tags = matchReferences(tags, pats)
+			if len(tags) == 0 {
+				continue
+			}
+		}
+		sum := imagetypes.Summary{
+			ID: img.ID.String(), RepoTags: orEmpty(tags), RepoDigests: orEmpty(img.RepoDigests),
+			Labels: img.Config.Config.Labels, Size: s.imageSize(img), Containers: -1, SharedSize: -1,
+		}
+		if img.Config.Created != nil {
+			sum.Created = img.Config.Created.Unix()
+		}
+		out = append(out, sum)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func matchLabels(labels map[string]string, want []string) bool {
+	for _, l := range want {
+		k, v, hasV := strings.Cut(l, "=")
+		got, ok := labels[k]
+		if !ok || (hasV && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchReferences keeps the tags matching any pattern, as Docker's
+// "reference" filter does: a pattern matches the familiar name with or
+// without its tag (path.Match syntax).
+func matchReferences(tags, pats []string) []string {
+	var out []string
+	for _, t := range tags {
+		n, err := reference.ParseNormalizedNamed(t)
+		if err != nil {
+			continue
+		}
+		for _, p := range pats {
+			full, _ := path.Match(p, reference.FamiliarString(n))
+			name, _ := path.Match(p, reference.FamiliarName(n))
+			if full || name {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) imageSize(img image.Image) int64 {
+	var size int64
+	for _, c := range img.ChainIDs {
+		if l, err := s.cfg.Images.Layer(c); err == nil {
+			size += l.Size
+		}
+	}
+	return size
+}
+
+func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	img, err := s.cfg.Images.Get(name)
+	if err != nil {
+		return err
+	}
+	c := img.Config
+	resp := imagetypes.InspectResponse{
+		ID: img.ID.String(), RepoTags: orEmpty(img.RepoTags), RepoDigests: orEmpty(img.RepoDigests),
+		Author: c.Author, Config: &c.Config, Architecture: c.Architecture, Variant: c.Variant, Os: c.OS,
+		OsVersion: c.OSVersion, Size: s.imageSize(img),
+		RootFS: imagetypes.RootFS{Type: "layers"},
+	}
+	if c.Created != nil {
+		resp.Created = c.Created.UTC().Format(time.RFC3339Nano)
+	}
+	for _, d := range c.RootFS.DiffIDs {
+		resp.RootFS.Layers = append(resp.RootFS.Layers, d.String())
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
+	img, err := s.cfg.Images.Get(name)
+	if err != nil {
+		return err
+	}
+	var out []imagetypes.HistoryResponseItem
+	layerIdx := 0
+	for _, h := range img.Config.History {
+		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Tags: []string{}}
+		if h.Created != nil {
+			item.Created = h.Created.Unix()
+		}
+		if !h.EmptyLayer && layerIdx < len(img.ChainIDs) {
+			if l, err := s.cfg.Images.Layer(img.ChainIDs[layerIdx]); err == nil {
+				item.Size = l.Size
+			}
+			layerIdx++
+		}
+		out = append(out, item)
+	}
+	// Newest first, the image itself on top.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	if len(out) > 0 {
+		out[0].ID = img.ID.String()
+		out[0].Tags = orEmpty(img.RepoTags)
+	}
+	if out == nil {
+		out = []imagetypes.HistoryResponseItem{}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) error {
+	repo, tag := r.URL.Query().Get("repo"), r.URL.Query().Get("tag")
+	if repo == "" {
+		return errdefs.InvalidParameter(errors.New("repo is required"))
+	}
+	ref := repo
+	if tag != "" {
+		ref += ":" + tag
+	}
+	if err := s.cfg.Images.Tag(name, ref); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request, name string) error {
+	res, err := s.cfg.Images.Delete(name, boolParam(r, "force"))
+	if err != nil {
+		return err
+	}
+	out := make([]imagetypes.DeleteResponse, 0, len(res))
+	for _, d := range res {
+		out = append(out, imagetypes.DeleteResponse{Untagged: d.Untagged, Deleted: d.Deleted})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r, "dangling", "label", "until")
+	if err != nil {
+		return err
+	}
+	danglingOnly, err := f.bool("dangling", true)
+	if err != nil {
+		return err
+	}
+	imgs, err := s.cfg.Images.List()
+	if err != nil {
+		return err
+	}
+	resp := imagetypes.PruneReport{ImagesDeleted: []imagetypes.DeleteResponse{}}
+	for _, img := range imgs {
+		if danglingOnly && len(img.RepoTags) > 0 {
+			continue
+		}
+		if !matchLabels(img.Config.Config.Labels, f["label"]) {
+			continue
+		}
+		size := s.imageSize(img)
+		res, err := s.cfg.Images.Delete(img.ID.String(), true)
+		if err != nil {
+			return err
+		}
+		for _, d := range res {
+			resp.ImagesDeleted = append(resp.ImagesDeleted, imagetypes.DeleteResponse{Untagged: d.Untagged, Deleted: d.Deleted})
+		}
+		resp.SpaceReclaimed += uint64(size)
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,444 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/docker/go-units"
+	imagetypes "github.com/moby/moby/api/types/image"
+)
+
+func runPull(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("pull", "pull [OPTIONS] NAME[:TAG|@DIGEST]")
+	platform := fs.String("platform", "", "set platform if server is multi-platform capable")
+	quiet := fs.BoolP("quiet", "q", false, "suppress verbose output")
+	fs.BoolP("all-tags", "a", false, "download all tagged images in the repository (not supported)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{`"balena-engine pull" requires exactly 1 argument.`}
+	}
+	if all, _ := fs.GetBool("all-tags"); all {
+		return errors.New("pull --all-tags is not implemented")
+	}
+	n, err := reference.ParseNormalizedNamed(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("invalid reference format: %w", err)
+	}
+	if reference.IsNameOnly(n) {
+		n = reference.TagNameOnly(n)
+		if !*quiet {
+			fmt.Fprintln(e.stdout, "Using default tag: latest")
+		}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	body, err := c.ImagePull(ctx, n.String(), *platform, registryAuthFor(n.String()))
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	out := e.stdout
+	if *quiet {
+		out = discard{}
+	}
+	if err := displayStream(body, out); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, n.String())
+	return nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// imageRow is what --format templates of "images" see.
+type imageRow struct {
+	ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size string
+	Containers                                                 string
+}
+
+var imageHeaders = map[string]string{
+	"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+	"CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
+}
+
+func shortImageID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func runImages(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("images", "images [OPTIONS] [REPOSITORY[:TAG]]")
+	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
+	all := fs.BoolP("all", "a", false, "show all images")
+	digests := fs.Bool("digests", false, "show digests")
+	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
+	format := fs.String("format", "", "format output using a Go template")
+	filter := fs.StringArrayP("filter", "f", nil, "filter output based on conditions provided")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	_ = all // every image is a top-level image here: no build cache layers
+	filters := map[string][]string{}
+	for _, f := range *filter {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return usageError{fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
+		}
+		filters[k] = append(filters[k], v)
+	}
+	if fs.NArg() > 1 {
+		return usageError{`"balena-engine images" requires at most 1 argument.`}
+	}
+	if fs.NArg() == 1 {
+		filters["reference"] = append(filters["reference"], fs.Arg(0))
+	}
+	q := url.Values{}
+	if len(filters) > 0 {
+		b, _ := json.Marshal(filters)
+		q.Set("filters", string(b))
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	imgs, err := c.ImageList(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *quiet {
+		seen := map[string]bool{}
+		for _, img := range imgs {
+			id := shortImageID(img.ID)
+			if *noTrunc {
+				id = img.ID
+			}
+			if !seen[id] {
+				seen[id] = true
+				fmt.Fprintln(e.stdout, id)
+			}
+		}
+		return nil
+	}
+	def := "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	if *digests {
+		def = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	}
+	f, err := newFormatter(e.stdout, *format, def, imageHeaders)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		for _, row := range imageRows(img, *noTrunc) {
+			if err := f.row(row); err != nil {
+				return err
+			}
+		}
+	}
+	return f.flush()
+}
+
+func imageRows(img imagetypes.Summary, noTrunc bool) []imageRow {
+	base := imageRow{ID: shortImageID(img.ID), Size: units.HumanSizeWithPrecision(float64(img.Size), 3),
+		Digest: "<none>", Containers: "N/A"}
+	if noTrunc {
+		base.ID = img.ID
+	}
+	created := time.Unix(img.Created, 0)
+	base.CreatedSince = units.HumanDuration(time.Since(created)) + " ago"
+	base.CreatedAt = created.Format("2006-01-02 15:04:05 -0700 MST")
+	digests := map[string]string{} // repository -> digest
+	for _, rd := range img.RepoDigests {
+		if n, err := reference.ParseNormalizedNamed(rd); err == nil {
+			if c, ok := n.(reference.Canonical); ok {
+				digests[reference.FamiliarName(n)] = c.Digest().String()
+			}
+		}
+	}
+	var rows []imageRow
+	for _, t := range img.RepoTags {
+		n, err := reference.ParseNormalizedNamed(t)
+		if err != nil {
+			continue
+		}
+		r := base
+		r.Repository = reference.FamiliarName(n)
+		if nt, ok := n.(reference.Tagged); ok {
+			r.Tag = nt.Tag()
+		}
+		if d, ok := digests[r.Repository]; ok {
+			r.Digest = d
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 {
+		r := base
+		r.Repository, r.Tag = "<none>", "<none>"
+		for repo, d := range digests {
+			r.Repository, r.Digest = repo, d
+			break
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func runRmi(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("rmi", "rmi [OPTIONS] IMAGE [IMAGE...]")
+	force := fs.BoolP("force", "f", false, "force removal of the image")
+	fs.Bool("no-prune", false, "do not delete untagged parents")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{`"balena-engine rmi" requires at least 1 argument.`}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for _, name := range fs.Args() {
+		res, err := c.ImageRemove(ctx, name, *force)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, r := range res {
+			if r.Untagged != "" {
+				fmt.Fprintln(e.stdout, "Untagged: "+r.Untagged)
+			}
+			if r.Deleted != "" {
+				fmt.Fprintln(e.stdout, "Deleted: "+r.Deleted)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func runTag(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("tag", "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usageError{`"balena-engine tag" requires exactly 2 arguments.`}
+	}
+	n, err := reference.ParseNormalizedNamed(fs.Arg(1))
+	if err != nil {
+		return fmt.Errorf("invalid reference format: %w", err)
+	}
+	tag := ""
+	if nt, ok := n.(reference.Tagged); ok {
+		tag = nt.Tag()
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	return c.ImageTag(ctx, fs.Arg(0), reference.TrimNamed(n).String(), tag)
+}
+
+func runInspect(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("inspect", "inspect [OPTIONS] NAME|ID [NAME|ID...]")
+	format := fs.StringP("format", "f", "", "format output using a Go template")
+	fs.String("type", "image", "only images can be inspected so far")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{`"balena-engine inspect" requires at least 1 argument.`}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	var objs []json.RawMessage
+	var errs []string
+	for _, name := range fs.Args() {
+		raw, err := c.ImageInspectRaw(ctx, name)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		objs = append(objs, raw)
+	}
+	if *format != "" {
+		f, err := newFormatter(e.stdout, *format, "", nil)
+		if err != nil {
+			return err
+		}
+		for _, raw := range objs {
+			var v any
+			json.Unmarshal(raw, &v)
+			if err := f.row(v); err != nil {
+				return err
+			}
+		}
+	} else {
+		if objs == nil {
+			objs = []json.RawMessage{}
+		}
+		b, _ := json.Marshal(objs)
+		var buf bytes.Buffer
+		json.Indent(&buf, b, "", "    ")
+		fmt.Fprintln(e.stdout, buf.String())
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+type historyRow struct {
+	ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment string
+}
+
+func runHistory(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("history", "history [OPTIONS] IMAGE")
+	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
+	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
+	format := fs.String("format", "", "format output using a Go template")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{`"balena-engine history" requires exactly 1 argument.`}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	items, err := c.ImageHistory(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if *quiet {
+		for _, it := range items {
+			id := it.ID
+			if !*noTrunc && id != "<missing>" {
+				id = shortImageID(id)
+			}
+			fmt.Fprintln(e.stdout, id)
+		}
+		return nil
+	}
+	f, err := newFormatter(e.stdout, *format, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+		map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"})
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		created := time.Unix(it.Created, 0)
+		r := historyRow{ID: it.ID, CreatedSince: units.HumanDuration(time.Since(created)) + " ago",
+			CreatedAt: created.Format(time.RFC3339), CreatedBy: it.CreatedBy,
+			Size: units.HumanSizeWithPrecision(float64(it.Size), 3), Comment: it.Comment}
+		if !*noTrunc {
+			if r.ID != "<missing>" {
+				r.ID = shortImageID(r.ID)
+			}
+			if len(r.CreatedBy) > 45 {
+				r.CreatedBy = r.CreatedBy[:44] + "…"
+			}
+		}
+		if err := f.row(r); err != nil {
+			return err
+		}
+	}
+	return f.flush()
+}
+
+func runImagePrune(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("image", "image prune [OPTIONS]")
+	all := fs.BoolP("all", "a", false, "remove all unused images, not just dangling ones")
+	force := fs.BoolP("force", "f", false, "do not prompt for confirmation")
+	filter := fs.StringArray("filter", nil, `provide filter values (e.g. "label=<key>=<value>")`)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*force {
+		warning := "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
+		if *all {
+			warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
+		}
+		fmt.Fprint(e.stdout, warning)
+		var answer string
+		fmt.Fscanln(e.stdin, &answer)
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return nil
+		}
+	}
+	filters := map[string][]string{}
+	for _, f := range *filter {
+		k, v, _ := strings.Cut(f, "=")
+		filters[k] = append(filters[k], v)
+	}
+	if *all {
+		filters["dangling"] = []string{"false"}
+	}
+	b, _ := json.Marshal(filters)
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	rep, err := c.ImagesPrune(ctx, string(b))
+	if err != nil {
+		return err
+	}
+	if len(rep.ImagesDeleted) > 0 {
+		fmt.Fprintln(e.stdout, "Deleted Images:")
+		for _, d := range rep.ImagesDeleted {
+			if d.Untagged != "" {
+				fmt.Fprintln(e.stdout, "untagged: "+d.Untagged)
+			}
+			if d.Deleted != "" {
+				fmt.Fprintln(e.stdout, "deleted: "+d.Deleted)
+			}
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	fmt.Fprintln(e.stdout, "Total reclaimed space: "+units.HumanSize(float64(rep.SpaceReclaimed)))
+	return nil
+}
+
+// imageSubcommands are "balena-engine image COMMAND".
+var imageSubcommands = map[string]func(context.Context, *env, []string) error{
+	"ls": runImages, "list": runImages, "pull": runPull, "rm": runRmi, "remove": runRmi,
+	"tag": runTag, "inspect": runInspect, "history": runHistory, "prune": runImagePrune,
+}
+
+func runImage(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		names := make([]string, 0, len(imageSubcommands))
+		for n := range imageSubcommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(e.stdout, "Usage:  balena-engine image COMMAND\n\nManage images\n\nCommands:\n  %s\n", strings.Join(names, "\n  "))
+		return nil
+	}
+	run, ok := imageSubcommands[args[0]]
+	if !ok {
+		return usageError{fmt.Sprintf("balena-engine image: '%s' is not a balena-engine image command", args[0])}
+	}
+	return run(ctx, e, args[1:])
+}

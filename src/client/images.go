@@ -1,0 +1,84 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	imagetypes "github.com/moby/moby/api/types/image"
+)
+
+// ImagePull starts a pull and returns the progress stream (JSON lines).
+// auth is the X-Registry-Auth value ("" for none).
+func (c *Client) ImagePull(ctx context.Context, ref, platform, auth string) (io.ReadCloser, error) {
+	q := url.Values{"fromImage": {ref}}
+	if platform != "" {
+		q.Set("platform", platform)
+	}
+	var hdr http.Header
+	if auth != "" {
+		hdr = http.Header{"X-Registry-Auth": {auth}}
+	}
+	resp, err := c.DoHeader(ctx, http.MethodPost, "/images/create", q, nil, hdr)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// ImageList is GET /images/json.
+func (c *Client) ImageList(ctx context.Context, q url.Values) ([]imagetypes.Summary, error) {
+	var out []imagetypes.Summary
+	return out, c.getJSON(ctx, "/images/json", q, &out)
+}
+
+// ImageInspectRaw returns GET /images/{name}/json as the daemon sent it.
+func (c *Client) ImageInspectRaw(ctx context.Context, name string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.getJSON(ctx, "/images/"+name+"/json", nil, &out)
+}
+
+// ImageHistory is GET /images/{name}/history.
+func (c *Client) ImageHistory(ctx context.Context, name string) ([]imagetypes.HistoryResponseItem, error) {
+	var out []imagetypes.HistoryResponseItem
+	return out, c.getJSON(ctx, "/images/"+name+"/history", nil, &out)
+}
+
+// ImageTag is POST /images/{name}/tag.
+func (c *Client) ImageTag(ctx context.Context, name, repo, tag string) error {
+	resp, err := c.Do(ctx, http.MethodPost, "/images/"+name+"/tag", url.Values{"repo": {repo}, "tag": {tag}}, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// ImageRemove is DELETE /images/{name}.
+func (c *Client) ImageRemove(ctx context.Context, name string, force bool) ([]imagetypes.DeleteResponse, error) {
+	resp, err := c.Do(ctx, http.MethodDelete, "/images/"+name, url.Values{"force": {fmt.Sprint(force)}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []imagetypes.DeleteResponse
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// ImagesPrune is POST /images/prune.
+func (c *Client) ImagesPrune(ctx context.Context, filters string) (imagetypes.PruneReport, error) {
+	var q url.Values
+	if filters != "" {
+		q = url.Values{"filters": {filters}}
+	}
+	var out imagetypes.PruneReport
+	resp, err := c.Do(ctx, http.MethodPost, "/images/prune", q, nil)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}

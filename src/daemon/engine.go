@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/image"
+	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/balena-os/balena-engine/src/registry"
+	"github.com/balena-os/balena-engine/src/version"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/time/rate"
+)
+
+// engine holds the daemon's stores.
+type engine struct {
+	db       *bolt.DB
+	layers   *layer.Store
+	images   *image.Store
+	registry *registry.Client
+	pull     image.PullOptions
+}
+
+// openEngine opens the metadata database (every transaction is synced to
+// disk on commit) and the stores, running their crash recovery.
+func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
+	path := filepath.Join(cfg.DataRoot, "engine.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("data root %s is in use by another daemon (%s is locked)", cfg.DataRoot, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open metadata database: %w", err)
+	}
+	e := &engine{db: db}
+	sync := layer.SyncFS
+	if cfg.LayerSync == "fsync" {
+		sync = layer.SyncFiles
+	}
+	if e.layers, err = layer.Open(filepath.Join(cfg.DataRoot, "layers"), db, layer.Options{Sync: sync}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if e.images, err = image.Open(db, e.layers, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.registry, err = registry.New(registry.Options{
+		Mirrors:     cfg.RegistryMirrors,
+		Insecure:    cfg.InsecureRegistries,
+		MaxAttempts: cfg.MaxDownloadAttempts,
+		UserAgent:   "balena-engine/" + version.Version,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.pull.MaxConcurrent = cfg.MaxConcurrentDownloads
+	if bw, _ := cfg.bandwidth(); bw > 0 {
+		// A tenth of a second's worth at once keeps the flow smooth.
+		e.pull.Limiter = rate.NewLimiter(rate.Limit(bw), int(max(bw/10, 32<<10)))
+	}
+	return e, nil
+}
+
+func (e *engine) close() { e.db.Close() }
