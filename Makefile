@@ -84,13 +84,26 @@ lint:
 	$(GO) run $(STATICCHECK) ./src/...
 	$(GO) run $(STATICCHECK) -tags 'e2e cross' ./src/...
 
-# The main job: install the host C compiler if missing, build, then run the
-# daemon in the foreground on the default data root and socket (as root).
-# Ctrl-C stops it.
+# The test image: Debian's busybox-static as a "docker save" archive.
+bin/busybox.tar: FORCE
+	@mkdir -p $(@D)
+	$(GO) run ./src/internal/cmd/testimage -o $@ -tag busybox:latest
+
+# The main job, as root: install what is missing (C compiler, busybox),
+# build, start the daemon on the default data root and socket, load the
+# test image into it and list it; then leave the daemon in the foreground
+# until Ctrl-C.
 run:
 	toolchain/install x86_64
-	$(MAKE) build
-	exec bin/balena-engine daemon
+	@dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static; }
+	$(MAKE) build bin/busybox.tar
+	@bin/balena-engine daemon & pid=$$!; \
+	trap 'kill $$pid; wait $$pid' EXIT INT TERM; \
+	for i in $$(seq 100); do bin/balena-engine version >/dev/null 2>&1 && break; sleep 0.1; done; \
+	bin/balena-engine load -i bin/busybox.tar && bin/balena-engine images && \
+	echo "balena-engine is running (pid $$pid) on unix:///var/run/balena-engine.sock; Ctrl-C stops it" && \
+	wait $$pid
 
 clean:
 	rm -rf bin

@@ -25,6 +25,10 @@ func (s *Server) registerImages() {
 	s.handle("POST /images/create", s.imagesCreate)
 	s.handle("GET /images/json", s.imagesList)
 	s.handle("POST /images/prune", s.imagesPrune)
+	s.handle("POST /images/load", s.imagesLoad)
+	s.handle("GET /images/get", func(w http.ResponseWriter, r *http.Request) error {
+		return s.imagesSave(w, r, r.URL.Query()["names"])
+	})
 	// Names hold slashes, so the operations on one image are told apart by
 	// the path's last element.
 	s.handle("/images/", s.imageOp)
@@ -41,10 +45,11 @@ func (s *Server) imageOp(w http.ResponseWriter, r *http.Request) error {
 		return s.imageHistory(w, r, name)
 	case r.Method == http.MethodPost && op == "tag" && name != rest:
 		return s.imageTag(w, r, name)
+	case r.Method == http.MethodGet && op == "get" && name != rest:
+		return s.imagesSave(w, r, []string{name})
 	case r.Method == http.MethodDelete:
 		return s.imageDelete(w, r, rest)
-	case (r.Method == http.MethodGet && (op == "get" || rest == "search")) ||
-		(r.Method == http.MethodPost && (op == "push" || rest == "load")):
+	case (r.Method == http.MethodGet && rest == "search") || (r.Method == http.MethodPost && op == "push"):
 		return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
 	}
 	return errdefs.NotFound(errors.New("page not found"))
@@ -364,4 +369,33 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 		resp.SpaceReclaimed += uint64(size)
 	}
 	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) error {
+	sw := &streamWriter{w: w}
+	err := s.cfg.Images.Load(r.Context(), r.Body, sw.send)
+	if err == nil && !sw.started {
+		sw.send(image.Message{}) // an empty body would confuse clients
+	}
+	return sw.finish(err)
+}
+
+func (s *Server) imagesSave(w http.ResponseWriter, r *http.Request, names []string) error {
+	if len(names) == 0 {
+		return errdefs.InvalidParameter(errors.New("no image names given"))
+	}
+	// Every name must resolve before the first byte: errors after that can
+	// only cut the stream.
+	for _, n := range names {
+		if _, err := s.cfg.Images.Get(n); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	err := s.cfg.Images.Save(r.Context(), w, names)
+	if err != nil {
+		s.cfg.Log.Error("save images", "names", names, "err", err)
+		panic(http.ErrAbortHandler) // the client must not take a cut stream for a whole one
+	}
+	return nil
 }

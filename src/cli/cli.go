@@ -51,6 +51,8 @@ func init() {
 		"inspect": {"Return low-level information on images", runInspect},
 		"history": {"Show the history of an image", runHistory},
 		"image":   {"Manage images", runImage},
+		"save":    {"Save one or more images to a tar archive (streamed to STDOUT by default)", runSave},
+		"load":    {"Load an image from a tar archive or STDIN", runLoad},
 	}
 }
 

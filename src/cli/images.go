@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -424,6 +426,7 @@ func runImagePrune(ctx context.Context, e *env, args []string) error {
 var imageSubcommands = map[string]func(context.Context, *env, []string) error{
 	"ls": runImages, "list": runImages, "pull": runPull, "rm": runRmi, "remove": runRmi,
 	"tag": runTag, "inspect": runInspect, "history": runHistory, "prune": runImagePrune,
+	"save": runSave, "load": runLoad,
 }
 
 func runImage(ctx context.Context, e *env, args []string) error {
@@ -441,4 +444,79 @@ func runImage(ctx context.Context, e *env, args []string) error {
 		return usageError{fmt.Sprintf("balena-engine image: '%s' is not a balena-engine image command", args[0])}
 	}
 	return run(ctx, e, args[1:])
+}
+
+func runSave(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("save", "save [OPTIONS] IMAGE [IMAGE...]")
+	output := fs.StringP("output", "o", "", "write to a file, instead of STDOUT")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{`"balena-engine save" requires at least 1 argument.`}
+	}
+	if *output == "" && isTerminal(e.stdout) {
+		return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	body, err := c.ImageSave(ctx, fs.Args())
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if *output == "" {
+		_, err = io.Copy(e.stdout, body)
+		return err
+	}
+	// Written beside the target and renamed: a failed save leaves no
+	// truncated archive under the name asked for.
+	tmp := *output + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err = io.Copy(f, body); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("failed to save image: %w", err)
+	}
+	return os.Rename(tmp, *output)
+}
+
+func runLoad(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("load", "load [OPTIONS]")
+	input := fs.StringP("input", "i", "", "read from tar archive file, instead of STDIN")
+	quiet := fs.BoolP("quiet", "q", false, "suppress the load output")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var in io.Reader = e.stdin
+	if *input != "" {
+		f, err := os.Open(*input)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	} else if f, ok := e.stdin.(*os.File); ok && isTerminal(f) {
+		return errors.New("requested load from stdin, but stdin is empty")
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	body, err := c.ImageLoad(ctx, in, *quiet)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return displayLoad(body, e.stdout)
 }

@@ -13,6 +13,7 @@ import (
 
 // streamMessage is one line of a daemon's progress stream.
 type streamMessage struct {
+	Stream      string `json:"stream"`
 	Status      string `json:"status"`
 	Progress    string `json:"progress"`
 	ID          string `json:"id"`
@@ -80,4 +81,24 @@ func displayStream(r io.Reader, w io.Writer) error {
 		fmt.Fprintf(w, "\x1b[%dA\r\x1b[2K%s\r\x1b[%dB", up, text, up)
 	}
 	return sc.Err()
+}
+
+// displayLoad prints a load's "stream" lines and returns an error from it.
+func displayLoad(r io.Reader, w io.Writer) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m streamMessage
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("bad progress message: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		fmt.Fprint(w, m.Stream)
+	}
 }

@@ -140,7 +140,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if body != nil && hdr.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range hdr {

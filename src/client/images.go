@@ -82,3 +82,22 @@ func (c *Client) ImagesPrune(ctx context.Context, filters string) (imagetypes.Pr
 	defer resp.Body.Close()
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
+
+// ImageSave returns the archive of the named images.
+func (c *Client) ImageSave(ctx context.Context, names []string) (io.ReadCloser, error) {
+	resp, err := c.Do(ctx, http.MethodGet, "/images/get", url.Values{"names": names}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// ImageLoad sends an archive and returns the progress stream.
+func (c *Client) ImageLoad(ctx context.Context, archive io.Reader, quiet bool) (io.ReadCloser, error) {
+	resp, err := c.DoHeader(ctx, http.MethodPost, "/images/load", url.Values{"quiet": {fmt.Sprint(quiet)}}, archive,
+		http.Header{"Content-Type": {"application/x-tar"}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}

@@ -55,6 +55,8 @@ func openEnv(t *testing.T, root string, reg *testregistry.Registry) *env {
 	return &env{root: root, db: db, layers: ls, images: is, reg: reg, client: c}
 }
 
+func readDir(p string) ([]os.DirEntry, error) { return os.ReadDir(p) }
+
 func newEnv(t *testing.T) *env {
 	return openEnv(t, t.TempDir(), testregistry.Start(t))
 }

@@ -14,6 +14,7 @@ import (
 // read: the docker CLI draws bars from progressDetail, older SDKs read the
 // "progress" and "error" strings.
 type Message struct {
+	Stream      string               `json:"stream,omitempty"`
 	Status      string               `json:"status,omitempty"`
 	Detail      *jsonstream.Progress `json:"progressDetail,omitempty"`
 	Progress    string               `json:"progress,omitempty"`

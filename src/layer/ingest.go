@@ -60,10 +60,15 @@ func ChainID(parent, diffID digest.Digest) digest.Digest {
 }
 
 // Ingest starts a layer with the given diffID on top of parent (a chain ID,
-// "" for a base layer).
+// "" for a base layer). With diffID "", the layer's digest is learnt from
+// the stream and the caller must check it (DiffID) and place the layer
+// (SetParent) before Commit: for archives, whose layers arrive before the
+// config that lists them.
 func (s *Store) Ingest(parent, diffID digest.Digest) (*Ingestion, error) {
-	if err := diffID.Validate(); err != nil {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("layer diffID %q: %w", diffID, err))
+	if diffID != "" {
+		if err := diffID.Validate(); err != nil {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("layer diffID %q: %w", diffID, err))
+		}
 	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
@@ -75,7 +80,23 @@ func (s *Store) Ingest(parent, diffID digest.Digest) (*Ingestion, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Ingestion{s: s, dir: dir, parent: parent, diffID: diffID, chainID: ChainID(parent, diffID)}, nil
+	in := &Ingestion{s: s, dir: dir, parent: parent, diffID: diffID}
+	if diffID != "" {
+		in.chainID = ChainID(parent, diffID)
+	}
+	return in, nil
+}
+
+// DiffID is the layer's diffID: the one given to Ingest, or after Apply the
+// one computed from the stream.
+func (in *Ingestion) DiffID() digest.Digest { return in.diffID }
+
+// SetParent places the layer on top of parent before Commit.
+func (in *Ingestion) SetParent(parent digest.Digest) {
+	in.parent = parent
+	if in.diffID != "" {
+		in.chainID = ChainID(parent, in.diffID)
+	}
 }
 
 // ChainID is the chain ID the layer will have.
@@ -120,7 +141,11 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 		return err
 	}
 	defer dr.Close()
-	diffDigester := in.diffID.Algorithm().Digester()
+	algo := digest.Canonical
+	if in.diffID != "" {
+		algo = in.diffID.Algorithm()
+	}
+	diffDigester := algo.Digester()
 	tee := io.TeeReader(dr, diffDigester.Hash())
 
 	tsFile, err := os.OpenFile(filepath.Join(in.dir, "tar-split.json.gz"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -172,7 +197,10 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 	if blobDigester != nil && blobDigester.Digest() != blob {
 		return &DigestError{What: "blob", Expected: blob, Actual: blobDigester.Digest()}
 	}
-	if got := diffDigester.Digest(); got != in.diffID {
+	if got := diffDigester.Digest(); in.diffID == "" {
+		in.diffID = got
+		in.chainID = ChainID(in.parent, got)
+	} else if got != in.diffID {
 		return &DigestError{What: "layer", Expected: in.diffID, Actual: got}
 	}
 	if err := a.finish(); err != nil {

@@ -417,3 +417,30 @@ func TestSyncFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLearnDiffIDAndTarSize(t *testing.T) {
+	s := newStore(t)
+	raw := richLayer(t)
+	in, err := s.Ingest("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Apply(context.Background(), bytes.NewReader(gzipped(t, raw)), "", -1); err != nil {
+		t.Fatal(err)
+	}
+	if in.DiffID() != digest.FromBytes(raw) {
+		t.Fatalf("learnt diffID %s, want %s", in.DiffID(), digest.FromBytes(raw))
+	}
+	base := digest.FromString("parent chain")
+	in.SetParent(base)
+	l, err := in.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ChainID != ChainID(base, l.DiffID) || l.Parent != base {
+		t.Errorf("committed %+v", l)
+	}
+	if n, err := l.TarSize(); err != nil || n != int64(len(raw)) {
+		t.Errorf("TarSize = %d, %v; want %d", n, err, len(raw))
+	}
+}

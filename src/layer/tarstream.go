@@ -80,3 +80,34 @@ func openBeneath(root, rel string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), rel), nil
 }
+
+// TarSize is the length of the layer's tar stream, from its tar-split
+// metadata, without rebuilding it.
+func (l Layer) TarSize() (int64, error) {
+	f, err := os.Open(l.tarSplitPath())
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return 0, err
+	}
+	up := storage.NewJSONUnpacker(gz)
+	var n int64
+	for {
+		e, err := up.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("layer %s: tar-split metadata: %w", l.ChainID, err)
+		}
+		switch e.Type {
+		case storage.SegmentType:
+			n += int64(len(e.Payload))
+		case storage.FileType:
+			n += e.Size
+		}
+	}
+}

@@ -111,6 +111,22 @@ func TestE2EImagesWithDockerCLI(t *testing.T) {
 	if r.stdout != "mine/bb:v1\n"+ref+"\n" && r.stdout != ref+"\nmine/bb:v1\n" {
 		t.Errorf("balena-engine images = %q", r.stdout)
 	}
+	// Save and load round trip through the docker CLI.
+	archive := filepath.Join(p.dir, "saved.tar")
+	if r := run(t, env, "docker", "save", "-o", archive, ref); r.code != 0 {
+		t.Fatalf("docker save: %s", r.stderr)
+	}
+	if r := run(t, env, "docker", "rmi", "mine/bb:v1", ref); r.code != 0 {
+		t.Fatalf("docker rmi: %s", r.stderr)
+	}
+	r = run(t, env, "docker", "load", "-i", archive)
+	if r.code != 0 || r.stdout != "Loaded image: "+ref+"\n" {
+		t.Fatalf("docker load: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "images", "-q", "--no-trunc"); r.stdout != id+"\n" {
+		t.Errorf("after load: %q", r.stdout)
+	}
+	run(t, env, "docker", "tag", ref, "mine/bb:v1")
 	r = run(t, env, "docker", "history", "--format", "{{.CreatedBy}}", ref)
 	if r.stdout != "testimage layer 0\n" {
 		t.Errorf("docker history = %q (%s)", r.stdout, r.stderr)
@@ -138,6 +154,36 @@ func TestE2EImagesWithDockerCLI(t *testing.T) {
 	}
 	if _, err := os.ReadDir(filepath.Join(p.dataRoot, "layers", "sha256")); err != nil {
 		t.Errorf("layer store not under the data root: %v", err)
+	}
+}
+
+func TestE2ELoadTestArchive(t *testing.T) {
+	bin := engineBin(t)
+	p := newPaths(t)
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	archive := filepath.Join(p.dir, "busybox.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb := busyboxImage(t)
+	if err := testimage.Archive(f, "busybox:latest", bb); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r := run(t, nil, bin, "-H", "unix://"+p.sock, "load", "-i", archive)
+	if r.code != 0 || r.stdout != "Loaded image: busybox:latest\n" {
+		t.Fatalf("load: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}, "docker", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", "--no-trunc")
+	if want := "busybox:latest " + bb.ConfigDesc.Digest.String() + "\n"; r.stdout != want {
+		t.Errorf("docker images = %q, want %q", r.stdout, want)
+	}
+	// A damaged archive: a clear error, nothing loaded.
+	os.WriteFile(archive, []byte("not an archive"), 0o644)
+	r = run(t, nil, bin, "-H", "unix://"+p.sock, "load", "-i", archive)
+	if r.code == 0 || !strings.Contains(r.stderr, "invalid archive") {
+		t.Errorf("load of garbage: %d %q", r.code, r.stderr)
 	}
 }
 

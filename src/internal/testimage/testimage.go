@@ -216,3 +216,45 @@ func Push(ctx context.Context, repo Pusher, tag string, imgs ...Image) error {
 	}
 	return nil
 }
+
+// Archive writes img as a "docker save" archive (an OCI layout with
+// Docker's manifest.json) naming it tag, for "balena-engine load".
+func Archive(w io.Writer, tag string, img Image) error {
+	tw := tar.NewWriter(w)
+	put := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(b)), ModTime: Epoch}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	blob := func(d digest.Digest) string { return "blobs/sha256/" + d.Encoded() }
+	var layers []string
+	for _, l := range img.Layers {
+		if err := put(blob(l.Digest()), l.Blob); err != nil {
+			return err
+		}
+		layers = append(layers, blob(l.Digest()))
+	}
+	if err := put(blob(img.ConfigDesc.Digest), img.Config); err != nil {
+		return err
+	}
+	if err := put(blob(img.ManifestDesc.Digest), img.Manifest); err != nil {
+		return err
+	}
+	d := img.ManifestDesc
+	d.Annotations = map[string]string{"io.containerd.image.name": tag}
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{d}}
+	idx.SchemaVersion = 2
+	ib, _ := json.Marshal(idx)
+	mj, _ := json.Marshal([]map[string]any{{"Config": blob(img.ConfigDesc.Digest), "RepoTags": []string{tag}, "Layers": layers}})
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"index.json", ib}, {"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"manifest.json", mj}} {
+		if err := put(f.name, f.b); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}

@@ -1,0 +1,442 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Archives are Docker's "docker save" format: an OCI image layout
+// (blobs/sha256/..., index.json) with Docker's manifest.json beside it,
+// which both Docker 20.10 and current Docker load. Load also takes the
+// older layout (<id>/layer.tar, <hex>.json) and plain OCI layouts.
+
+const (
+	maxArchiveMeta   = 4 << 20  // one JSON file of an archive
+	maxArchiveMemory = 64 << 20 // all of them
+	annotationName   = "io.containerd.image.name"
+)
+
+type archiveManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// Save writes the named images (references or IDs) as one archive.
+func (s *Store) Save(ctx context.Context, w io.Writer, names []string) error {
+	type entry struct {
+		img  Image
+		tags []string
+	}
+	var entries []entry
+	for _, name := range names {
+		img, err := s.Get(name)
+		if err != nil {
+			return err
+		}
+		var tags []string
+		if n, err := reference.ParseNormalizedNamed(name); err == nil && !strings.HasPrefix(img.ID.Encoded(), name) {
+			if _, ok := n.(reference.Digested); !ok {
+				tags = append(tags, reference.FamiliarString(reference.TagNameOnly(n)))
+			}
+		}
+		entries = append(entries, entry{img, tags})
+	}
+	tw := tar.NewWriter(w)
+	written := map[string]bool{}
+	put := func(name string, size int64, content func(io.Writer) error) error {
+		if written[name] {
+			return nil
+		}
+		written[name] = true
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o444, Size: size, ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		return content(tw)
+	}
+	putBytes := func(name string, b []byte) error {
+		return put(name, int64(len(b)), func(w io.Writer) error { _, err := w.Write(b); return err })
+	}
+	blobPath := func(d digest.Digest) string { return "blobs/" + d.Algorithm().String() + "/" + d.Encoded() }
+
+	var manifests []archiveManifest
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex}
+	idx.SchemaVersion = 2
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
+			Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: e.img.ID, Size: int64(len(e.img.RawConfig))}}
+		m.SchemaVersion = 2
+		am := archiveManifest{Config: blobPath(e.img.ID), RepoTags: e.tags}
+		if err := putBytes(blobPath(e.img.ID), e.img.RawConfig); err != nil {
+			return err
+		}
+		for i, c := range e.img.ChainIDs {
+			l, err := s.layers.Get(c)
+			if err != nil {
+				return err
+			}
+			size, err := l.TarSize()
+			if err != nil {
+				return err
+			}
+			diffID := e.img.Config.RootFS.DiffIDs[i]
+			err = put(blobPath(diffID), size, func(w io.Writer) error {
+				rc, err := l.TarStream()
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				n, err := io.Copy(w, rc)
+				if err == nil && n != size {
+					err = fmt.Errorf("layer %s: rebuilt %d bytes, expected %d", c, n, size)
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("save layer %s: %w", diffID, err)
+			}
+			am.Layers = append(am.Layers, blobPath(diffID))
+			m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: diffID, Size: size})
+		}
+		mb, _ := json.Marshal(m)
+		md := digest.FromBytes(mb)
+		if err := putBytes(blobPath(md), mb); err != nil {
+			return err
+		}
+		p := ocispec.Platform{OS: e.img.Config.OS, Architecture: e.img.Config.Architecture, Variant: e.img.Config.Variant}
+		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: md, Size: int64(len(mb)), Platform: &p}
+		if len(e.tags) == 0 {
+			idx.Manifests = append(idx.Manifests, desc)
+		}
+		for _, t := range e.tags {
+			d := desc
+			n, _ := reference.ParseNormalizedNamed(t)
+			d.Annotations = map[string]string{annotationName: n.String(), ocispec.AnnotationRefName: n.(reference.Tagged).Tag()}
+			idx.Manifests = append(idx.Manifests, d)
+		}
+		manifests = append(manifests, am)
+	}
+	ib, _ := json.Marshal(idx)
+	mb, _ := json.Marshal(manifests)
+	if err := putBytes("index.json", ib); err != nil {
+		return err
+	}
+	if err := putBytes(ocispec.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := putBytes("manifest.json", mb); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// loader holds what an archive brought, by path.
+type loader struct {
+	s       *Store
+	meta    map[string][]byte
+	links   map[string]string
+	layers  map[string]*layer.Ingestion
+	placed  map[string]digest.Digest // path -> chain ID it was committed as
+	memUsed int64
+}
+
+// Load reads an archive, extracting layers as they arrive (no copy of the
+// archive is written), then records each image it describes. It reports
+// "Loaded image: NAME" (or "Loaded image ID: ID") for each.
+func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) error {
+	ld := &loader{s: s, meta: map[string][]byte{}, links: map[string]string{},
+		layers: map[string]*layer.Ingestion{}, placed: map[string]digest.Digest{}}
+	defer func() {
+		for _, in := range ld.layers {
+			in.Abort() // the committed ones ignore it
+		}
+	}()
+	if err := ld.read(ctx, r); err != nil {
+		return err
+	}
+	imgs, err := ld.describe()
+	if err != nil {
+		return err
+	}
+	var chains []digest.Digest
+	defer func() { s.unpin(chains) }()
+	for _, am := range imgs {
+		chain, err := ld.place(am)
+		chains = append(chains, chain...)
+		if err != nil {
+			s.unpin(chains)
+			chains = nil
+			s.collectLayers()
+			return err
+		}
+		id, err := ld.record(am)
+		if err != nil {
+			return err
+		}
+		if len(am.RepoTags) == 0 {
+			progress.send(Message{Stream: "Loaded image ID: " + id.String() + "\n"})
+		}
+		for _, t := range am.RepoTags {
+			progress.send(Message{Stream: "Loaded image: " + t + "\n"})
+		}
+	}
+	return nil
+}
+
+func cleanArchivePath(name string) (string, error) {
+	c := path.Clean(strings.TrimPrefix(name, "./"))
+	if strings.HasPrefix(c, "/") || c == ".." || strings.HasPrefix(c, "../") {
+		return "", errdefs.InvalidParameter(fmt.Errorf("invalid archive: entry %q leaves the archive", name))
+	}
+	return c, nil
+}
+
+func (ld *loader) read(ctx context.Context, r io.Reader) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid archive: %w", err))
+		}
+		name, err := cleanArchivePath(hdr.Name)
+		if err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeSymlink:
+			// Old archives link repeated layers to their first copy.
+			ld.links[name] = path.Join(path.Dir(name), hdr.Linkname)
+			continue
+		case tar.TypeReg:
+		default:
+			continue
+		}
+		br := bufio.NewReaderSize(tr, 512)
+		first, _ := br.Peek(1)
+		base := path.Base(name)
+		isMeta := hdr.Size <= maxArchiveMeta && (len(first) == 0 || first[0] == '{' || first[0] == '[' ||
+			base == "VERSION" || base == "repositories" || base == ocispec.ImageLayoutFile || strings.HasSuffix(name, ".json"))
+		if isMeta {
+			if ld.memUsed += hdr.Size; ld.memUsed > maxArchiveMemory {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid archive: more than %d bytes of metadata", maxArchiveMemory))
+			}
+			b, err := io.ReadAll(br)
+			if err != nil {
+				return fmt.Errorf("read archive: %w", err)
+			}
+			ld.meta[name] = b
+			continue
+		}
+		in, err := ld.s.layers.Ingest("", "")
+		if err != nil {
+			return err
+		}
+		ld.layers[name] = in
+		var blob digest.Digest
+		if d, err := digest.Parse(strings.Replace(strings.TrimPrefix(name, "blobs/"), "/", ":", 1)); err == nil {
+			blob = d // an OCI blob: its path is its digest
+		}
+		if err := in.Apply(ctx, br, blob, hdr.Size); err != nil {
+			var he *layer.HostileError
+			var de *layer.DigestError
+			if errors.As(err, &he) || errors.As(err, &de) {
+				err = errdefs.InvalidParameter(err)
+			}
+			return fmt.Errorf("load %s: %w", name, err)
+		}
+	}
+}
+
+func (ld *loader) resolve(p string) string {
+	for i := 0; i < 10; i++ {
+		t, ok := ld.links[p]
+		if !ok {
+			break
+		}
+		p = t
+	}
+	return p
+}
+
+// describe lists the archive's images, from manifest.json, or else from an
+// OCI index (the platform this engine runs, when there are several).
+func (ld *loader) describe() ([]archiveManifest, error) {
+	if b, ok := ld.meta["manifest.json"]; ok {
+		var ms []archiveManifest
+		if err := json.Unmarshal(b, &ms); err != nil {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: manifest.json: %w", err))
+		}
+		return ms, nil
+	}
+	b, ok := ld.meta["index.json"]
+	if !ok {
+		return nil, errdefs.InvalidParameter(errors.New("invalid archive: it has neither manifest.json nor index.json"))
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: index.json: %w", err))
+	}
+	var out []archiveManifest
+	for _, d := range idx.Manifests {
+		am, err := ld.fromDescriptor(d, 0)
+		if err != nil {
+			return nil, err
+		}
+		name := d.Annotations[annotationName]
+		if name == "" {
+			name = d.Annotations[ocispec.AnnotationRefName]
+		}
+		if n, err := reference.ParseNormalizedNamed(name); err == nil && name != "" {
+			am.RepoTags = []string{reference.FamiliarString(reference.TagNameOnly(n))}
+		}
+		out = append(out, am)
+	}
+	return out, nil
+}
+
+func blobPathOf(d digest.Digest) string { return "blobs/" + d.Algorithm().String() + "/" + d.Encoded() }
+
+func (ld *loader) fromDescriptor(d ocispec.Descriptor, depth int) (archiveManifest, error) {
+	b, ok := ld.meta[blobPathOf(d.Digest)]
+	if !ok || digest.FromBytes(b) != d.Digest {
+		return archiveManifest{}, errdefs.InvalidParameter(fmt.Errorf("invalid archive: manifest %s missing or damaged", d.Digest))
+	}
+	if d.MediaType == ocispec.MediaTypeImageIndex || d.MediaType == "application/vnd.docker.distribution.manifest.list.v2+json" {
+		if depth > 2 {
+			return archiveManifest{}, errdefs.InvalidParameter(errors.New("invalid archive: indexes nested too deep"))
+		}
+		var idx ocispec.Index
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return archiveManifest{}, errdefs.InvalidParameter(fmt.Errorf("invalid archive: index %s: %w", d.Digest, err))
+		}
+		var candidates []ocispec.Descriptor
+		for _, m := range idx.Manifests {
+			if m.Platform != nil && platforms.Default().Match(*m.Platform) {
+				if _, ok := ld.meta[blobPathOf(m.Digest)]; ok {
+					candidates = append(candidates, m)
+				}
+			}
+		}
+		if len(candidates) == 0 {
+			return archiveManifest{}, errdefs.NotFound(fmt.Errorf("archive index %s has no image for %s", d.Digest, platforms.DefaultString()))
+		}
+		best := candidates[0]
+		for _, c := range candidates[1:] {
+			if platforms.Default().Less(*c.Platform, *best.Platform) {
+				best = c
+			}
+		}
+		return ld.fromDescriptor(best, depth+1)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return archiveManifest{}, errdefs.InvalidParameter(fmt.Errorf("invalid archive: manifest %s: %w", d.Digest, err))
+	}
+	am := archiveManifest{Config: blobPathOf(m.Config.Digest)}
+	for _, l := range m.Layers {
+		am.Layers = append(am.Layers, blobPathOf(l.Digest))
+	}
+	return am, nil
+}
+
+// place commits the image's layers in order, returning the chain.
+func (ld *loader) place(am archiveManifest) ([]digest.Digest, error) {
+	cfgPath := ld.resolve(am.Config)
+	raw, ok := ld.meta[cfgPath]
+	if !ok {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s missing", am.Config))
+	}
+	if want, err := digest.Parse("sha256:" + strings.TrimSuffix(path.Base(cfgPath), ".json")); err == nil && digest.FromBytes(raw) != want {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s does not match its digest", am.Config))
+	}
+	var cfg dockerspec.DockerOCIImage
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s: %w", am.Config, err))
+	}
+	diffIDs := cfg.RootFS.DiffIDs
+	if len(diffIDs) != len(am.Layers) {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s lists %d layers, the manifest %d", am.Config, len(diffIDs), len(am.Layers)))
+	}
+	chain := chainIDs(diffIDs)
+	ld.s.pin(chain)
+	for i, lp := range am.Layers {
+		if _, err := ld.s.layers.Get(chain[i]); err == nil {
+			continue
+		}
+		lp = ld.resolve(lp)
+		in, ok := ld.layers[lp]
+		if !ok {
+			return chain, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
+		}
+		if in.DiffID() != diffIDs[i] {
+			return chain, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), diffIDs[i]))
+		}
+		if c, used := ld.placed[lp]; used && c != chain[i] {
+			return chain, errdefs.NotImplemented(fmt.Errorf("archive uses layer %s at two places in different chains, which balena-engine does not load", lp))
+		}
+		var parent digest.Digest
+		if i > 0 {
+			parent = chain[i-1]
+		}
+		in.SetParent(parent)
+		if _, err := in.Commit(); err != nil {
+			return chain, err
+		}
+		ld.placed[lp] = chain[i]
+	}
+	return chain, nil
+}
+
+func (ld *loader) record(am archiveManifest) (digest.Digest, error) {
+	raw := ld.meta[ld.resolve(am.Config)]
+	id := digest.FromBytes(raw)
+	var tags []string
+	for _, t := range am.RepoTags {
+		nt, err := ParseTag(t)
+		if err != nil {
+			return "", err
+		}
+		tags = append(tags, nt.String())
+	}
+	return id, ld.s.db.Update(func(tx *bolt.Tx) error {
+		images := tx.Bucket(bucketImages)
+		if images.Get([]byte(id)) == nil {
+			v, _ := json.Marshal(record{Config: raw, Added: time.Now().UTC()})
+			if err := images.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		for _, t := range tags {
+			if err := tx.Bucket(bucketTags).Put([]byte(t), []byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
