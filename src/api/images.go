@@ -16,6 +16,7 @@ import (
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	registrytypes "github.com/moby/moby/api/types/registry"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -367,6 +368,10 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 			resp.ImagesDeleted = append(resp.ImagesDeleted, imagetypes.DeleteResponse{Untagged: d.Untagged, Deleted: d.Deleted})
 		}
 		resp.SpaceReclaimed += uint64(size)
+	}
+	if s.cfg.Events != nil {
+		s.cfg.Events.Publish(events.ImageEventType, events.ActionPrune, "",
+			map[string]string{"reclaimed": fmt.Sprint(resp.SpaceReclaimed)})
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

@@ -18,6 +18,7 @@ import (
 	"runtime"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/events"
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/version"
@@ -31,6 +32,7 @@ type Config struct {
 	Log           *slog.Logger
 
 	// The engine's parts. A nil one leaves its routes answering 501.
+	Events   *events.Log
 	Images   *image.Store
 	Registry *registry.Client
 	Pull     image.PullOptions // defaults for pulls: concurrency, bandwidth
@@ -56,6 +58,9 @@ func New(cfg Config) *Server {
 	s.handle("GET /version", s.version)
 	if cfg.Images != nil {
 		s.registerImages()
+	}
+	if cfg.Events != nil {
+		s.handle("GET /events", s.eventsStream)
 	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404

@@ -53,6 +53,7 @@ func init() {
 		"image":   {"Manage images", runImage},
 		"save":    {"Save one or more images to a tar archive (streamed to STDOUT by default)", runSave},
 		"load":    {"Load an image from a tar archive or STDIN", runLoad},
+		"events":  {"Get real time events from the server", runEvents},
 	}
 }
 

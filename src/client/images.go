@@ -101,3 +101,12 @@ func (c *Client) ImageLoad(ctx context.Context, archive io.Reader, quiet bool) (
 	}
 	return resp.Body, nil
 }
+
+// Events opens GET /events; the caller reads JSON messages from the body.
+func (c *Client) Events(ctx context.Context, q url.Values) (io.ReadCloser, error) {
+	resp, err := c.Do(ctx, http.MethodGet, "/events", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}

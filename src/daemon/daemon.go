@@ -99,6 +99,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			KernelVersion: kernelVersion(),
 			Log:           log,
 			Images:        eng.images,
+			Events:        eng.events,
 			Registry:      eng.registry,
 			Pull:          eng.pull,
 		}),

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/events"
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/version"
+	eventtypes "github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/time/rate"
@@ -18,6 +20,7 @@ import (
 
 // engine holds the daemon's stores.
 type engine struct {
+	events   *events.Log
 	db       *bolt.DB
 	layers   *layer.Store
 	images   *image.Store
@@ -36,7 +39,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open metadata database: %w", err)
 	}
-	e := &engine{db: db}
+	e := &engine{db: db, events: events.New(1000)}
 	sync := layer.SyncFS
 	if cfg.LayerSync == "fsync" {
 		sync = layer.SyncFiles
@@ -48,6 +51,9 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	if e.images, err = image.Open(db, e.layers, log); err != nil {
 		db.Close()
 		return nil, err
+	}
+	e.images.Notify = func(action eventtypes.Action, id string, attrs map[string]string) {
+		e.events.Publish(eventtypes.ImageEventType, action, id, attrs)
 	}
 	e.registry, err = registry.New(registry.Options{
 		Mirrors:     cfg.RegistryMirrors,

@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
@@ -136,6 +137,13 @@ func (s *Store) Save(ctx context.Context, w io.Writer, names []string) error {
 		}
 		manifests = append(manifests, am)
 	}
+	for _, e := range entries {
+		name := ""
+		if len(e.tags) > 0 {
+			name = e.tags[0]
+		}
+		s.notify(events.ActionSave, e.img.ID.String(), name)
+	}
 	ib, _ := json.Marshal(idx)
 	mb, _ := json.Marshal(manifests)
 	if err := putBytes("index.json", ib); err != nil {
@@ -194,9 +202,11 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) error 
 			return err
 		}
 		if len(am.RepoTags) == 0 {
+			s.notify(events.ActionLoad, id.String(), "")
 			progress.send(Message{Stream: "Loaded image ID: " + id.String() + "\n"})
 		}
 		for _, t := range am.RepoTags {
+			s.notify(events.ActionLoad, id.String(), t)
 			progress.send(Message{Stream: "Loaded image: " + t + "\n"})
 		}
 	}

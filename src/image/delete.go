@@ -6,6 +6,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,11 +27,13 @@ type DeleteResult struct {
 func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 	var out []DeleteResult
 	removedImage := false
+	var imgID digest.Digest
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		id, err := resolve(tx, refOrID)
 		if err != nil {
 			return err
 		}
+		imgID = id
 		v := tx.Bucket(bucketImages).Get([]byte(id))
 		var r record
 		if err := json.Unmarshal(v, &r); err != nil {
@@ -101,8 +104,19 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 		removedImage = true
 		return nil
 	})
-	if err != nil || !removedImage {
+	if err != nil {
 		return out, err
+	}
+	for _, r := range out {
+		if r.Untagged != "" {
+			s.notify(events.ActionUnTag, imgID.String(), r.Untagged)
+		}
+		if r.Deleted != "" {
+			s.notify(events.ActionDelete, r.Deleted, r.Deleted)
+		}
+	}
+	if !removedImage {
+		return out, nil
 	}
 	deleted, err := s.collectLayers()
 	for _, c := range deleted {

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
@@ -95,6 +96,7 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 	if err := s.record(id, raw, n, repoDigest); err != nil {
 		return Image{}, err
 	}
+	s.notify(events.ActionPull, reference.FamiliarString(n), reference.FamiliarString(n))
 	p.send(Message{Status: "Digest: " + res.Digest.String()})
 	status := "Image is up to date for "
 	if fetched > 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -58,6 +59,21 @@ type Store struct {
 
 	mu     sync.Mutex
 	pinned map[digest.Digest]int // layers in use by pulls under way: not collected
+
+	// Notify, when set, hears of image events (pull, tag, untag, delete,
+	// load, save): the daemon's event log.
+	Notify func(action events.Action, id string, attrs map[string]string)
+}
+
+func (s *Store) notify(action events.Action, id, name string) {
+	if s.Notify == nil {
+		return
+	}
+	attrs := map[string]string{}
+	if name != "" {
+		attrs["name"] = name
+	}
+	s.Notify(action, id, attrs)
 }
 
 func (s *Store) pin(ids []digest.Digest) {
@@ -323,7 +339,11 @@ func (s *Store) Tag(refOrID, ref string) error {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketTags).Put([]byte(nt.String()), []byte(id))
+		if err := tx.Bucket(bucketTags).Put([]byte(nt.String()), []byte(id)); err != nil {
+			return err
+		}
+		s.notify(events.ActionTag, id.String(), reference.FamiliarString(nt))
+		return nil
 	})
 }
 

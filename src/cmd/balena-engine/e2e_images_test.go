@@ -79,6 +79,7 @@ func TestE2EImagesWithDockerCLI(t *testing.T) {
 	p := newPaths(t)
 	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
 	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+	start := time.Now()
 
 	r := run(t, env, "docker", "pull", ref)
 	if r.code != 0 || !strings.Contains(r.stdout, "Status: Downloaded newer image for "+ref) ||
@@ -146,6 +147,19 @@ func TestE2EImagesWithDockerCLI(t *testing.T) {
 	r = run(t, env, "docker", "images", "-q")
 	if r.stdout != "" {
 		t.Errorf("images left: %q", r.stdout)
+	}
+	// The image events, as the docker CLI and ours read them.
+	until := fmt.Sprint(time.Now().Add(time.Second).Unix())
+	r = run(t, env, "docker", "events", "--since", fmt.Sprint(start.Unix()), "--until", until,
+		"--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	for _, want := range []string{"pull " + ref, "tag mine/bb:v1", "save " + ref, "untag " + ref, "delete " + id, "load " + ref} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("docker events lack %q:\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	ours = run(t, nil, bin, "-H", "unix://"+p.sock, "events", "--since", fmt.Sprint(start.Unix()), "--until", until, "--filter", "event=pull")
+	if strings.Count(ours.stdout, " image pull "+ref+" (name="+ref+")") != 2 {
+		t.Errorf("balena-engine events:\n%s%s", ours.stdout, ours.stderr)
 	}
 	// Our own pull, with its progress output.
 	r = run(t, nil, bin, "-H", "unix://"+p.sock, "pull", ref)

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/events"
+	eventtypes "github.com/moby/moby/api/types/events"
+)
+
+func TestEventsStream(t *testing.T) {
+	log := events.New(100)
+	s := New(Config{Events: log, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	start := time.Now()
+	log.Publish(eventtypes.ImageEventType, eventtypes.ActionPull, "busybox:latest", map[string]string{"name": "busybox:latest"})
+	log.Publish(eventtypes.ImageEventType, eventtypes.ActionTag, "sha256:abc", map[string]string{"name": "mine:1"})
+	log.Publish(eventtypes.ContainerEventType, eventtypes.ActionStart, "c1", map[string]string{"image": "busybox"})
+
+	get := func(q url.Values) []eventtypes.Message {
+		t.Helper()
+		resp, err := http.Get(ts.URL + "/v1.44/events?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		var out []eventtypes.Message
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var m eventtypes.Message
+			json.Unmarshal(sc.Bytes(), &m)
+			out = append(out, m)
+		}
+		return out
+	}
+	since := fmt.Sprintf("%d.%09d", start.Unix(), start.Nanosecond())
+	until := fmt.Sprint(time.Now().Add(time.Second).Unix())
+	all := get(url.Values{"since": {since}, "until": {until}})
+	if len(all) != 3 {
+		t.Fatalf("%d events, want 3", len(all))
+	}
+	imgs := get(url.Values{"since": {since}, "until": {until}, "filters": {`{"type":["image"]}`}})
+	if len(imgs) != 2 || imgs[0].Action != eventtypes.ActionPull || imgs[1].Actor.Attributes["name"] != "mine:1" {
+		t.Errorf("type=image: %+v", imgs)
+	}
+	byImage := get(url.Values{"since": {since}, "until": {until}, "filters": {`{"image":["busybox"]}`}})
+	if len(byImage) != 2 { // the pull (busybox:latest) and the container of image busybox
+		t.Errorf("image=busybox: %+v", byImage)
+	}
+	tags := get(url.Values{"since": {since}, "until": {until}, "filters": {`{"event":["tag"]}`}})
+	if len(tags) != 1 {
+		t.Errorf("event=tag: %+v", tags)
+	}
+
+	// Live: an event published after the request arrives.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		log.Publish(eventtypes.ImageEventType, eventtypes.ActionDelete, "sha256:def", nil)
+	}()
+	live := get(url.Values{"until": {fmt.Sprint(time.Now().Add(1500 * time.Millisecond).Unix())}, "filters": {`{"event":["delete"]}`}})
+	if len(live) != 1 || live[0].Actor.ID != "sha256:def" {
+		t.Errorf("live: %+v", live)
+	}
+
+	resp, _ := http.Get(ts.URL + "/events?since=yesterday-ish")
+	if resp.StatusCode != 400 {
+		t.Errorf("bad since: %d", resp.StatusCode)
+	}
+	resp, _ = http.Get(ts.URL + "/events?filters=" + url.QueryEscape(`{"colour":["red"]}`))
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 400 || !strings.Contains(string(b), "invalid filter 'colour'") {
+		t.Errorf("bad filter: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestParseEventTime(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	cases := map[string]time.Time{
+		"1700000000":           time.Unix(1700000000, 0),
+		"1700000000.5":         time.Unix(1700000000, 500000000),
+		"2023-11-14T22:13:20Z": time.Unix(1700000000, 0),
+		"10m":                  now.Add(-10 * time.Minute),
+		"":                     {},
+	}
+	for in, want := range cases {
+		got, err := parseEventTime(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseEventTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
