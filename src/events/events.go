@@ -15,7 +15,6 @@ type Log struct {
 	mu   sync.Mutex
 	ring []events.Message
 	next int // where the next event goes once the ring is full
-	full bool
 	subs map[chan events.Message]struct{}
 }
 
