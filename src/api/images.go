@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ func (s *Server) registerImages() {
 	s.handle("GET /images/json", s.imagesList)
 	s.handle("POST /images/prune", s.imagesPrune)
 	s.handle("POST /images/load", s.imagesLoad)
+	s.handle("GET /distribution/", s.distributionInspect)
 	s.handle("GET /images/get", func(w http.ResponseWriter, r *http.Request) error {
 		return s.imagesSave(w, r, r.URL.Query()["names"])
 	})
@@ -128,7 +131,7 @@ func registryAuth(r *http.Request) (*registry.Credentials, error) {
 func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if q.Get("fromSrc") != "" {
-		return errdefs.NotImplemented(errors.New("not implemented: balena-engine does not import images (fromSrc) yet"))
+		return s.imagesImport(w, r)
 	}
 	from := q.Get("fromImage")
 	if from == "" {
@@ -403,4 +406,73 @@ func (s *Server) imagesSave(w http.ResponseWriter, r *http.Request, names []stri
 		panic(http.ErrAbortHandler) // the client must not take a cut stream for a whole one
 	}
 	return nil
+}
+
+// imagesImport is POST /images/create?fromSrc=: a root filesystem tarball
+// from the request body ("-") or an http(s) URL.
+func (s *Server) imagesImport(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	src := q.Get("fromSrc")
+	body := io.Reader(r.Body)
+	if src != "-" {
+		u, err := url.Parse(src)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid fromSrc %q: want - (the request body) or an http(s) URL", src))
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, src, nil)
+		if err != nil {
+			return errdefs.InvalidParameter(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("import from %s: %w", src, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("import from %s: HTTP %d", src, resp.StatusCode)
+		}
+		body = resp.Body
+	}
+	ref := q.Get("repo")
+	if t := q.Get("tag"); ref != "" && t != "" {
+		ref += ":" + t
+	}
+	opts := image.ImportOptions{Ref: ref, Message: q.Get("message"), Changes: q["changes"], Source: src}
+	if p := q.Get("platform"); p != "" {
+		pl, err := platforms.Parse(p)
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", p, err))
+		}
+		opts.Platform = &pl
+	}
+	id, err := s.cfg.Images.Import(r.Context(), body, opts)
+	if err != nil {
+		return err
+	}
+	sw := &streamWriter{w: w}
+	sw.send(image.Message{Status: id.String()})
+	return nil
+}
+
+// distributionInspect is GET /distribution/{name}/json: what the registry
+// holds for a reference, without pulling it.
+func (s *Server) distributionInspect(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/distribution/"), "/json")
+	n, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid reference format: %w", err))
+	}
+	n = reference.TagNameOnly(n)
+	creds, err := registryAuth(r)
+	if err != nil {
+		return err
+	}
+	desc, plats, err := s.cfg.Registry.Repository(n, creds).Describe(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	if plats == nil {
+		plats = []ocispec.Platform{}
+	}
+	return writeJSON(w, http.StatusOK, registrytypes.DistributionInspect{Descriptor: desc, Platforms: plats})
 }

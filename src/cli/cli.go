@@ -54,6 +54,7 @@ func init() {
 		"save":    {"Save one or more images to a tar archive (streamed to STDOUT by default)", runSave},
 		"load":    {"Load an image from a tar archive or STDIN", runLoad},
 		"events":  {"Get real time events from the server", runEvents},
+		"import":  {"Import the contents from a tarball to create a filesystem image", runImport},
 	}
 }
 

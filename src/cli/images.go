@@ -426,7 +426,7 @@ func runImagePrune(ctx context.Context, e *env, args []string) error {
 var imageSubcommands = map[string]func(context.Context, *env, []string) error{
 	"ls": runImages, "list": runImages, "pull": runPull, "rm": runRmi, "remove": runRmi,
 	"tag": runTag, "inspect": runInspect, "history": runHistory, "prune": runImagePrune,
-	"save": runSave, "load": runLoad,
+	"save": runSave, "load": runLoad, "import": runImport,
 }
 
 func runImage(ctx context.Context, e *env, args []string) error {
@@ -519,4 +519,55 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	}
 	defer body.Close()
 	return displayLoad(body, e.stdout)
+}
+
+func runImport(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("import", "import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")
+	changes := fs.StringArrayP("change", "c", nil, "apply Dockerfile instruction to the created image")
+	message := fs.StringP("message", "m", "", "set commit message for imported image")
+	platform := fs.String("platform", "", "set platform if server is multi-platform capable")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return usageError{`"balena-engine import" requires at least 1 and at most 2 arguments.`}
+	}
+	q := url.Values{"message": {*message}, "changes": *changes}
+	if *platform != "" {
+		q.Set("platform", *platform)
+	}
+	if fs.NArg() == 2 {
+		n, err := reference.ParseNormalizedNamed(fs.Arg(1))
+		if err != nil {
+			return fmt.Errorf("invalid reference format: %w", err)
+		}
+		q.Set("repo", reference.TrimNamed(n).String())
+		if t, ok := n.(reference.Tagged); ok {
+			q.Set("tag", t.Tag())
+		}
+	}
+	src := fs.Arg(0)
+	var body io.Reader
+	switch {
+	case src == "-":
+		body = e.stdin
+	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
+	default:
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		body, src = f, "-"
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	out, err := c.ImageImport(ctx, src, body, q)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	return displayStream(out, e.stdout)
 }

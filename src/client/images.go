@@ -110,3 +110,15 @@ func (c *Client) Events(ctx context.Context, q url.Values) (io.ReadCloser, error
 	}
 	return resp.Body, nil
 }
+
+// ImageImport is POST /images/create?fromSrc=: body is the tarball when
+// src is "-".
+func (c *Client) ImageImport(ctx context.Context, src string, body io.Reader, q url.Values) (io.ReadCloser, error) {
+	q.Set("fromSrc", src)
+	hdr := http.Header{"Content-Type": {"application/x-tar"}}
+	resp, err := c.DoHeader(ctx, http.MethodPost, "/images/create", q, body, hdr)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
+	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -189,4 +190,36 @@ func TestLoadBadArchives(t *testing.T) {
 			assertNothingLeft(t, e)
 		})
 	}
+}
+
+func TestImport(t *testing.T) {
+	e := openEnv(t, t.TempDir(), nil)
+	var got []string
+	e.images.Notify = func(a events.Action, id string, attrs map[string]string) {
+		got = append(got, string(a)+" "+attrs["name"])
+	}
+	l := testimage.NewLayer(testimage.File{Name: "bin/", Type: tar.TypeDir}, testimage.File{Name: "bin/hello", Body: []byte("hi"), Mode: 0o755})
+	id, err := e.images.Import(context.Background(), bytes.NewReader(l.Blob), ImportOptions{Ref: "imported:1",
+		Changes: []string{`CMD ["/bin/hello"]`}, Source: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := e.images.Get("imported:1")
+	if err != nil || img.ID != id {
+		t.Fatalf("Get = %v, %v", img.ID, err)
+	}
+	if img.Config.RootFS.DiffIDs[0] != l.DiffID || img.Config.Config.Cmd[0] != "/bin/hello" ||
+		img.Config.History[0].Comment != "Imported from -" || img.Config.Architecture == "" {
+		t.Errorf("imported config = %+v", img.Config)
+	}
+	if len(got) != 1 || got[0] != "import imported:1" {
+		t.Errorf("events = %v", got)
+	}
+	if _, err := e.images.Import(context.Background(), strings.NewReader("not a tarball, not at all, no........"), ImportOptions{}); err == nil {
+		t.Error("garbage imported")
+	}
+	if _, err := e.images.Import(context.Background(), bytes.NewReader(l.Blob), ImportOptions{Changes: []string{"RUN rm -rf /"}}); err == nil {
+		t.Error("RUN change accepted")
+	}
+	assertTmpEmpty(t, e)
 }

@@ -197,3 +197,44 @@ func (r *Repository) GetConfig(ctx context.Context, desc ocispec.Descriptor) ([]
 	}
 	return b, nil
 }
+
+// Describe fetches what ref resolves to and the platforms it offers: each
+// entry of an index, or the platform of a single manifest's config.
+func (r *Repository) Describe(ctx context.Context, ref reference.Named) (ocispec.Descriptor, []ocispec.Platform, error) {
+	tag := "latest"
+	if d, ok := ref.(reference.Digested); ok {
+		tag = d.Digest().String()
+	} else if t, ok := ref.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	desc, raw, err := r.GetManifest(ctx, tag)
+	if err != nil {
+		return desc, nil, err
+	}
+	var out []ocispec.Platform
+	if isIndex(desc.MediaType) {
+		var idx ocispec.Index
+		if err := json.Unmarshal(raw, &idx); err != nil {
+			return desc, nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		for _, m := range idx.Manifests {
+			if m.Platform != nil && m.Platform.OS != "unknown" {
+				out = append(out, *m.Platform)
+			}
+		}
+		return desc, out, nil
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return desc, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	cfg, err := r.GetConfig(ctx, m.Config)
+	if err != nil {
+		return desc, nil, err
+	}
+	var p ocispec.Platform
+	if err := json.Unmarshal(cfg, &p); err == nil && p.Architecture != "" {
+		out = append(out, ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+	}
+	return desc, out, nil
+}

@@ -109,6 +109,10 @@ func TestPushResolveFetch(t *testing.T) {
 	if errdefs.KindOf(err) != errdefs.KindNotFound || !strings.Contains(err.Error(), "manifest unknown") {
 		t.Errorf("unknown tag: %v", err)
 	}
+	desc, plats, err := r.Describe(ctx, named(t, reg.Host+"/test/busybox:1.0"))
+	if err != nil || desc.Digest != img.ManifestDesc.Digest || len(plats) != 1 || plats[0].Architecture != "amd64" {
+		t.Errorf("Describe(manifest) = %v %v %v", desc, plats, err)
+	}
 	if ok, err := r.BlobExists(ctx, img.Layers[0].Digest()); !ok || err != nil {
 		t.Errorf("BlobExists = %v, %v", ok, err)
 	}
@@ -129,6 +133,10 @@ func TestMultiArchSelection(t *testing.T) {
 	r := repo(t, c, reg.Host+"/multi", nil)
 	if err := testimage.Push(ctx, r, "all", all...); err != nil {
 		t.Fatal(err)
+	}
+	desc, plats, err := r.Describe(ctx, named(t, reg.Host+"/multi:all"))
+	if err != nil || len(plats) != 6 || desc.MediaType != MediaTypeDockerManifestList {
+		t.Errorf("Describe(index) = %v %v %v", desc, plats, err)
 	}
 	// Only v5 and v7 for arm, no arm64: the fallbacks.
 	if err := testimage.Push(ctx, r, "sparse", all[0], all[3], all[5]); err != nil {

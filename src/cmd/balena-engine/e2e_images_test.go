@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -198,6 +199,54 @@ func TestE2ELoadTestArchive(t *testing.T) {
 	r = run(t, nil, bin, "-H", "unix://"+p.sock, "load", "-i", archive)
 	if r.code == 0 || !strings.Contains(r.stderr, "invalid archive") {
 		t.Errorf("load of garbage: %d %q", r.code, r.stderr)
+	}
+}
+
+func TestE2EImportAndDistribution(t *testing.T) {
+	bin := engineBin(t)
+	reg := testregistry.Start(t)
+	bb := busyboxImage(t)
+	ref := pushImage(t, reg, "dist/busybox:1", bb)
+	p := newPaths(t)
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+
+	tarball := filepath.Join(p.dir, "rootfs.tar.gz")
+	os.WriteFile(tarball, bb.Layers[0].Blob, 0o644)
+	r := run(t, env, "docker", "import", "-c", `CMD ["sh"]`, "-m", "from a tarball", tarball, "imported:v1")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "sha256:") {
+		t.Fatalf("docker import: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "image", "inspect", "imported:v1", "--format", "{{json .Config.Cmd}} {{index .RootFS.Layers 0}}")
+	if want := `["sh"] ` + bb.Layers[0].DiffID.String() + "\n"; r.stdout != want {
+		t.Errorf("imported image: %q, want %q", r.stdout, want)
+	}
+	r = run(t, env, "docker", "history", "--format", "{{.Comment}}", "imported:v1")
+	if r.stdout != "from a tarball\n" {
+		t.Errorf("history comment %q", r.stdout)
+	}
+
+	c, err := client.New("unix://" + p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Do(context.Background(), "GET", "/distribution/"+ref+"/json", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var di struct {
+		Descriptor ocispec.Descriptor
+		Platforms  []ocispec.Platform
+	}
+	json.NewDecoder(resp.Body).Decode(&di)
+	if di.Descriptor.Digest != bb.ManifestDesc.Digest || len(di.Platforms) != 1 {
+		t.Errorf("distribution inspect = %+v", di)
+	}
+	if _, err := c.Do(context.Background(), "GET", "/distribution/"+reg.Host+"/nothing:1/json", nil, nil); err == nil ||
+		!strings.Contains(err.Error(), "not found") {
+		t.Errorf("distribution inspect of a missing image: %v", err)
 	}
 }
 
