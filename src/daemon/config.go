@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/docker/go-units"
 	"github.com/spf13/pflag"
 )
@@ -41,6 +42,7 @@ type Config struct {
 	MaxDownloadAttempts    int
 	MaxDownloadBandwidth   string // bytes per second, with units ("2M"); "" for no limit
 	LayerSync              string // "syncfs" or "fsync"
+	PullIOPriority         string // "none", "idle", "best-effort:N"
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -61,6 +63,7 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.IntVar(&cfg.MaxConcurrentDownloads, "max-concurrent-downloads", 3, "layers downloaded at once per pull")
 	fs.IntVar(&cfg.MaxDownloadAttempts, "max-download-attempts", 5, "tries in a row without progress before a layer download fails")
 	fs.StringVar(&cfg.MaxDownloadBandwidth, "max-download-bandwidth", "", "cap on download bandwidth for all pulls together, in bytes per second (\"512k\", \"2M\"); empty for none")
+	fs.StringVar(&cfg.PullIOPriority, "pull-io-priority", "best-effort:7", "I/O priority of layer extraction: none, idle or best-effort:0-7 (7 lowest)")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
@@ -205,6 +208,9 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("invalid max-download-attempts %d: must be at least 1", c.MaxDownloadAttempts)
 	}
 	if _, err := c.bandwidth(); err != nil {
+		return err
+	}
+	if _, err := layer.ParseIOPriority(c.PullIOPriority); err != nil {
 		return err
 	}
 	if c.LayerSync != "syncfs" && c.LayerSync != "fsync" {

@@ -43,7 +43,7 @@ func TestParseConfigFlags(t *testing.T) {
 	want := &Config{Hosts: []string{"unix:///tmp/a.sock", "fd://"}, DataRoot: "/tmp/d", ExecRoot: "/tmp/e",
 		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile,
 		RegistryMirrors: nil, InsecureRegistries: nil,
-		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs"}
+		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
@@ -91,6 +91,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"zero downloads", []string{"--max-concurrent-downloads", "0"}, "{}", "must be at least 1"},
 		{"bad bandwidth", []string{"--max-download-bandwidth", "fast"}, "{}", `invalid max-download-bandwidth "fast"`},
 		{"bad sync", []string{"--layer-sync", "never"}, "{}", `invalid layer-sync "never"`},
+		{"bad io priority", []string{"--pull-io-priority", "urgent"}, "{}", `invalid I/O priority "urgent"`},
 		{"attempts not a number", nil, `{"max-download-attempts": "many"}`, "want a whole number"},
 		{"config-file in file", nil, `{"config-file": "/x"}`, "don't match any configuration option: config-file"},
 	}

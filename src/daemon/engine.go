@@ -44,7 +44,8 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	if cfg.LayerSync == "fsync" {
 		sync = layer.SyncFiles
 	}
-	if e.layers, err = layer.Open(filepath.Join(cfg.DataRoot, "layers"), db, layer.Options{Sync: sync}); err != nil {
+	prio, _ := layer.ParseIOPriority(cfg.PullIOPriority) // checked with the configuration
+	if e.layers, err = layer.Open(filepath.Join(cfg.DataRoot, "layers"), db, layer.Options{Sync: sync, IOPriority: prio}); err != nil {
 		db.Close()
 		return nil, err
 	}

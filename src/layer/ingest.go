@@ -161,23 +161,28 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 	defer ts.Close()
 
 	p := newPacer(in.s.opts.PaceWindow)
-	defer p.flush()
 	a := newApplier(filepath.Join(in.dir, "diff"), p)
-	tr := tar.NewReader(ts)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	err = withIOPriority(in.s.opts.IOPriority, func() error {
+		defer p.flush()
+		tr := tar.NewReader(ts)
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read layer tar: %w", err)
+			}
+			if err := a.entry(hdr, tr); err != nil {
+				return err
+			}
 		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read layer tar: %w", err)
-		}
-		if err := a.entry(hdr, tr); err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return err
 	}
 	// The rest of the stream (end blocks, padding) belongs to the diffID
 	// and to the tar-split record.
@@ -246,7 +251,7 @@ func (in *Ingestion) Commit() (Layer, error) {
 		return Layer{}, errors.New("commit of a layer ingestion that was not applied")
 	}
 	s := in.s
-	if err := s.makeDurable(in.dir); err != nil {
+	if err := withIOPriority(s.opts.IOPriority, func() error { return s.makeDurable(in.dir) }); err != nil {
 		in.Abort()
 		return Layer{}, fmt.Errorf("commit layer %s: %w", in.chainID, err)
 	}

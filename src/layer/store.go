@@ -36,6 +36,9 @@ type Options struct {
 	// PaceWindow bounds the written-but-not-dropped bytes per extraction
 	// (default 8 MiB).
 	PaceWindow int64
+	// IOPriority is the I/O priority extraction writes with, so that the
+	// running application keeps its share of a slow SD card.
+	IOPriority IOPriority
 }
 
 // Layer is a committed layer. Its directory is read-only from now on: an
