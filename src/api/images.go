@@ -53,7 +53,9 @@ func (s *Server) imageOp(w http.ResponseWriter, r *http.Request) error {
 		return s.imagesSave(w, r, []string{name})
 	case r.Method == http.MethodDelete:
 		return s.imageDelete(w, r, rest)
-	case (r.Method == http.MethodGet && rest == "search") || (r.Method == http.MethodPost && op == "push"):
+	case r.Method == http.MethodPost && op == "push" && name != rest:
+		return s.imagePush(w, r, name)
+	case r.Method == http.MethodGet && rest == "search":
 		return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
 	}
 	return errdefs.NotFound(errors.New("page not found"))
@@ -475,4 +477,15 @@ func (s *Server) distributionInspect(w http.ResponseWriter, r *http.Request) err
 		plats = []ocispec.Platform{}
 	}
 	return writeJSON(w, http.StatusOK, registrytypes.DistributionInspect{Descriptor: desc, Platforms: plats})
+}
+
+func (s *Server) imagePush(w http.ResponseWriter, r *http.Request, name string) error {
+	creds, err := registryAuth(r)
+	if err != nil {
+		return err
+	}
+	sw := &streamWriter{w: w}
+	err = s.cfg.Images.Push(r.Context(), s.cfg.Registry, name, r.URL.Query().Get("tag"),
+		image.PushOptions{Credentials: creds, Progress: sw.send})
+	return sw.finish(err)
 }

@@ -45,6 +45,7 @@ func init() {
 		"version": {"Show the balena-engine version information", runVersion},
 		"help":    {"Show help for a command", runHelp},
 		"pull":    {"Download an image from a registry", runPull},
+		"push":    {"Upload an image to a registry", runPush},
 		"images":  {"List images", runImages},
 		"rmi":     {"Remove one or more images", runRmi},
 		"tag":     {"Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", runTag},

@@ -426,7 +426,7 @@ func runImagePrune(ctx context.Context, e *env, args []string) error {
 var imageSubcommands = map[string]func(context.Context, *env, []string) error{
 	"ls": runImages, "list": runImages, "pull": runPull, "rm": runRmi, "remove": runRmi,
 	"tag": runTag, "inspect": runInspect, "history": runHistory, "prune": runImagePrune,
-	"save": runSave, "load": runLoad, "import": runImport,
+	"save": runSave, "load": runLoad, "import": runImport, "push": runPush,
 }
 
 func runImage(ctx context.Context, e *env, args []string) error {
@@ -570,4 +570,52 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	defer out.Close()
 	return displayStream(out, e.stdout)
+}
+
+func runPush(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("push", "push [OPTIONS] NAME[:TAG]")
+	allTags := fs.BoolP("all-tags", "a", false, "push all tags of an image to the repository")
+	quiet := fs.BoolP("quiet", "q", false, "suppress verbose output")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{`"balena-engine push" requires exactly 1 argument.`}
+	}
+	n, err := reference.ParseNormalizedNamed(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("invalid reference format: %w", err)
+	}
+	tag := ""
+	if t, ok := n.(reference.Tagged); ok {
+		if *allTags {
+			return usageError{"tag can't be used with --all-tags/-a"}
+		}
+		tag = t.Tag()
+	} else if !*allTags {
+		tag = "latest"
+		if !*quiet {
+			fmt.Fprintln(e.stdout, "Using default tag: latest")
+		}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	body, err := c.ImagePush(ctx, reference.TrimNamed(n).String(), tag, registryAuthFor(n.String()))
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	out := e.stdout
+	if *quiet {
+		out = discard{}
+	}
+	if err := displayStream(body, out); err != nil {
+		return err
+	}
+	if *quiet {
+		fmt.Fprintln(e.stdout, n.String())
+	}
+	return nil
 }

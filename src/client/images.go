@@ -122,3 +122,16 @@ func (c *Client) ImageImport(ctx context.Context, src string, body io.Reader, q 
 	}
 	return resp.Body, nil
 }
+
+// ImagePush is POST /images/{name}/push; it returns the progress stream.
+func (c *Client) ImagePush(ctx context.Context, name, tag, auth string) (io.ReadCloser, error) {
+	if auth == "" {
+		auth = "e30=" // {}: some daemons insist on the header
+	}
+	resp, err := c.DoHeader(ctx, http.MethodPost, "/images/"+name+"/push", url.Values{"tag": {tag}}, nil,
+		http.Header{"X-Registry-Auth": {auth}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}

@@ -376,3 +376,67 @@ func TestOpenDropsImagesWithMissingLayers(t *testing.T) {
 		t.Errorf("image with a missing layer kept: %v", all)
 	}
 }
+
+func TestPush(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	src := e.push(t, "origin/app:1", twoLayers(t, "p"))
+	img, err := e.images.Pull(ctx, e.client, src, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []Message
+	prog := func(m Message) { msgs = append(msgs, m) }
+	status := func() string {
+		var b strings.Builder
+		for _, m := range msgs {
+			b.WriteString(m.ID + ":" + m.Status + "|")
+		}
+		return b.String()
+	}
+	// Same registry, another repository: the layers are mounted.
+	if err := e.images.Tag(src, e.reg.Host+"/copy/app:2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.images.Push(ctx, e.client, e.reg.Host+"/copy/app", "2", PushOptions{Progress: prog}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); strings.Count(st, "Mounted from origin/app") != 2 || !strings.Contains(st, ":2: digest: sha256:") {
+		t.Errorf("push to another repository: %s", st)
+	}
+	// Pushed again: everything exists.
+	msgs = nil
+	if err := e.images.Push(ctx, e.client, e.reg.Host+"/copy/app:2", "", PushOptions{Progress: prog}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); strings.Count(st, "Layer already exists") != 2 {
+		t.Errorf("second push: %s", st)
+	}
+	// A registry that has nothing: the layers are rebuilt, gzipped and
+	// streamed; a pull from there gives the same image.
+	other := testregistry.Start(t)
+	if err := e.images.Tag(src, other.Host+"/fresh/app:3"); err != nil {
+		t.Fatal(err)
+	}
+	msgs = nil
+	if err := e.images.Push(ctx, e.client, other.Host+"/fresh/app", "", PushOptions{Progress: prog}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); strings.Count(st, ":Pushed|") != 2 || !strings.Contains(st, "Pushing") {
+		t.Errorf("push to an empty registry: %s", st)
+	}
+	got, _ := e.images.Get(img.ID.String())
+	if len(got.RepoDigests) != 3 {
+		t.Errorf("repo digests after pushes: %v", got.RepoDigests)
+	}
+	e2 := openEnv(t, t.TempDir(), other)
+	pulled, err := e2.images.Pull(ctx, e2.client, other.Host+"/fresh/app:3", PullOptions{})
+	if err != nil || pulled.ID != img.ID {
+		t.Errorf("pull of the pushed image: %v %v; want %s", pulled.ID, err, img.ID)
+	}
+	// Errors.
+	if err := e.images.Push(ctx, e.client, e.reg.Host+"/nothing/here", "", PushOptions{}); errdefs.KindOf(err) != errdefs.KindNotFound ||
+		!strings.Contains(err.Error(), "An image does not exist locally with the tag") {
+		t.Errorf("push of an unknown image: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ type Message struct {
 	ID          string               `json:"id,omitempty"`
 	ErrorDetail *jsonstream.Error    `json:"errorDetail,omitempty"`
 	Error       string               `json:"error,omitempty"`
+	Aux         *json.RawMessage     `json:"aux,omitempty"`
 }
 
 // ErrorMessage is the closing line of a failed operation.
@@ -59,6 +61,7 @@ func bar(current, total int64) string {
 type counter struct {
 	mu       sync.Mutex
 	progress Progress
+	status   string // "Downloading" when empty
 	id       string
 	total    int64
 	current  int64
@@ -73,7 +76,11 @@ func (c *counter) add(n int) {
 		return
 	}
 	c.last = time.Now()
-	c.progress.send(Message{Status: "Downloading", ID: c.id,
+	status := c.status
+	if status == "" {
+		status = "Downloading"
+	}
+	c.progress.send(Message{Status: status, ID: c.id,
 		Detail:   &jsonstream.Progress{Current: c.current, Total: c.total},
 		Progress: bar(c.current, c.total)})
 }

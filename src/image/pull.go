@@ -185,6 +185,7 @@ func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc 
 		return err
 	}
 	p.send(Message{Status: "Pull complete", ID: short})
+	s.rememberBlob(diffID, knownBlob{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType, Repo: repo.Named.Name()})
 	return nil
 }
 

@@ -82,3 +82,75 @@ func (r *Repository) PushManifest(ctx context.Context, ref, mediaType string, ra
 	resp.Body.Close()
 	return digest.FromBytes(raw), nil
 }
+
+// MountBlob asks the registry to link a blob it holds in another
+// repository (from, a path on the same registry) into this one, so that it
+// need not be uploaded. It reports whether the registry did.
+func (r *Repository) MountBlob(ctx context.Context, d digest.Digest, from string) (bool, error) {
+	q := url.Values{"mount": {d.String()}, "from": {from}}
+	resp, err := r.do(ctx, request{method: http.MethodPost, path: "/blobs/uploads/?" + q.Encode(), push: true,
+		body: func() (io.Reader, error) { return http.NoBody, nil }})
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return true, nil
+	}
+	// 202: the registry opened an upload instead; leave it to expire.
+	return false, nil
+}
+
+// PushBlobStream uploads a blob whose digest is not known in advance: the
+// content streams to the registry in one PATCH while it is digested, and
+// the final PUT names the digest. Nothing is written to disk.
+func (r *Repository) PushBlobStream(ctx context.Context, content io.Reader) (ocispec.Descriptor, error) {
+	resp, err := r.do(ctx, request{method: http.MethodPost, path: "/blobs/uploads/", push: true,
+		body: func() (io.Reader, error) { return http.NoBody, nil }})
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("push blob: start upload: %w", err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("push blob: upload location: %w", err)
+	}
+	dg := digest.Canonical.Digester()
+	counted := &countWriter{}
+	tee := io.TeeReader(content, io.MultiWriter(dg.Hash(), counted))
+	used := false
+	resp, err = r.do(ctx, request{method: http.MethodPatch, rawURL: loc.String(), push: true, length: -1,
+		header: http.Header{"Content-Type": {"application/octet-stream"}},
+		body: func() (io.Reader, error) {
+			if used {
+				return nil, fmt.Errorf("push blob: the registry asked to send the stream again")
+			}
+			used = true
+			return tee, nil
+		}})
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("push blob: upload: %w", err)
+	}
+	resp.Body.Close()
+	if loc, err = resp.Location(); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("push blob: upload location: %w", err)
+	}
+	desc := ocispec.Descriptor{Digest: dg.Digest(), Size: counted.n}
+	q := loc.Query()
+	q.Set("digest", desc.Digest.String())
+	loc.RawQuery = q.Encode()
+	resp, err = r.do(ctx, request{method: http.MethodPut, rawURL: loc.String(), push: true, length: 0,
+		body: func() (io.Reader, error) { return http.NoBody, nil }})
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("push blob %s: commit: %w", desc.Digest, err)
+	}
+	resp.Body.Close()
+	return desc, nil
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}

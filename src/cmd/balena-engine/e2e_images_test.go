@@ -167,6 +167,22 @@ func TestE2EImagesWithDockerCLI(t *testing.T) {
 	if r.code != 0 || !strings.HasSuffix(r.stdout, "Status: Downloaded newer image for "+ref+"\n"+reg.Host+"/test/busybox:1.35\n") {
 		t.Errorf("balena-engine pull: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// Push with the docker CLI to a second registry, pull it back from there.
+	other := testregistry.Start(t)
+	copyRef := other.Host + "/copied/busybox:2"
+	run(t, env, "docker", "tag", ref, copyRef)
+	r = run(t, env, "docker", "push", copyRef)
+	if r.code != 0 || !strings.Contains(r.stdout, "Pushed") || !strings.Contains(r.stdout, "2: digest: sha256:") {
+		t.Errorf("docker push: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "rmi", copyRef, ref)
+	r = run(t, env, "docker", "pull", copyRef)
+	if r.code != 0 {
+		t.Errorf("pull of the pushed image: %s", r.stderr)
+	}
+	if r := run(t, env, "docker", "images", "-q", "--no-trunc"); r.stdout != id+"\n" {
+		t.Errorf("pushed and pulled back: %q, want %s", r.stdout, id)
+	}
 	if _, err := os.ReadDir(filepath.Join(p.dataRoot, "layers", "sha256")); err != nil {
 		t.Errorf("layer store not under the data root: %v", err)
 	}
