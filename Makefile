@@ -23,7 +23,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)'
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test unit e2e cross-check lint run clean toolchain FORCE
+.PHONY: all build cross size test unit e2e cross-check lint run clean toolchain bench FORCE
 
 # Binaries always go through go build: its cache knows better than make what
 # changed.
@@ -62,6 +62,15 @@ size: cross
 		printf '| %s | %s | %s |\n' $$a $$b $$(awk "BEGIN{printf \"%.2f\", $$b/1048576}"); \
 	done; } > $(RESULTS)/size.md
 	@cat $(RESULTS)/size.md
+
+# Benchmarks against Debian's Docker, in the same run (root; installs
+# docker.io without starting it). Results: docs/results/.
+bench: build
+	@command -v dockerd >/dev/null || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+		apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io; rm -f /usr/sbin/policy-rc.d; }
+	@mkdir -p $(RESULTS)
+	$(GO) run ./src/internal/cmd/pullbench -engine bin/balena-engine -out $(RESULTS)/pull-bench.md
+	$(GO) run ./src/internal/cmd/pullbench -engine bin/balena-engine -size 524288000 -runs 1 -out $(RESULTS)/pull-bench-500m.md
 
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
 # against the built binary (with the real docker CLI), and the cross

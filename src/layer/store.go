@@ -34,7 +34,7 @@ const (
 type Options struct {
 	Sync SyncMode
 	// PaceWindow bounds the written-but-not-dropped bytes per extraction
-	// (default 8 MiB).
+	// (default 4 MiB).
 	PaceWindow int64
 	// IOPriority is the I/O priority extraction writes with, so that the
 	// running application keeps its share of a slow SD card.
@@ -77,7 +77,7 @@ type Store struct {
 // record whose directory is gone is dropped.
 func Open(root string, db *bolt.DB, opts Options) (*Store, error) {
 	if opts.PaceWindow == 0 {
-		opts.PaceWindow = 8 << 20
+		opts.PaceWindow = 4 << 20
 	}
 	s := &Store{root: root, db: db, opts: opts}
 	for _, d := range []string{s.tmpDir(), s.layersDir()} {

@@ -38,19 +38,32 @@ func WithHtpasswd(path string) Option { return func(c *config) { c.htpasswd = pa
 // WithProxy makes the registry a pull-through cache of upstream.
 func WithProxy(upstream string) Option { return func(c *config) { c.proxy = upstream } }
 
-// Start starts a registry and waits until it answers.
+// Start starts a registry for a test and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Registry {
 	t.Helper()
+	r, err := Run(t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Run starts a registry keeping its data in dir and waits until it
+// answers. The caller calls Stop.
+func Run(dir string, opts ...Option) (*Registry, error) {
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		t.Fatal("docker-registry is not installed (apt-get install docker-registry; .ci/run does)")
+		return nil, fmt.Errorf("docker-registry is not installed (apt-get install docker-registry; .ci/run does)")
 	}
 	var c config
 	for _, o := range opts {
 		o(&c)
 	}
-	dir := t.TempDir()
-	port := freePort(t)
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	r := &Registry{Host: "127.0.0.1:" + strconv.Itoa(port), Dir: dir}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
@@ -69,48 +82,53 @@ http:
 	if c.proxy != "" {
 		cfg += fmt.Sprintf("proxy:\n  remoteurl: %s\n", c.proxy)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	r.log, err = os.Create(filepath.Join(dir, "registry.log"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
+		r.log.Close()
+		return nil, err
 	}
-	t.Cleanup(r.stop)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 || resp.StatusCode == 401 {
-				return r
+				return r, nil
 			}
 		}
 		if time.Now().After(deadline) {
+			r.Stop()
 			b, _ := os.ReadFile(r.log.Name())
-			t.Fatalf("registry did not answer on %s: %v\n%s", r.Host, err, b)
+			return nil, fmt.Errorf("registry did not answer on %s: %v\n%s", r.Host, err, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (r *Registry) stop() {
+// Stop kills the registry and waits for it.
+func (r *Registry) Stop() {
 	r.cmd.Process.Kill()
 	r.cmd.Wait()
 	r.log.Close()
 }
 
-func freePort(t testing.TB) int {
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
