@@ -30,6 +30,7 @@ func (s *Server) registerImages() {
 	s.handle("POST /images/prune", s.imagesPrune)
 	s.handle("POST /images/load", s.imagesLoad)
 	s.handle("GET /distribution/", s.distributionInspect)
+	s.handle("POST /auth", s.auth)
 	s.handle("GET /images/get", func(w http.ResponseWriter, r *http.Request) error {
 		return s.imagesSave(w, r, r.URL.Query()["names"])
 	})
@@ -488,4 +489,28 @@ func (s *Server) imagePush(w http.ResponseWriter, r *http.Request, name string) 
 	err = s.cfg.Images.Push(r.Context(), s.cfg.Registry, name, r.URL.Query().Get("tag"),
 		image.PushOptions{Credentials: creds, Progress: sw.send})
 	return sw.finish(err)
+}
+
+// auth is POST /auth: check credentials against a registry, as "docker
+// login" asks. The client stores them; the daemon keeps nothing.
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) error {
+	var ac registrytypes.AuthConfig
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ac); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid auth configuration: %w", err))
+	}
+	if ac.Username == "" && ac.Auth != "" {
+		if dec, err := base64.StdEncoding.DecodeString(ac.Auth); err == nil {
+			ac.Username, ac.Password, _ = strings.Cut(string(dec), ":")
+		}
+	}
+	host := ac.ServerAddress
+	for _, p := range []string{"https://", "http://"} {
+		host = strings.TrimPrefix(host, p)
+	}
+	host = strings.TrimSuffix(strings.TrimSuffix(host, "/v1/"), "/")
+	creds := &registry.Credentials{Username: ac.Username, Password: ac.Password, IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken}
+	if err := s.cfg.Registry.Login(r.Context(), host, creds); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, registrytypes.AuthResponse{Status: "Login Succeeded"})
 }

@@ -32,7 +32,7 @@ var leftOut = map[string]string{
 
 func registerMissing(s *Server) {
 	for _, prefix := range notYet {
-		if ((prefix == "/images" || prefix == "/distribution") && s.cfg.Images != nil) || (prefix == "/events" && s.cfg.Events != nil) {
+		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) || (prefix == "/events" && s.cfg.Events != nil) {
 			continue
 		}
 		h := func(_ http.ResponseWriter, r *http.Request) error {

@@ -367,3 +367,42 @@ func redact(u string) string {
 func basicAuth(user, pass string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
+
+// Login checks credentials against a registry's /v2/ endpoint, answering
+// its challenge as a pull would. host is "host[:port]" ("docker.io" for
+// Docker Hub).
+func (c *Client) Login(ctx context.Context, host string, creds *Credentials) error {
+	if host == "" || host == hubDomain || host == "index.docker.io" {
+		host = hubRegistry
+	}
+	n, err := reference.ParseNormalizedNamed(host + "/login-check")
+	if err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid registry %q: %w", host, err))
+	}
+	r := &Repository{c: c, Named: n, host: host, creds: creds}
+	// /v2/ itself, not under a repository: rawURL, with the scheme learnt
+	// the same way as for pulls.
+	scheme := "https"
+	if c.isInsecure(host) {
+		scheme = "http"
+		if resp, err := r.send(ctx, request{method: http.MethodGet, rawURL: "https://" + host + "/v2/"}, "https", host, ""); err == nil {
+			resp.Body.Close()
+			return nil
+		} else if _, ok := errors.AsType[*Error](err); ok {
+			return loginError(host, err)
+		}
+	}
+	resp, err := r.send(ctx, request{method: http.MethodGet, rawURL: scheme + "://" + host + "/v2/"}, scheme, host, "")
+	if err != nil {
+		return loginError(host, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func loginError(host string, err error) error {
+	if errdefs.KindOf(err) == errdefs.KindUnauthorized {
+		return errdefs.Unauthorized(fmt.Errorf("login attempt to %s failed: %w", host, err))
+	}
+	return fmt.Errorf("login to %s: %w", host, err)
+}

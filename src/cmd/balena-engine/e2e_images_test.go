@@ -28,6 +28,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
 )
 
@@ -263,6 +264,51 @@ func TestE2EImportAndDistribution(t *testing.T) {
 	if _, err := c.Do(context.Background(), "GET", "/distribution/"+reg.Host+"/nothing:1/json", nil, nil); err == nil ||
 		!strings.Contains(err.Error(), "not found") {
 		t.Errorf("distribution inspect of a missing image: %v", err)
+	}
+}
+
+// docker login against a registry that wants basic auth, then push and
+// pull with the credentials the docker CLI stored.
+func TestE2ELoginPushPullPrivate(t *testing.T) {
+	bin := engineBin(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	htpasswd := filepath.Join(dir, "htpasswd")
+	os.WriteFile(htpasswd, []byte("alice:"+string(hash)+"\n"), 0o600)
+	reg := testregistry.Start(t, testregistry.WithHtpasswd(htpasswd))
+	p := newPaths(t)
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+	archive := filepath.Join(p.dir, "bb.tar")
+	f, _ := os.Create(archive)
+	testimage.Archive(f, "busybox:latest", busyboxImage(t))
+	f.Close()
+	run(t, env, "docker", "load", "-i", archive)
+	private := reg.Host + "/private/busybox:1"
+	run(t, env, "docker", "tag", "busybox", private)
+
+	r := run(t, env, "docker", "push", private)
+	if r.code == 0 || !strings.Contains(r.stderr+r.stdout, "credentials") {
+		t.Errorf("push without login: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "login", "-u", "alice", "-p", "wrong", reg.Host)
+	if r.code == 0 || !strings.Contains(r.stderr, "login attempt to "+reg.Host+" failed") {
+		t.Errorf("login with a wrong password: %d %q", r.code, r.stderr)
+	}
+	r = run(t, env, "docker", "login", "-u", "alice", "-p", "s3cret", reg.Host)
+	if r.code != 0 || !strings.Contains(r.stdout, "Login Succeeded") {
+		t.Fatalf("docker login: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "push", private); r.code != 0 {
+		t.Fatalf("push after login: %q %q", r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "rmi", private, "busybox")
+	// Our CLI reads the credentials the docker CLI stored.
+	if r := run(t, []string{"DOCKER_CONFIG=" + p.dir}, bin, "-H", "unix://"+p.sock, "pull", private); r.code != 0 {
+		t.Errorf("balena-engine pull of a private image: %q %q", r.stdout, r.stderr)
 	}
 }
 
