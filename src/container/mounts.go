@@ -1,0 +1,182 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const defaultShmSize = 64 << 20
+
+func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.HostConfig, in SpecInput) error {
+	shm := host.ShmSize
+	if shm == 0 {
+		shm = defaultShmSize
+	}
+	sysOpts := []string{"nosuid", "noexec", "nodev", "ro"}
+	cgroupOpts := []string{"ro", "nosuid", "noexec", "nodev"}
+	if host.Privileged {
+		sysOpts = []string{"nosuid", "noexec", "nodev"}
+	}
+	ms := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: cgroupOpts},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}},
+	}
+	user := map[string]specs.Mount{} // destination -> the user's mount, which wins
+	add := func(m specs.Mount) error {
+		if !filepath.IsAbs(m.Destination) {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid mount config: the mount destination %q is not an absolute path", m.Destination))
+		}
+		m.Destination = filepath.Clean(m.Destination)
+		if m.Destination == "/" {
+			return errdefs.InvalidParameter(errors.New("invalid mount config: the mount destination cannot be /"))
+		}
+		if _, dup := user[m.Destination]; dup {
+			return errdefs.InvalidParameter(fmt.Errorf("duplicate mount point: %s", m.Destination))
+		}
+		user[m.Destination] = m
+		return nil
+	}
+	for _, b := range host.Binds {
+		m, err := parseBind(b)
+		if err != nil {
+			return err
+		}
+		if err := add(m); err != nil {
+			return err
+		}
+	}
+	for _, mt := range host.Mounts {
+		m, err := fromMount(mt)
+		if err != nil {
+			return err
+		}
+		if err := add(m); err != nil {
+			return err
+		}
+	}
+	for dst, opts := range host.Tmpfs {
+		o := []string{"nosuid", "nodev", "noexec"}
+		if opts != "" {
+			o = append(o, strings.Split(opts, ",")...)
+		}
+		if err := add(specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: o}); err != nil {
+			return err
+		}
+	}
+	for dst, src := range in.EtcFiles {
+		if _, taken := user[dst]; taken {
+			continue // a user's bind of /etc/hosts wins
+		}
+		ms = append(ms, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
+	}
+	// The user's mounts replace defaults at the same place.
+	var out []specs.Mount
+	for _, m := range ms {
+		if _, taken := user[m.Destination]; !taken {
+			out = append(out, m)
+		}
+	}
+	dsts := make([]string, 0, len(user))
+	for d := range user {
+		dsts = append(dsts, d)
+	}
+	sort.Strings(dsts)
+	for _, d := range dsts {
+		out = append(out, user[d])
+	}
+	// Parents before children.
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.Count(out[i].Destination, "/") < strings.Count(out[j].Destination, "/")
+	})
+	s.Mounts = out
+	return nil
+}
+
+// parseBind reads -v SRC:DST[:OPTS]. A SRC that is not an absolute path
+// names a volume, which needs the volume store (not implemented yet).
+func parseBind(b string) (specs.Mount, error) {
+	parts := strings.Split(b, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid volume specification: '%s'", b))
+	}
+	src, dst := parts[0], parts[1]
+	if !filepath.IsAbs(src) {
+		return specs.Mount{}, errdefs.NotImplemented(fmt.Errorf("named volumes are not implemented yet: %q (bind-mount a host path instead)", src))
+	}
+	opts := []string{"rbind"}
+	prop := "rprivate"
+	if len(parts) == 3 {
+		for _, o := range strings.Split(parts[2], ",") {
+			switch o {
+			case "ro", "rw":
+				opts = append(opts, o)
+			case "z", "Z", "nocopy", "consistent", "cached", "delegated":
+			case "shared", "rshared", "slave", "rslave", "private", "rprivate":
+				prop = o
+			default:
+				return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mode: %s", o))
+			}
+		}
+	}
+	if _, err := os.Stat(src); err != nil {
+		// Docker creates a missing -v source as a directory.
+		if !os.IsNotExist(err) {
+			return specs.Mount{}, err
+		}
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return specs.Mount{}, fmt.Errorf("create bind source %s: %w", src, err)
+		}
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: filepath.Clean(src), Options: append(opts, prop)}, nil
+}
+
+func fromMount(m mount.Mount) (specs.Mount, error) {
+	switch m.Type {
+	case mount.TypeBind:
+		if !filepath.IsAbs(m.Source) {
+			return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", m.Source))
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source))
+		}
+		opts := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+			opts[1] = string(m.BindOptions.Propagation)
+		}
+		return specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts}, nil
+	case mount.TypeTmpfs:
+		opts := []string{"nosuid", "nodev", "noexec"}
+		if m.TmpfsOptions != nil {
+			if m.TmpfsOptions.SizeBytes > 0 {
+				opts = append(opts, fmt.Sprintf("size=%d", m.TmpfsOptions.SizeBytes))
+			}
+			if m.TmpfsOptions.Mode != 0 {
+				opts = append(opts, fmt.Sprintf("mode=%o", m.TmpfsOptions.Mode.Perm()))
+			}
+		}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts}, nil
+	case mount.TypeVolume:
+		return specs.Mount{}, errdefs.NotImplemented(errors.New("volume mounts are not implemented yet (bind-mount a host path instead)"))
+	}
+	return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config: mount type %q is not supported", m.Type))
+}

@@ -1,0 +1,206 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	containertypes "github.com/moby/moby/api/types/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+const minMemory = 6 << 20 // Docker's floor
+
+func setResources(s *specs.Spec, host *containertypes.HostConfig) error {
+	r := host.Resources
+	lr := s.Linux.Resources
+	if r.Memory != 0 || r.MemorySwap != 0 || r.MemoryReservation != 0 {
+		if r.Memory > 0 && r.Memory < minMemory {
+			return errdefs.InvalidParameter(errors.New("Minimum memory limit allowed is 6MB")) //lint:ignore ST1005 Docker's wording
+		}
+		if r.MemorySwap > 0 && r.Memory == 0 {
+			return errdefs.InvalidParameter(errors.New("You should always set the Memory limit when using Memoryswap limit, see usage")) //lint:ignore ST1005 Docker's wording
+		}
+		if r.MemorySwap > 0 && r.MemorySwap < r.Memory {
+			return errdefs.InvalidParameter(errors.New("Minimum memoryswap limit should be larger than memory limit, see usage")) //lint:ignore ST1005 Docker's wording
+		}
+		lr.Memory = &specs.LinuxMemory{}
+		if r.Memory > 0 {
+			lr.Memory.Limit = &r.Memory
+		}
+		if r.MemorySwap != 0 {
+			lr.Memory.Swap = &r.MemorySwap
+		}
+		if r.MemoryReservation > 0 {
+			lr.Memory.Reservation = &r.MemoryReservation
+		}
+	}
+	if r.NanoCPUs != 0 && (r.CPUQuota != 0 || r.CPUPeriod != 0) {
+		return errdefs.InvalidParameter(errors.New("conflicting options: Nano CPUs and CPU Period cannot both be set"))
+	}
+	cpu := &specs.LinuxCPU{}
+	set := false
+	if r.NanoCPUs != 0 {
+		n := int64(runtime.NumCPU())
+		if r.NanoCPUs < 1e7 || r.NanoCPUs > n*1e9 {
+			return errdefs.InvalidParameter(fmt.Errorf("range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", n, n))
+		}
+		period := uint64(100000)
+		quota := r.NanoCPUs * int64(period) / 1e9
+		cpu.Period, cpu.Quota, set = &period, &quota, true
+	}
+	if r.CPUQuota != 0 {
+		q := r.CPUQuota
+		cpu.Quota, set = &q, true
+	}
+	if r.CPUPeriod != 0 {
+		p := uint64(r.CPUPeriod)
+		cpu.Period, set = &p, true
+	}
+	if r.CPUShares != 0 {
+		if r.CPUShares < 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid CPU shares (%d): value must be a positive integer", r.CPUShares))
+		}
+		sh := uint64(r.CPUShares)
+		cpu.Shares, set = &sh, true
+	}
+	if r.CpusetCpus != "" {
+		if err := validCPUSet(r.CpusetCpus, runtime.NumCPU()); err != nil {
+			return err
+		}
+		cpu.Cpus, set = r.CpusetCpus, true
+	}
+	if r.CpusetMems != "" {
+		cpu.Mems, set = r.CpusetMems, true
+	}
+	if set {
+		lr.CPU = cpu
+	}
+	if r.PidsLimit != nil && *r.PidsLimit != 0 {
+		l := *r.PidsLimit
+		lr.Pids = &specs.LinuxPids{Limit: &l}
+	}
+	if r.BlkioWeight != 0 {
+		if r.BlkioWeight < 10 || r.BlkioWeight > 1000 {
+			return errdefs.InvalidParameter(errors.New("range of blkio weight is from 10 to 1000"))
+		}
+		w := r.BlkioWeight
+		lr.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	return nil
+}
+
+// validCPUSet checks "0-2,4" against the CPUs this machine has.
+func validCPUSet(set string, n int) error {
+	bad := errdefs.InvalidParameter(fmt.Errorf("invalid value %s for cpuset cpus", set))
+	for _, part := range strings.Split(set, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return bad
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return bad
+			}
+		}
+		if a < 0 || b >= n {
+			return errdefs.InvalidParameter(fmt.Errorf("requested CPUs are not available - requested %s, available: 0-%d", set, n-1))
+		}
+	}
+	return nil
+}
+
+func setDevices(s *specs.Spec, host *containertypes.HostConfig) error {
+	lr := s.Linux.Resources
+	lr.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	if host.Privileged {
+		lr.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+		return nil
+	}
+	for _, d := range host.Devices {
+		dev, rule, err := deviceFromHost(d.PathOnHost, d.PathInContainer, d.CgroupPermissions)
+		if err != nil {
+			return err
+		}
+		s.Linux.Devices = append(s.Linux.Devices, dev)
+		lr.Devices = append(lr.Devices, rule)
+	}
+	for _, r := range host.DeviceCgroupRules {
+		rule, err := parseCgroupRule(r)
+		if err != nil {
+			return err
+		}
+		lr.Devices = append(lr.Devices, rule)
+	}
+	return nil
+}
+
+func deviceFromHost(path, inContainer, perms string) (specs.LinuxDevice, specs.LinuxDeviceCgroup, error) {
+	if inContainer == "" {
+		inContainer = path
+	}
+	if perms == "" {
+		perms = "rwm"
+	}
+	if strings.Trim(perms, "rwm") != "" {
+		return specs.LinuxDevice{}, specs.LinuxDeviceCgroup{}, errdefs.InvalidParameter(fmt.Errorf("invalid device cgroup permissions %q", perms))
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return specs.LinuxDevice{}, specs.LinuxDeviceCgroup{}, errdefs.InvalidParameter(
+			fmt.Errorf("error gathering device information while adding custom device %q: %w", path, err))
+	}
+	var typ string
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		typ = "c"
+	case unix.S_IFBLK:
+		typ = "b"
+	default:
+		return specs.LinuxDevice{}, specs.LinuxDeviceCgroup{}, errdefs.InvalidParameter(fmt.Errorf("%s is not a device node", path))
+	}
+	major, minor := int64(unix.Major(uint64(st.Rdev))), int64(unix.Minor(uint64(st.Rdev)))
+	mode := os.FileMode(st.Mode &^ unix.S_IFMT)
+	uid, gid := st.Uid, st.Gid
+	return specs.LinuxDevice{Path: inContainer, Type: typ, Major: major, Minor: minor, FileMode: &mode, UID: &uid, GID: &gid},
+		specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: perms}, nil
+}
+
+// parseCgroupRule reads "c 1:3 rwm", "b 8:* r", "a *:* rwm".
+func parseCgroupRule(r string) (specs.LinuxDeviceCgroup, error) {
+	bad := errdefs.InvalidParameter(fmt.Errorf("invalid device cgroup rule %q: want TYPE MAJOR:MINOR ACCESS", r))
+	f := strings.Fields(r)
+	if len(f) != 3 || (f[0] != "a" && f[0] != "b" && f[0] != "c") || strings.Trim(f[2], "rwm") != "" || f[2] == "" {
+		return specs.LinuxDeviceCgroup{}, bad
+	}
+	maj, mnr, ok := strings.Cut(f[1], ":")
+	if !ok {
+		return specs.LinuxDeviceCgroup{}, bad
+	}
+	num := func(s string) (*int64, error) {
+		if s == "*" {
+			return nil, nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return nil, bad
+		}
+		return &n, nil
+	}
+	a, err := num(maj)
+	if err != nil {
+		return specs.LinuxDeviceCgroup{}, err
+	}
+	b, err := num(mnr)
+	if err != nil {
+		return specs.LinuxDeviceCgroup{}, err
+	}
+	return specs.LinuxDeviceCgroup{Allow: true, Type: f[0], Major: a, Minor: b, Access: f[2]}, nil
+}

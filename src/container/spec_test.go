@@ -1,0 +1,237 @@
+package container
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// rootfs makes a root filesystem with an /etc/passwd and /etc/group.
+func rootfs(t *testing.T) string {
+	r := t.TempDir()
+	os.MkdirAll(filepath.Join(r, "etc"), 0o755)
+	os.WriteFile(filepath.Join(r, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(r, "etc/group"), []byte("root:x:0:\napp:x:1000:\naudio:x:29:app\nvideo:x:44:\n"), 0o644)
+	return r
+}
+
+func image() dockerspec.DockerOCIImageConfig {
+	return dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{
+		Env: []string{"PATH=/bin", "A=image"}, Cmd: []string{"sh"}, WorkingDir: "/srv"}}
+}
+
+func spec(t *testing.T, cfg containertypes.Config, host containertypes.HostConfig) (*specs.Spec, error) {
+	t.Helper()
+	if host.NetworkMode == "" {
+		host.NetworkMode = "none"
+	}
+	return Spec(SpecInput{ID: "0123456789abcdef0123", Config: &cfg, Host: &host, Image: image(), Rootfs: rootfs(t)})
+}
+
+func TestResolveCommand(t *testing.T) {
+	img := dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Entrypoint: []string{"/init"}, Cmd: []string{"serve"}}}
+	cases := []struct {
+		cfg  containertypes.Config
+		want []string
+	}{
+		{containertypes.Config{}, []string{"/init", "serve"}},
+		{containertypes.Config{Cmd: []string{"debug"}}, []string{"/init", "debug"}},
+		{containertypes.Config{Entrypoint: []string{"sh", "-c"}}, []string{"sh", "-c"}}, // the image's cmd goes with its entrypoint
+		{containertypes.Config{Entrypoint: []string{"sh", "-c"}, Cmd: []string{"echo hi"}}, []string{"sh", "-c", "echo hi"}},
+		{containertypes.Config{Entrypoint: []string{}, Cmd: []string{"ls"}}, []string{"ls"}}, // --entrypoint ""
+	}
+	for _, c := range cases {
+		got, err := ResolveCommand(&c.cfg, img)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ResolveCommand(%+v) = %q, %v; want %q", c.cfg, got, err, c.want)
+		}
+	}
+	if _, err := ResolveCommand(&containertypes.Config{}, dockerspec.DockerOCIImageConfig{}); errdefs.KindOf(err) != errdefs.KindInvalidParameter {
+		t.Errorf("no command: %v", err)
+	}
+}
+
+func TestSpecBasics(t *testing.T) {
+	s, err := spec(t, containertypes.Config{Env: []string{"A=ctr", "B=2"}, User: "app", Cmd: []string{"id"}, Labels: map[string]string{"x": "y"}},
+		containertypes.HostConfig{GroupAdd: []string{"video"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s.Process.Args, []string{"id"}) || s.Process.Cwd != "/srv" {
+		t.Errorf("process = %+v", s.Process)
+	}
+	if !reflect.DeepEqual(s.Process.Env, []string{"PATH=/bin", "A=ctr", "B=2", "HOSTNAME=0123456789ab"}) {
+		t.Errorf("env = %q", s.Process.Env)
+	}
+	if s.Process.User.UID != 1000 || s.Process.User.GID != 1000 || !slices.Contains(s.Process.User.AdditionalGids, 29) ||
+		!slices.Contains(s.Process.User.AdditionalGids, 44) {
+		t.Errorf("user = %+v", s.Process.User)
+	}
+	if s.Hostname != "0123456789ab" {
+		t.Errorf("hostname = %q", s.Hostname)
+	}
+	var nsTypes []string
+	for _, n := range s.Linux.Namespaces {
+		nsTypes = append(nsTypes, string(n.Type))
+	}
+	if !slices.Contains(nsTypes, "network") || !slices.Contains(nsTypes, "pid") || !slices.Contains(nsTypes, "uts") {
+		t.Errorf("namespaces = %v", nsTypes)
+	}
+	if len(s.Process.Capabilities.Bounding) != len(defaultCaps) || slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") {
+		t.Errorf("caps = %v", s.Process.Capabilities.Bounding)
+	}
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") {
+		t.Error("default masked paths missing")
+	}
+	var dsts []string
+	for _, m := range s.Mounts {
+		dsts = append(dsts, m.Destination)
+	}
+	for _, d := range []string{"/proc", "/dev", "/dev/pts", "/sys", "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup"} {
+		if !slices.Contains(dsts, d) {
+			t.Errorf("mount %s missing: %v", d, dsts)
+		}
+	}
+	if s.Linux.Resources.Devices[0].Allow {
+		t.Error("device cgroup does not start by denying all")
+	}
+}
+
+func TestSpecHostNetworkAndPrivileged(t *testing.T) {
+	s, err := spec(t, containertypes.Config{}, containertypes.HostConfig{NetworkMode: "host", Privileged: true, ReadonlyRootfs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace || n.Type == specs.UTSNamespace {
+			t.Errorf("host network still has a %s namespace", n.Type)
+		}
+	}
+	if s.Hostname != "" {
+		t.Errorf("host network sets hostname %q", s.Hostname)
+	}
+	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") || len(s.Linux.MaskedPaths) != 0 {
+		t.Error("privileged is not privileged")
+	}
+	if !s.Linux.Resources.Devices[0].Allow || !s.Root.Readonly {
+		t.Errorf("privileged devices %+v, readonly %v", s.Linux.Resources.Devices, s.Root.Readonly)
+	}
+}
+
+func TestSpecOptions(t *testing.T) {
+	bindSrc := t.TempDir()
+	pids := int64(50)
+	s, err := spec(t, containertypes.Config{Cmd: []string{"x"}}, containertypes.HostConfig{
+		CapAdd: []string{"net_admin"}, CapDrop: []string{"CAP_MKNOD"},
+		SecurityOpt: []string{"no-new-privileges", "seccomp=unconfined"},
+		Binds:       []string{bindSrc + ":/data:ro"},
+		Mounts:      []mount.Mount{{Type: mount.TypeTmpfs, Target: "/run", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20}}},
+		Tmpfs:       map[string]string{"/cache": "size=2m"},
+		ShmSize:     1 << 20,
+		Resources: containertypes.Resources{Memory: 64 << 20, MemorySwap: 128 << 20, NanoCPUs: 5e8, CPUShares: 512,
+			PidsLimit: &pids, BlkioWeight: 300, Ulimits: nil,
+			DeviceCgroupRules: []string{"c 13:* rmw"},
+			Devices:           []containertypes.DeviceMapping{{PathOnHost: "/dev/null", PathInContainer: "/dev/mynull"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := s.Process.Capabilities.Bounding
+	if !slices.Contains(caps, "CAP_NET_ADMIN") || slices.Contains(caps, "CAP_MKNOD") || !s.Process.NoNewPrivileges {
+		t.Errorf("caps %v, nnp %v", caps, s.Process.NoNewPrivileges)
+	}
+	find := func(dst string) *specs.Mount {
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == dst {
+				return &s.Mounts[i]
+			}
+		}
+		return nil
+	}
+	if m := find("/data"); m == nil || m.Source != bindSrc || !slices.Contains(m.Options, "ro") {
+		t.Errorf("bind: %+v", m)
+	}
+	if m := find("/run"); m == nil || !slices.Contains(m.Options, "size=1048576") {
+		t.Errorf("tmpfs mount: %+v", m)
+	}
+	if m := find("/cache"); m == nil || !slices.Contains(m.Options, "size=2m") {
+		t.Errorf("tmpfs: %+v", m)
+	}
+	if m := find("/dev/shm"); m == nil || !slices.Contains(m.Options, "size=1048576") {
+		t.Errorf("shm: %+v", m)
+	}
+	r := s.Linux.Resources
+	if *r.Memory.Limit != 64<<20 || *r.Memory.Swap != 128<<20 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 ||
+		*r.CPU.Shares != 512 || *r.Pids.Limit != 50 || *r.BlockIO.Weight != 300 {
+		t.Errorf("resources = %+v", r)
+	}
+	if len(s.Linux.Devices) != 1 || s.Linux.Devices[0].Path != "/dev/mynull" || s.Linux.Devices[0].Major != 1 || s.Linux.Devices[0].Minor != 3 {
+		t.Errorf("devices = %+v", s.Linux.Devices)
+	}
+	if len(r.Devices) != 3 || r.Devices[2].Type != "c" || *r.Devices[2].Major != 13 || r.Devices[2].Minor != nil {
+		t.Errorf("device rules = %+v", r.Devices)
+	}
+}
+
+func TestSpecErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  containertypes.Config
+		host containertypes.HostConfig
+		kind errdefs.Kind
+		want string
+	}{
+		{"unknown user", containertypes.Config{User: "nobody-here"}, containertypes.HostConfig{}, errdefs.KindInvalidParameter, "unable to find user nobody-here"},
+		{"relative workdir", containertypes.Config{WorkingDir: "srv"}, containertypes.HostConfig{}, errdefs.KindInvalidParameter, "needs to be an absolute path"},
+		{"bridge", containertypes.Config{}, containertypes.HostConfig{NetworkMode: "bridge"}, errdefs.KindNotImplemented, "not implemented yet"},
+		{"bad cap", containertypes.Config{}, containertypes.HostConfig{CapAdd: []string{"FLY"}}, errdefs.KindInvalidParameter, `invalid capability to add: "CAP_FLY"`},
+		{"seccomp profile", containertypes.Config{}, containertypes.HostConfig{SecurityOpt: []string{"seccomp=/x.json"}}, errdefs.KindNotImplemented, "seccomp profiles"},
+		{"bad security opt", containertypes.Config{}, containertypes.HostConfig{SecurityOpt: []string{"magic=on"}}, errdefs.KindInvalidParameter, "invalid --security-opt"},
+		{"bad bind", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"/a"}}, errdefs.KindInvalidParameter, "invalid volume specification"},
+		{"named volume", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"data:/data"}}, errdefs.KindNotImplemented, "named volumes"},
+		{"bad bind mode", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"/tmp:/x:fast"}}, errdefs.KindInvalidParameter, "invalid mode: fast"},
+		{"missing bind source", containertypes.Config{}, containertypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: "/nonexistent/x", Target: "/x"}}}, errdefs.KindInvalidParameter, "bind source path does not exist"},
+		{"relative target", containertypes.Config{}, containertypes.HostConfig{Tmpfs: map[string]string{"rel": ""}}, errdefs.KindInvalidParameter, "not an absolute path"},
+		{"duplicate", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"/tmp:/x"}, Tmpfs: map[string]string{"/x": ""}}, errdefs.KindInvalidParameter, "duplicate mount point"},
+		{"tiny memory", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{Memory: 1 << 20}}, errdefs.KindInvalidParameter, "Minimum memory limit allowed is 6MB"},
+		{"swap below memory", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{Memory: 64 << 20, MemorySwap: 32 << 20}}, errdefs.KindInvalidParameter, "memoryswap limit should be larger"},
+		{"too many cpus", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{NanoCPUs: 1000e9}}, errdefs.KindInvalidParameter, "range of CPUs"},
+		{"cpuset", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{CpusetCpus: "0-999"}}, errdefs.KindInvalidParameter, "requested CPUs are not available"},
+		{"missing device", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{Devices: []containertypes.DeviceMapping{{PathOnHost: "/dev/nope"}}}}, errdefs.KindInvalidParameter, `adding custom device "/dev/nope"`},
+		{"not a device", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{Devices: []containertypes.DeviceMapping{{PathOnHost: "/etc/hostname"}}}}, errdefs.KindInvalidParameter, "not a device node"},
+		{"bad rule", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{DeviceCgroupRules: []string{"x 1:2 rwm"}}}, errdefs.KindInvalidParameter, "invalid device cgroup rule"},
+		{"blkio", containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{BlkioWeight: 5000}}, errdefs.KindInvalidParameter, "blkio weight"},
+	}
+	for _, c := range cases {
+		_, err := spec(t, c.cfg, c.host)
+		if err == nil || errdefs.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v (kind %v), want %v with %q", c.name, err, errdefs.KindOf(err), c.kind, c.want)
+		}
+	}
+}
+
+// An image whose /etc/passwd is a symlink to the host's must not have it read.
+func TestResolveUserStaysInRoot(t *testing.T) {
+	r := t.TempDir()
+	os.MkdirAll(filepath.Join(r, "etc"), 0o755)
+	os.Symlink("/etc/passwd", filepath.Join(r, "etc/passwd"))
+	for _, u := range []string{"", "0", "0:0"} {
+		if got, err := ResolveUser(r, u, nil); err != nil || got.UID != 0 {
+			t.Fatalf("user %q without a passwd file: %v %v", u, got, err) // numeric IDs need no file
+		}
+	}
+	// "daemon" exists in the host's /etc/passwd, not in the image's.
+	if _, err := ResolveUser(r, "daemon", nil); err == nil {
+		t.Error("user resolved through a symlink to the host's /etc/passwd")
+	}
+}
