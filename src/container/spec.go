@@ -122,7 +122,11 @@ func openInRoot(root, path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(p)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
 }
 
 // ResolveUser turns "name", "uid", "name:group", "uid:gid" into IDs with
