@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 )
@@ -13,6 +15,12 @@ import (
 var notYet = []string{
 	"/containers", "/exec", "/images", "/commit", "/networks", "/volumes",
 	"/info", "/events", "/system", "/auth", "/distribution",
+}
+
+// containerOpsNotYet are the container operations not served yet.
+var containerOpsNotYet = map[string]bool{
+	"exec": true, "top": true, "stats": true, "export": true, "archive": true, "changes": true,
+	"resize": true, "pause": true, "unpause": true, "update": true, "ws": true,
 }
 
 // leftOut lists the areas balena-engine leaves out on purpose, with the
@@ -33,6 +41,22 @@ var leftOut = map[string]string{
 func registerMissing(s *Server) {
 	for _, prefix := range notYet {
 		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) || (prefix == "/events" && s.cfg.Events != nil) {
+			continue
+		}
+		if prefix == "/containers" && s.cfg.Containers != nil {
+			// What the specific patterns did not take: an operation not
+			// served yet (501), or a container reference with a slash in
+			// it, which names no container (404).
+			h := func(_ http.ResponseWriter, r *http.Request) error {
+				rest := strings.TrimPrefix(r.URL.Path, "/containers/")
+				op := path.Base(rest)
+				if containerOpsNotYet[op] {
+					return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
+				}
+				//lint:ignore ST1005 Docker's wording
+				return errdefs.NotFound(fmt.Errorf("No such container: %s", strings.TrimSuffix(rest, "/"+op)))
+			}
+			s.handle("/containers/", h)
 			continue
 		}
 		h := func(_ http.ResponseWriter, r *http.Request) error {

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"runtime"
 
+	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/events"
 	"github.com/balena-os/balena-engine/src/image"
@@ -32,10 +33,11 @@ type Config struct {
 	Log           *slog.Logger
 
 	// The engine's parts. A nil one leaves its routes answering 501.
-	Events   *events.Log
-	Images   *image.Store
-	Registry *registry.Client
-	Pull     image.PullOptions // defaults for pulls: concurrency, bandwidth
+	Events     *events.Log
+	Images     *image.Store
+	Containers *container.Manager
+	Registry   *registry.Client
+	Pull       image.PullOptions // defaults for pulls: concurrency, bandwidth
 }
 
 // Server is an http.Handler for the Docker Engine API.
@@ -61,6 +63,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Events != nil {
 		s.handle("GET /events", s.eventsStream)
+	}
+	if cfg.Containers != nil {
+		s.registerContainers()
 	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404

@@ -42,20 +42,32 @@ func init() {
 	// Filled here rather than in the declaration: the help command reads
 	// the table it belongs to.
 	commands = map[string]command{
-		"version": {"Show the balena-engine version information", runVersion},
-		"help":    {"Show help for a command", runHelp},
-		"pull":    {"Download an image from a registry", runPull},
-		"push":    {"Upload an image to a registry", runPush},
-		"images":  {"List images", runImages},
-		"rmi":     {"Remove one or more images", runRmi},
-		"tag":     {"Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", runTag},
-		"inspect": {"Return low-level information on images", runInspect},
-		"history": {"Show the history of an image", runHistory},
-		"image":   {"Manage images", runImage},
-		"save":    {"Save one or more images to a tar archive (streamed to STDOUT by default)", runSave},
-		"load":    {"Load an image from a tar archive or STDIN", runLoad},
-		"events":  {"Get real time events from the server", runEvents},
-		"import":  {"Import the contents from a tarball to create a filesystem image", runImport},
+		"version":   {"Show the balena-engine version information", runVersion},
+		"help":      {"Show help for a command", runHelp},
+		"pull":      {"Download an image from a registry", runPull},
+		"push":      {"Upload an image to a registry", runPush},
+		"images":    {"List images", runImages},
+		"rmi":       {"Remove one or more images", runRmi},
+		"tag":       {"Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", runTag},
+		"inspect":   {"Return low-level information on images", runInspect},
+		"history":   {"Show the history of an image", runHistory},
+		"image":     {"Manage images", runImage},
+		"save":      {"Save one or more images to a tar archive (streamed to STDOUT by default)", runSave},
+		"load":      {"Load an image from a tar archive or STDIN", runLoad},
+		"events":    {"Get real time events from the server", runEvents},
+		"import":    {"Import the contents from a tarball to create a filesystem image", runImport},
+		"run":       {"Create and run a new container from an image", runRun},
+		"create":    {"Create a new container", runCreate},
+		"start":     {"Start one or more stopped containers", runStart},
+		"stop":      {"Stop one or more running containers", runStopLike("stop")},
+		"restart":   {"Restart one or more containers", runStopLike("restart")},
+		"kill":      {"Kill one or more running containers", runStopLike("kill")},
+		"rm":        {"Remove one or more containers", runRm},
+		"ps":        {"List containers", runPs},
+		"logs":      {"Fetch the logs of a container", runLogs},
+		"wait":      {"Block until one or more containers stop, then print their exit codes", runWait},
+		"rename":    {"Rename a container", runRename},
+		"container": {"Manage containers", runContainer},
 	}
 }
 
@@ -116,9 +128,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		e.client.Close()
 	}
 	var ue usageError
+	var ee containerExit
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &ee):
+		return ee.code
 	case errors.Is(err, pflag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):

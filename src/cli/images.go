@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/distribution/reference"
 	"github.com/docker/go-units"
 	imagetypes "github.com/moby/moby/api/types/image"
@@ -263,7 +264,7 @@ func runTag(ctx context.Context, e *env, args []string) error {
 func runInspect(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("inspect", "inspect [OPTIONS] NAME|ID [NAME|ID...]")
 	format := fs.StringP("format", "f", "", "format output using a Go template")
-	fs.String("type", "image", "only images can be inspected so far")
+	typ := fs.String("type", "", "only inspect objects of the given type (container, image)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -277,8 +278,18 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	var objs []json.RawMessage
 	var errs []string
 	for _, name := range fs.Args() {
-		raw, err := c.ImageInspectRaw(ctx, name)
+		var raw json.RawMessage
+		err := errors.New("unknown type " + *typ)
+		if *typ == "" || *typ == "container" {
+			raw, err = c.ContainerInspectRaw(ctx, name)
+		}
+		if (*typ == "" && errdefs.KindOf(err) == errdefs.KindNotFound) || *typ == "image" {
+			raw, err = c.ImageInspectRaw(ctx, name)
+		}
 		if err != nil {
+			if errdefs.KindOf(err) == errdefs.KindNotFound && *typ == "" {
+				err = fmt.Errorf("Error: No such object: %s", name)
+			}
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -425,7 +436,7 @@ func runImagePrune(ctx context.Context, e *env, args []string) error {
 // imageSubcommands are "balena-engine image COMMAND".
 var imageSubcommands = map[string]func(context.Context, *env, []string) error{
 	"ls": runImages, "list": runImages, "pull": runPull, "rm": runRmi, "remove": runRmi,
-	"tag": runTag, "inspect": runInspect, "history": runHistory, "prune": runImagePrune,
+	"tag": runTag, "inspect": runImageInspect, "history": runHistory, "prune": runImagePrune,
 	"save": runSave, "load": runLoad, "import": runImport, "push": runPush,
 }
 
@@ -618,4 +629,8 @@ func runPush(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, n.String())
 	}
 	return nil
+}
+
+func runImageInspect(ctx context.Context, e *env, args []string) error {
+	return runInspect(ctx, e, append([]string{"--type", "image"}, args...))
 }

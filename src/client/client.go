@@ -27,6 +27,7 @@ type Client struct {
 	host string // as given, for messages
 	base string // scheme and authority for request URLs
 	http *http.Client
+	dial func(ctx context.Context) (net.Conn, error) // a raw connection, for hijacked streams
 
 	once    sync.Once
 	version string // negotiated API version
@@ -45,12 +46,17 @@ func New(host string) (*Client, error) {
 	case "unix":
 		// The authority is a placeholder: the dialer ignores it.
 		c.base = "http://api.balena-engine"
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c.dial = func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", addr)
 		}
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dial(ctx) }
 	case "tcp":
 		c.base = "http://" + addr
+		c.dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
 	default:
 		return nil, fmt.Errorf("invalid host %q: unsupported protocol %q", host, proto)
 	}

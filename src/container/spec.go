@@ -133,6 +133,9 @@ func openInRoot(root, path string) (io.ReadCloser, error) {
 // the image's /etc/passwd and /etc/group, adding the user's supplementary
 // groups and any --group-add.
 func ResolveUser(rootfs, spec string, groupAdd []string) (specs.User, error) {
+	if rootfs == "" {
+		return specs.User{}, nil // validating at create: users are resolved at start
+	}
 	passwd, _ := openInRoot(rootfs, "/etc/passwd")
 	group, _ := openInRoot(rootfs, "/etc/group")
 	defer func() {

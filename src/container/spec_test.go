@@ -25,7 +25,7 @@ func rootfs(t *testing.T) string {
 	return r
 }
 
-func image() dockerspec.DockerOCIImageConfig {
+func testImage() dockerspec.DockerOCIImageConfig {
 	return dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{
 		Env: []string{"PATH=/bin", "A=image"}, Cmd: []string{"sh"}, WorkingDir: "/srv"}}
 }
@@ -35,7 +35,7 @@ func spec(t *testing.T, cfg containertypes.Config, host containertypes.HostConfi
 	if host.NetworkMode == "" {
 		host.NetworkMode = "none"
 	}
-	return Spec(SpecInput{ID: "0123456789abcdef0123", Config: &cfg, Host: &host, Image: image(), Rootfs: rootfs(t)})
+	return Spec(SpecInput{ID: "0123456789abcdef0123", Config: &cfg, Host: &host, Image: testImage(), Rootfs: rootfs(t)})
 }
 
 func TestResolveCommand(t *testing.T) {

@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			Log:           log,
 			Images:        eng.images,
 			Events:        eng.events,
+			Containers:    eng.containers,
 			Registry:      eng.registry,
 			Pull:          eng.pull,
 		}),

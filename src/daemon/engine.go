@@ -1,16 +1,20 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/events"
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/balena-os/balena-engine/src/registry"
+	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/version"
 	eventtypes "github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
@@ -20,12 +24,13 @@ import (
 
 // engine holds the daemon's stores.
 type engine struct {
-	events   *events.Log
-	db       *bolt.DB
-	layers   *layer.Store
-	images   *image.Store
-	registry *registry.Client
-	pull     image.PullOptions
+	events     *events.Log
+	containers *container.Manager
+	db         *bolt.DB
+	layers     *layer.Store
+	images     *image.Store
+	registry   *registry.Client
+	pull       image.PullOptions
 }
 
 // openEngine opens the metadata database (every transaction is synced to
@@ -65,6 +70,28 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	rt, fresh, err := runtime.Connect(context.Background(), filepath.Join(cfg.ExecRoot, "monitor"), self)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if fresh {
+		log.Info("started the container monitor")
+	} else {
+		log.Info("reconnected to the container monitor (live restore)")
+	}
+	if e.containers, err = container.Open(context.Background(), filepath.Join(cfg.DataRoot, "containers"), db, e.images, rt, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.containers.Notify = func(action eventtypes.Action, id string, attrs map[string]string) {
+		e.events.Publish(eventtypes.ContainerEventType, action, id, attrs)
 	}
 	e.pull.MaxConcurrent = cfg.MaxConcurrentDownloads
 	if bw, _ := cfg.bandwidth(); bw > 0 {

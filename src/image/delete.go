@@ -28,6 +28,19 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 	var out []DeleteResult
 	removedImage := false
 	var imgID digest.Digest
+	// Which container uses the image is asked outside the write
+	// transaction: the container store reads the same database.
+	user := ""
+	if s.InUse != nil {
+		var pre digest.Digest
+		s.db.View(func(tx *bolt.Tx) error {
+			pre, _ = resolve(tx, refOrID)
+			return nil
+		})
+		if pre != "" {
+			user = s.InUse(pre.String())
+		}
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		id, err := resolve(tx, refOrID)
 		if err != nil {
@@ -93,7 +106,11 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 				}
 			}
 		}
-		if len(remaining) > 0 {
+		if user != "" && len(remaining) == 0 && !force {
+			return errdefs.Conflict(fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by container %s", shortID(id), user[:min(12, len(user))]))
+		}
+		if len(remaining) > 0 || user != "" {
+			// Names go; an image a container uses stays, nameless.
 			nv, _ := json.Marshal(r)
 			return tx.Bucket(bucketImages).Put([]byte(id), nv)
 		}

@@ -63,6 +63,8 @@ type Store struct {
 	// Notify, when set, hears of image events (pull, tag, untag, delete,
 	// load, save): the daemon's event log.
 	Notify func(action events.Action, id string, attrs map[string]string)
+	// InUse, when set, names a container using the image (ID), or "".
+	InUse func(imageID string) string
 }
 
 func (s *Store) notify(action events.Action, id, name string) {

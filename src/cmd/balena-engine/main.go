@@ -5,6 +5,7 @@
 //	balena-engine daemon           the daemon
 //	balenad, balena-engine-daemon  the daemon
 //	<any name> init                libcontainer's container init (hidden; see init.go)
+//	<any name> __monitor           the container monitor (hidden; see src/runtime)
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/cli"
 	"github.com/balena-os/balena-engine/src/daemon"
+	"github.com/balena-os/balena-engine/src/runtime"
 )
 
 func main() {
@@ -24,6 +26,8 @@ func main() {
 	switch r {
 	case roleDaemon:
 		os.Exit(daemon.Main(args, os.Stdout, os.Stderr))
+	case roleMonitor:
+		os.Exit(runtime.MonitorMain(args))
 	default:
 		os.Exit(cli.Main(args, os.Stdout, os.Stderr))
 	}

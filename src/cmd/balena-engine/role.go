@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/balena-os/balena-engine/src/runtime"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,6 +14,7 @@ type role int
 const (
 	roleClient role = iota
 	roleDaemon
+	roleMonitor
 )
 
 // Names the executable may be installed or linked under.
@@ -40,6 +43,9 @@ func selectRole(argv []string) (role, []string, error) {
 		return 0, nil, fmt.Errorf("unknown role %q: install or link the binary as one of %s", name, strings.Join(known, ", "))
 	}
 	args := argv[1:]
+	if len(args) > 0 && args[0] == runtime.MonitorArg {
+		return roleMonitor, args[1:], nil
+	}
 	if r == roleClient && len(args) > 0 && args[0] == "daemon" {
 		return roleDaemon, args[1:], nil
 	}

@@ -24,6 +24,8 @@ func TestSelectRole(t *testing.T) {
 		{argv: []string{"balena-engine", "--debug", "daemon"}, role: roleClient, args: []string{"--debug", "daemon"}},
 		// balenad's arguments are its own, even one spelt "daemon".
 		{argv: []string{"balenad", "daemon"}, role: roleDaemon, args: []string{"daemon"}},
+		{argv: []string{"balena-engine", "__monitor", "--root", "/run/x"}, role: roleMonitor, args: []string{"--root", "/run/x"}},
+		{argv: []string{"balenad", "__monitor"}, role: roleMonitor, args: []string{}},
 		{argv: []string{"/usr/local/bin/dockerd"}, errMatch: `unknown role "dockerd"`},
 		{argv: []string{"balena-engine.new"}, errMatch: "unknown role"},
 		{argv: nil, errMatch: "without argv[0]"},

@@ -1,0 +1,450 @@
+package api
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/container"
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/docker/go-units"
+	containertypes "github.com/moby/moby/api/types/container"
+)
+
+func (s *Server) registerContainers() {
+	s.handle("POST /containers/create", s.containerCreate)
+	s.handle("GET /containers/json", s.containerList)
+	s.handle("POST /containers/prune", s.containerPrune)
+	s.handle("POST /containers/{id}/start", s.containerStart)
+	s.handle("POST /containers/{id}/stop", s.containerStop)
+	s.handle("POST /containers/{id}/restart", s.containerRestart)
+	s.handle("POST /containers/{id}/kill", s.containerKill)
+	s.handle("POST /containers/{id}/wait", s.containerWait)
+	s.handle("POST /containers/{id}/rename", s.containerRename)
+	s.handle("POST /containers/{id}/attach", s.containerAttach)
+	s.handle("GET /containers/{id}/json", s.containerInspect)
+	s.handle("GET /containers/{id}/logs", s.containerLogs)
+	s.handle("DELETE /containers/{id}", s.containerDelete)
+}
+
+func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
+	var req containertypes.CreateRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&req); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errdefs.InvalidParameter(errors.New("invalid JSON: got EOF while reading request body"))
+		}
+		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	}
+	if req.Config == nil {
+		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
+	}
+	c, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: []string{}})
+}
+
+func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
+	err := s.cfg.Containers.Start(r.Context(), r.PathValue("id"))
+	if errors.Is(err, container.ErrAlreadyStarted) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func timeoutParam(r *http.Request) (*int, error) {
+	v := r.URL.Query().Get("t")
+	if v == "" {
+		v = r.URL.Query().Get("timeout")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid timeout %q", v))
+	}
+	return &n, nil
+}
+
+func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
+	t, err := timeoutParam(r)
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t)
+	if errors.Is(err, container.ErrNotRunning) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error {
+	t, err := timeoutParam(r)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t); err != nil && !errors.Is(err, container.ErrNotRunning) {
+		return err
+	}
+	if err := s.cfg.Containers.Start(r.Context(), r.PathValue("id")); err != nil && !errors.Is(err, container.ErrAlreadyStarted) {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) containerKill(w http.ResponseWriter, r *http.Request) error {
+	sig := r.URL.Query().Get("signal")
+	if sig == "" {
+		sig = "SIGKILL"
+	}
+	n, err := container.ParseSignal(sig)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Containers.Kill(r.Context(), r.PathValue("id"), n); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// containerWait answers headers at once (the docker CLI waits for them
+// before it starts the container), then the body when the condition holds.
+func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := s.cfg.Containers.Get(id); err != nil {
+		return err
+	}
+	cond := r.URL.Query().Get("condition")
+	switch cond {
+	case "", "not-running", "next-exit", "removed":
+	default:
+		return errdefs.InvalidParameter(fmt.Errorf("invalid condition: %q", cond))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	code, err := s.cfg.Containers.Wait(r.Context(), id, cond)
+	resp := containertypes.WaitResponse{StatusCode: int64(code)}
+	if err != nil {
+		resp.Error = &containertypes.WaitExitError{Message: err.Error()}
+	}
+	return json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) error {
+	if err := s.cfg.Containers.Rename(r.PathValue("id"), r.URL.Query().Get("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
+	// "v" (remove anonymous volumes) has nothing to do: no volumes yet.
+	if err := s.cfg.Containers.Remove(r.Context(), r.PathValue("id"), boolParam(r, "force")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r, "label", "until")
+	if err != nil {
+		return err
+	}
+	all, err := s.cfg.Containers.List()
+	if err != nil {
+		return err
+	}
+	rep := containertypes.PruneReport{ContainersDeleted: []string{}}
+	for _, c := range all {
+		if c.State.Status == container.StatusRunning || !matchLabels(c.Config.Labels, f["label"]) {
+			continue
+		}
+		if err := s.cfg.Containers.Remove(r.Context(), c.ID, false); err != nil {
+			return err
+		}
+		rep.ContainersDeleted = append(rep.ContainersDeleted, c.ID)
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+// statusText is the STATUS column of "docker ps".
+func statusText(c *container.Container, now time.Time) string {
+	switch c.State.Status {
+	case container.StatusRunning:
+		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+	case container.StatusExited:
+		if c.State.FinishedAt.IsZero() {
+			return fmt.Sprintf("Exited (%d)", c.State.ExitCode)
+		}
+		return fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
+	}
+	return "Created"
+}
+
+func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor")
+	if err != nil {
+		return err
+	}
+	all := boolParam(r, "all")
+	list, err := s.cfg.Containers.List()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	out := []containertypes.Summary{}
+	for _, c := range list {
+		if !all && len(f["status"]) == 0 && c.State.Status != container.StatusRunning {
+			continue
+		}
+		if !filterMatch(f["status"], c.State.Status) || !filterMatchPrefix(f["id"], c.ID) ||
+			!filterContains(f["name"], c.Name) || !filterMatch(f["exited"], strconv.Itoa(c.State.ExitCode)) ||
+			!matchLabels(c.Config.Labels, f["label"]) || !filterMatch(f["ancestor"], c.ImageName) {
+			continue
+		}
+		if len(f["exited"]) > 0 && c.State.Status != container.StatusExited {
+			continue
+		}
+		sum := containertypes.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageName, ImageID: c.Image.String(),
+			Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
+			Labels: c.Config.Labels, State: containertypes.ContainerState(c.State.Status), Status: statusText(c, now),
+			Ports: []containertypes.PortSummary{}, Mounts: []containertypes.MountPoint{}}
+		sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+		out = append(out, sum)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func filterMatch(want []string, v string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, x := range want {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func filterMatchPrefix(want []string, v string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, x := range want {
+		if strings.HasPrefix(v, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func filterContains(want []string, v string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, x := range want {
+		if strings.Contains(v, strings.TrimPrefix(x, "/")) {
+			return true
+		}
+	}
+	return false
+}
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return "0001-01-01T00:00:00Z"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cfg.Containers.Get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	st := c.State
+	resp := containertypes.InspectResponse{
+		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args, Image: c.Image.String(),
+		Name: "/" + c.Name, RestartCount: c.RestartCount, Driver: "overlay2", Platform: "linux", LogPath: c.LogPath,
+		HostConfig: c.HostConfig, Config: c.Config, Mounts: []containertypes.MountPoint{}, ExecIDs: nil,
+		State: &containertypes.State{Status: containertypes.ContainerState(st.Status), Running: st.Status == container.StatusRunning,
+			OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
+			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt)},
+		NetworkSettings: &containertypes.NetworkSettings{},
+	}
+	if resp.Args == nil {
+		resp.Args = []string{}
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// muxWriter writes Docker's multiplexed stream: each frame an 8-byte
+// header (stream, 0, 0, 0, big-endian length) and the payload.
+type muxWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+	fl func()
+}
+
+func (m *muxWriter) frame(stream byte, p []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var hdr [8]byte
+	hdr[0] = stream
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
+	if _, err := m.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := m.w.Write(p); err != nil {
+		return err
+	}
+	if m.fl != nil {
+		m.fl()
+	}
+	return nil
+}
+
+func streamID(name string) byte {
+	if name == "stderr" {
+		return 2
+	}
+	return 1
+}
+
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	stdout, stderr := boolParam(r, "stdout"), boolParam(r, "stderr")
+	if !stdout && !stderr {
+		return errdefs.InvalidParameter(errors.New("Bad parameters: you must choose at least one stream")) //lint:ignore ST1005 Docker's wording
+	}
+	c, err := s.cfg.Containers.Get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if c.Config.Tty {
+		return errdefs.NotImplemented(errors.New("logs of TTY containers are not implemented yet"))
+	}
+	now := time.Now()
+	opts := logs.ReadOptions{Follow: boolParam(r, "follow"), Tail: -1}
+	if opts.Since, err = parseEventTime(q.Get("since"), now); err != nil {
+		return err
+	}
+	if opts.Until, err = parseEventTime(q.Get("until"), now); err != nil {
+		return err
+	}
+	if t := q.Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid tail value %q", t))
+		}
+		opts.Tail = n
+	}
+	timestamps := boolParam(r, "timestamps")
+	w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	mw := &muxWriter{w: w, fl: func() {
+		if fl != nil {
+			fl.Flush()
+		}
+	}}
+	mw.fl()
+	err = s.cfg.Containers.Logs(r.Context(), c.ID, opts, func(e logs.Entry) error {
+		if (e.Stream == "stdout" && !stdout) || (e.Stream == "stderr" && !stderr) {
+			return nil
+		}
+		line := e.Log
+		if timestamps {
+			line = e.Time.Format(time.RFC3339Nano) + " " + line
+		}
+		return mw.frame(streamID(e.Stream), []byte(line))
+	})
+	if err != nil {
+		s.cfg.Log.Debug("logs stream ended", "err", err)
+	}
+	return nil
+}
+
+// containerAttach hijacks the connection and streams the container's
+// output (from its log, as it is written) until it exits. Input (stdin)
+// is not implemented yet.
+func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cfg.Containers.Get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if c.Config.Tty {
+		return errdefs.NotImplemented(errors.New("attaching to a TTY is not implemented yet"))
+	}
+	if boolParam(r, "stdin") && c.Config.OpenStdin {
+		return errdefs.NotImplemented(errors.New("attaching stdin is not implemented yet"))
+	}
+	stdout, stderr := boolParam(r, "stdout"), boolParam(r, "stderr")
+	since := time.Now()
+	replay := boolParam(r, "logs")
+	exited := s.cfg.Containers.ExitChan(c.ID)
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return errors.New("connection cannot be hijacked")
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	status := "HTTP/1.1 200 OK\r\n"
+	if r.Header.Get("Upgrade") != "" {
+		status = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+	}
+	fmt.Fprintf(buf, "%sContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", status)
+	buf.Flush()
+	bw := bufio.NewWriter(conn)
+	mw := &muxWriter{w: bw, fl: func() { bw.Flush() }}
+	opts := logs.ReadOptions{Tail: -1, Follow: boolParam(r, "stream")}
+	if !replay {
+		opts.Since = since
+	}
+	// Follow until the container exits, whether or not it has started yet.
+	ctx := r.Context()
+	_, maxFile, _ := containerLogLimits(c)
+	logs.Read(ctx, c.LogPath, maxFile, opts, exited, func(e logs.Entry) error {
+		if (e.Stream == "stdout" && !stdout) || (e.Stream == "stderr" && !stderr) {
+			return nil
+		}
+		return mw.frame(streamID(e.Stream), []byte(e.Log))
+	})
+	return nil
+}
+
+func containerLogLimits(c *container.Container) (int64, int, error) {
+	return container.LogLimits(c.HostConfig.LogConfig.Config)
+}

@@ -1,0 +1,672 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/client"
+	"github.com/docker/go-units"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/spf13/pflag"
+)
+
+// runFlags are the flags of "run" and "create".
+type runFlags struct {
+	name, user, workdir, hostname, network, entrypoint, stopSignal, logDriver, restart string
+	memory, memorySwap, shmSize, cpus                                                  string
+	env, envFile, volumes, mounts, labels, capAdd, capDrop, devices, deviceRules       []string
+	securityOpts, tmpfs, ulimits, sysctls, groupAdd, addHosts, logOpts                 []string
+	cpuShares, blkioWeight                                                             int64
+	stopTimeout                                                                        int
+	pidsLimit                                                                          int64
+	cpusetCpus, cpusetMems                                                             string
+	privileged, readOnly, rm, detach, interactive, tty, init                           bool
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "name", "", "assign a name to the container")
+	fs.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
+	fs.StringVar(&f.network, "network", "", "connect a container to a network (host, none)")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
+	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container")
+	fs.IntVar(&f.stopTimeout, "stop-timeout", -1, "timeout (in seconds) to stop a container")
+	fs.StringVar(&f.logDriver, "log-driver", "", "logging driver for the container")
+	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "log driver options")
+	fs.StringVar(&f.restart, "restart", "no", "restart policy to apply when a container exits")
+	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit")
+	fs.StringVar(&f.memorySwap, "memory-swap", "", "swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+	fs.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm")
+	fs.StringVar(&f.cpus, "cpus", "", "number of CPUs")
+	fs.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fs.StringVar(&f.cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
+	fs.StringVar(&f.cpusetMems, "cpuset-mems", "", "MEMs in which to allow execution (0-3, 0,1)")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (set -1 for unlimited)")
+	fs.Int64Var(&f.blkioWeight, "blkio-weight", 0, "block IO (relative weight), between 10 and 1000")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables")
+	fs.StringArrayVar(&f.envFile, "env-file", nil, "read in a file of environment variables")
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume")
+	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount to the container")
+	fs.StringArrayVarP(&f.labels, "label", "l", nil, "set meta data on a container")
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
+	fs.StringArrayVar(&f.devices, "device", nil, "add a host device to the container")
+	fs.StringArrayVar(&f.deviceRules, "device-cgroup-rule", nil, "add a rule to the cgroup allowed devices list")
+	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "security options")
+	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory")
+	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options")
+	fs.StringArrayVar(&f.sysctls, "sysctl", nil, "sysctl options")
+	fs.StringArrayVar(&f.groupAdd, "group-add", nil, "add additional groups to join")
+	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip)")
+	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
+	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
+	fs.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
+	fs.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
+}
+
+// request builds the create request from the flags and the positional
+// IMAGE [COMMAND [ARG...]].
+func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.CreateRequest, error) {
+	cfg := &containertypes.Config{Image: args[0], Cmd: args[1:], User: f.user, WorkingDir: f.workdir,
+		Hostname: f.hostname, Tty: f.tty, OpenStdin: f.interactive, StdinOnce: f.interactive,
+		AttachStdout: !f.detach, AttachStderr: !f.detach, StopSignal: f.stopSignal}
+	if fs.Changed("stop-timeout") {
+		cfg.StopTimeout = &f.stopTimeout
+	}
+	if fs.Changed("entrypoint") {
+		cfg.Entrypoint = []string{}
+		if f.entrypoint != "" {
+			cfg.Entrypoint = []string{f.entrypoint}
+		}
+	}
+	for _, file := range f.envFile {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return containertypes.CreateRequest{}, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				cfg.Env = append(cfg.Env, expandEnv(line))
+			}
+		}
+	}
+	for _, e := range f.env {
+		cfg.Env = append(cfg.Env, expandEnv(e))
+	}
+	if len(f.labels) > 0 {
+		cfg.Labels = map[string]string{}
+		for _, l := range f.labels {
+			k, v, _ := strings.Cut(l, "=")
+			cfg.Labels[k] = v
+		}
+	}
+	host := &containertypes.HostConfig{Binds: f.volumes, NetworkMode: containertypes.NetworkMode(f.network),
+		Privileged: f.privileged, ReadonlyRootfs: f.readOnly, AutoRemove: f.rm, CapAdd: f.capAdd, CapDrop: f.capDrop,
+		SecurityOpt: f.securityOpts, GroupAdd: f.groupAdd, ExtraHosts: f.addHosts,
+		LogConfig: containertypes.LogConfig{Type: f.logDriver}}
+	if f.init {
+		t := true
+		host.Init = &t
+	}
+	if f.restart != "" && f.restart != "no" {
+		name, max, _ := strings.Cut(f.restart, ":")
+		host.RestartPolicy.Name = containertypes.RestartPolicyMode(name)
+		if max != "" {
+			n, err := strconv.Atoi(max)
+			if err != nil {
+				return containertypes.CreateRequest{}, usageError{fmt.Sprintf("invalid restart policy %q", f.restart)}
+			}
+			host.RestartPolicy.MaximumRetryCount = n
+		}
+	}
+	if len(f.logOpts) > 0 {
+		host.LogConfig.Config = map[string]string{}
+		for _, o := range f.logOpts {
+			k, v, _ := strings.Cut(o, "=")
+			host.LogConfig.Config[k] = v
+		}
+	}
+	for _, m := range f.mounts {
+		mt, err := parseMountFlag(m)
+		if err != nil {
+			return containertypes.CreateRequest{}, err
+		}
+		host.Mounts = append(host.Mounts, mt)
+	}
+	for _, t := range f.tmpfs {
+		if host.Tmpfs == nil {
+			host.Tmpfs = map[string]string{}
+		}
+		dst, opts, _ := strings.Cut(t, ":")
+		host.Tmpfs[dst] = opts
+	}
+	if len(f.sysctls) > 0 {
+		host.Sysctls = map[string]string{}
+		for _, s := range f.sysctls {
+			k, v, _ := strings.Cut(s, "=")
+			host.Sysctls[k] = v
+		}
+	}
+	size := func(flag, v string) (int64, error) {
+		if v == "" {
+			return 0, nil
+		}
+		if v == "-1" {
+			return -1, nil
+		}
+		n, err := units.RAMInBytes(v)
+		if err != nil {
+			return 0, usageError{fmt.Sprintf("invalid argument %q for \"--%s\" flag: %v", v, flag, err)}
+		}
+		return n, nil
+	}
+	var err error
+	r := &host.Resources
+	if r.Memory, err = size("memory", f.memory); err != nil {
+		return containertypes.CreateRequest{}, err
+	}
+	if r.MemorySwap, err = size("memory-swap", f.memorySwap); err != nil {
+		return containertypes.CreateRequest{}, err
+	}
+	if host.ShmSize, err = size("shm-size", f.shmSize); err != nil {
+		return containertypes.CreateRequest{}, err
+	}
+	if f.cpus != "" {
+		v, err := strconv.ParseFloat(f.cpus, 64)
+		if err != nil {
+			return containertypes.CreateRequest{}, usageError{fmt.Sprintf("invalid argument %q for \"--cpus\" flag", f.cpus)}
+		}
+		r.NanoCPUs = int64(v * 1e9)
+	}
+	r.CPUShares, r.CpusetCpus, r.CpusetMems = f.cpuShares, f.cpusetCpus, f.cpusetMems
+	r.BlkioWeight = uint16(f.blkioWeight)
+	if fs.Changed("pids-limit") {
+		r.PidsLimit = &f.pidsLimit
+	}
+	r.DeviceCgroupRules = f.deviceRules
+	for _, d := range f.devices {
+		parts := strings.Split(d, ":")
+		dm := containertypes.DeviceMapping{PathOnHost: parts[0], PathInContainer: parts[0], CgroupPermissions: "rwm"}
+		if len(parts) > 1 {
+			dm.PathInContainer = parts[1]
+		}
+		if len(parts) > 2 {
+			dm.CgroupPermissions = parts[2]
+		}
+		r.Devices = append(r.Devices, dm)
+	}
+	for _, u := range f.ulimits {
+		ul, err := units.ParseUlimit(u)
+		if err != nil {
+			return containertypes.CreateRequest{}, usageError{fmt.Sprintf("invalid argument %q for \"--ulimit\" flag: %v", u, err)}
+		}
+		r.Ulimits = append(r.Ulimits, &containertypes.Ulimit{Name: ul.Name, Hard: ul.Hard, Soft: ul.Soft})
+	}
+	return containertypes.CreateRequest{Config: cfg, HostConfig: host}, nil
+}
+
+func expandEnv(e string) string {
+	if strings.Contains(e, "=") {
+		return e
+	}
+	if v, ok := os.LookupEnv(e); ok {
+		return e + "=" + v
+	}
+	return e
+}
+
+// parseMountFlag reads --mount type=bind,source=/a,target=/b,readonly.
+func parseMountFlag(s string) (mount.Mount, error) {
+	m := mount.Mount{Type: mount.TypeVolume}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(k) {
+		case "type":
+			m.Type = mount.Type(v)
+		case "source", "src":
+			m.Source = v
+		case "target", "destination", "dst":
+			m.Target = v
+		case "readonly", "ro":
+			m.ReadOnly = v == "" || v == "true" || v == "1"
+		case "tmpfs-size":
+			n, err := units.RAMInBytes(v)
+			if err != nil {
+				return m, usageError{fmt.Sprintf("invalid tmpfs-size %q", v)}
+			}
+			if m.TmpfsOptions == nil {
+				m.TmpfsOptions = &mount.TmpfsOptions{}
+			}
+			m.TmpfsOptions.SizeBytes = n
+		case "bind-propagation":
+			m.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(v)}
+		default:
+			return m, usageError{fmt.Sprintf("unexpected key '%s' in '%s'", k, kv)}
+		}
+	}
+	return m, nil
+}
+
+func runCreate(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("create", "create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+	fs.SetInterspersed(false)
+	var f runFlags
+	f.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		return usageError{`"balena-engine create" requires at least 1 argument.`}
+	}
+	f.detach = true
+	req, err := f.request(fs, fs.Args())
+	if err != nil {
+		return err
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.ContainerCreate(ctx, f.name, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, resp.ID)
+	return nil
+}
+
+// runFailure reports why "run" could not run the container, with the
+// docker CLI's exit codes: 127 for a command not found, 126 for one that
+// cannot be executed, 125 for anything else the engine refused.
+func runFailure(e *env, err error) error {
+	fmt.Fprintln(e.stderr, err)
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
+		return containerExit{127}
+	case strings.Contains(msg, "permission denied"):
+		return containerExit{126}
+	}
+	return containerExit{125}
+}
+
+// containerExit carries a container's exit code to the process's.
+type containerExit struct{ code int }
+
+func (e containerExit) Error() string { return "" }
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("run", "run [OPTIONS] IMAGE [COMMAND] [ARG...]")
+	fs.SetInterspersed(false)
+	var f runFlags
+	f.register(fs)
+	fs.BoolVarP(&f.detach, "detach", "d", false, "run container in background and print container ID")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		return usageError{`"balena-engine run" requires at least 1 argument.`}
+	}
+	if f.tty {
+		return errors.New("a TTY (-t) is not implemented yet")
+	}
+	req, err := f.request(fs, fs.Args())
+	if err != nil {
+		return err
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.ContainerCreate(ctx, f.name, req)
+	if err != nil {
+		return runFailure(e, err)
+	}
+	id := resp.ID
+	if f.detach {
+		if err := c.ContainerPost(ctx, id, "start", nil); err != nil {
+			return runFailure(e, err)
+		}
+		fmt.Fprintln(e.stdout, id)
+		return nil
+	}
+	out, err := c.ContainerAttach(ctx, id, url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}})
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cond := "next-exit"
+	if f.rm {
+		cond = "removed"
+	}
+	wait, err := c.ContainerWait(ctx, id, cond)
+	if err != nil {
+		return err
+	}
+	if err := c.ContainerPost(ctx, id, "start", nil); err != nil {
+		return runFailure(e, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- client.Demux(out, e.stdout, e.stderr) }()
+	code, err := wait()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second): // the stream ends with the container
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return containerExit{code}
+	}
+	return nil
+}
+
+func eachContainer(ctx context.Context, e *env, ids []string, fn func(*client.Client, string) error) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for _, id := range ids {
+		if err := fn(c, id); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		fmt.Fprintln(e.stdout, id)
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func runStart(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("start", "start [OPTIONS] CONTAINER [CONTAINER...]")
+	attach := fs.BoolP("attach", "a", false, "attach STDOUT/STDERR and forward signals")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{`"balena-engine start" requires at least 1 argument.`}
+	}
+	if *attach {
+		c, err := e.connect()
+		if err != nil {
+			return err
+		}
+		id := fs.Arg(0)
+		out, err := c.ContainerAttach(ctx, id, url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}})
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		wait, err := c.ContainerWait(ctx, id, "next-exit")
+		if err != nil {
+			return err
+		}
+		if err := c.ContainerPost(ctx, id, "start", nil); err != nil {
+			return err
+		}
+		go client.Demux(out, e.stdout, e.stderr)
+		code, err := wait()
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return containerExit{code}
+		}
+		return nil
+	}
+	return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error { return c.ContainerPost(ctx, id, "start", nil) })
+}
+
+func runStopLike(op string) func(context.Context, *env, []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		fs := e.flags(op, op+" [OPTIONS] CONTAINER [CONTAINER...]")
+		t := fs.IntP("time", "t", -1, "seconds to wait before killing the container")
+		sig := fs.StringP("signal", "s", "", "signal to send to the container")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			return usageError{fmt.Sprintf(`"balena-engine %s" requires at least 1 argument.`, op)}
+		}
+		q := url.Values{}
+		if fs.Changed("time") {
+			q.Set("t", strconv.Itoa(*t))
+		}
+		if *sig != "" {
+			q.Set("signal", *sig)
+		}
+		return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error { return c.ContainerPost(ctx, id, op, q) })
+	}
+}
+
+func runRm(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("rm", "rm [OPTIONS] CONTAINER [CONTAINER...]")
+	force := fs.BoolP("force", "f", false, "force the removal of a running container (uses SIGKILL)")
+	fs.BoolP("volumes", "v", false, "remove anonymous volumes associated with the container")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{`"balena-engine rm" requires at least 1 argument.`}
+	}
+	return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error { return c.ContainerRemove(ctx, id, *force) })
+}
+
+func runWait(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("wait", "wait CONTAINER [CONTAINER...]")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{`"balena-engine wait" requires at least 1 argument.`}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	for _, id := range fs.Args() {
+		wait, err := c.ContainerWait(ctx, id, "not-running")
+		if err != nil {
+			return err
+		}
+		code, err := wait()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, code)
+	}
+	return nil
+}
+
+func runRename(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("rename", "rename CONTAINER NEW_NAME")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usageError{`"balena-engine rename" requires exactly 2 arguments.`}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	return c.ContainerPost(ctx, fs.Arg(0), "rename", url.Values{"name": {fs.Arg(1)}})
+}
+
+func runLogs(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("logs", "logs [OPTIONS] CONTAINER")
+	follow := fs.BoolP("follow", "f", false, "follow log output")
+	timestamps := fs.BoolP("timestamps", "t", false, "show timestamps")
+	tail := fs.StringP("tail", "n", "all", "number of lines to show from the end of the logs")
+	since := fs.String("since", "", "show logs since timestamp or relative duration (42m)")
+	until := fs.String("until", "", "show logs before a timestamp or relative duration")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{`"balena-engine logs" requires exactly 1 argument.`}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "tail": {*tail}, "follow": {fmt.Sprint(*follow)},
+		"timestamps": {fmt.Sprint(*timestamps)}, "since": {*since}, "until": {*until}}
+	body, err := c.ContainerLogs(ctx, fs.Arg(0), q)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return client.Demux(body, e.stdout, e.stderr)
+}
+
+type psRow struct {
+	ID, Image, Command, CreatedAt, RunningFor, Status, State, Ports, Names, Labels string
+}
+
+func runPs(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("ps", "ps [OPTIONS]")
+	all := fs.BoolP("all", "a", false, "show all containers (default shows just running)")
+	quiet := fs.BoolP("quiet", "q", false, "only display container IDs")
+	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
+	format := fs.String("format", "", "format output using a Go template")
+	filter := fs.StringArrayP("filter", "f", nil, "filter output based on conditions provided")
+	latest := fs.BoolP("latest", "l", false, "show the latest created container")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	q := url.Values{"all": {fmt.Sprint(*all || *latest)}}
+	if len(*filter) > 0 {
+		m := map[string][]string{}
+		for _, f := range *filter {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				return usageError{fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
+			}
+			m[k] = append(m[k], v)
+		}
+		b, _ := json.Marshal(m)
+		q.Set("filters", string(b))
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	list, err := c.ContainerList(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *latest && len(list) > 1 {
+		list = list[:1]
+	}
+	if *quiet {
+		for _, s := range list {
+			id := s.ID
+			if !*noTrunc {
+				id = id[:12]
+			}
+			fmt.Fprintln(e.stdout, id)
+		}
+		return nil
+	}
+	f, err := newFormatter(e.stdout, *format, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+		map[string]string{"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+			"RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS"})
+	if err != nil {
+		return err
+	}
+	for _, s := range list {
+		created := time.Unix(s.Created, 0)
+		r := psRow{ID: s.ID, Image: s.Image, Command: strconv.Quote(s.Command), CreatedAt: created.Format("2006-01-02 15:04:05 -0700 MST"),
+			RunningFor: units.HumanDuration(time.Since(created)) + " ago", Status: s.Status, State: string(s.State)}
+		var names []string
+		for _, n := range s.Names {
+			names = append(names, strings.TrimPrefix(n, "/"))
+		}
+		r.Names = strings.Join(names, ",")
+		var labels []string
+		for k, v := range s.Labels {
+			labels = append(labels, k+"="+v)
+		}
+		r.Labels = strings.Join(labels, ",")
+		if !*noTrunc {
+			r.ID = r.ID[:12]
+			if len(s.Command) > 20 {
+				r.Command = strconv.Quote(s.Command[:19] + "…")
+			}
+		}
+		if err := f.row(r); err != nil {
+			return err
+		}
+	}
+	return f.flush()
+}
+
+func runContainerPrune(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("container", "container prune [OPTIONS]")
+	force := fs.BoolP("force", "f", false, "do not prompt for confirmation")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*force {
+		fmt.Fprint(e.stdout, "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return nil
+		}
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(ctx, "POST", "/containers/prune", nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var rep containertypes.PruneReport
+	json.NewDecoder(resp.Body).Decode(&rep)
+	if len(rep.ContainersDeleted) > 0 {
+		fmt.Fprintln(e.stdout, "Deleted Containers:")
+		for _, id := range rep.ContainersDeleted {
+			fmt.Fprintln(e.stdout, id)
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	fmt.Fprintln(e.stdout, "Total reclaimed space: "+units.HumanSize(float64(rep.SpaceReclaimed)))
+	return nil
+}
+
+var containerSubcommands = map[string]func(context.Context, *env, []string) error{
+	"run": runRun, "create": runCreate, "start": runStart, "stop": runStopLike("stop"), "restart": runStopLike("restart"),
+	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
+	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune,
+}
+
+func runContainer(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprintln(e.stdout, "Usage:  balena-engine container COMMAND\n\nManage containers")
+		return nil
+	}
+	run, ok := containerSubcommands[args[0]]
+	if !ok {
+		return usageError{fmt.Sprintf("balena-engine container: '%s' is not a balena-engine container command", args[0])}
+	}
+	return run(ctx, e, args[1:])
+}

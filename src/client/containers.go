@@ -1,0 +1,155 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	containertypes "github.com/moby/moby/api/types/container"
+)
+
+// ContainerCreate is POST /containers/create.
+func (c *Client) ContainerCreate(ctx context.Context, name string, req containertypes.CreateRequest) (containertypes.CreateResponse, error) {
+	var out containertypes.CreateResponse
+	b, _ := json.Marshal(req)
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	resp, err := c.Do(ctx, http.MethodPost, "/containers/create", q, strings.NewReader(string(b)))
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// ContainerPost is a POST on /containers/{id}/{op} with no body and no
+// answer but the status.
+func (c *Client) ContainerPost(ctx context.Context, id, op string, q url.Values) error {
+	resp, err := c.Do(ctx, http.MethodPost, "/containers/"+id+"/"+op, q, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// ContainerRemove is DELETE /containers/{id}.
+func (c *Client) ContainerRemove(ctx context.Context, id string, force bool) error {
+	resp, err := c.Do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {fmt.Sprint(force)}}, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// ContainerWait is POST /containers/{id}/wait. The returned function
+// blocks for the exit code; the request is sent before Wait returns, so
+// that a start that follows cannot be missed.
+func (c *Client) ContainerWait(ctx context.Context, id, condition string) (func() (int, error), error) {
+	resp, err := c.Do(ctx, http.MethodPost, "/containers/"+id+"/wait", url.Values{"condition": {condition}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return func() (int, error) {
+		defer resp.Body.Close()
+		var w containertypes.WaitResponse
+		if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+			return -1, fmt.Errorf("wait: %w", err)
+		}
+		if w.Error != nil && w.Error.Message != "" {
+			return int(w.StatusCode), errors.New(w.Error.Message)
+		}
+		return int(w.StatusCode), nil
+	}, nil
+}
+
+// ContainerList is GET /containers/json.
+func (c *Client) ContainerList(ctx context.Context, q url.Values) ([]containertypes.Summary, error) {
+	var out []containertypes.Summary
+	return out, c.getJSON(ctx, "/containers/json", q, &out)
+}
+
+// ContainerInspectRaw is GET /containers/{id}/json as sent.
+func (c *Client) ContainerInspectRaw(ctx context.Context, id string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.getJSON(ctx, "/containers/"+id+"/json", nil, &out)
+}
+
+// ContainerLogs opens GET /containers/{id}/logs: a multiplexed stream.
+func (c *Client) ContainerLogs(ctx context.Context, id string, q url.Values) (io.ReadCloser, error) {
+	resp, err := c.Do(ctx, http.MethodGet, "/containers/"+id+"/logs", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// ContainerAttach hijacks POST /containers/{id}/attach and returns the
+// raw connection carrying the multiplexed output.
+func (c *Client) ContainerAttach(ctx context.Context, id string, q url.Values) (io.ReadCloser, error) {
+	v, err := c.APIVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, &ConnectError{Host: c.host, Err: err}
+	}
+	req, _ := http.NewRequest(http.MethodPost, "/v"+v+"/containers/"+id+"/attach?"+q.Encode(), nil)
+	req.Host = "api.balena-engine"
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "tcp")
+	if err := req.Write(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols && resp.StatusCode != http.StatusOK {
+		defer conn.Close()
+		return nil, responseError(resp)
+	}
+	return &readConn{Reader: br, conn: conn}, nil
+}
+
+type readConn struct {
+	io.Reader
+	conn net.Conn
+}
+
+func (r *readConn) Close() error { return r.conn.Close() }
+
+// Demux copies a multiplexed stream to stdout and stderr.
+func Demux(r io.Reader, stdout, stderr io.Writer) error {
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		w := stdout
+		if hdr[0] == 2 {
+			w = stderr
+		}
+		if _, err := io.CopyN(w, r, int64(binary.BigEndian.Uint32(hdr[4:]))); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,215 @@
+//go:build e2e
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/internal/testimage"
+)
+
+// withBusybox starts a daemon and loads the busybox test image into it.
+func withBusybox(t *testing.T, extra ...string) (paths, *daemonProc, []string) {
+	t.Helper()
+	bin := engineBin(t)
+	p := newPaths(t)
+	d := startDaemon(t, exec.Command(bin, append(p.daemonArgs(), extra...)...), p.sock)
+	archive := filepath.Join(p.dir, "busybox.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testimage.Archive(f, "busybox:latest", busyboxImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if r := run(t, nil, bin, "-H", "unix://"+p.sock, "load", "-i", archive); r.code != 0 {
+		t.Fatalf("load: %s", r.stderr)
+	}
+	return p, d, []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+}
+
+func TestE2EContainersWithDockerCLI(t *testing.T) {
+	p, _, env := withBusybox(t)
+	bin := engineBin(t)
+
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "busybox", "echo", "hello from a container")
+	if r.code != 0 || r.stdout != "hello from a container\n" {
+		t.Fatalf("docker run --rm: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "ps", "-aq"); r.stdout != "" {
+		t.Errorf("--rm left %q", r.stdout)
+	}
+	// Exit codes, both streams, the container's view of itself.
+	r = run(t, env, "docker", "run", "--network", "none", "--name", "c1", "-e", "GREETING=hi", "-w", "/tmp", "-u", "nobody",
+		"--hostname", "box", "busybox", "sh", "-c", `echo "$GREETING $(pwd) $(id -u) $(hostname)"; echo oops >&2; exit 3`)
+	if r.code != 3 || r.stdout != "hi /tmp 65534 box\n" || r.stderr != "oops\n" {
+		t.Errorf("docker run: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "logs", "c1")
+	if r.stdout != "hi /tmp 65534 box\n" || r.stderr != "oops\n" {
+		t.Errorf("docker logs: %q %q", r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Image}}", "c1")
+	if r.stdout != "exited 3 /c1 busybox\n" {
+		t.Errorf("docker inspect: %q %q", r.stdout, r.stderr)
+	}
+	// A long-running one: ps, logs -f, stop with SIGTERM handled.
+	r = run(t, env, "docker", "run", "-d", "--network", "host", "--name", "svc", "busybox", "sh", "-c",
+		`trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done`)
+	if r.code != 0 || len(strings.TrimSpace(r.stdout)) != 64 {
+		t.Fatalf("docker run -d: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	time.Sleep(500 * time.Millisecond)
+	r = run(t, env, "docker", "ps", "--format", "{{.Names}} {{.State}}")
+	if r.stdout != "svc running\n" {
+		t.Errorf("docker ps: %q", r.stdout)
+	}
+	r = run(t, env, "docker", "logs", "--tail", "1", "svc")
+	if !strings.HasPrefix(r.stdout, "tick ") {
+		t.Errorf("docker logs --tail 1: %q", r.stdout)
+	}
+	r = run(t, env, "docker", "stop", "svc")
+	if r.code != 0 {
+		t.Errorf("docker stop: %q", r.stderr)
+	}
+	r = run(t, env, "docker", "inspect", "--format", "{{.State.ExitCode}}", "svc")
+	if r.stdout != "0\n" {
+		t.Errorf("exit code after a handled SIGTERM: %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "logs", "--tail", "1", "svc"); r.stdout != "bye\n" {
+		t.Errorf("last line after stop: %q", r.stdout)
+	}
+	// SIGTERM ignored: killed after the timeout, 137.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "stubborn", "busybox", "sleep", "1000")
+	start := time.Now()
+	run(t, env, "docker", "stop", "-t", "1", "stubborn")
+	if r := run(t, env, "docker", "inspect", "--format", "{{.State.ExitCode}}", "stubborn"); r.stdout != "137\n" || time.Since(start) < time.Second {
+		t.Errorf("stop of a process ignoring SIGTERM: %q after %v", r.stdout, time.Since(start))
+	}
+	// Our CLI agrees.
+	r = run(t, nil, bin, "-H", "unix://"+p.sock, "ps", "-a", "--format", "{{.Names}}")
+	for _, n := range []string{"c1", "svc", "stubborn"} {
+		if !strings.Contains(r.stdout, n+"\n") {
+			t.Errorf("balena-engine ps -a lacks %s: %q", n, r.stdout)
+		}
+	}
+	r = run(t, nil, bin, "-H", "unix://"+p.sock, "run", "--rm", "--network", "none", "busybox", "sh", "-c", "exit 42")
+	if r.code != 42 {
+		t.Errorf("balena-engine run exit code: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "rm", "c1", "svc", "stubborn"); r.code != 0 {
+		t.Errorf("docker rm: %q", r.stderr)
+	}
+	// Image in use by a container: rmi refuses.
+	run(t, env, "docker", "create", "--network", "none", "--name", "holder", "busybox", "true")
+	if r := run(t, env, "docker", "rmi", "busybox"); r.code == 0 || !strings.Contains(r.stderr, "being used by container") {
+		t.Errorf("rmi of an image in use: %d %q", r.code, r.stderr)
+	}
+	// What is left on disk for the containers is gone with them.
+	run(t, env, "docker", "rm", "holder")
+	if dirs, _ := os.ReadDir(filepath.Join(p.dataRoot, "containers")); len(dirs) != 0 {
+		t.Errorf("container directories left: %v", dirs)
+	}
+}
+
+func TestE2EContainerBadInput(t *testing.T) {
+	p, _, env := withBusybox(t)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "--pull", "never", "--network", "none", "nothing:here", "true"}, 125, "No such image: nothing:here"},
+		{[]string{"run", "--network", "none", "busybox", "nosuchcommand"}, 127, "executable file not found"},
+		{[]string{"run", "--network", "none", "-v", "/tmp:/x:fast", "busybox", "true"}, 125, "invalid mode: fast"},
+		{[]string{"run", "--network", "none", "--mount", "type=bind,source=/nonexistent/x,target=/x", "busybox", "true"}, 125, "bind source path does not exist"},
+		// The docker CLI maps "no such file or directory" to 127, with Docker too.
+		{[]string{"run", "--network", "none", "--device", "/dev/nonexistent", "busybox", "true"}, 127, `adding custom device "/dev/nonexistent"`},
+		{[]string{"run", "--network", "none", "-m", "1m", "busybox", "true"}, 125, "Minimum memory limit allowed is 6MB"},
+		{[]string{"run", "--network", "none", "--cpus", "1000", "busybox", "true"}, 125, "range of CPUs"},
+		{[]string{"run", "--network", "none", "--cap-add", "FLYING", "busybox", "true"}, 125, "invalid capability"},
+		{[]string{"run", "busybox", "true"}, 125, "bridge networking is its own issue"},
+		{[]string{"run", "--network", "none", "-u", "ghost", "busybox", "true"}, 125, "unable to find user ghost"},
+	}
+	for _, c := range cases {
+		r := run(t, env, "docker", c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("docker %v: exit %d %q; want %d with %q", c.args, r.code, r.stderr, c.code, c.want)
+		}
+	}
+	// A name already used: 409, nothing half-created.
+	run(t, env, "docker", "create", "--network", "none", "--name", "taken", "busybox", "true")
+	r := run(t, env, "docker", "create", "--network", "none", "--name", "taken", "busybox", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, `The container name "/taken" is already in use`) {
+		t.Errorf("duplicate name: %d %q", r.code, r.stderr)
+	}
+	r = run(t, env, "docker", "ps", "-a", "--format", "{{.Names}}")
+	// Only "taken" and the containers of the failed starts (created, as in Docker).
+	if strings.Count(r.stdout, "taken") != 1 {
+		t.Errorf("containers after a refused create: %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "rm", "nothing-here"); r.code == 0 || !strings.Contains(r.stderr, "No such container: nothing-here") {
+		t.Errorf("rm of an unknown container: %q", r.stderr)
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "busy", "busybox", "sleep", "100")
+	if r := run(t, env, "docker", "rm", "busy"); r.code == 0 || !strings.Contains(r.stderr, "container is running") {
+		t.Errorf("rm of a running container: %q", r.stderr)
+	}
+	if r := run(t, env, "docker", "rm", "-f", "busy"); r.code != 0 {
+		t.Errorf("rm -f: %q", r.stderr)
+	}
+	_ = p
+}
+
+// The daemon is SIGKILLed while a container runs and logs; the container
+// keeps running, its log has no gap, and the restarted daemon follows it:
+// logs, stop, and the exit code of one that ended while the daemon was away.
+func TestE2ELiveRestore(t *testing.T) {
+	p, d, env := withBusybox(t)
+	bin := engineBin(t)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "counter", "busybox", "sh", "-c",
+		`i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done`)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 5")
+	time.Sleep(300 * time.Millisecond)
+	pidOf := func() string {
+		return strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.Pid}}", "counter").stdout)
+	}
+	pid := pidOf()
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+	d.done <- nil
+	os.Remove(p.sock)
+	os.Remove(p.pidfile)
+	time.Sleep(1500 * time.Millisecond) // "short" ends while the daemon is down
+
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	if r := run(t, env, "docker", "inspect", "--format", "{{.State.Status}}", "counter"); r.stdout != "running\n" || pidOf() != pid {
+		t.Fatalf("after the daemon's restart the container is %q (pid %s, was %s)", r.stdout, pidOf(), pid)
+	}
+	if r := run(t, env, "docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "short"); r.stdout != "exited 5\n" {
+		t.Errorf("container that ended while the daemon was down: %q", r.stdout)
+	}
+	time.Sleep(300 * time.Millisecond)
+	run(t, env, "docker", "stop", "-t", "1", "counter")
+	r := run(t, env, "docker", "logs", "counter")
+	lines := strings.Fields(r.stdout)
+	for i, l := range lines {
+		if l != strconv.Itoa(i) {
+			t.Fatalf("log line %d is %q: a gap across the daemon's restart", i, l)
+		}
+	}
+	if len(lines) < 20 {
+		t.Errorf("only %d log lines", len(lines))
+	}
+	t.Logf("%d log lines without a gap across a daemon SIGKILL", len(lines))
+	_ = fmt.Sprint
+}

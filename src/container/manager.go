@@ -1,0 +1,589 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/image"
+	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/balena-os/balena-engine/src/runtime"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// Manager runs the container lifecycle: create, start, stop, kill, wait,
+// remove, and the reconciliation with the monitor when the daemon starts.
+type Manager struct {
+	root    string // <data-root>/containers
+	records recordStore
+	images  *image.Store
+	rt      *runtime.Client
+	log     *slog.Logger
+	// Notify, when set, hears of container events.
+	Notify func(action events.Action, id string, attrs map[string]string)
+
+	mu     sync.Mutex
+	exited map[string]*exit // the container's next exit
+}
+
+// exit is a container's next exit: done is closed when it happens, after
+// code is set.
+type exit struct {
+	done chan struct{}
+	code int
+}
+
+// Open opens the container manager and reconciles every record with what
+// the monitor knows: containers that ran on while the daemon was away are
+// followed again; those that ended get their real exit status.
+func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, rt *runtime.Client, log *slog.Logger) (*Manager, error) {
+	m := &Manager{root: root, records: recordStore{db}, images: images, rt: rt, log: log, exited: map[string]*exit{}}
+	if err := m.records.init(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o710); err != nil {
+		return nil, err
+	}
+	all, err := m.records.list()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range all {
+		if c.State.Status != StatusRunning {
+			continue
+		}
+		st, err := rt.State(ctx, c.ID)
+		switch {
+		case err == nil && st.Running:
+			log.Info("container still running", "id", c.ID, "pid", st.Pid)
+			go m.follow(c.ID)
+		case err == nil:
+			m.finish(c.ID, st)
+		default:
+			// The monitor does not know it (it was restarted, or the host
+			// rebooted): the container is gone, its status with it.
+			m.finish(c.ID, runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(),
+				Error: "the container ended while the engine was not running; its exit status is unknown"})
+		}
+	}
+	images.InUse = m.imageUser
+	return m, nil
+}
+
+func (m *Manager) notify(action events.Action, c *Container, extra map[string]string) {
+	if m.Notify == nil {
+		return
+	}
+	attrs := map[string]string{"name": c.Name, "image": c.ImageName}
+	for k, v := range c.Config.Labels {
+		attrs[k] = v
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	m.Notify(action, c.ID, attrs)
+}
+
+// imageUser names a container that uses an image, for image deletion.
+func (m *Manager) imageUser(imageID string) string {
+	all, _ := m.records.list()
+	for _, c := range all {
+		if c.Image.String() == imageID {
+			return c.ID
+		}
+	}
+	return ""
+}
+
+// Get returns a container by ID, name or ID prefix.
+func (m *Manager) Get(ref string) (*Container, error) { return m.records.get(ref) }
+
+// List returns every container, newest first.
+func (m *Manager) List() ([]*Container, error) { return m.records.list() }
+
+func (m *Manager) dir(id string) string { return filepath.Join(m.root, id) }
+
+// Create records a container after checking everything that can be
+// checked without running it; nothing is left behind if a check fails.
+func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig) (*Container, error) {
+	if cfg == nil || cfg.Image == "" {
+		return nil, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
+	}
+	if host == nil {
+		host = &containertypes.HostConfig{}
+	}
+	if host.NetworkMode == "" || host.NetworkMode == "default" {
+		host.NetworkMode = "bridge"
+	}
+	if name != "" && !validName.MatchString(name) {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
+	}
+	name = strings.TrimPrefix(name, "/")
+	img, err := m.images.Get(cfg.Image)
+	if err != nil {
+		return nil, err
+	}
+	if host.LogConfig.Type != "" && host.LogConfig.Type != "json-file" {
+		return nil, errdefs.NotImplemented(fmt.Errorf("log driver %q is not implemented yet (only json-file)", host.LogConfig.Type))
+	}
+	if _, _, err := LogLimits(host.LogConfig.Config); err != nil {
+		return nil, err
+	}
+	switch host.RestartPolicy.Name {
+	case "", "no":
+	default:
+		return nil, errdefs.NotImplemented(fmt.Errorf("restart policy %q is not implemented yet", host.RestartPolicy.Name))
+	}
+	if host.AutoRemove && host.RestartPolicy.Name != "" && host.RestartPolicy.Name != "no" {
+		return nil, errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
+	}
+	id := newID()
+	if name == "" {
+		name = id[:12]
+	}
+	// Everything but the user (resolved against the image's files at
+	// start) is checked here.
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: host, Image: img.Config.Config}); err != nil {
+		return nil, err
+	}
+	args, _ := ResolveCommand(cfg, img.Config.Config)
+	c := &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
+		Config: cfg, HostConfig: host, State: State{Status: StatusCreated}, Path: args[0], Args: args[1:],
+		LogPath: filepath.Join(m.dir(id), id+"-json.log")}
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.MkdirAll(filepath.Join(m.dir(id), d), 0o700); err != nil {
+			os.RemoveAll(m.dir(id))
+			return nil, err
+		}
+	}
+	if err := m.records.add(c); err != nil {
+		os.RemoveAll(m.dir(id))
+		return nil, err
+	}
+	m.notify(events.ActionCreate, c, nil)
+	return c, nil
+}
+
+// LogLimits reads the json-file options max-size and max-file.
+func LogLimits(opts map[string]string) (int64, int, error) {
+	var size int64
+	files := 1
+	if s := opts["max-size"]; s != "" {
+		n, err := parseSize(s)
+		if err != nil || n <= 0 {
+			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-size %q", s))
+		}
+		size = n
+	}
+	if s := opts["max-file"]; s != "" {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
+			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-file %q", s))
+		}
+		files = n
+	}
+	for k := range opts {
+		if k != "max-size" && k != "max-file" && k != "compress" {
+			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("unknown log opt '%s' for json-file log driver", k))
+		}
+	}
+	return size, files, nil
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "m"), strings.HasSuffix(s, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "g"), strings.HasSuffix(s, "G"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		return 0, err
+	}
+	return n * mult, nil
+}
+
+// mountRootfs mounts the container's overlay: the image's layers, top
+// first, under the container's own upper directory.
+func (m *Manager) mountRootfs(c *Container) (string, error) {
+	img, err := m.images.Get(c.Image.String())
+	if err != nil {
+		return "", fmt.Errorf("image of container %s: %w", c.ID, err)
+	}
+	var lower []string
+	for i := len(img.ChainIDs) - 1; i >= 0; i-- {
+		l, err := m.images.Layer(img.ChainIDs[i])
+		if err != nil {
+			return "", err
+		}
+		lower = append(lower, l.Dir())
+	}
+	dir := m.dir(c.ID)
+	target := filepath.Join(dir, "rootfs")
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if len(opts) > os.Getpagesize()-1 {
+		return "", fmt.Errorf("image %s has too many layers for one overlay mount (%d)", c.Image, len(lower))
+	}
+	unix.Unmount(target, unix.MNT_DETACH) // a previous run's, if any
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mount the container's root filesystem: %w", err)
+	}
+	return target, nil
+}
+
+// etcFiles writes the container's /etc/hostname, /etc/hosts and
+// /etc/resolv.conf.
+func (m *Manager) etcFiles(c *Container, hostname string) (map[string]string, error) {
+	dir := m.dir(c.ID)
+	files := map[string]string{}
+	write := func(name string, b []byte) error {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+		files["/etc/"+name] = p
+		return nil
+	}
+	if !c.HostConfig.NetworkMode.IsHost() {
+		if err := write("hostname", []byte(hostname+"\n")); err != nil {
+			return nil, err
+		}
+		hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+		for _, h := range c.HostConfig.ExtraHosts {
+			if name, ip, ok := strings.Cut(h, ":"); ok {
+				hosts += ip + "\t" + name + "\n"
+			}
+		}
+		if err := write("hosts", []byte(hosts)); err != nil {
+			return nil, err
+		}
+	} else if b, err := os.ReadFile("/etc/hosts"); err == nil {
+		if err := write("hosts", b); err != nil {
+			return nil, err
+		}
+	}
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
+	if err := write("resolv.conf", resolv); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+func (m *Manager) nextExit(id string) *exit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.exited[id]
+	if !ok {
+		e = &exit{done: make(chan struct{})}
+		m.exited[id] = e
+	}
+	return e
+}
+
+// Start runs a created or stopped container.
+func (m *Manager) Start(ctx context.Context, ref string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status == StatusRunning {
+		return ErrAlreadyStarted
+	}
+	img, err := m.images.Get(c.Image.String())
+	if err != nil {
+		return fmt.Errorf("image of container %s: %w", c.ID, err)
+	}
+	rootfs, err := m.mountRootfs(c)
+	if err != nil {
+		return err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unix.Unmount(rootfs, unix.MNT_DETACH)
+		}
+	}()
+	hostname := c.Config.Hostname
+	if hostname == "" {
+		hostname = c.ID[:12]
+	}
+	etc, err := m.etcFiles(c, hostname)
+	if err != nil {
+		return err
+	}
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: c.HostConfig, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc})
+	if err != nil {
+		return err
+	}
+	s.Linux.CgroupsPath = "/balena-engine/" + c.ID
+	maxSize, maxFile, err := LogLimits(c.HostConfig.LogConfig.Config)
+	if err != nil {
+		return err
+	}
+	st, err := m.rt.Start(ctx, &runtime.StartRequest{ID: c.ID, Spec: s, Rootfs: rootfs, LogPath: c.LogPath,
+		LogMaxSize: maxSize, LogMaxFile: maxFile, OpenStdin: c.Config.OpenStdin})
+	if err != nil {
+		m.records.update(c.ID, func(c *Container) error {
+			c.State.Error = err.Error()
+			c.State.ExitCode = 128
+			return nil
+		})
+		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
+	}
+	started = true
+	c, err = m.records.update(c.ID, func(c *Container) error {
+		c.State = State{Status: StatusRunning, Pid: st.Pid, StartedAt: st.StartedAt}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.notify(events.ActionStart, c, nil)
+	go m.follow(c.ID)
+	return nil
+}
+
+// ErrAlreadyStarted is the answer to starting a running container (Docker
+// answers 304 Not Modified).
+var ErrAlreadyStarted = errors.New("container already started")
+
+// follow waits for a running container to end and records how it ended.
+func (m *Manager) follow(id string) {
+	st, err := m.rt.Wait(context.Background(), id)
+	if err != nil {
+		st = runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(), Error: err.Error()}
+	}
+	m.finish(id, st)
+}
+
+func (m *Manager) finish(id string, st runtime.State) {
+	c, err := m.records.update(id, func(c *Container) error {
+		c.State.Status = StatusExited
+		c.State.Pid = 0
+		c.State.ExitCode = st.ExitCode
+		c.State.OOMKilled = st.OOMKilled
+		c.State.Error = st.Error
+		c.State.FinishedAt = st.FinishedAt
+		return nil
+	})
+	m.mu.Lock()
+	if e, ok := m.exited[id]; ok {
+		e.code = st.ExitCode
+		close(e.done)
+		delete(m.exited, id)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return // removed meanwhile
+	}
+	if st.OOMKilled {
+		m.notify(events.ActionOOM, c, nil)
+	}
+	m.notify(events.ActionDie, c, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
+	unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
+	if c.HostConfig.AutoRemove {
+		if err := m.Remove(context.Background(), id, false); err != nil {
+			m.log.Warn("auto-remove", "id", id, "err", err)
+		}
+	}
+}
+
+// Kill sends a signal to a running container.
+func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusRunning {
+		return errdefs.Conflict(fmt.Errorf("cannot kill container: %s: container %s is not running", ref, c.ID))
+	}
+	if err := m.rt.Signal(ctx, c.ID, sig); err != nil {
+		return err
+	}
+	m.notify(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(int(sig))})
+	return nil
+}
+
+// Stop sends the stop signal, waits up to timeout, then kills.
+func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusRunning {
+		return ErrNotRunning
+	}
+	img, _ := m.images.Get(c.Image.String())
+	sig := syscall.SIGTERM
+	name := c.Config.StopSignal
+	if name == "" {
+		name = img.Config.Config.StopSignal
+	}
+	if name != "" {
+		s, err := ParseSignal(name)
+		if err != nil {
+			return err
+		}
+		sig = s
+	}
+	wait := 10
+	if c.Config.StopTimeout != nil {
+		wait = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		wait = *timeout
+	}
+	exited := m.nextExit(c.ID).done
+	if err := m.rt.Signal(ctx, c.ID, sig); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
+		return err
+	}
+	if wait >= 0 {
+		select {
+		case <-exited:
+			m.notify(events.ActionStop, c, nil)
+			return nil
+		case <-time.After(time.Duration(wait) * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
+		return err
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.notify(events.ActionStop, c, nil)
+	return nil
+}
+
+// ErrNotRunning is stopping a container that is not running (Docker
+// answers 304 Not Modified).
+var ErrNotRunning = errors.New("container not running")
+
+// Wait blocks until the container is not running (condition
+// "not-running"), has next exited ("next-exit"), or is removed
+// ("removed"), and returns its exit code.
+func (m *Manager) Wait(ctx context.Context, ref, condition string) (int, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return 0, err
+	}
+	switch condition {
+	case "", "not-running":
+		if c.State.Status != StatusRunning {
+			return c.State.ExitCode, nil
+		}
+	case "next-exit", "removed":
+	default:
+		return 0, errdefs.InvalidParameter(fmt.Errorf("invalid condition: %q", condition))
+	}
+	e := m.nextExit(c.ID)
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if condition == "removed" {
+		for {
+			if _, err := m.records.get(c.ID); err != nil {
+				break
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+	}
+	return e.code, nil
+}
+
+// Remove deletes a container; a running one only with force.
+func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status == StatusRunning {
+		if !force {
+			return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", c.Name))
+		}
+		exited := m.nextExit(c.ID).done
+		if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
+			return err
+		}
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("container %s did not die after SIGKILL", c.ID)
+		}
+	}
+	m.rt.Forget(ctx, c.ID)
+	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
+	if err := m.records.remove(c.ID); err != nil {
+		return err
+	}
+	os.RemoveAll(m.dir(c.ID))
+	m.notify(events.ActionDestroy, c, nil)
+	return nil
+}
+
+// Rename gives a container a new name.
+func (m *Manager) Rename(ref, name string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if !validName.MatchString(name) {
+		return errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
+	}
+	name = strings.TrimPrefix(name, "/")
+	if err := m.records.rename(c.ID, name); err != nil {
+		return err
+	}
+	m.notify(events.ActionRename, c, map[string]string{"oldName": "/" + c.Name})
+	return nil
+}
+
+// Logs reads a container's log. With follow it goes on until the
+// container exits or ctx ends.
+func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, fn func(logs.Entry) error) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	_, maxFile, _ := LogLimits(c.HostConfig.LogConfig.Config)
+	var stop <-chan struct{}
+	if opts.Follow {
+		if c.State.Status != StatusRunning {
+			opts.Follow = false
+		} else {
+			stop = m.nextExit(c.ID).done
+		}
+	}
+	return logs.Read(ctx, c.LogPath, maxFile, opts, stop, fn)
+}
+
+// ExitChan is closed when the container next exits.
+func (m *Manager) ExitChan(id string) <-chan struct{} { return m.nextExit(id).done }

@@ -1,0 +1,225 @@
+package container
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketContainers = []byte("containers") // ID -> Container
+	bucketNames      = []byte("names")      // name -> ID
+)
+
+// Status values, as Docker names them.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusExited     = "exited"
+	StatusRemoving   = "removing"
+	StatusRestarting = "restarting"
+)
+
+// State is a container's run state.
+type State struct {
+	Status     string
+	Pid        int
+	ExitCode   int
+	OOMKilled  bool
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Container is a container's record.
+type Container struct {
+	ID           string
+	Name         string
+	Created      time.Time
+	Image        digest.Digest // the image's ID
+	ImageName    string        // as the user gave it
+	Config       *containertypes.Config
+	HostConfig   *containertypes.HostConfig
+	State        State
+	RestartCount int
+	Path         string
+	Args         []string
+	LogPath      string
+}
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+func newID() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recordStore keeps container records in the metadata database.
+type recordStore struct{ db *bolt.DB }
+
+func (rs recordStore) init() error {
+	return rs.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketContainers, bucketNames} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// add records a new container, reserving its name in the same transaction.
+func (rs recordStore) add(c *Container) error {
+	return rs.db.Update(func(tx *bolt.Tx) error {
+		names := tx.Bucket(bucketNames)
+		if id := names.Get([]byte(c.Name)); id != nil {
+			return errdefs.Conflict(fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", c.Name, id)) //lint:ignore ST1005 Docker's wording
+		}
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err := names.Put([]byte(c.Name), []byte(c.ID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketContainers).Put([]byte(c.ID), v)
+	})
+}
+
+func noSuchContainer(ref string) error {
+	//lint:ignore ST1005 Docker's wording
+	return errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
+}
+
+// resolve finds a container by full ID, name ("/" optional) or unique ID
+// prefix, as Docker does.
+func resolve(tx *bolt.Tx, ref string) (string, error) {
+	ctrs := tx.Bucket(bucketContainers)
+	if ctrs.Get([]byte(ref)) != nil {
+		return ref, nil
+	}
+	if id := tx.Bucket(bucketNames).Get([]byte(strings.TrimPrefix(ref, "/"))); id != nil {
+		return string(id), nil
+	}
+	if ref == "" || strings.Trim(ref, "0123456789abcdef") != "" {
+		return "", noSuchContainer(ref)
+	}
+	var match string
+	n := 0
+	c := ctrs.Cursor()
+	for k, _ := c.Seek([]byte(ref)); k != nil && strings.HasPrefix(string(k), ref); k, _ = c.Next() {
+		match = string(k)
+		n++
+	}
+	switch n {
+	case 0:
+		return "", noSuchContainer(ref)
+	case 1:
+		return match, nil
+	}
+	return "", errdefs.InvalidParameter(fmt.Errorf("multiple IDs found with provided prefix: %s", ref))
+}
+
+func (rs recordStore) get(ref string) (*Container, error) {
+	var c Container
+	err := rs.db.View(func(tx *bolt.Tx) error {
+		id, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(tx.Bucket(bucketContainers).Get([]byte(id)), &c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// update changes a container's record in one transaction.
+func (rs recordStore) update(id string, fn func(*Container) error) (*Container, error) {
+	var c Container
+	err := rs.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContainers)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return noSuchContainer(id)
+		}
+		if err := json.Unmarshal(v, &c); err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		nv, err := json.Marshal(&c)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nv)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (rs recordStore) remove(id string) error {
+	return rs.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContainers)
+		var c Container
+		if v := b.Get([]byte(id)); v != nil {
+			json.Unmarshal(v, &c)
+		}
+		if c.Name != "" {
+			tx.Bucket(bucketNames).Delete([]byte(c.Name))
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+func (rs recordStore) rename(id, newName string) error {
+	return rs.db.Update(func(tx *bolt.Tx) error {
+		names := tx.Bucket(bucketNames)
+		if other := names.Get([]byte(newName)); other != nil {
+			return errdefs.Conflict(fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", newName, other)) //lint:ignore ST1005 Docker's wording
+		}
+		b := tx.Bucket(bucketContainers)
+		var c Container
+		if err := json.Unmarshal(b.Get([]byte(id)), &c); err != nil {
+			return err
+		}
+		names.Delete([]byte(c.Name))
+		c.Name = newName
+		v, _ := json.Marshal(&c)
+		if err := names.Put([]byte(newName), []byte(id)); err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	})
+}
+
+func (rs recordStore) list() ([]*Container, error) {
+	var out []*Container
+	err := rs.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+			var c Container
+			if err := json.Unmarshal(v, &c); err != nil {
+				return err
+			}
+			out = append(out, &c)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, err
+}

@@ -1,0 +1,155 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+)
+
+// MonitorArg is the first argument that selects the monitor role.
+const MonitorArg = "__monitor"
+
+// Client is the daemon's connection to the monitor.
+type Client struct {
+	root string
+	http *http.Client
+}
+
+func newClient(root string) *Client {
+	sock := filepath.Join(root, SocketName)
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	return &Client{root: root, http: &http.Client{Transport: tr}}
+}
+
+// Connect returns a client for the monitor whose state is in root,
+// starting the monitor (binary with the monitor role) when none answers.
+// A monitor that answers is kept: that is how containers live through a
+// daemon restart.
+func Connect(ctx context.Context, root, binary string) (*Client, bool, error) {
+	c := newClient(root)
+	if _, err := c.List(ctx); err == nil {
+		return c, false, nil
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, false, err
+	}
+	logf, err := os.OpenFile(filepath.Join(root, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(binary, MonitorArg, "--root", root)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: a signal to the daemon's process group (Ctrl-C)
+	// does not reach it, and it outlives the daemon.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, false, fmt.Errorf("start the container monitor: %w", err)
+	}
+	go cmd.Wait() // reap it if it ends while this daemon runs
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.List(ctx); err == nil {
+			return c, true, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, false, fmt.Errorf("the container monitor did not answer (see %s)", filepath.Join(root, "monitor.log"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body *bytes.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	var req *http.Request
+	var err error
+	if body != nil {
+		req, err = http.NewRequestWithContext(ctx, method, "http://monitor"+path, body)
+	} else {
+		req, err = http.NewRequestWithContext(ctx, method, "http://monitor"+path, nil)
+	}
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("container monitor: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		err := errors.New(e.Error)
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return errdefs.NotFound(err)
+		case http.StatusConflict:
+			return errdefs.Conflict(err)
+		case http.StatusBadRequest:
+			return errdefs.InvalidParameter(err)
+		case http.StatusNotImplemented:
+			return errdefs.NotImplemented(err)
+		}
+		return err
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	return nil
+}
+
+// Start runs a container and returns its state once its process runs.
+func (c *Client) Start(ctx context.Context, req *StartRequest) (State, error) {
+	var st State
+	return st, c.call(ctx, http.MethodPost, "/start", req, &st)
+}
+
+// State returns a container's state.
+func (c *Client) State(ctx context.Context, id string) (State, error) {
+	var st State
+	return st, c.call(ctx, http.MethodGet, "/state/"+id, nil, &st)
+}
+
+// Wait blocks until the container has ended and returns its final state.
+func (c *Client) Wait(ctx context.Context, id string) (State, error) {
+	var st State
+	return st, c.call(ctx, http.MethodGet, "/wait/"+id, nil, &st)
+}
+
+// Signal sends a signal to the container's init process.
+func (c *Client) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	return c.call(ctx, http.MethodPost, "/signal/"+id+"?signal="+strconv.Itoa(int(sig)), nil, nil)
+}
+
+// Forget drops an ended container from the monitor.
+func (c *Client) Forget(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodPost, "/forget/"+id, nil, nil)
+}
+
+// List returns every container the monitor knows.
+func (c *Client) List(ctx context.Context) ([]State, error) {
+	var out []State
+	return out, c.call(ctx, http.MethodGet, "/list", nil, &out)
+}

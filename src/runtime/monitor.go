@@ -1,0 +1,419 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules need it registered
+)
+
+// SocketName is the monitor's socket in its root directory.
+const SocketName = "monitor.sock"
+
+type monitor struct {
+	root string
+	log  *slog.Logger
+	mu   sync.Mutex
+	ctrs map[string]*ctr
+}
+
+type ctr struct {
+	mu     sync.Mutex
+	state  State
+	c      *libcontainer.Container
+	done   chan struct{} // closed when the container has ended
+	stdin  io.WriteCloser
+	rootfs string
+}
+
+// MonitorMain is the monitor role. It serves until SIGTERM or SIGINT.
+func MonitorMain(args []string) int {
+	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	root := fs.String("root", "", "the monitor's state directory")
+	if err := fs.Parse(args); err != nil || *root == "" {
+		fmt.Fprintln(os.Stderr, "balena-engine monitor: --root is required")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("role", "monitor")
+	// Orphaned container processes come to us, not to PID 1, so that we
+	// collect the statuses of containers whose init we did not fork.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		log.Error("cannot become a subreaper", "err", err)
+		return 1
+	}
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	if err := os.MkdirAll(filepath.Join(*root, "state"), 0o700); err != nil {
+		log.Error("state directory", "err", err)
+		return 1
+	}
+	sock := filepath.Join(*root, SocketName)
+	os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		log.Error("listen", "err", err)
+		return 1
+	}
+	os.Chmod(sock, 0o600)
+	// The PID file is how an operator (or a test) finds the monitor: it
+	// outlives the daemon on purpose.
+	os.WriteFile(filepath.Join(*root, "monitor.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /start", m.handleStart)
+	mux.HandleFunc("GET /state/{id}", m.handleState)
+	mux.HandleFunc("GET /wait/{id}", m.handleWait)
+	mux.HandleFunc("POST /signal/{id}", m.handleSignal)
+	mux.HandleFunc("POST /forget/{id}", m.handleForget)
+	mux.HandleFunc("GET /list", m.handleList)
+	srv := &http.Server{Handler: mux}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	log.Info("monitor serving", "socket", sock, "pid", os.Getpid())
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func (m *monitor) get(id string) *ctr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ctrs[id]
+}
+
+var rlimitTypes = map[string]int{
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+}
+
+// process maps the spec's process onto libcontainer's, as runc does.
+func process(p *specs.Process) (*libcontainer.Process, error) {
+	lp := &libcontainer.Process{Args: p.Args, Env: p.Env, UID: int(p.User.UID), GID: int(p.User.GID), Cwd: p.Cwd,
+		NoNewPrivileges: &p.NoNewPrivileges, Init: true}
+	if p.Capabilities != nil {
+		lp.Capabilities = &configs.Capabilities{Bounding: p.Capabilities.Bounding, Effective: p.Capabilities.Effective,
+			Inheritable: p.Capabilities.Inheritable, Permitted: p.Capabilities.Permitted, Ambient: p.Capabilities.Ambient}
+	}
+	for _, g := range p.User.AdditionalGids {
+		lp.AdditionalGroups = append(lp.AdditionalGroups, int(g))
+	}
+	for _, rl := range p.Rlimits {
+		t, ok := rlimitTypes[rl.Type]
+		if !ok {
+			return nil, fmt.Errorf("invalid ulimit %s", strings.ToLower(strings.TrimPrefix(rl.Type, "RLIMIT_")))
+		}
+		lp.Rlimits = append(lp.Rlimits, configs.Rlimit{Type: t, Hard: rl.Hard, Soft: rl.Soft})
+	}
+	return lp, nil
+}
+
+func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
+	var req StartRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Spec == nil || req.ID == "" {
+		fail(w, http.StatusBadRequest, fmt.Errorf("bad start request: %v", err))
+		return
+	}
+	if req.Spec.Process.Terminal {
+		fail(w, http.StatusNotImplemented, errors.New("a TTY (-t) is not implemented yet"))
+		return
+	}
+	m.mu.Lock()
+	if old, ok := m.ctrs[req.ID]; ok {
+		old.mu.Lock()
+		running := old.state.Running
+		old.mu.Unlock()
+		if running {
+			m.mu.Unlock()
+			fail(w, http.StatusConflict, fmt.Errorf("container %s is already running", req.ID))
+			return
+		}
+	}
+	c := &ctr{state: State{ID: req.ID}, done: make(chan struct{}), rootfs: req.Rootfs}
+	m.ctrs[req.ID] = c
+	m.mu.Unlock()
+	if err := m.start(c, &req); err != nil {
+		c.mu.Lock()
+		c.state.Error = err.Error()
+		c.state.ExitCode = 128
+		c.state.FinishedAt = time.Now().UTC()
+		c.mu.Unlock()
+		close(c.done)
+		unix.Unmount(req.Rootfs, unix.MNT_DETACH)
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (m *monitor) start(c *ctr, req *StartRequest) error {
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: req.ID, Spec: req.Spec, NoNewKeyring: true})
+	if err != nil {
+		return fmt.Errorf("container config: %w", err)
+	}
+	stateDir := filepath.Join(m.root, "state")
+	os.RemoveAll(filepath.Join(stateDir, req.ID)) // a previous run's
+	lc, err := libcontainer.Create(stateDir, req.ID, cfg)
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	p, err := process(req.Spec.Process)
+	if err != nil {
+		lc.Destroy()
+		return err
+	}
+	lw, err := logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFile)
+	if err != nil {
+		lc.Destroy()
+		return fmt.Errorf("open log: %w", err)
+	}
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	var inR *os.File
+	if req.OpenStdin {
+		var inW *os.File
+		inR, inW, _ = os.Pipe()
+		c.stdin = inW
+	} else {
+		inR, _ = os.Open(os.DevNull)
+	}
+	p.Stdin, p.Stdout, p.Stderr = inR, outW, errW
+	if err := lc.Run(p); err != nil {
+		for _, f := range []*os.File{outR, outW, errR, errW, inR} {
+			f.Close()
+		}
+		lw.Close()
+		lc.Destroy()
+		return fmt.Errorf("start container process: %w", err)
+	}
+	// The container holds its ends now.
+	outW.Close()
+	errW.Close()
+	inR.Close()
+	pid, _ := p.Pid()
+	c.mu.Lock()
+	c.c = lc
+	c.state.Running = true
+	c.state.Pid = pid
+	c.state.StartedAt = time.Now().UTC()
+	c.mu.Unlock()
+	m.log.Info("container started", "id", req.ID, "pid", pid)
+
+	var copies sync.WaitGroup
+	for _, s := range []struct {
+		r    *os.File
+		name string
+	}{{outR, "stdout"}, {errR, "stderr"}} {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			lwr := &logs.LineWriter{W: lw, Stream: s.name}
+			io.Copy(lwr, s.r)
+			lwr.Flush()
+			s.r.Close()
+		}()
+	}
+	go func() {
+		ps, werr := p.Wait()
+		copies.Wait() // every byte logged before the exit is reported
+		lw.Close()
+		code := 0
+		if ps != nil {
+			if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+				switch {
+				case ws.Exited():
+					code = ws.ExitStatus()
+				case ws.Signaled():
+					code = 128 + int(ws.Signal())
+				}
+			}
+		} else if werr != nil {
+			code = 255
+		}
+		oom := oomKilled(lc)
+		lc.Destroy()
+		unix.Unmount(c.rootfs, unix.MNT_DETACH)
+		c.mu.Lock()
+		c.state.Running = false
+		c.state.ExitCode = code
+		c.state.OOMKilled = oom
+		c.state.FinishedAt = time.Now().UTC()
+		if c.stdin != nil {
+			c.stdin.Close()
+		}
+		c.mu.Unlock()
+		m.log.Info("container exited", "id", req.ID, "code", code)
+		m.persist(c)
+		close(c.done)
+	}()
+	return nil
+}
+
+// oomKilled reads the kernel's OOM-kill counter of the container's memory
+// cgroup ("oom_kill N": memory.oom_control on cgroup v1, memory.events on
+// v2) before the cgroup goes.
+func oomKilled(lc *libcontainer.Container) bool {
+	st, err := lc.State()
+	if err != nil {
+		return false
+	}
+	var files []string
+	if p := st.CgroupPaths["memory"]; p != "" {
+		files = append(files, filepath.Join(p, "memory.oom_control"))
+	}
+	if p := st.CgroupPaths[""]; p != "" {
+		files = append(files, filepath.Join(p, "memory.events"))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if n, ok := strings.CutPrefix(line, "oom_kill "); ok && strings.TrimSpace(n) != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// persist writes a container's final state, for a daemon that was away.
+func (m *monitor) persist(c *ctr) {
+	c.mu.Lock()
+	b, _ := json.Marshal(c.state)
+	id := c.state.ID
+	c.mu.Unlock()
+	p := filepath.Join(m.root, id+".exit")
+	os.WriteFile(p+".tmp", b, 0o600)
+	os.Rename(p+".tmp", p)
+}
+
+func (m *monitor) handleState(w http.ResponseWriter, r *http.Request) {
+	c := m.get(r.PathValue("id"))
+	if c == nil {
+		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		return
+	}
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (m *monitor) handleWait(w http.ResponseWriter, r *http.Request) {
+	c := m.get(r.PathValue("id"))
+	if c == nil {
+		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		return
+	}
+	select {
+	case <-c.done:
+	case <-r.Context().Done():
+		return
+	}
+	m.handleState(w, r)
+}
+
+func (m *monitor) handleSignal(w http.ResponseWriter, r *http.Request) {
+	c := m.get(r.PathValue("id"))
+	if c == nil {
+		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		return
+	}
+	sig, err := strconv.Atoi(r.URL.Query().Get("signal"))
+	if err != nil || sig <= 0 || sig > 64 {
+		fail(w, http.StatusBadRequest, fmt.Errorf("invalid signal %q", r.URL.Query().Get("signal")))
+		return
+	}
+	c.mu.Lock()
+	lc, running := c.c, c.state.Running
+	c.mu.Unlock()
+	if !running || lc == nil {
+		fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", r.PathValue("id")))
+		return
+	}
+	if err := lc.Signal(syscall.Signal(sig)); err != nil {
+		fail(w, http.StatusInternalServerError, fmt.Errorf("signal container: %w", err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (m *monitor) handleForget(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	m.mu.Lock()
+	c := m.ctrs[id]
+	if c != nil {
+		c.mu.Lock()
+		running := c.state.Running
+		c.mu.Unlock()
+		if running {
+			m.mu.Unlock()
+			fail(w, http.StatusConflict, fmt.Errorf("container %s is running", id))
+			return
+		}
+		delete(m.ctrs, id)
+	}
+	m.mu.Unlock()
+	os.Remove(filepath.Join(m.root, id+".exit"))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (m *monitor) handleList(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	var out []State
+	for _, c := range m.ctrs {
+		c.mu.Lock()
+		out = append(out, c.state)
+		c.mu.Unlock()
+	}
+	m.mu.Unlock()
+	if out == nil {
+		out = []State{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,40 @@
+// Package runtime runs containers. A monitor process (the binary's hidden
+// "__monitor" role) is the parent of every container: it starts them with
+// runc's libcontainer, holds their stdio, writes their logs and collects
+// their exit statuses as a child subreaper. The daemon talks to it over a
+// unix socket and can crash, restart or be upgraded while containers run:
+// the monitor, and so every container's output and exit status, outlives
+// it. One monitor serves all containers, so a container costs a few
+// goroutines and pipes rather than a shim process each.
+package runtime
+
+import (
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// StartRequest asks the monitor to run a container.
+type StartRequest struct {
+	ID   string
+	Spec *specs.Spec
+	// Rootfs is mounted by the daemon; the monitor unmounts it when the
+	// container has ended.
+	Rootfs     string
+	LogPath    string
+	LogMaxSize int64
+	LogMaxFile int
+	OpenStdin  bool
+}
+
+// State is what the monitor knows of a container.
+type State struct {
+	ID         string
+	Running    bool
+	Pid        int
+	ExitCode   int
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Error      string // why it could not start, or how it ended abnormally
+}
