@@ -100,8 +100,9 @@ bin/busybox.tar: FORCE
 
 # The main job, as root: install what is missing (C compiler, busybox),
 # build, start the daemon on the default data root and socket, load the
-# test image into it and list it; then leave the daemon in the foreground
-# until Ctrl-C.
+# test image into it and run a container from it; then leave the daemon in
+# the foreground until Ctrl-C. The container monitor outlives the daemon
+# by design (live restore): its PID is in /var/run/balena-engine/monitor/monitor.pid.
 run:
 	toolchain/install x86_64
 	@dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || \
@@ -111,6 +112,7 @@ run:
 	trap 'kill $$pid; wait $$pid' EXIT INT TERM; \
 	for i in $$(seq 100); do bin/balena-engine version >/dev/null 2>&1 && break; sleep 0.1; done; \
 	bin/balena-engine load -i bin/busybox.tar && bin/balena-engine images && \
+	bin/balena-engine run --rm --network none busybox echo "hello from a balena-engine container" && \
 	echo "balena-engine is running (pid $$pid) on unix:///var/run/balena-engine.sock; Ctrl-C stops it" && \
 	wait $$pid
 
