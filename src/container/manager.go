@@ -33,8 +33,9 @@ type Manager struct {
 	// Notify, when set, hears of container events.
 	Notify func(action events.Action, id string, attrs map[string]string)
 
-	mu     sync.Mutex
-	exited map[string]*exit // the container's next exit
+	mu       sync.Mutex
+	exited   map[string]*exit       // the container's next exit
+	restarts map[string]*time.Timer // restarts waiting out their backoff
 }
 
 // exit is a container's next exit: done is closed when it happens, after
@@ -48,7 +49,7 @@ type exit struct {
 // the monitor knows: containers that ran on while the daemon was away are
 // followed again; those that ended get their real exit status.
 func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, rt *runtime.Client, log *slog.Logger) (*Manager, error) {
-	m := &Manager{root: root, records: recordStore{db}, images: images, rt: rt, log: log, exited: map[string]*exit{}}
+	m := &Manager{root: root, records: recordStore{db}, images: images, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}}
 	if err := m.records.init(); err != nil {
 		return nil, err
 	}
@@ -60,7 +61,22 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, rt
 		return nil, err
 	}
 	for _, c := range all {
+		if c.State.Status == StatusRestarting {
+			// A restart was waiting when the daemon went: do it now.
+			c.State.Status = StatusExited
+			m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+			go m.restart(c.ID, 0)
+			continue
+		}
 		if c.State.Status != StatusRunning {
+			// Docker starts "always" containers with the daemon, and
+			// "unless-stopped" ones unless a user stopped them.
+			p := c.HostConfig.RestartPolicy.Name
+			if c.State.Status == StatusExited && (p == "always" || (p == "unless-stopped" && !c.ManuallyStopped)) {
+				id := c.ID
+				m.records.update(id, func(r *Container) error { r.ManuallyStopped = false; return nil })
+				go m.restart(id, 0)
+			}
 			continue
 		}
 		st, err := rt.State(ctx, c.ID)
@@ -141,9 +157,16 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		return nil, err
 	}
 	switch host.RestartPolicy.Name {
-	case "", "no":
+	case "", "no", "always", "unless-stopped":
+		if host.RestartPolicy.MaximumRetryCount != 0 {
+			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
+		}
+	case "on-failure":
+		if host.RestartPolicy.MaximumRetryCount < 0 {
+			return nil, errdefs.InvalidParameter(errors.New("invalid restart policy: maximum retry count cannot be negative"))
+		}
 	default:
-		return nil, errdefs.NotImplemented(fmt.Errorf("restart policy %q is not implemented yet", host.RestartPolicy.Name))
+		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", host.RestartPolicy.Name))
 	}
 	if host.AutoRemove && host.RestartPolicy.Name != "" && host.RestartPolicy.Name != "no" {
 		return nil, errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
@@ -307,6 +330,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	if c.State.Status == StatusRunning {
 		return ErrAlreadyStarted
 	}
+	m.cancelRestart(c.ID)
 	img, err := m.images.Get(c.Image.String())
 	if err != nil {
 		return fmt.Errorf("image of container %s: %w", c.ID, err)
@@ -351,6 +375,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	started = true
 	c, err = m.records.update(c.ID, func(c *Container) error {
 		c.State = State{Status: StatusRunning, Pid: st.Pid, StartedAt: st.StartedAt}
+		c.ManuallyStopped = false
 		return nil
 	})
 	if err != nil {
@@ -403,7 +428,80 @@ func (m *Manager) finish(id string, st runtime.State) {
 		if err := m.Remove(context.Background(), id, false); err != nil {
 			m.log.Warn("auto-remove", "id", id, "err", err)
 		}
+		return
 	}
+	if delay, ok := m.restartDelay(c); ok {
+		m.records.update(id, func(r *Container) error { r.State.Status = StatusRestarting; return nil })
+		m.mu.Lock()
+		m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
+		m.mu.Unlock()
+	}
+}
+
+// Docker's restart backoff: 100 ms doubling to a minute, back to the start
+// once a container has run for 10 s.
+const (
+	restartBase  = 100 * time.Millisecond
+	restartMax   = time.Minute
+	restartReset = 10 * time.Second
+)
+
+// restartDelay decides whether the policy restarts c, and after how long.
+func (m *Manager) restartDelay(c *Container) (time.Duration, bool) {
+	p := c.HostConfig.RestartPolicy
+	switch p.Name {
+	case "always":
+	case "unless-stopped":
+		if c.ManuallyStopped {
+			return 0, false
+		}
+	case "on-failure":
+		if c.State.ExitCode == 0 || (p.MaximumRetryCount > 0 && c.RestartCount >= p.MaximumRetryCount) {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	if c.ManuallyStopped {
+		return 0, false
+	}
+	if c.State.FinishedAt.Sub(c.State.StartedAt) >= restartReset {
+		return restartBase, true
+	}
+	d := restartBase << min(c.RestartCount, 20)
+	return min(d, restartMax), true
+}
+
+// restart starts a container again for its restart policy.
+func (m *Manager) restart(id string, _ time.Duration) {
+	m.mu.Lock()
+	delete(m.restarts, id)
+	m.mu.Unlock()
+	c, err := m.records.get(id)
+	if err != nil || c.ManuallyStopped || c.State.Status == StatusRunning {
+		return
+	}
+	if _, err := m.records.update(id, func(r *Container) error { r.RestartCount++; return nil }); err != nil {
+		return
+	}
+	if err := m.Start(context.Background(), id); err != nil {
+		m.log.Warn("restart by policy failed", "id", id, "err", err)
+		m.records.update(id, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		return
+	}
+	m.notify(events.ActionRestart, c, nil)
+}
+
+// cancelRestart drops a pending restart; it reports whether there was one.
+func (m *Manager) cancelRestart(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.restarts[id]
+	if ok && t != nil {
+		t.Stop()
+	}
+	delete(m.restarts, id)
+	return ok
 }
 
 // Kill sends a signal to a running container.
@@ -427,6 +525,11 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
+	}
+	m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil })
+	if m.cancelRestart(c.ID) {
+		m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		return nil
 	}
 	if c.State.Status != StatusRunning {
 		return ErrNotRunning
@@ -525,10 +628,14 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 	if err != nil {
 		return err
 	}
+	if m.cancelRestart(c.ID) && !force {
+		return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is restarting: stop the container before removing or force remove", c.Name))
+	}
 	if c.State.Status == StatusRunning {
 		if !force {
 			return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", c.Name))
 		}
+		m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil })
 		exited := m.nextExit(c.ID).done
 		if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 			return err

@@ -52,9 +52,12 @@ type Container struct {
 	HostConfig   *containertypes.HostConfig
 	State        State
 	RestartCount int
-	Path         string
-	Args         []string
-	LogPath      string
+	// ManuallyStopped is set by stop and kill from a user, cleared by
+	// start: an "unless-stopped" container stays stopped.
+	ManuallyStopped bool
+	Path            string
+	Args            []string
+	LogPath         string
 }
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)

@@ -213,3 +213,54 @@ func TestE2ELiveRestore(t *testing.T) {
 	t.Logf("%d log lines without a gap across a daemon SIGKILL", len(lines))
 	_ = fmt.Sprint
 }
+
+func TestE2ERestartPolicies(t *testing.T) {
+	p, d, env := withBusybox(t)
+	bin := engineBin(t)
+	inspect := func(name, f string) string {
+		return strings.TrimSpace(run(t, env, "docker", "inspect", "--format", f, name).stdout)
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "fails", "--restart", "on-failure:3", "busybox", "sh", "-c", "exit 1")
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "done", "--restart", "on-failure", "busybox", "true")
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2")
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "stopped", "--restart", "unless-stopped", "busybox", "sleep", "100")
+	// on-failure:3 gives up after 3 restarts (backoff 0.1+0.2+0.4 s).
+	deadline := time.Now().Add(10 * time.Second)
+	for inspect("fails", "{{.RestartCount}} {{.State.Status}}") != "3 exited" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := inspect("fails", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"); got != "3 exited 1" {
+		t.Errorf("on-failure:3: %q", got)
+	}
+	if got := inspect("done", "{{.RestartCount}} {{.State.Status}}"); got != "0 exited" {
+		t.Errorf("on-failure after success: %q", got)
+	}
+	time.Sleep(time.Second)
+	if n, _ := strconv.Atoi(inspect("always", "{{.RestartCount}}")); n < 2 {
+		t.Errorf("always restarted %d times in a second", n)
+	}
+	run(t, env, "docker", "stop", "-t", "1", "always", "stopped")
+	time.Sleep(500 * time.Millisecond)
+	if got := inspect("always", "{{.State.Status}}"); got != "exited" {
+		t.Errorf("always after docker stop: %q", got)
+	}
+	// Across a daemon restart: "always" comes back, "unless-stopped" stays
+	// stopped because a user stopped it.
+	d.stop(t)
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	deadline = time.Now().Add(5 * time.Second)
+	for inspect("always", "{{.State.Status}}") != "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := inspect("always", "{{.State.Status}}"); got != "running" && got != "restarting" {
+		t.Errorf("always after the daemon's restart: %q", got)
+	}
+	if got := inspect("stopped", "{{.State.Status}}"); got != "exited" {
+		t.Errorf("unless-stopped, stopped by a user, after the daemon's restart: %q", got)
+	}
+	r := run(t, env, "docker", "run", "--network", "none", "--rm", "--restart", "always", "busybox", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, "AutoRemove") && !strings.Contains(r.stderr, "conflicting options") {
+		t.Errorf("--rm with --restart: %d %q", r.code, r.stderr)
+	}
+	run(t, env, "docker", "rm", "-f", "fails", "done", "always", "stopped")
+}
