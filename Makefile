@@ -71,6 +71,7 @@ bench: build
 	@mkdir -p $(RESULTS)
 	$(GO) run ./src/internal/cmd/pullbench -engine bin/balena-engine -out $(RESULTS)/pull-bench.md
 	$(GO) run ./src/internal/cmd/pullbench -engine bin/balena-engine -size 524288000 -runs 1 -out $(RESULTS)/pull-bench-500m.md
+	$(GO) run ./src/internal/cmd/ctrbench -engine bin/balena-engine -out $(RESULTS)/container-bench.md
 
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
 # against the built binary (with the real docker CLI), and the cross
