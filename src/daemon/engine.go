@@ -76,14 +76,8 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		db.Close()
 		return nil, err
 	}
-	rt, fresh, err := runtime.Connect(context.Background(), filepath.Join(cfg.ExecRoot, "monitor"), self)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	if fresh {
-		log.Info("started the container monitor")
-	} else {
+	rt, there := runtime.Connect(context.Background(), filepath.Join(cfg.ExecRoot, "monitor"), self)
+	if there {
 		log.Info("reconnected to the container monitor (live restore)")
 	}
 	if e.containers, err = container.Open(context.Background(), filepath.Join(cfg.DataRoot, "containers"), db, e.images, rt, log); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,52 +24,63 @@ const MonitorArg = "__monitor"
 
 // Client is the daemon's connection to the monitor.
 type Client struct {
-	root string
-	http *http.Client
+	root   string
+	binary string
+	http   *http.Client
+	mu     sync.Mutex // serialises starting the monitor
 }
 
-func newClient(root string) *Client {
+func newClient(root, binary string) *Client {
 	sock := filepath.Join(root, SocketName)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}
-	return &Client{root: root, http: &http.Client{Transport: tr}}
+	return &Client{root: root, binary: binary, http: &http.Client{Transport: tr}}
 }
 
-// Connect returns a client for the monitor whose state is in root,
-// starting the monitor (binary with the monitor role) when none answers.
-// A monitor that answers is kept: that is how containers live through a
-// daemon restart.
-func Connect(ctx context.Context, root, binary string) (*Client, bool, error) {
-	c := newClient(root)
+// Connect returns a client for the monitor whose state is in root, and
+// whether a monitor is there now. A monitor that answers is kept: that is
+// how containers live through a daemon restart. None is started here: the
+// first container starts it (Start), so that an engine with no container
+// running costs one process.
+func Connect(ctx context.Context, root, binary string) (*Client, bool) {
+	c := newClient(root, binary)
+	_, err := c.List(ctx)
+	return c, err == nil
+}
+
+// ensure starts the monitor if none answers.
+func (c *Client) ensure(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, err := c.List(ctx); err == nil {
-		return c, false, nil
+		return nil
 	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, false, err
+	if err := os.MkdirAll(c.root, 0o700); err != nil {
+		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(root, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(c.root, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(binary, MonitorArg, "--root", root)
+	cmd := exec.Command(c.binary, MonitorArg, "--root", c.root)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a signal to the daemon's process group (Ctrl-C)
 	// does not reach it, and it outlives the daemon.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, false, fmt.Errorf("start the container monitor: %w", err)
+		return fmt.Errorf("start the container monitor: %w", err)
 	}
 	go cmd.Wait() // reap it if it ends while this daemon runs
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := c.List(ctx); err == nil {
-			return c, true, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return nil, false, fmt.Errorf("the container monitor did not answer (see %s)", filepath.Join(root, "monitor.log"))
+			return fmt.Errorf("the container monitor did not answer (see %s)", filepath.Join(c.root, "monitor.log"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -120,8 +132,12 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
-// Start runs a container and returns its state once its process runs.
+// Start runs a container and returns its state once its process runs,
+// starting the monitor first if none runs.
 func (c *Client) Start(ctx context.Context, req *StartRequest) (State, error) {
+	if err := c.ensure(ctx); err != nil {
+		return State{}, err
+	}
 	var st State
 	return st, c.call(ctx, http.MethodPost, "/start", req, &st)
 }

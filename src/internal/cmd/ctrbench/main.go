@@ -54,7 +54,8 @@ type engineRun struct {
 
 type results struct {
 	startToAPI, startToAPIRestore time.Duration
-	idleRSS, idlePSS              int64
+	idleRSS, idlePSS              int64 // before any container ran
+	baseRSS, basePSS              int64 // after one ran and went: the base of the per-container figures
 	runRm                         time.Duration
 	perCtrRSS, perCtrPSS          map[int]int64
 }
@@ -229,13 +230,15 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 	if _, err := e.docker("load", "-i", archive); err != nil {
 		return nil, err
 	}
-	// Let the daemon settle, then the idle figure. For balena-engine the
-	// monitor is part of it (started with the daemon).
+	// The idle engine, before any container (balena-engine starts its
+	// monitor with the first container), then after one ran and went.
+	time.Sleep(2 * time.Second)
+	r.idleRSS, r.idlePSS = e.engineMemory()
 	if _, err := e.docker("run", "--rm", "--network", "none", "busybox", "true"); err != nil {
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	r.idleRSS, r.idlePSS = e.engineMemory()
+	r.baseRSS, r.basePSS = e.engineMemory()
 	var lat []time.Duration
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
@@ -254,8 +257,8 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 		}
 		time.Sleep(2 * time.Second)
 		rss, pss := e.engineMemory()
-		r.perCtrRSS[n] = (rss - r.idleRSS) / int64(n)
-		r.perCtrPSS[n] = (pss - r.idlePSS) / int64(n)
+		r.perCtrRSS[n] = (rss - r.baseRSS) / int64(n)
+		r.perCtrPSS[n] = (pss - r.basePSS) / int64(n)
 		fmt.Printf("%s: %d containers: engine RSS %.1f MiB, PSS %.1f MiB\n", e.name, n, float64(rss)/(1<<20), float64(pss)/(1<<20))
 	}
 	// Restore: stop the daemon with 50 running (live restore keeps them),
@@ -316,7 +319,7 @@ func report(all map[string]*results, engine string, runs int) string {
 	fmt.Fprintf(&b, "- engines: %s; %s (Debian's docker.io with containerd and runc shims, `--live-restore`, `--bridge=none`)\n",
 		strings.TrimSpace(string(ours)), strings.TrimSpace(string(dockerd)))
 	b.WriteString("- client: the docker CLI for both; containers run with `--network none` on both; the project's busybox image\n")
-	b.WriteString("- memory: RSS and PSS (`/proc/PID/smaps_rollup`) summed over the engine's own processes (balena-engine: daemon and monitor; Docker: dockerd, containerd, shims), not the containers' processes; per container = (with N running - idle) / N\n")
+	b.WriteString("- memory: RSS and PSS (`/proc/PID/smaps_rollup`) summed over the engine's own processes (balena-engine: daemon and monitor, which starts with the first container; Docker: dockerd, containerd, shims), not the containers' processes; per container = (with N running - after one ran) / N\n")
 	fmt.Fprintf(&b, "- start to API: from exec of the daemon to the first answered `/_ping`, median of 5 (idle); and once with 20 containers running to take back (live restore)\n- run --rm: median of %d `docker run --rm --network none busybox true`\n\n", runs)
 	b.WriteString("| figure | balena-engine | Docker 20.10 | Docker / balena-engine |\n|---|---:|---:|---:|\n")
 	o, d := all["balena-engine"], all["docker"]
@@ -326,8 +329,10 @@ func report(all map[string]*results, engine string, runs int) string {
 	ms := func(t time.Duration) string { return fmt.Sprintf("%.1f ms", float64(t.Microseconds())/1000) }
 	row("daemon start to API answering", ms(o.startToAPI), ms(d.startToAPI), float64(d.startToAPI)/float64(o.startToAPI))
 	row("start to API with 20 containers to restore", ms(o.startToAPIRestore), ms(d.startToAPIRestore), float64(d.startToAPIRestore)/float64(o.startToAPIRestore))
-	row("idle engine RSS", mib(o.idleRSS), mib(d.idleRSS), float64(d.idleRSS)/float64(o.idleRSS))
-	row("idle engine PSS", mib(o.idlePSS), mib(d.idlePSS), float64(d.idlePSS)/float64(o.idlePSS))
+	row("idle engine RSS, no container run yet", mib(o.idleRSS), mib(d.idleRSS), float64(d.idleRSS)/float64(o.idleRSS))
+	row("idle engine PSS, no container run yet", mib(o.idlePSS), mib(d.idlePSS), float64(d.idlePSS)/float64(o.idlePSS))
+	row("idle engine RSS after a container ran", mib(o.baseRSS), mib(d.baseRSS), float64(d.baseRSS)/float64(o.baseRSS))
+	row("idle engine PSS after a container ran", mib(o.basePSS), mib(d.basePSS), float64(d.basePSS)/float64(o.basePSS))
 	row("run --rm busybox true", ms(o.runRm), ms(d.runRm), float64(d.runRm)/float64(o.runRm))
 	for _, n := range []int{1, 10, 50} {
 		row(fmt.Sprintf("RSS per running container (%d running)", n), mib(o.perCtrRSS[n]), mib(d.perCtrRSS[n]), float64(d.perCtrRSS[n])/float64(max(o.perCtrRSS[n], 1)))
