@@ -19,7 +19,7 @@ var notYet = []string{
 
 // containerOpsNotYet are the container operations not served yet.
 var containerOpsNotYet = map[string]bool{
-	"exec": true, "top": true, "stats": true, "export": true, "archive": true, "changes": true,
+	"top": true, "stats": true, "export": true, "archive": true, "changes": true,
 	"resize": true, "pause": true, "unpause": true, "update": true, "ws": true,
 }
 
@@ -40,7 +40,8 @@ var leftOut = map[string]string{
 
 func registerMissing(s *Server) {
 	for _, prefix := range notYet {
-		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) || (prefix == "/events" && s.cfg.Events != nil) {
+		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) ||
+			(prefix == "/events" && s.cfg.Events != nil) || (prefix == "/exec" && s.cfg.Containers != nil) {
 			continue
 		}
 		if prefix == "/containers" && s.cfg.Containers != nil {

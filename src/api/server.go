@@ -46,6 +46,10 @@ type Server struct {
 	mux *http.ServeMux
 }
 
+// bgContext is the context of work that outlives its request (a detached
+// exec): it ends with the process.
+func (s *Server) bgContext() context.Context { return context.Background() }
+
 // handlerFunc is a handler that returns its error instead of writing it, so
 // that every error takes the same path to the client.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -66,6 +70,7 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Containers != nil {
 		s.registerContainers()
+		s.registerExec()
 	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404

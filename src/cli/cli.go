@@ -68,6 +68,7 @@ func init() {
 		"wait":      {"Block until one or more containers stop, then print their exit codes", runWait},
 		"rename":    {"Rename a container", runRename},
 		"container": {"Manage containers", runContainer},
+		"exec":      {"Execute a command in a running container", runExec},
 	}
 }
 

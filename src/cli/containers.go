@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -656,7 +657,7 @@ func runContainerPrune(ctx context.Context, e *env, args []string) error {
 var containerSubcommands = map[string]func(context.Context, *env, []string) error{
 	"run": runRun, "create": runCreate, "start": runStart, "stop": runStopLike("stop"), "restart": runStopLike("restart"),
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
-	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune,
+	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {
@@ -669,4 +670,71 @@ func runContainer(ctx context.Context, e *env, args []string) error {
 		return usageError{fmt.Sprintf("balena-engine container: '%s' is not a balena-engine container command", args[0])}
 	}
 	return run(ctx, e, args[1:])
+}
+
+func runExec(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("exec", "exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+	fs.SetInterspersed(false)
+	interactive := fs.BoolP("interactive", "i", false, "keep STDIN open even if not attached")
+	tty := fs.BoolP("tty", "t", false, "allocate a pseudo-TTY")
+	detach := fs.BoolP("detach", "d", false, "detached mode: run command in the background")
+	envs := fs.StringArrayP("env", "e", nil, "set environment variables")
+	user := fs.StringP("user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
+	workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
+	fs.Bool("privileged", false, "give extended privileges to the command (not supported)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		return usageError{`"balena-engine exec" requires at least 2 arguments.`}
+	}
+	if *tty {
+		return errors.New("exec with a TTY (-t) is not implemented yet")
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	var env []string
+	for _, v := range *envs {
+		env = append(env, expandEnv(v))
+	}
+	req := containertypes.ExecCreateRequest{Cmd: fs.Args()[1:], Env: env, User: *user, WorkingDir: *workdir,
+		AttachStdin: *interactive && !*detach, AttachStdout: !*detach, AttachStderr: !*detach}
+	id, err := c.ExecCreate(ctx, fs.Arg(0), req)
+	if err != nil {
+		return err
+	}
+	if *detach {
+		body, _ := json.Marshal(containertypes.ExecStartRequest{Detach: true})
+		resp, err := c.Do(ctx, "POST", "/exec/"+id+"/start", nil, strings.NewReader(string(body)))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	body, _ := json.Marshal(containertypes.ExecStartRequest{})
+	conn, err := c.Hijack(ctx, "/exec/"+id+"/start", body)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if *interactive {
+		go func() {
+			io.Copy(conn, e.stdin)
+			conn.CloseWrite()
+		}()
+	}
+	if err := client.Demux(conn, e.stdout, e.stderr); err != nil {
+		return err
+	}
+	st, err := c.ExecInspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.ExitCode != nil && *st.ExitCode != 0 {
+		return containerExit{*st.ExitCode}
+	}
+	return nil
 }

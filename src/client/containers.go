@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -98,6 +99,13 @@ func (c *Client) ContainerLogs(ctx context.Context, id string, q url.Values) (io
 // ContainerAttach hijacks POST /containers/{id}/attach and returns the
 // raw connection carrying the multiplexed output.
 func (c *Client) ContainerAttach(ctx context.Context, id string, q url.Values) (io.ReadCloser, error) {
+	return c.Hijack(ctx, "/containers/"+id+"/attach?"+q.Encode(), nil)
+}
+
+// Hijack sends POST path (with a JSON body, or none) asking for the
+// connection, and returns it: the daemon's stream to read, and writes (with
+// CloseWrite, through HijackedConn) going to the process's stdin.
+func (c *Client) Hijack(ctx context.Context, path string, body []byte) (*HijackedConn, error) {
 	v, err := c.APIVersion(ctx)
 	if err != nil {
 		return nil, err
@@ -106,10 +114,13 @@ func (c *Client) ContainerAttach(ctx context.Context, id string, q url.Values) (
 	if err != nil {
 		return nil, &ConnectError{Host: c.host, Err: err}
 	}
-	req, _ := http.NewRequest(http.MethodPost, "/v"+v+"/containers/"+id+"/attach?"+q.Encode(), nil)
+	req, _ := http.NewRequest(http.MethodPost, "/v"+v+path, bytes.NewReader(body))
 	req.Host = "api.balena-engine"
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "tcp")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if err := req.Write(conn); err != nil {
 		conn.Close()
 		return nil, err
@@ -124,15 +135,45 @@ func (c *Client) ContainerAttach(ctx context.Context, id string, q url.Values) (
 		defer conn.Close()
 		return nil, responseError(resp)
 	}
-	return &readConn{Reader: br, conn: conn}, nil
+	return &HijackedConn{Reader: br, conn: conn}, nil
 }
 
-type readConn struct {
+// HijackedConn is a hijacked connection: read the daemon's stream, write
+// input, CloseWrite to end the input.
+type HijackedConn struct {
 	io.Reader
 	conn net.Conn
 }
 
-func (r *readConn) Close() error { return r.conn.Close() }
+func (h *HijackedConn) Write(p []byte) (int, error) { return h.conn.Write(p) }
+
+// CloseWrite ends the input.
+func (h *HijackedConn) CloseWrite() error {
+	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (h *HijackedConn) Close() error { return h.conn.Close() }
+
+// ExecCreate is POST /containers/{id}/exec.
+func (c *Client) ExecCreate(ctx context.Context, id string, req containertypes.ExecCreateRequest) (string, error) {
+	b, _ := json.Marshal(req)
+	resp, err := c.Do(ctx, http.MethodPost, "/containers/"+id+"/exec", nil, bytes.NewReader(b))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out containertypes.ExecCreateResponse
+	return out.ID, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// ExecInspect is GET /exec/{id}/json.
+func (c *Client) ExecInspect(ctx context.Context, id string) (containertypes.ExecInspectResponse, error) {
+	var out containertypes.ExecInspectResponse
+	return out, c.getJSON(ctx, "/exec/"+id+"/json", nil, &out)
+}
 
 // Demux copies a multiplexed stream to stdout and stderr.
 func Demux(r io.Reader, stdout, stderr io.Writer) error {

@@ -87,6 +87,7 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("POST /signal/{id}", m.handleSignal)
 	mux.HandleFunc("POST /forget/{id}", m.handleForget)
 	mux.HandleFunc("GET /list", m.handleList)
+	mux.HandleFunc("POST /exec", m.handleExec)
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -38,3 +38,28 @@ type State struct {
 	FinishedAt time.Time
 	Error      string // why it could not start, or how it ended abnormally
 }
+
+// ExecRequest asks the monitor to run a process in a running container.
+// It is sent as the first line of a hijacked connection; then the daemon
+// sends the process's stdin (raw bytes, a half-close ends it) and the
+// monitor sends Docker's multiplexed frames of its output, and at the end
+// one frame of stream ExitFrame holding an ExecExit in JSON.
+type ExecRequest struct {
+	ContainerID string
+	Args        []string
+	Env         []string
+	Cwd         string
+	UID, GID    uint32
+	Groups      []uint32
+	Stdin       bool
+}
+
+// ExitFrame is the stream byte of the frame that ends an exec.
+const ExitFrame = 0x7f
+
+// ExecExit is how an exec ended.
+type ExecExit struct {
+	ExitCode int
+	Pid      int
+	Error    string
+}

@@ -264,3 +264,40 @@ func TestE2ERestartPolicies(t *testing.T) {
 	}
 	run(t, env, "docker", "rm", "-f", "fails", "done", "always", "stopped")
 }
+
+func TestE2EExec(t *testing.T) {
+	p, _, env := withBusybox(t)
+	bin := engineBin(t)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "target", "--hostname", "inside", "busybox", "sleep", "1000")
+	r := run(t, env, "docker", "exec", "target", "sh", "-c", "echo $(hostname); echo err >&2; exit 4")
+	if r.code != 4 || r.stdout != "inside\n" || r.stderr != "err\n" {
+		t.Errorf("docker exec: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	cmd := exec.Command("docker", "exec", "-i", "target", "sh", "-c", "tr a-z A-Z")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader("piped through\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "PIPED THROUGH\n" {
+		t.Errorf("docker exec -i: %q %v", out, err)
+	}
+	r = run(t, env, "docker", "exec", "-u", "nobody", "-w", "/tmp", "-e", "X=1", "target", "sh", "-c", "echo $(id -u) $(pwd) $X")
+	if r.stdout != "65534 /tmp 1\n" {
+		t.Errorf("exec -u -w -e: %q %q", r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "exec", "target", "no-such-command")
+	if r.code != 127 || !strings.Contains(r.stdout+r.stderr, "executable file not found") {
+		t.Errorf("exec of a missing command: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, nil, bin, "-H", "unix://"+p.sock, "exec", "target", "echo", "ours"); r.stdout != "ours\n" {
+		t.Errorf("balena-engine exec: %q %q", r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "exec", "-d", "target", "sh", "-c", "echo detached > /tmp/mark")
+	time.Sleep(300 * time.Millisecond)
+	if r := run(t, env, "docker", "exec", "target", "cat", "/tmp/mark"); r.stdout != "detached\n" {
+		t.Errorf("exec -d did not run: %q %q", r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "stop", "-t", "0", "target")
+	if r := run(t, env, "docker", "exec", "target", "true"); r.code == 0 || !strings.Contains(r.stderr, "is not running") {
+		t.Errorf("exec in a stopped container: %d %q", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	containertypes "github.com/moby/moby/api/types/container"
+)
+
+func (s *Server) registerExec() {
+	s.handle("POST /containers/{id}/exec", s.execCreate)
+	s.handle("POST /exec/{id}/start", s.execStart)
+	s.handle("GET /exec/{id}/json", s.execInspect)
+	s.handle("POST /exec/{id}/resize", func(http.ResponseWriter, *http.Request) error {
+		return errdefs.NotImplemented(errors.New("exec with a TTY is not implemented yet, so there is nothing to resize"))
+	})
+}
+
+func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
+	var req containertypes.ExecCreateRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	}
+	e, err := s.cfg.Containers.ExecCreate(r.PathValue("id"), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, containertypes.ExecCreateResponse{ID: e.ID})
+}
+
+func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.cfg.Containers.ExecGet(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	running, code, pid := e.State()
+	args := []string{}
+	if len(e.Config.Cmd) > 1 {
+		args = e.Config.Cmd[1:]
+	}
+	return writeJSON(w, http.StatusOK, containertypes.ExecInspectResponse{
+		ID: e.ID, Running: running, ExitCode: code, ContainerID: e.ContainerID, Pid: pid,
+		OpenStdin: e.Config.AttachStdin, OpenStdout: e.Config.AttachStdout, OpenStderr: e.Config.AttachStderr,
+		ProcessConfig: &containertypes.ExecProcessConfig{Entrypoint: e.Config.Cmd[0], Arguments: args, User: e.Config.User},
+	})
+}
+
+// execStart runs the exec: detached, it answers at once; attached, it
+// hijacks the connection for stdin one way and Docker's multiplexed output
+// the other.
+func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
+	var req containertypes.ExecStartRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+		}
+	}
+	id := r.PathValue("id")
+	e, err := s.cfg.Containers.ExecGet(id)
+	if err != nil {
+		return err
+	}
+	if req.Tty {
+		return errdefs.NotImplemented(errors.New("exec with a TTY (-t) is not implemented yet"))
+	}
+	if req.Detach {
+		go s.cfg.Containers.ExecStart(s.bgContext(), id, nil, nil)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return errors.New("connection cannot be hijacked")
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	status := "HTTP/1.1 200 OK\r\n"
+	if r.Header.Get("Upgrade") != "" {
+		status = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+	}
+	fmt.Fprintf(buf, "%sContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", status)
+	buf.Flush()
+	bw := bufio.NewWriter(conn)
+	mw := &muxWriter{w: bw, fl: func() { bw.Flush() }}
+	var stdin io.Reader
+	if e.Config.AttachStdin {
+		stdin = buf.Reader
+	}
+	_, err = s.cfg.Containers.ExecStart(r.Context(), id, stdin, func(stream byte, p []byte) error {
+		if (stream == 1 && !e.Config.AttachStdout) || (stream == 2 && !e.Config.AttachStderr) {
+			return nil
+		}
+		return mw.frame(stream, p)
+	})
+	if err != nil {
+		// The stream has begun: the error goes to stderr, as Docker does
+		// for an exec that cannot start.
+		mw.frame(2, []byte(err.Error()+"\n"))
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/runtime"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+)
+
+// Exec is one "docker exec": created, then started once. Execs live in
+// memory only, as in Docker.
+type Exec struct {
+	ID          string
+	ContainerID string
+	Config      containertypes.ExecCreateRequest
+	mu          sync.Mutex
+	running     bool
+	started     bool
+	exitCode    *int
+	pid         int
+}
+
+// State returns whether the exec runs, its exit code once done, its PID.
+func (e *Exec) State() (running bool, exitCode *int, pid int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.running, e.exitCode, e.pid
+}
+
+type execStore struct {
+	mu    sync.Mutex
+	execs map[string]*Exec
+}
+
+var execs = execStore{execs: map[string]*Exec{}}
+
+// ExecCreate prepares a command to run in a running container.
+func (m *Manager) ExecCreate(ref string, cfg containertypes.ExecCreateRequest) (*Exec, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.State.Status != StatusRunning {
+		return nil, errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+	}
+	if len(cfg.Cmd) == 0 {
+		return nil, errdefs.InvalidParameter(errors.New("no exec command specified"))
+	}
+	if cfg.Tty {
+		return nil, errdefs.NotImplemented(errors.New("exec with a TTY (-t) is not implemented yet"))
+	}
+	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg}
+	execs.mu.Lock()
+	execs.execs[e.ID] = e
+	execs.mu.Unlock()
+	m.notify(events.Action(string(events.ActionExecCreate)+": "+strings.Join(cfg.Cmd, " ")), c, map[string]string{"execID": e.ID})
+	return e, nil
+}
+
+// ExecGet returns an exec.
+func (m *Manager) ExecGet(id string) (*Exec, error) {
+	execs.mu.Lock()
+	defer execs.mu.Unlock()
+	e, ok := execs.execs[id]
+	if !ok {
+		return nil, errdefs.NotFound(fmt.Errorf("No such exec instance: %s", id)) //lint:ignore ST1005 Docker's wording
+	}
+	return e, nil
+}
+
+// ExecStart runs an exec: stdin (nil for none) feeds the process, frame
+// receives its output frames (stream 1 stdout, 2 stderr). It returns the
+// exit code.
+func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, frame func(stream byte, p []byte) error) (int, error) {
+	e, err := m.ExecGet(id)
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return 0, errdefs.Conflict(fmt.Errorf("exec %s has already been started", id))
+	}
+	e.started = true
+	e.mu.Unlock()
+	c, err := m.records.get(e.ContainerID)
+	if err != nil {
+		return 0, err
+	}
+	if c.State.Status != StatusRunning {
+		return 0, errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+	}
+	img, err := m.images.Get(c.Image.String())
+	if err != nil {
+		return 0, err
+	}
+	rootfs := filepath.Join(m.dir(c.ID), "rootfs")
+	userSpec := e.Config.User
+	if userSpec == "" {
+		userSpec = c.Config.User
+	}
+	if userSpec == "" {
+		userSpec = img.Config.Config.User
+	}
+	u, err := ResolveUser(rootfs, userSpec, nil)
+	if err != nil {
+		return 0, err
+	}
+	cwd := e.Config.WorkingDir
+	if cwd == "" {
+		cwd = c.Config.WorkingDir
+	}
+	if cwd == "" {
+		cwd = img.Config.Config.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	env := MergeEnv(MergeEnv(img.Config.Config.Env, c.Config.Env), e.Config.Env)
+	conn, br, err := m.rt.Exec(ctx, &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
+		UID: u.UID, GID: u.GID, Groups: u.AdditionalGids, Stdin: e.Config.AttachStdin && stdin != nil})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
+	m.notify(events.Action(string(events.ActionExecStart)+": "+strings.Join(e.Config.Cmd, " ")), c, map[string]string{"execID": e.ID})
+	if e.Config.AttachStdin && stdin != nil {
+		go func() {
+			io.Copy(conn, stdin)
+			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+		}()
+	}
+	exit, err := readFrames(br, frame)
+	code := exit.ExitCode
+	if err != nil {
+		code = 126
+	}
+	e.mu.Lock()
+	e.running = false
+	e.exitCode = &code
+	e.pid = exit.Pid
+	e.mu.Unlock()
+	m.notify(events.ActionExecDie, c, map[string]string{"execID": e.ID, "exitCode": fmt.Sprint(code)})
+	if err == nil && exit.Error != "" {
+		err = errors.New(exit.Error)
+		if code == 127 || code == 126 {
+			err = errdefs.InvalidParameter(err)
+		}
+	}
+	return code, err
+}
+
+// readFrames hands output frames to fn until the exit frame.
+func readFrames(br *bufio.Reader, fn func(byte, []byte) error) (runtime.ExecExit, error) {
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return runtime.ExecExit{}, fmt.Errorf("exec stream: %w", err)
+		}
+		p := make([]byte, binary.BigEndian.Uint32(hdr[4:]))
+		if _, err := io.ReadFull(br, p); err != nil {
+			return runtime.ExecExit{}, fmt.Errorf("exec stream: %w", err)
+		}
+		if hdr[0] == runtime.ExitFrame {
+			var x runtime.ExecExit
+			return x, json.Unmarshal(p, &x)
+		}
+		if fn != nil {
+			if err := fn(hdr[0], p); err != nil {
+				return runtime.ExecExit{}, err
+			}
+		}
+	}
+}

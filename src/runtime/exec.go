@@ -1,0 +1,195 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/opencontainers/runc/libcontainer"
+)
+
+// frameWriter writes Docker's multiplexed frames.
+type frameWriter struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (f *frameWriter) frame(stream byte, p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var hdr [8]byte
+	hdr[0] = stream
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
+	if _, err := f.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := f.w.Write(p); err != nil {
+		return err
+	}
+	return f.w.Flush()
+}
+
+type streamTo struct {
+	f      *frameWriter
+	stream byte
+}
+
+func (s streamTo) Write(p []byte) (int, error) {
+	if err := s.f.frame(s.stream, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// handleExec runs a process in a container over a hijacked connection.
+func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		fail(w, http.StatusInternalServerError, errors.New("no hijack"))
+		return
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	brw.Flush()
+	fw := &frameWriter{w: bufio.NewWriter(conn)}
+	finish := func(x ExecExit) {
+		b, _ := json.Marshal(x)
+		fw.frame(ExitFrame, b)
+	}
+	line, err := brw.ReadBytes('\n')
+	var req ExecRequest
+	if err != nil || json.Unmarshal(line, &req) != nil {
+		finish(ExecExit{ExitCode: 126, Error: "bad exec request"})
+		return
+	}
+	c := m.get(req.ContainerID)
+	if c == nil {
+		finish(ExecExit{ExitCode: 126, Error: fmt.Sprintf("container %s is not running", req.ContainerID)})
+		return
+	}
+	c.mu.Lock()
+	lc, running := c.c, c.state.Running
+	c.mu.Unlock()
+	if !running || lc == nil {
+		finish(ExecExit{ExitCode: 126, Error: fmt.Sprintf("container %s is not running", req.ContainerID)})
+		return
+	}
+	p := &libcontainer.Process{Args: req.Args, Env: req.Env, Cwd: req.Cwd, UID: int(req.UID), GID: int(req.GID)}
+	for _, g := range req.Groups {
+		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
+	}
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	var inW *os.File
+	if req.Stdin {
+		var inR *os.File
+		inR, inW, _ = os.Pipe()
+		p.Stdin = inR
+		defer inR.Close()
+	} else {
+		devnull, _ := os.Open(os.DevNull)
+		p.Stdin = devnull
+		defer devnull.Close()
+	}
+	p.Stdout, p.Stderr = outW, errW
+	if err := lc.Run(p); err != nil {
+		outW.Close()
+		errW.Close()
+		outR.Close()
+		errR.Close()
+		code := 126
+		if errors.Is(err, os.ErrNotExist) || containsAny(err.Error(), "executable file not found", "no such file or directory") {
+			code = 127
+		}
+		finish(ExecExit{ExitCode: code, Error: err.Error()})
+		return
+	}
+	outW.Close()
+	errW.Close()
+	pid, _ := p.Pid()
+	if inW != nil {
+		// The daemon's stdin, until it half-closes or goes.
+		go func() {
+			io.Copy(inW, brw)
+			inW.Close()
+		}()
+	}
+	var copies sync.WaitGroup
+	for _, s := range []struct {
+		r  *os.File
+		id byte
+	}{{outR, 1}, {errR, 2}} {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			io.Copy(streamTo{fw, s.id}, s.r)
+			s.r.Close()
+		}()
+	}
+	ps, _ := p.Wait()
+	copies.Wait()
+	code := 0
+	if ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Exited():
+				code = ws.ExitStatus()
+			case ws.Signaled():
+				code = 128 + int(ws.Signal())
+			}
+		}
+	}
+	finish(ExecExit{ExitCode: code, Pid: pid})
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Exec runs a process in a running container. The returned connection
+// carries the process's stdin one way (CloseWrite ends it) and its output
+// frames the other, ended by an ExitFrame.
+func (c *Client) Exec(ctx context.Context, req *ExecRequest) (net.Conn, *bufio.Reader, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.root+"/"+SocketName)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container monitor: %w", err)
+	}
+	b, _ := json.Marshal(req)
+	fmt.Fprintf(conn, "POST /exec HTTP/1.1\r\nHost: monitor\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("container monitor: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		conn.Close()
+		return nil, nil, fmt.Errorf("container monitor: exec answered %s", resp.Status)
+	}
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, br, nil
+}
