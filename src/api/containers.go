@@ -47,11 +47,14 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
-	c, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: []string{}})
+	if warnings == nil {
+		warnings = []string{}
+	}
+	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: warnings})
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {

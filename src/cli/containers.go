@@ -284,6 +284,9 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range resp.Warnings {
+		fmt.Fprintln(e.stderr, "WARNING: "+w)
+	}
 	fmt.Fprintln(e.stdout, resp.ID)
 	return nil
 }
@@ -334,6 +337,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	resp, err := c.ContainerCreate(ctx, f.name, req)
 	if err != nil {
 		return runFailure(e, err)
+	}
+	for _, w := range resp.Warnings {
+		fmt.Fprintln(e.stderr, "WARNING: "+w)
 	}
 	id := resp.ID
 	if f.detach {
@@ -681,12 +687,15 @@ func runExec(ctx context.Context, e *env, args []string) error {
 	envs := fs.StringArrayP("env", "e", nil, "set environment variables")
 	user := fs.StringP("user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
 	workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
-	fs.Bool("privileged", false, "give extended privileges to the command (not supported)")
+	privileged := fs.Bool("privileged", false, "give extended privileges to the command")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 2 {
 		return usageError{`"balena-engine exec" requires at least 2 arguments.`}
+	}
+	if *privileged {
+		return errors.New("exec --privileged is not implemented yet")
 	}
 	if *tty {
 		return errors.New("exec with a TTY (-t) is not implemented yet")

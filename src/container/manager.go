@@ -132,9 +132,9 @@ func (m *Manager) dir(id string) string { return filepath.Join(m.root, id) }
 
 // Create records a container after checking everything that can be
 // checked without running it; nothing is left behind if a check fails.
-func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig) (*Container, error) {
+func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig) (c *Container, warnings []string, err error) {
 	if cfg == nil || cfg.Image == "" {
-		return nil, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
+		return nil, nil, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
 	if host == nil {
 		host = &containertypes.HostConfig{}
@@ -143,33 +143,39 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		host.NetworkMode = "bridge"
 	}
 	if name != "" && !validName.MatchString(name) {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
 	}
 	name = strings.TrimPrefix(name, "/")
 	img, err := m.images.Get(cfg.Image)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if cfg.Tty {
+		return nil, nil, errdefs.NotImplemented(errors.New("a TTY (-t) is not implemented yet"))
+	}
+	if host.Init != nil && *host.Init {
+		return nil, nil, errdefs.NotImplemented(errors.New("--init is not implemented yet"))
 	}
 	if host.LogConfig.Type != "" && host.LogConfig.Type != "json-file" {
-		return nil, errdefs.NotImplemented(fmt.Errorf("log driver %q is not implemented yet (only json-file)", host.LogConfig.Type))
+		return nil, nil, errdefs.NotImplemented(fmt.Errorf("log driver %q is not implemented yet (only json-file)", host.LogConfig.Type))
 	}
 	if _, _, err := LogLimits(host.LogConfig.Config); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch host.RestartPolicy.Name {
 	case "", "no", "always", "unless-stopped":
 		if host.RestartPolicy.MaximumRetryCount != 0 {
-			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
+			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
 		}
 	case "on-failure":
 		if host.RestartPolicy.MaximumRetryCount < 0 {
-			return nil, errdefs.InvalidParameter(errors.New("invalid restart policy: maximum retry count cannot be negative"))
+			return nil, nil, errdefs.InvalidParameter(errors.New("invalid restart policy: maximum retry count cannot be negative"))
 		}
 	default:
-		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", host.RestartPolicy.Name))
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", host.RestartPolicy.Name))
 	}
 	if host.AutoRemove && host.RestartPolicy.Name != "" && host.RestartPolicy.Name != "no" {
-		return nil, errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
+		return nil, nil, errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
 	}
 	id := newID()
 	if name == "" {
@@ -178,24 +184,28 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	// Everything but the user (resolved against the image's files at
 	// start) is checked here.
 	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: host, Image: img.Config.Config}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	args, _ := ResolveCommand(cfg, img.Config.Config)
-	c := &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
+	if (cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE") ||
+		(img.Config.Config.Healthcheck != nil && len(img.Config.Config.Healthcheck.Test) > 0 && img.Config.Config.Healthcheck.Test[0] != "NONE") {
+		warnings = append(warnings, "health checks are not implemented yet: the container's HEALTHCHECK is not run")
+	}
+	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
 		Config: cfg, HostConfig: host, State: State{Status: StatusCreated}, Path: args[0], Args: args[1:],
 		LogPath: filepath.Join(m.dir(id), id+"-json.log")}
 	for _, d := range []string{"upper", "work", "rootfs"} {
 		if err := os.MkdirAll(filepath.Join(m.dir(id), d), 0o700); err != nil {
 			os.RemoveAll(m.dir(id))
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := m.records.add(c); err != nil {
 		os.RemoveAll(m.dir(id))
-		return nil, err
+		return nil, nil, err
 	}
 	m.notify(events.ActionCreate, c, nil)
-	return c, nil
+	return c, warnings, nil
 }
 
 // LogLimits reads the json-file options max-size and max-file.
@@ -217,6 +227,9 @@ func LogLimits(opts map[string]string) (int64, int, error) {
 		files = n
 	}
 	for k := range opts {
+		if k == "compress" && opts[k] != "false" {
+			return 0, 0, errdefs.NotImplemented(errors.New("log option compress is not implemented yet"))
+		}
 		if k != "max-size" && k != "max-file" && k != "compress" {
 			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("unknown log opt '%s' for json-file log driver", k))
 		}

@@ -139,6 +139,10 @@ func TestE2EContainerBadInput(t *testing.T) {
 		{[]string{"run", "--network", "none", "--cap-add", "FLYING", "busybox", "true"}, 125, "invalid capability"},
 		{[]string{"run", "busybox", "true"}, 125, "bridge networking is its own issue"},
 		{[]string{"run", "--network", "none", "-u", "ghost", "busybox", "true"}, 125, "unable to find user ghost"},
+		{[]string{"run", "--network", "none", "-t", "busybox", "true"}, 125, "a TTY (-t) is not implemented yet"},
+		{[]string{"run", "--network", "none", "--init", "busybox", "true"}, 125, "--init is not implemented yet"},
+		{[]string{"run", "--network", "none", "--log-opt", "compress=true", "busybox", "true"}, 125, "compress is not implemented yet"},
+		{[]string{"run", "--network", "none", "--restart", "sometimes", "busybox", "true"}, 125, "invalid restart policy"},
 	}
 	for _, c := range cases {
 		r := run(t, env, "docker", c.args...)
