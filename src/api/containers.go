@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -415,23 +416,11 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	since := time.Now()
 	replay := boolParam(r, "logs")
 	exited := s.cfg.Containers.ExitChan(c.ID)
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return errors.New("connection cannot be hijacked")
-	}
-	conn, buf, err := hj.Hijack()
+	conn, _, mw, err := hijackStream(w, r)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	status := "HTTP/1.1 200 OK\r\n"
-	if r.Header.Get("Upgrade") != "" {
-		status = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-	}
-	fmt.Fprintf(buf, "%sContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", status)
-	buf.Flush()
-	bw := bufio.NewWriter(conn)
-	mw := &muxWriter{w: bw, fl: func() { bw.Flush() }}
 	opts := logs.ReadOptions{Tail: -1, Follow: boolParam(r, "stream")}
 	if !replay {
 		opts.Since = since
@@ -450,4 +439,26 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 
 func containerLogLimits(c *container.Container) (int64, int, error) {
 	return container.LogLimits(c.HostConfig.LogConfig.Config)
+}
+
+// hijackStream takes the connection over for a multiplexed stream, as
+// Docker's attach and exec start do: "101 UPGRADED" when the client asked
+// to upgrade, else "200 OK". The reader carries what the client sends.
+func hijackStream(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, *muxWriter, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil, nil, errors.New("connection cannot be hijacked")
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	status := "HTTP/1.1 200 OK\r\n"
+	if r.Header.Get("Upgrade") != "" {
+		status = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+	}
+	fmt.Fprintf(buf, "%sContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", status)
+	buf.Flush()
+	bw := bufio.NewWriter(conn)
+	return conn, buf.Reader, &muxWriter{w: bw, fl: func() { bw.Flush() }}, nil
 }

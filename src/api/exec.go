@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,26 +72,14 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return errors.New("connection cannot be hijacked")
-	}
-	conn, buf, err := hj.Hijack()
+	conn, in, mw, err := hijackStream(w, r)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	status := "HTTP/1.1 200 OK\r\n"
-	if r.Header.Get("Upgrade") != "" {
-		status = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-	}
-	fmt.Fprintf(buf, "%sContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", status)
-	buf.Flush()
-	bw := bufio.NewWriter(conn)
-	mw := &muxWriter{w: bw, fl: func() { bw.Flush() }}
 	var stdin io.Reader
 	if e.Config.AttachStdin {
-		stdin = buf.Reader
+		stdin = in
 	}
 	_, err = s.cfg.Containers.ExecStart(r.Context(), id, stdin, func(stream byte, p []byte) error {
 		if (stream == 1 && !e.Config.AttachStdout) || (stream == 2 && !e.Config.AttachStderr) {

@@ -667,15 +667,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprintln(e.stdout, "Usage:  balena-engine container COMMAND\n\nManage containers")
-		return nil
-	}
-	run, ok := containerSubcommands[args[0]]
-	if !ok {
-		return usageError{fmt.Sprintf("balena-engine container: '%s' is not a balena-engine container command", args[0])}
-	}
-	return run(ctx, e, args[1:])
+	return dispatch(ctx, e, "container", "Manage containers", containerSubcommands, args)
 }
 
 func runExec(ctx context.Context, e *env, args []string) error {

@@ -441,18 +441,23 @@ var imageSubcommands = map[string]func(context.Context, *env, []string) error{
 }
 
 func runImage(ctx context.Context, e *env, args []string) error {
+	return dispatch(ctx, e, "image", "Manage images", imageSubcommands, args)
+}
+
+// dispatch runs "balena-engine GROUP COMMAND" from a group's table.
+func dispatch(ctx context.Context, e *env, group, summary string, table map[string]func(context.Context, *env, []string) error, args []string) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		names := make([]string, 0, len(imageSubcommands))
-		for n := range imageSubcommands {
+		names := make([]string, 0, len(table))
+		for n := range table {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		fmt.Fprintf(e.stdout, "Usage:  balena-engine image COMMAND\n\nManage images\n\nCommands:\n  %s\n", strings.Join(names, "\n  "))
+		fmt.Fprintf(e.stdout, "Usage:  balena-engine %s COMMAND\n\n%s\n\nCommands:\n  %s\n", group, summary, strings.Join(names, "\n  "))
 		return nil
 	}
-	run, ok := imageSubcommands[args[0]]
+	run, ok := table[args[0]]
 	if !ok {
-		return usageError{fmt.Sprintf("balena-engine image: '%s' is not a balena-engine image command", args[0])}
+		return usageError{fmt.Sprintf("balena-engine %s: '%s' is not a balena-engine %s command", group, args[0], group)}
 	}
 	return run(ctx, e, args[1:])
 }

@@ -140,20 +140,9 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 			s.r.Close()
 		}()
 	}
-	ps, _ := p.Wait()
+	ps, werr := p.Wait()
 	copies.Wait()
-	code := 0
-	if ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
-			switch {
-			case ws.Exited():
-				code = ws.ExitStatus()
-			case ws.Signaled():
-				code = 128 + int(ws.Signal())
-			}
-		}
-	}
-	finish(ExecExit{ExitCode: code, Pid: pid})
+	finish(ExecExit{ExitCode: exitCode(ps, werr), Pid: pid})
 }
 
 func containsAny(s string, subs ...string) bool {
@@ -192,4 +181,24 @@ func (c *Client) Exec(ctx context.Context, req *ExecRequest) (net.Conn, *bufio.R
 		return nil, nil, err
 	}
 	return conn, br, nil
+}
+
+// exitCode is a process's exit code as Docker reports it: its exit
+// status, or 128 plus the signal that killed it; 255 if it cannot be known.
+func exitCode(ps *os.ProcessState, waitErr error) int {
+	if ps == nil {
+		if waitErr != nil {
+			return 255
+		}
+		return 0
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return 128 + int(ws.Signal())
+		}
+	}
+	return 255
 }

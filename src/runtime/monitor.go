@@ -261,19 +261,7 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		ps, werr := p.Wait()
 		copies.Wait() // every byte logged before the exit is reported
 		lw.Close()
-		code := 0
-		if ps != nil {
-			if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
-				switch {
-				case ws.Exited():
-					code = ws.ExitStatus()
-				case ws.Signaled():
-					code = 128 + int(ws.Signal())
-				}
-			}
-		} else if werr != nil {
-			code = 255
-		}
+		code := exitCode(ps, werr)
 		oom := oomKilled(lc)
 		lc.Destroy()
 		unix.Unmount(c.rootfs, unix.MNT_DETACH)
