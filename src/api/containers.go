@@ -32,6 +32,12 @@ func (s *Server) registerContainers() {
 	s.handle("POST /containers/{id}/wait", s.containerWait)
 	s.handle("POST /containers/{id}/rename", s.containerRename)
 	s.handle("POST /containers/{id}/attach", s.containerAttach)
+	s.handle("POST /containers/{id}/pause", func(w http.ResponseWriter, r *http.Request) error {
+		return noContent(w, s.cfg.Containers.Pause(r.Context(), r.PathValue("id")))
+	})
+	s.handle("POST /containers/{id}/unpause", func(w http.ResponseWriter, r *http.Request) error {
+		return noContent(w, s.cfg.Containers.Unpause(r.Context(), r.PathValue("id")))
+	})
 	s.handle("GET /containers/{id}/json", s.containerInspect)
 	s.handle("GET /containers/{id}/logs", s.containerLogs)
 	s.handle("DELETE /containers/{id}", s.containerDelete)
@@ -204,6 +210,10 @@ func statusText(c *container.Container, now time.Time) string {
 	switch c.State.Status {
 	case container.StatusRunning:
 		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+	case container.StatusPaused:
+		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt)) + " (Paused)"
+	case container.StatusRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
 	case container.StatusExited:
 		if c.State.FinishedAt.IsZero() {
 			return fmt.Sprintf("Exited (%d)", c.State.ExitCode)
@@ -226,7 +236,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 	now := time.Now()
 	out := []containertypes.Summary{}
 	for _, c := range list {
-		if !all && len(f["status"]) == 0 && c.State.Status != container.StatusRunning {
+		if !all && len(f["status"]) == 0 && c.State.Status != container.StatusRunning && c.State.Status != container.StatusPaused {
 			continue
 		}
 		if !filterMatch(f["status"], c.State.Status) || !filterMatchPrefix(f["id"], c.ID) ||
@@ -300,7 +310,9 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args, Image: c.Image.String(),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Driver: "overlay2", Platform: "linux", LogPath: c.LogPath,
 		HostConfig: c.HostConfig, Config: c.Config, Mounts: []containertypes.MountPoint{}, ExecIDs: nil,
-		State: &containertypes.State{Status: containertypes.ContainerState(st.Status), Running: st.Status == container.StatusRunning,
+		State: &containertypes.State{Status: containertypes.ContainerState(st.Status),
+			Running: st.Status == container.StatusRunning || st.Status == container.StatusPaused,
+			Paused:  st.Status == container.StatusPaused, Restarting: st.Status == container.StatusRestarting,
 			OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt)},
 		NetworkSettings: &containertypes.NetworkSettings{},
@@ -461,4 +473,13 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Read
 	buf.Flush()
 	bw := bufio.NewWriter(conn)
 	return conn, buf.Reader, &muxWriter{w: bw, fl: func() { bw.Flush() }}, nil
+}
+
+// noContent answers 204 for a nil error.
+func noContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

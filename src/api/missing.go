@@ -20,7 +20,7 @@ var notYet = []string{
 // containerOpsNotYet are the container operations not served yet.
 var containerOpsNotYet = map[string]bool{
 	"top": true, "stats": true, "export": true, "archive": true, "changes": true,
-	"resize": true, "pause": true, "unpause": true, "update": true, "ws": true,
+	"resize": true, "update": true, "ws": true,
 }
 
 // leftOut lists the areas balena-engine leaves out on purpose, with the
@@ -41,7 +41,7 @@ var leftOut = map[string]string{
 func registerMissing(s *Server) {
 	for _, prefix := range notYet {
 		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) ||
-			(prefix == "/events" && s.cfg.Events != nil) || (prefix == "/exec" && s.cfg.Containers != nil) {
+			(prefix == "/events" && s.cfg.Events != nil) || ((prefix == "/exec" || prefix == "/info") && s.cfg.Containers != nil) {
 			continue
 		}
 		if prefix == "/containers" && s.cfg.Containers != nil {

@@ -32,6 +32,10 @@ type Config struct {
 	KernelVersion string
 	Log           *slog.Logger
 
+	DataRoot string // for /info
+	Debug    bool
+	EngineID string
+
 	// The engine's parts. A nil one leaves its routes answering 501.
 	Events     *events.Log
 	Images     *image.Store
@@ -71,6 +75,7 @@ func New(cfg Config) *Server {
 	if cfg.Containers != nil {
 		s.registerContainers()
 		s.registerExec()
+		s.handle("GET /info", s.info)
 	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404

@@ -69,6 +69,8 @@ func init() {
 		"rename":    {"Rename a container", runRename},
 		"container": {"Manage containers", runContainer},
 		"exec":      {"Execute a command in a running container", runExec},
+		"pause":     {"Pause all processes within one or more containers", runSimple("pause")},
+		"unpause":   {"Unpause all processes within one or more containers", runSimple("unpause")},
 	}
 }
 

@@ -664,6 +664,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 	"run": runRun, "create": runCreate, "start": runStart, "stop": runStopLike("stop"), "restart": runStopLike("restart"),
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
 	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
+	"pause": runSimple("pause"), "unpause": runSimple("unpause"),
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {
@@ -738,4 +739,18 @@ func runExec(ctx context.Context, e *env, args []string) error {
 		return containerExit{*st.ExitCode}
 	}
 	return nil
+}
+
+// runSimple is a command that POSTs one operation to each container named.
+func runSimple(op string) func(context.Context, *env, []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		fs := e.flags(op, op+" CONTAINER [CONTAINER...]")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			return usageError{fmt.Sprintf(`"balena-engine %s" requires at least 1 argument.`, op)}
+		}
+		return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error { return c.ContainerPost(ctx, id, op, nil) })
+	}
 }

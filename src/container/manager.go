@@ -68,6 +68,9 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, rt
 			go m.restart(c.ID, 0)
 			continue
 		}
+		if c.State.Status == StatusPaused {
+			c.State.Status = StatusRunning // the monitor says whether it still runs
+		}
 		if c.State.Status != StatusRunning {
 			// Docker starts "always" containers with the daemon, and
 			// "unless-stopped" ones unless a user stopped them.
@@ -523,7 +526,10 @@ func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 	if err != nil {
 		return err
 	}
-	if c.State.Status != StatusRunning {
+	if sig == syscall.SIGKILL {
+		m.thawIfPaused(ctx, c)
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
 		return errdefs.Conflict(fmt.Errorf("cannot kill container: %s: container %s is not running", ref, c.ID))
 	}
 	if err := m.rt.Signal(ctx, c.ID, sig); err != nil {
@@ -540,6 +546,7 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 		return err
 	}
 	m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil })
+	m.thawIfPaused(ctx, c)
 	if m.cancelRestart(c.ID) {
 		m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
 		return nil
@@ -644,6 +651,12 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 	if m.cancelRestart(c.ID) && !force {
 		return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is restarting: stop the container before removing or force remove", c.Name))
 	}
+	if force {
+		m.thawIfPaused(ctx, c)
+	}
+	if c.State.Status == StatusPaused {
+		return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is paused: unpause and stop the container before removing or force remove", c.Name))
+	}
 	if c.State.Status == StatusRunning {
 		if !force {
 			return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", c.Name))
@@ -707,3 +720,56 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, f
 
 // ExitChan is closed when the container next exits.
 func (m *Manager) ExitChan(id string) <-chan struct{} { return m.nextExit(id).done }
+
+// Pause freezes a running container.
+func (m *Manager) Pause(ctx context.Context, ref string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	switch c.State.Status {
+	case StatusPaused:
+		return errdefs.Conflict(fmt.Errorf("container %s is already paused", c.ID))
+	case StatusRunning:
+	default:
+		return errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+	}
+	if err := m.rt.Pause(ctx, c.ID); err != nil {
+		return err
+	}
+	c, err = m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusPaused; return nil })
+	if err == nil {
+		m.notify(events.ActionPause, c, nil)
+	}
+	return err
+}
+
+// Unpause thaws a paused container.
+func (m *Manager) Unpause(ctx context.Context, ref string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusPaused {
+		return errdefs.Conflict(fmt.Errorf("container %s is not paused", c.ID))
+	}
+	if err := m.rt.Resume(ctx, c.ID); err != nil {
+		return err
+	}
+	c, err = m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
+	if err == nil {
+		m.notify(events.ActionUnPause, c, nil)
+	}
+	return err
+}
+
+// thawIfPaused resumes a paused container so that a signal can end it, as
+// Docker does before stop, kill and forced removal.
+func (m *Manager) thawIfPaused(ctx context.Context, c *Container) {
+	if c.State.Status == StatusPaused {
+		if m.rt.Resume(ctx, c.ID) == nil {
+			m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
+			c.State.Status = StatusRunning
+		}
+	}
+}

@@ -28,6 +28,7 @@ const (
 	StatusExited     = "exited"
 	StatusRemoving   = "removing"
 	StatusRestarting = "restarting"
+	StatusPaused     = "paused"
 )
 
 // State is a container's run state.

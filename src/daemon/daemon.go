@@ -10,7 +10,9 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +103,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			Images:        eng.images,
 			Events:        eng.events,
 			Containers:    eng.containers,
+			DataRoot:      cfg.DataRoot,
+			Debug:         cfg.Debug,
+			EngineID:      engineID(cfg.DataRoot),
 			Registry:      eng.registry,
 			Pull:          eng.pull,
 		}),
@@ -154,6 +159,19 @@ func watchdog(ctx context.Context, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// engineID is this engine's identity, made once and kept in the data root.
+func engineID(dataRoot string) string {
+	p := filepath.Join(dataRoot, "engine-id")
+	if b, err := os.ReadFile(p); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b))
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+	os.WriteFile(p, []byte(id+"\n"), 0o644)
+	return id
 }
 
 // mkdirs creates path and its missing parents. The returned function removes

@@ -169,3 +169,13 @@ func (c *Client) List(ctx context.Context) ([]State, error) {
 	var out []State
 	return out, c.call(ctx, http.MethodGet, "/list", nil, &out)
 }
+
+// Pause freezes a container's processes.
+func (c *Client) Pause(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodPost, "/pause/"+id, nil, nil)
+}
+
+// Resume thaws a paused container.
+func (c *Client) Resume(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodPost, "/resume/"+id, nil, nil)
+}

@@ -88,6 +88,8 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("POST /forget/{id}", m.handleForget)
 	mux.HandleFunc("GET /list", m.handleList)
 	mux.HandleFunc("POST /exec", m.handleExec)
+	mux.HandleFunc("POST /pause/{id}", m.handleFreeze(true))
+	mux.HandleFunc("POST /resume/{id}", m.handleFreeze(false))
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -405,4 +407,33 @@ func (m *monitor) handleList(w http.ResponseWriter, r *http.Request) {
 		out = []State{}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleFreeze pauses (freezes the cgroup) or resumes a container.
+func (m *monitor) handleFreeze(pause bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := m.get(r.PathValue("id"))
+		if c == nil {
+			fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+			return
+		}
+		c.mu.Lock()
+		lc, running := c.c, c.state.Running
+		c.mu.Unlock()
+		if !running || lc == nil {
+			fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", r.PathValue("id")))
+			return
+		}
+		var err error
+		if pause {
+			err = lc.Pause()
+		} else {
+			err = lc.Resume()
+		}
+		if err != nil {
+			fail(w, http.StatusConflict, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
 }

@@ -305,3 +305,38 @@ func TestE2EExec(t *testing.T) {
 		t.Errorf("exec in a stopped container: %d %q", r.code, r.stderr)
 	}
 }
+
+func TestE2EInfoAndPause(t *testing.T) {
+	_, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "ticker", "busybox", "sh", "-c",
+		`i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done`)
+	time.Sleep(300 * time.Millisecond)
+	if r := run(t, env, "docker", "pause", "ticker"); r.code != 0 {
+		t.Fatalf("docker pause: %q", r.stderr)
+	}
+	lines := func() int { return len(strings.Fields(run(t, env, "docker", "logs", "ticker").stdout)) }
+	n1 := lines()
+	time.Sleep(500 * time.Millisecond)
+	if n2 := lines(); n2 != n1 {
+		t.Errorf("a paused container wrote %d more lines", n2-n1)
+	}
+	if r := run(t, env, "docker", "ps", "--format", "{{.Status}}"); !strings.HasSuffix(strings.TrimSpace(r.stdout), "(Paused)") {
+		t.Errorf("docker ps while paused: %q", r.stdout)
+	}
+	r := run(t, env, "docker", "info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.Images}} {{.LiveRestoreEnabled}} {{.Driver}}")
+	if r.stdout != "1 0 1 1 true overlay2\n" {
+		t.Errorf("docker info: %q %q", r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "pause", "ticker"); r.code == 0 || !strings.Contains(r.stderr, "already paused") {
+		t.Errorf("pause twice: %q", r.stderr)
+	}
+	run(t, env, "docker", "unpause", "ticker")
+	time.Sleep(300 * time.Millisecond)
+	if n3 := lines(); n3 <= n1 {
+		t.Errorf("no output after unpause (%d lines, %d before)", n3, n1)
+	}
+	run(t, env, "docker", "pause", "ticker")
+	if r := run(t, env, "docker", "rm", "-f", "ticker"); r.code != 0 {
+		t.Errorf("rm -f of a paused container: %q", r.stderr)
+	}
+}

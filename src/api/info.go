@@ -1,0 +1,118 @@
+package api
+
+import (
+	"bufio"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/container"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/system"
+	"golang.org/x/sys/unix"
+)
+
+// info is GET /info: what "docker info" shows.
+func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
+	ctrs, err := s.cfg.Containers.List()
+	if err != nil {
+		return err
+	}
+	imgs, err := s.cfg.Images.List()
+	if err != nil {
+		return err
+	}
+	in := system.Info{
+		ID: s.cfg.EngineID, Containers: len(ctrs), Images: len(imgs),
+		Driver: "overlay2", DriverStatus: [][2]string{{"Backing Filesystem", backingFS(s.cfg.DataRoot)}},
+		MemoryLimit: true, SwapLimit: fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || fileExists("/sys/fs/cgroup/cgroup.controllers"),
+		CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true, CPUSet: true, PidsLimit: true,
+		Debug: s.cfg.Debug, NGoroutines: runtime.NumGoroutine(), SystemTime: time.Now().Format(time.RFC3339Nano),
+		LoggingDriver: "json-file", CgroupDriver: "cgroupfs", CgroupVersion: cgroupVersion(),
+		KernelVersion: s.cfg.KernelVersion, OperatingSystem: osName(), OSType: runtime.GOOS,
+		Architecture: machine(), IndexServerAddress: "https://index.docker.io/v1/", NCPU: runtime.NumCPU(),
+		MemTotal: memTotal(), DockerRootDir: s.cfg.DataRoot, ServerVersion: s.cfg.Version.Version,
+		DefaultRuntime: "runc", LiveRestoreEnabled: true, Isolation: "",
+		Runtimes: map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "balena-engine (libcontainer, in-process)"}}},
+		Swarm:    swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		Plugins:  system.PluginsInfo{Log: []string{"json-file"}},
+		Warnings: []string{"WARNING: bridge networking is not implemented yet: use --network host or none"},
+	}
+	in.Name, _ = os.Hostname()
+	for _, c := range ctrs {
+		switch c.State.Status {
+		case container.StatusRunning:
+			in.ContainersRunning++
+		case container.StatusPaused:
+			in.ContainersPaused++
+		default:
+			in.ContainersStopped++
+		}
+	}
+	return writeJSON(w, http.StatusOK, in)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func cgroupVersion() string {
+	if fileExists("/sys/fs/cgroup/cgroup.controllers") {
+		return "2"
+	}
+	return "1"
+}
+
+func machine() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return runtime.GOARCH
+	}
+	return strings.TrimRight(string(u.Machine[:]), "\x00")
+}
+
+func osName() string {
+	f, err := os.Open("/etc/os-release")
+	if err != nil {
+		return "Linux"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "Linux"
+}
+
+func memTotal() int64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
+}
+
+func backingFS(dir string) string {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case unix.EXT4_SUPER_MAGIC:
+		return "extfs"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.F2FS_SUPER_MAGIC:
+		return "f2fs"
+	}
+	return "unknown"
+}
