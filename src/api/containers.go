@@ -175,8 +175,7 @@ func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
-	// "v" (remove anonymous volumes) has nothing to do: no volumes yet.
-	if err := s.cfg.Containers.Remove(r.Context(), r.PathValue("id"), boolParam(r, "force")); err != nil {
+	if err := s.cfg.Containers.Remove(r.Context(), r.PathValue("id"), boolParam(r, "force"), boolParam(r, "v")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -250,7 +249,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		sum := containertypes.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageName, ImageID: c.Image.String(),
 			Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
 			Labels: c.Config.Labels, State: containertypes.ContainerState(c.State.Status), Status: statusText(c, now),
-			Ports: []containertypes.PortSummary{}, Mounts: []containertypes.MountPoint{}}
+			Ports: []containertypes.PortSummary{}, Mounts: s.mountPoints(c)}
 		sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
 		out = append(out, sum)
 	}
@@ -309,7 +308,7 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	resp := containertypes.InspectResponse{
 		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args, Image: c.Image.String(),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Driver: "overlay2", Platform: "linux", LogPath: c.LogPath,
-		HostConfig: c.HostConfig, Config: c.Config, Mounts: []containertypes.MountPoint{}, ExecIDs: nil,
+		HostConfig: c.HostConfig, Config: c.Config, Mounts: s.mountPoints(c), ExecIDs: nil,
 		State: &containertypes.State{Status: containertypes.ContainerState(st.Status),
 			Running: st.Status == container.StatusRunning || st.Status == container.StatusPaused,
 			Paused:  st.Status == container.StatusPaused, Restarting: st.Status == container.StatusRestarting,
@@ -482,4 +481,19 @@ func noContent(w http.ResponseWriter, err error) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// mountPoints lists a container's volumes as inspect shows them.
+func (s *Server) mountPoints(c *container.Container) []containertypes.MountPoint {
+	out := []containertypes.MountPoint{}
+	for _, v := range c.Volumes {
+		mp := containertypes.MountPoint{Type: "volume", Name: v.Name, Destination: v.Destination, Driver: "local", RW: !v.ReadOnly}
+		if s.cfg.Volumes != nil {
+			if vol, err := s.cfg.Volumes.Get(v.Name); err == nil {
+				mp.Source = vol.Mountpoint
+			}
+		}
+		out = append(out, mp)
+	}
+	return out
 }

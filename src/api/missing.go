@@ -41,7 +41,8 @@ var leftOut = map[string]string{
 func registerMissing(s *Server) {
 	for _, prefix := range notYet {
 		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) ||
-			(prefix == "/events" && s.cfg.Events != nil) || ((prefix == "/exec" || prefix == "/info") && s.cfg.Containers != nil) {
+			(prefix == "/events" && s.cfg.Events != nil) || ((prefix == "/exec" || prefix == "/info") && s.cfg.Containers != nil) ||
+			(prefix == "/volumes" && s.cfg.Volumes != nil) {
 			continue
 		}
 		if prefix == "/containers" && s.cfg.Containers != nil {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -23,6 +24,7 @@ import (
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/version"
+	"github.com/balena-os/balena-engine/src/volume"
 	"github.com/moby/moby/api/types/common"
 )
 
@@ -40,6 +42,7 @@ type Config struct {
 	Events     *events.Log
 	Images     *image.Store
 	Containers *container.Manager
+	Volumes    *volume.Store
 	Registry   *registry.Client
 	Pull       image.PullOptions // defaults for pulls: concurrency, bandwidth
 }
@@ -77,6 +80,9 @@ func New(cfg Config) *Server {
 		s.registerExec()
 		s.handle("GET /info", s.info)
 	}
+	if cfg.Volumes != nil && cfg.Containers != nil {
+		s.registerVolumes()
+	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404
 	// "page not found", as Docker's router does.
@@ -88,6 +94,17 @@ func New(cfg Config) *Server {
 
 func (s *Server) handle(pattern string, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			// A bug in one handler answers 500 and is logged with its
+			// stack, instead of dropping the client's connection.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.cfg.Log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				s.writeError(w, r, fmt.Errorf("internal error: %v", v))
+			}
+		}()
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

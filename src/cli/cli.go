@@ -68,6 +68,7 @@ func init() {
 		"wait":      {"Block until one or more containers stop, then print their exit codes", runWait},
 		"rename":    {"Rename a container", runRename},
 		"container": {"Manage containers", runContainer},
+		"volume":    {"Manage volumes", runVolume},
 		"exec":      {"Execute a command in a running container", runExec},
 		"pause":     {"Pause all processes within one or more containers", runSimple("pause")},
 		"unpause":   {"Unpause all processes within one or more containers", runSimple("unpause")},

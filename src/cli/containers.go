@@ -465,14 +465,14 @@ func runStopLike(op string) func(context.Context, *env, []string) error {
 func runRm(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("rm", "rm [OPTIONS] CONTAINER [CONTAINER...]")
 	force := fs.BoolP("force", "f", false, "force the removal of a running container (uses SIGKILL)")
-	fs.BoolP("volumes", "v", false, "remove anonymous volumes associated with the container")
+	vols := fs.BoolP("volumes", "v", false, "remove anonymous volumes associated with the container")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usageError{`"balena-engine rm" requires at least 1 argument.`}
 	}
-	return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error { return c.ContainerRemove(ctx, id, *force) })
+	return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error { return c.ContainerRemove(ctx, id, *force, *vols) })
 }
 
 func runWait(ctx context.Context, e *env, args []string) error {

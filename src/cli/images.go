@@ -295,26 +295,8 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		}
 		objs = append(objs, raw)
 	}
-	if *format != "" {
-		f, err := newFormatter(e.stdout, *format, "", nil)
-		if err != nil {
-			return err
-		}
-		for _, raw := range objs {
-			var v any
-			json.Unmarshal(raw, &v)
-			if err := f.row(v); err != nil {
-				return err
-			}
-		}
-	} else {
-		if objs == nil {
-			objs = []json.RawMessage{}
-		}
-		b, _ := json.Marshal(objs)
-		var buf bytes.Buffer
-		json.Indent(&buf, b, "", "    ")
-		fmt.Fprintln(e.stdout, buf.String())
+	if err := printObjects(e, objs, *format); err != nil {
+		return err
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
@@ -638,4 +620,31 @@ func runPush(ctx context.Context, e *env, args []string) error {
 
 func runImageInspect(ctx context.Context, e *env, args []string) error {
 	return runInspect(ctx, e, append([]string{"--type", "image"}, args...))
+}
+
+// printObjects prints inspect results: through a --format template each,
+// or as an indented JSON array.
+func printObjects(e *env, objs []json.RawMessage, format string) error {
+	if format != "" {
+		f, err := newFormatter(e.stdout, format, "", nil)
+		if err != nil {
+			return err
+		}
+		for _, raw := range objs {
+			var v any
+			json.Unmarshal(raw, &v)
+			if err := f.row(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if objs == nil {
+		objs = []json.RawMessage{}
+	}
+	b, _ := json.Marshal(objs)
+	var buf bytes.Buffer
+	json.Indent(&buf, b, "", "    ")
+	fmt.Fprintln(e.stdout, buf.String())
+	return nil
 }

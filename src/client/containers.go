@@ -45,8 +45,8 @@ func (c *Client) ContainerPost(ctx context.Context, id, op string, q url.Values)
 }
 
 // ContainerRemove is DELETE /containers/{id}.
-func (c *Client) ContainerRemove(ctx context.Context, id string, force bool) error {
-	resp, err := c.Do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {fmt.Sprint(force)}}, nil)
+func (c *Client) ContainerRemove(ctx context.Context, id string, force, volumes bool) error {
+	resp, err := c.Do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {fmt.Sprint(force)}, "v": {fmt.Sprint(volumes)}}, nil)
 	if err != nil {
 		return err
 	}

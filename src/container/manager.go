@@ -16,6 +16,7 @@ import (
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/logs"
 	"github.com/balena-os/balena-engine/src/runtime"
+	"github.com/balena-os/balena-engine/src/volume"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +29,7 @@ type Manager struct {
 	root    string // <data-root>/containers
 	records recordStore
 	images  *image.Store
+	vols    *volume.Store
 	rt      *runtime.Client
 	log     *slog.Logger
 	// Notify, when set, hears of container events.
@@ -48,8 +50,8 @@ type exit struct {
 // Open opens the container manager and reconciles every record with what
 // the monitor knows: containers that ran on while the daemon was away are
 // followed again; those that ended get their real exit status.
-func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, rt *runtime.Client, log *slog.Logger) (*Manager, error) {
-	m := &Manager{root: root, records: recordStore{db}, images: images, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}}
+func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vols *volume.Store, rt *runtime.Client, log *slog.Logger) (*Manager, error) {
+	m := &Manager{root: root, records: recordStore{db}, images: images, vols: vols, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}}
 	if err := m.records.init(); err != nil {
 		return nil, err
 	}
@@ -184,10 +186,43 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if name == "" {
 		name = id[:12]
 	}
-	// Everything but the user (resolved against the image's files at
-	// start) is checked here.
-	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: host, Image: img.Config.Config}); err != nil {
+	// Anonymous volumes: the image's VOLUMEs, and "-v /path", which the
+	// docker CLI sends in the config's Volumes.
+	anon := map[string]struct{}{}
+	for p := range img.Config.Config.Volumes {
+		anon[p] = struct{}{}
+	}
+	for p := range cfg.Volumes {
+		anon[p] = struct{}{}
+	}
+	specHost, vms, err := splitVolumes(host, anon)
+	if err != nil {
 		return nil, nil, err
+	}
+	// Everything but the user (resolved against the image's files at
+	// start) is checked here, the volumes' places included.
+	probe := volumeSpecMounts(vms, func(string) string { return "/" })
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe}); err != nil {
+		return nil, nil, err
+	}
+	var made []string // anonymous volumes made here, removed if create fails
+	defer func() {
+		if err != nil {
+			for _, n := range made {
+				m.vols.Remove(n, nil)
+			}
+		}
+	}()
+	for i := range vms {
+		v, verr := m.vols.Create(vms[i].Name, nil, nil)
+		if verr != nil {
+			err = verr
+			return nil, nil, err
+		}
+		if vms[i].Name == "" {
+			made = append(made, v.Name)
+		}
+		vms[i].Name = v.Name
 	}
 	args, _ := ResolveCommand(cfg, img.Config.Config)
 	if (cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE") ||
@@ -195,15 +230,15 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		warnings = append(warnings, "health checks are not implemented yet: the container's HEALTHCHECK is not run")
 	}
 	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
-		Config: cfg, HostConfig: host, State: State{Status: StatusCreated}, Path: args[0], Args: args[1:],
+		Config: cfg, HostConfig: host, State: State{Status: StatusCreated}, Path: args[0], Args: args[1:], Volumes: vms,
 		LogPath: filepath.Join(m.dir(id), id+"-json.log")}
 	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.MkdirAll(filepath.Join(m.dir(id), d), 0o700); err != nil {
+		if err = os.MkdirAll(filepath.Join(m.dir(id), d), 0o700); err != nil {
 			os.RemoveAll(m.dir(id))
 			return nil, nil, err
 		}
 	}
-	if err := m.records.add(c); err != nil {
+	if err = m.records.add(c); err != nil {
 		os.RemoveAll(m.dir(id))
 		return nil, nil, err
 	}
@@ -369,7 +404,25 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: c.HostConfig, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc})
+	specHost, _, err := splitVolumes(c.HostConfig, nil)
+	if err != nil {
+		return err
+	}
+	mountpoints := map[string]string{}
+	for _, v := range c.Volumes {
+		vol, err := m.vols.Create(v.Name, nil, nil) // recreated if it was removed meanwhile
+		if err != nil {
+			return err
+		}
+		mountpoints[v.Name] = vol.Mountpoint
+		if !v.NoCopy {
+			if err := volume.CopyUp(rootfs, v.Destination, vol.Mountpoint); err != nil {
+				return err
+			}
+		}
+	}
+	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts})
 	if err != nil {
 		return err
 	}
@@ -642,8 +695,23 @@ func (m *Manager) Wait(ctx context.Context, ref, condition string) (int, error) 
 	return e.code, nil
 }
 
-// Remove deletes a container; a running one only with force.
-func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
+// VolumeUsers lists the containers that use a volume.
+func (m *Manager) VolumeUsers(name string) []string {
+	all, _ := m.records.list()
+	var out []string
+	for _, c := range all {
+		for _, v := range c.Volumes {
+			if v.Name == name {
+				out = append(out, c.ID)
+			}
+		}
+	}
+	return out
+}
+
+// Remove deletes a container; a running one only with force. With
+// removeVolumes, its anonymous volumes go too, unless another uses them.
+func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolumes ...bool) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
@@ -678,6 +746,13 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 		return err
 	}
 	os.RemoveAll(m.dir(c.ID))
+	if (len(removeVolumes) > 0 && removeVolumes[0]) || c.HostConfig.AutoRemove {
+		for _, v := range c.Volumes {
+			if v.Anonymous && len(m.VolumeUsers(v.Name)) == 0 {
+				m.vols.Remove(v.Name, nil)
+			}
+		}
+	}
 	m.notify(events.ActionDestroy, c, nil)
 	return nil
 }

@@ -68,6 +68,11 @@ func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.H
 			return err
 		}
 	}
+	for _, m := range in.Volumes {
+		if err := add(m); err != nil {
+			return err
+		}
+	}
 	for dst, opts := range host.Tmpfs {
 		o := []string{"nosuid", "nodev", "noexec"}
 		if opts != "" {
@@ -115,7 +120,9 @@ func parseBind(b string) (specs.Mount, error) {
 	}
 	src, dst := parts[0], parts[1]
 	if !filepath.IsAbs(src) {
-		return specs.Mount{}, errdefs.NotImplemented(fmt.Errorf("named volumes are not implemented yet: %q (bind-mount a host path instead)", src))
+		// Volumes are resolved to mounts by the manager (splitVolumes)
+		// before a spec is made.
+		return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid volume specification: '%s': volume %q was not resolved", b, src))
 	}
 	opts := []string{"rbind"}
 	prop := "rprivate"
@@ -176,7 +183,7 @@ func fromMount(m mount.Mount) (specs.Mount, error) {
 		}
 		return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts}, nil
 	case mount.TypeVolume:
-		return specs.Mount{}, errdefs.NotImplemented(errors.New("volume mounts are not implemented yet (bind-mount a host path instead)"))
+		return specs.Mount{}, errdefs.InvalidParameter(errors.New("invalid mount config: volume mounts are resolved before the spec is made"))
 	}
 	return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config: mount type %q is not supported", m.Type))
 }

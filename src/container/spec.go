@@ -61,6 +61,9 @@ type SpecInput struct {
 	// EtcFiles are files the engine writes per container and binds over
 	// the image's: "/etc/hostname", "/etc/hosts", "/etc/resolv.conf".
 	EtcFiles map[string]string
+	// Volumes are mounts the engine resolved from volume names; the
+	// host config given has no volume entries left.
+	Volumes []specs.Mount
 }
 
 // Process is the command a container runs, resolved against its image.

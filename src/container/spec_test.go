@@ -198,7 +198,7 @@ func TestSpecErrors(t *testing.T) {
 		{"seccomp profile", containertypes.Config{}, containertypes.HostConfig{SecurityOpt: []string{"seccomp=/x.json"}}, errdefs.KindNotImplemented, "seccomp profiles"},
 		{"bad security opt", containertypes.Config{}, containertypes.HostConfig{SecurityOpt: []string{"magic=on"}}, errdefs.KindInvalidParameter, "invalid --security-opt"},
 		{"bad bind", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"/a"}}, errdefs.KindInvalidParameter, "invalid volume specification"},
-		{"named volume", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"data:/data"}}, errdefs.KindNotImplemented, "named volumes"},
+		{"unresolved volume", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"data:/data"}}, errdefs.KindInvalidParameter, "was not resolved"},
 		{"bad bind mode", containertypes.Config{}, containertypes.HostConfig{Binds: []string{"/tmp:/x:fast"}}, errdefs.KindInvalidParameter, "invalid mode: fast"},
 		{"missing bind source", containertypes.Config{}, containertypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: "/nonexistent/x", Target: "/x"}}}, errdefs.KindInvalidParameter, "bind source path does not exist"},
 		{"relative target", containertypes.Config{}, containertypes.HostConfig{Tmpfs: map[string]string{"rel": ""}}, errdefs.KindInvalidParameter, "not an absolute path"},

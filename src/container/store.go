@@ -56,9 +56,19 @@ type Container struct {
 	// ManuallyStopped is set by stop and kill from a user, cleared by
 	// start: an "unless-stopped" container stays stopped.
 	ManuallyStopped bool
+	Volumes         []VolumeMount
 	Path            string
 	Args            []string
 	LogPath         string
+}
+
+// VolumeMount is a volume mounted into a container.
+type VolumeMount struct {
+	Name        string
+	Destination string
+	ReadOnly    bool
+	NoCopy      bool
+	Anonymous   bool
 }
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)

@@ -103,6 +103,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			Images:        eng.images,
 			Events:        eng.events,
 			Containers:    eng.containers,
+			Volumes:       eng.volumes,
 			DataRoot:      cfg.DataRoot,
 			Debug:         cfg.Debug,
 			EngineID:      engineID(cfg.DataRoot),

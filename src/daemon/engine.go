@@ -16,6 +16,7 @@ import (
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/version"
+	"github.com/balena-os/balena-engine/src/volume"
 	eventtypes "github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -26,6 +27,7 @@ import (
 type engine struct {
 	events     *events.Log
 	containers *container.Manager
+	volumes    *volume.Store
 	db         *bolt.DB
 	layers     *layer.Store
 	images     *image.Store
@@ -80,7 +82,11 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	if there {
 		log.Info("reconnected to the container monitor (live restore)")
 	}
-	if e.containers, err = container.Open(context.Background(), filepath.Join(cfg.DataRoot, "containers"), db, e.images, rt, log); err != nil {
+	if e.volumes, err = volume.Open(filepath.Join(cfg.DataRoot, "volumes"), db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if e.containers, err = container.Open(context.Background(), filepath.Join(cfg.DataRoot, "containers"), db, e.images, e.volumes, rt, log); err != nil {
 		db.Close()
 		return nil, err
 	}

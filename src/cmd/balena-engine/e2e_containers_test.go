@@ -340,3 +340,55 @@ func TestE2EInfoAndPause(t *testing.T) {
 		t.Errorf("rm -f of a paused container: %q", r.stderr)
 	}
 }
+
+func TestE2EVolumes(t *testing.T) {
+	p, _, env := withBusybox(t)
+	// A named volume, made on first use, filled from the image (copy-up),
+	// and kept across containers.
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "-v", "appdata:/etc", "busybox", "sh", "-c",
+		"cat /etc/group | head -1; echo kept > /etc/state")
+	if r.code != 0 || r.stdout != "root:x:0:\n" {
+		t.Fatalf("first use of a named volume: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "run", "--rm", "--network", "none", "-v", "appdata:/data:ro", "busybox", "sh", "-c",
+		"cat /data/state; touch /data/x 2>&1 | grep -c 'Read-only'")
+	if r.stdout != "kept\n1\n" {
+		t.Errorf("the volume's data, read-only: %q %q", r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "volume", "ls", "--format", "{{.Driver}} {{.Name}}")
+	if r.stdout != "local appdata\n" {
+		t.Errorf("docker volume ls: %q", r.stdout)
+	}
+	r = run(t, env, "docker", "volume", "inspect", "appdata", "--format", "{{.Mountpoint}}")
+	if mp := strings.TrimSpace(r.stdout); mp != filepath.Join(p.dataRoot, "volumes", "appdata", "_data") {
+		t.Errorf("mountpoint %q", mp)
+	}
+	// In use: refused; anonymous volumes go with "rm -v".
+	run(t, env, "docker", "create", "--network", "none", "--name", "user", "-v", "appdata:/d", "-v", "/scratch", "busybox", "true")
+	if r := run(t, env, "docker", "volume", "rm", "appdata"); r.code == 0 || !strings.Contains(r.stderr, "volume is in use") {
+		t.Errorf("rm of a volume in use: %q", r.stderr)
+	}
+	r = run(t, env, "docker", "inspect", "--format", "{{range .Mounts}}{{.Destination}} {{end}}", "user")
+	if r.stdout != "/d /scratch \n" {
+		t.Errorf("mounts in inspect: %q", r.stdout)
+	}
+	run(t, env, "docker", "rm", "-v", "user")
+	if r := run(t, env, "docker", "volume", "ls", "-q"); r.stdout != "appdata\n" {
+		t.Errorf("after rm -v: %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "volume", "rm", "appdata"); r.code != 0 {
+		t.Errorf("volume rm: %q", r.stderr)
+	}
+	// --mount type=volume, and docker volume create with a bad name.
+	r = run(t, env, "docker", "run", "--rm", "--network", "none", "--mount", "type=volume,source=m1,target=/m", "busybox", "sh", "-c", "echo hi > /m/f && cat /m/f")
+	if r.stdout != "hi\n" {
+		t.Errorf("--mount type=volume: %q %q", r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "volume", "create", "bad/name"); r.code == 0 || !strings.Contains(r.stderr, "invalid characters") {
+		t.Errorf("volume create with a bad name: %q", r.stderr)
+	}
+	if r := run(t, env, "docker", "volume", "create", "-o", "type=nfs", "remote"); r.code == 0 || !strings.Contains(r.stderr, "not implemented") {
+		t.Errorf("volume options: %q", r.stderr)
+	}
+	run(t, env, "docker", "volume", "rm", "m1")
+}
