@@ -208,7 +208,7 @@ func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
 func statusText(c *container.Container, now time.Time) string {
 	switch c.State.Status {
 	case container.StatusRunning:
-		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt)) + container.HealthText(c)
 	case container.StatusPaused:
 		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt)) + " (Paused)"
 	case container.StatusRestarting:
@@ -251,6 +251,9 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 			Labels: c.Config.Labels, State: containertypes.ContainerState(c.State.Status), Status: statusText(c, now),
 			Ports: []containertypes.PortSummary{}, Mounts: s.mountPoints(c)}
 		sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+		if h := c.State.Health; h != nil {
+			sum.Health = &containertypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
+		}
 		out = append(out, sum)
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -312,6 +315,7 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 		State: &containertypes.State{Status: containertypes.ContainerState(st.Status),
 			Running: st.Status == container.StatusRunning || st.Status == container.StatusPaused,
 			Paused:  st.Status == container.StatusPaused, Restarting: st.Status == container.StatusRestarting,
+			Health:    st.Health,
 			OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt)},
 		NetworkSettings: &containertypes.NetworkSettings{},

@@ -24,6 +24,10 @@ import (
 type runFlags struct {
 	name, user, workdir, hostname, network, entrypoint, stopSignal, logDriver, restart string
 	memory, memorySwap, shmSize, cpus                                                  string
+	healthCmd                                                                          string
+	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
+	healthRetries                                                                      int
+	noHealthcheck                                                                      bool
 	env, envFile, volumes, mounts, labels, capAdd, capDrop, devices, deviceRules       []string
 	securityOpts, tmpfs, ulimits, sysctls, groupAdd, addHosts, logOpts                 []string
 	cpuShares, blkioWeight                                                             int64
@@ -75,6 +79,12 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
 	fs.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
+	fs.StringVar(&f.healthCmd, "health-cmd", "", "command to run to check health")
+	fs.DurationVar(&f.healthInterval, "health-interval", 0, "time between running the check")
+	fs.DurationVar(&f.healthTimeout, "health-timeout", 0, "maximum time to allow one check to run")
+	fs.DurationVar(&f.healthStartPeriod, "health-start-period", 0, "start period for the container to initialize before counting retries")
+	fs.IntVar(&f.healthRetries, "health-retries", 0, "consecutive failures needed to report unhealthy")
+	fs.BoolVar(&f.noHealthcheck, "no-healthcheck", false, "disable any container-specified HEALTHCHECK")
 }
 
 // request builds the create request from the flags and the positional
@@ -85,6 +95,15 @@ func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.Cre
 		AttachStdout: !f.detach, AttachStderr: !f.detach, StopSignal: f.stopSignal}
 	if fs.Changed("stop-timeout") {
 		cfg.StopTimeout = &f.stopTimeout
+	}
+	if f.noHealthcheck {
+		cfg.Healthcheck = &containertypes.HealthConfig{Test: []string{"NONE"}}
+	} else if f.healthCmd != "" || f.healthInterval != 0 || f.healthRetries != 0 || f.healthTimeout != 0 || f.healthStartPeriod != 0 {
+		cfg.Healthcheck = &containertypes.HealthConfig{Interval: f.healthInterval, Timeout: f.healthTimeout,
+			StartPeriod: f.healthStartPeriod, Retries: f.healthRetries}
+		if f.healthCmd != "" {
+			cfg.Healthcheck.Test = []string{"CMD-SHELL", f.healthCmd}
+		}
 	}
 	if fs.Changed("entrypoint") {
 		cfg.Entrypoint = []string{}

@@ -188,3 +188,10 @@ func readFrames(br *bufio.Reader, fn func(byte, []byte) error) (runtime.ExecExit
 		}
 	}
 }
+
+// execForget drops an exec the engine ran for itself (a health probe).
+func (m *Manager) execForget(id string) {
+	execs.mu.Lock()
+	delete(execs.execs, id)
+	execs.mu.Unlock()
+}

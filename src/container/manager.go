@@ -89,6 +89,7 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vo
 		case err == nil && st.Running:
 			log.Info("container still running", "id", c.ID, "pid", st.Pid)
 			go m.follow(c.ID)
+			go m.runHealth(c.ID)
 		case err == nil:
 			m.finish(c.ID, st)
 		default:
@@ -225,9 +226,10 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		vms[i].Name = v.Name
 	}
 	args, _ := ResolveCommand(cfg, img.Config.Config)
-	if (cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE") ||
-		(img.Config.Config.Healthcheck != nil && len(img.Config.Config.Healthcheck.Test) > 0 && img.Config.Config.Healthcheck.Test[0] != "NONE") {
-		warnings = append(warnings, "health checks are not implemented yet: the container's HEALTHCHECK is not run")
+	if hc := healthConfig(cfg.Healthcheck, img.Config.Config.Healthcheck); hc != nil {
+		if _, herr := healthCommand(hc.Test); herr != nil {
+			return nil, nil, errdefs.InvalidParameter(herr)
+		}
 	}
 	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
 		Config: cfg, HostConfig: host, State: State{Status: StatusCreated}, Path: args[0], Args: args[1:], Volumes: vms,
@@ -443,7 +445,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	}
 	started = true
 	c, err = m.records.update(c.ID, func(c *Container) error {
-		c.State = State{Status: StatusRunning, Pid: st.Pid, StartedAt: st.StartedAt}
+		c.State = State{Status: StatusRunning, Pid: st.Pid, StartedAt: st.StartedAt, Health: nil}
 		c.ManuallyStopped = false
 		return nil
 	})
@@ -452,6 +454,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	}
 	m.notify(events.ActionStart, c, nil)
 	go m.follow(c.ID)
+	go m.runHealth(c.ID)
 	return nil
 }
 

@@ -40,6 +40,7 @@ type State struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	Health     *containertypes.Health `json:",omitempty"`
 }
 
 // Container is a container's record.

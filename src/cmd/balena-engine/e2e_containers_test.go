@@ -392,3 +392,47 @@ func TestE2EVolumes(t *testing.T) {
 	}
 	run(t, env, "docker", "volume", "rm", "m1")
 }
+
+func TestE2EHealthChecks(t *testing.T) {
+	_, _, env := withBusybox(t)
+	health := func(name string) string {
+		return strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", name).stdout)
+	}
+	waitFor := func(name, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.HasPrefix(health(name), want) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := health(name); !strings.HasPrefix(got, want) {
+			t.Fatalf("%s health %q, want %q", name, got, want)
+		}
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "hc", "--health-cmd", "test -f /tmp/ok",
+		"--health-interval", "200ms", "--health-retries", "2", "busybox", "sleep", "1000")
+	waitFor("hc", "unhealthy")
+	if r := run(t, env, "docker", "ps", "--format", "{{.Status}}"); !strings.Contains(r.stdout, "(unhealthy)") {
+		t.Errorf("docker ps: %q", r.stdout)
+	}
+	run(t, env, "docker", "exec", "hc", "touch", "/tmp/ok")
+	waitFor("hc", "healthy 0")
+	r := run(t, env, "docker", "inspect", "--format", "{{(index .State.Health.Log 0).ExitCode}}", "hc")
+	if r.stdout != "1\n" {
+		t.Errorf("first probe's exit code: %q", r.stdout)
+	}
+	// Restart on unhealthy, balenaEngine's option for devices.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "sick", "--label", "io.balena.restart-on-unhealthy=true",
+		"--health-cmd", "false", "--health-interval", "200ms", "--health-retries", "1", "busybox", "sleep", "1000")
+	first := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.StartedAt}}", "sick").stdout)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if now := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.StartedAt}}", "sick").stdout); now != first {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if now := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.StartedAt}}", "sick").stdout); now == first {
+		t.Error("an unhealthy container with restart-on-unhealthy was not restarted")
+	}
+	run(t, env, "docker", "rm", "-f", "hc", "sick")
+}
