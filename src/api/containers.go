@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,13 @@ func (s *Server) registerContainers() {
 	s.handle("POST /containers/{id}/wait", s.containerWait)
 	s.handle("POST /containers/{id}/rename", s.containerRename)
 	s.handle("POST /containers/{id}/attach", s.containerAttach)
+	s.handle("POST /containers/{id}/resize", func(w http.ResponseWriter, r *http.Request) error {
+		h, wd, err := termSize(r)
+		if err != nil {
+			return err
+		}
+		return okStatus(w, s.cfg.Containers.Resize(r.Context(), r.PathValue("id"), h, wd))
+	})
 	s.handle("POST /containers/{id}/pause", func(w http.ResponseWriter, r *http.Request) error {
 		return noContent(w, s.cfg.Containers.Pause(r.Context(), r.PathValue("id")))
 	})
@@ -352,6 +360,19 @@ func (m *muxWriter) frame(stream byte, p []byte) error {
 	return nil
 }
 
+// raw writes unframed output (a terminal's).
+func (m *muxWriter) raw(p []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.w.Write(p); err != nil {
+		return err
+	}
+	if m.fl != nil {
+		m.fl()
+	}
+	return nil
+}
+
 func streamID(name string) byte {
 	if name == "stderr" {
 		return 2
@@ -369,9 +390,6 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if c.Config.Tty {
-		return errdefs.NotImplemented(errors.New("logs of TTY containers are not implemented yet"))
-	}
 	now := time.Now()
 	opts := logs.ReadOptions{Follow: boolParam(r, "follow"), Tail: -1}
 	if opts.Since, err = parseEventTime(q.Get("since"), now); err != nil {
@@ -388,7 +406,11 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		opts.Tail = n
 	}
 	timestamps := boolParam(r, "timestamps")
-	w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
+	ct := "application/vnd.docker.multiplexed-stream"
+	if c.Config.Tty {
+		ct = "application/vnd.docker.raw-stream"
+	}
+	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	mw := &muxWriter{w: w, fl: func() {
@@ -404,6 +426,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		line := e.Log
 		if timestamps {
 			line = e.Time.Format(time.RFC3339Nano) + " " + line
+		}
+		if c.Config.Tty {
+			return mw.raw([]byte(line))
 		}
 		return mw.frame(streamID(e.Stream), []byte(line))
 	})
@@ -421,31 +446,47 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if c.Config.Tty {
-		return errdefs.NotImplemented(errors.New("attaching to a TTY is not implemented yet"))
-	}
-	if boolParam(r, "stdin") && c.Config.OpenStdin {
-		return errdefs.NotImplemented(errors.New("attaching stdin is not implemented yet"))
-	}
 	stdout, stderr := boolParam(r, "stdout"), boolParam(r, "stderr")
+	withStdin := boolParam(r, "stdin") && c.Config.OpenStdin
 	since := time.Now()
 	replay := boolParam(r, "logs")
 	exited := s.cfg.Containers.ExitChan(c.ID)
-	conn, _, mw, err := hijackStream(w, r)
+	conn, in, mw, err := hijackStream(w, r, c.Config.Tty)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// After the hijack the request's context says nothing useful (a client
+	// that half-closes its input is not gone): the output loop ends with
+	// the container, or when writing to the client fails.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if withStdin {
+		// The client's input goes to the container as soon as it runs.
+		go func() {
+			dst, err := s.cfg.Containers.StdinConn(ctx, c.ID)
+			if err != nil {
+				return
+			}
+			defer dst.Close()
+			io.Copy(dst, in)
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+		}()
+	}
 	opts := logs.ReadOptions{Tail: -1, Follow: boolParam(r, "stream")}
 	if !replay {
 		opts.Since = since
 	}
 	// Follow until the container exits, whether or not it has started yet.
-	ctx := r.Context()
 	_, maxFile, _ := containerLogLimits(c)
 	logs.Read(ctx, c.LogPath, maxFile, opts, exited, func(e logs.Entry) error {
 		if (e.Stream == "stdout" && !stdout) || (e.Stream == "stderr" && !stderr) {
 			return nil
+		}
+		if c.Config.Tty {
+			return mw.raw([]byte(e.Log)) // a terminal's output is not multiplexed
 		}
 		return mw.frame(streamID(e.Stream), []byte(e.Log))
 	})
@@ -459,7 +500,7 @@ func containerLogLimits(c *container.Container) (int64, int, error) {
 // hijackStream takes the connection over for a multiplexed stream, as
 // Docker's attach and exec start do: "101 UPGRADED" when the client asked
 // to upgrade, else "200 OK". The reader carries what the client sends.
-func hijackStream(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, *muxWriter, error) {
+func hijackStream(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.Reader, *muxWriter, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, nil, nil, errors.New("connection cannot be hijacked")
@@ -472,7 +513,11 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Read
 	if r.Header.Get("Upgrade") != "" {
 		status = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
 	}
-	fmt.Fprintf(buf, "%sContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", status)
+	ct := "application/vnd.docker.multiplexed-stream"
+	if tty {
+		ct = "application/vnd.docker.raw-stream"
+	}
+	fmt.Fprintf(buf, "%sContent-Type: %s\r\n\r\n", status, ct)
 	buf.Flush()
 	bw := bufio.NewWriter(conn)
 	return conn, buf.Reader, &muxWriter{w: bw, fl: func() { bw.Flush() }}, nil
@@ -500,4 +545,23 @@ func (s *Server) mountPoints(c *container.Container) []containertypes.MountPoint
 		out = append(out, mp)
 	}
 	return out
+}
+
+// termSize reads the h and w parameters of a resize.
+func termSize(r *http.Request) (uint16, uint16, error) {
+	h, err1 := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
+	w, err2 := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, 0, errdefs.InvalidParameter(fmt.Errorf("invalid terminal size h=%q w=%q", r.URL.Query().Get("h"), r.URL.Query().Get("w")))
+	}
+	return uint16(h), uint16(w), nil
+}
+
+// okStatus answers 200 for a nil error (Docker's resize answers 200).
+func okStatus(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }

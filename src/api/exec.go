@@ -15,8 +15,12 @@ func (s *Server) registerExec() {
 	s.handle("POST /containers/{id}/exec", s.execCreate)
 	s.handle("POST /exec/{id}/start", s.execStart)
 	s.handle("GET /exec/{id}/json", s.execInspect)
-	s.handle("POST /exec/{id}/resize", func(http.ResponseWriter, *http.Request) error {
-		return errdefs.NotImplemented(errors.New("exec with a TTY is not implemented yet, so there is nothing to resize"))
+	s.handle("POST /exec/{id}/resize", func(w http.ResponseWriter, r *http.Request) error {
+		h, wd, err := termSize(r)
+		if err != nil {
+			return err
+		}
+		return okStatus(w, s.cfg.Containers.ExecResize(r.Context(), r.PathValue("id"), h, wd))
 	})
 }
 
@@ -64,15 +68,12 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if req.Tty {
-		return errdefs.NotImplemented(errors.New("exec with a TTY (-t) is not implemented yet"))
-	}
 	if req.Detach {
 		go s.cfg.Containers.ExecStart(s.bgContext(), id, nil, nil)
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	conn, in, mw, err := hijackStream(w, r)
+	conn, in, mw, err := hijackStream(w, r, e.Config.Tty)
 	if err != nil {
 		return err
 	}
@@ -84,6 +85,9 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	_, err = s.cfg.Containers.ExecStart(r.Context(), id, stdin, func(stream byte, p []byte) error {
 		if (stream == 1 && !e.Config.AttachStdout) || (stream == 2 && !e.Config.AttachStderr) {
 			return nil
+		}
+		if e.Config.Tty {
+			return mw.raw(p)
 		}
 		return mw.frame(stream, p)
 	})

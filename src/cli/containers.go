@@ -342,8 +342,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() < 1 {
 		return usageError{`"balena-engine run" requires at least 1 argument.`}
 	}
-	if f.tty {
-		return errors.New("a TTY (-t) is not implemented yet")
+	if f.tty && !f.detach {
+		return errors.New("balena-engine run -t is not implemented in this client yet (the engine supports it: use the docker CLI, or -d)")
 	}
 	req, err := f.request(fs, fs.Args())
 	if err != nil {
@@ -710,7 +710,7 @@ func runExec(ctx context.Context, e *env, args []string) error {
 		return errors.New("exec --privileged is not implemented yet")
 	}
 	if *tty {
-		return errors.New("exec with a TTY (-t) is not implemented yet")
+		return errors.New("balena-engine exec -t is not implemented in this client yet (the engine supports it: use the docker CLI)")
 	}
 	c, err := e.connect()
 	if err != nil {

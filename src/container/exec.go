@@ -57,9 +57,6 @@ func (m *Manager) ExecCreate(ref string, cfg containertypes.ExecCreateRequest) (
 	if len(cfg.Cmd) == 0 {
 		return nil, errdefs.InvalidParameter(errors.New("no exec command specified"))
 	}
-	if cfg.Tty {
-		return nil, errdefs.NotImplemented(errors.New("exec with a TTY (-t) is not implemented yet"))
-	}
 	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg}
 	execs.mu.Lock()
 	execs.execs[e.ID] = e
@@ -129,7 +126,8 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 	}
 	env := MergeEnv(MergeEnv(img.Config.Config.Env, c.Config.Env), e.Config.Env)
 	conn, br, err := m.rt.Exec(ctx, &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
-		UID: u.UID, GID: u.GID, Groups: u.AdditionalGids, Stdin: e.Config.AttachStdin && stdin != nil})
+		UID: u.UID, GID: u.GID, Groups: u.AdditionalGids, Stdin: e.Config.AttachStdin && stdin != nil,
+		Tty: e.Config.Tty, ExecID: e.ID})
 	if err != nil {
 		return 0, err
 	}
@@ -194,4 +192,16 @@ func (m *Manager) execForget(id string) {
 	execs.mu.Lock()
 	delete(execs.execs, id)
 	execs.mu.Unlock()
+}
+
+// ExecResize sets the size of a running exec's terminal.
+func (m *Manager) ExecResize(ctx context.Context, id string, h, w uint16) error {
+	e, err := m.ExecGet(id)
+	if err != nil {
+		return err
+	}
+	if running, _, _ := e.State(); !running {
+		return errdefs.Conflict(fmt.Errorf("exec %s is not running", id))
+	}
+	return m.rt.ExecResize(ctx, id, h, w)
 }

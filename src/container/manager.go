@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -155,9 +156,6 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	img, err := m.images.Get(cfg.Image)
 	if err != nil {
 		return nil, nil, err
-	}
-	if cfg.Tty {
-		return nil, nil, errdefs.NotImplemented(errors.New("a TTY (-t) is not implemented yet"))
 	}
 	if host.Init != nil && *host.Init {
 		return nil, nil, errdefs.NotImplemented(errors.New("--init is not implemented yet"))
@@ -434,7 +432,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		return err
 	}
 	st, err := m.rt.Start(ctx, &runtime.StartRequest{ID: c.ID, Spec: s, Rootfs: rootfs, LogPath: c.LogPath,
-		LogMaxSize: maxSize, LogMaxFile: maxFile, OpenStdin: c.Config.OpenStdin})
+		LogMaxSize: maxSize, LogMaxFile: maxFile, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce})
 	if err != nil {
 		m.records.update(c.ID, func(c *Container) error {
 			c.State.Error = err.Error()
@@ -848,6 +846,40 @@ func (m *Manager) thawIfPaused(ctx context.Context, c *Container) {
 		if m.rt.Resume(ctx, c.ID) == nil {
 			m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
 			c.State.Status = StatusRunning
+		}
+	}
+}
+
+// Resize sets the size of a running container's terminal.
+func (m *Manager) Resize(ctx context.Context, ref string, h, w uint16) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusRunning {
+		return errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+	}
+	return m.rt.Resize(ctx, c.ID, h, w)
+}
+
+// StdinConn connects to a running container's input, waiting for the
+// container to start if it has not yet (docker run attaches first).
+func (m *Manager) StdinConn(ctx context.Context, id string) (io.WriteCloser, error) {
+	exited := m.nextExit(id).done
+	for {
+		c, err := m.records.get(id)
+		if err != nil {
+			return nil, err
+		}
+		if c.State.Status == StatusRunning {
+			return m.rt.Stdin(ctx, c.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-exited:
+			return nil, errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -178,4 +179,37 @@ func (c *Client) Pause(ctx context.Context, id string) error {
 // Resume thaws a paused container.
 func (c *Client) Resume(ctx context.Context, id string) error {
 	return c.call(ctx, http.MethodPost, "/resume/"+id, nil, nil)
+}
+
+// Resize sets the size of a container's terminal.
+func (c *Client) Resize(ctx context.Context, id string, h, w uint16) error {
+	return c.call(ctx, http.MethodPost, fmt.Sprintf("/resize/%s?h=%d&w=%d", id, h, w), nil, nil)
+}
+
+// ExecResize sets the size of an exec's terminal.
+func (c *Client) ExecResize(ctx context.Context, execID string, h, w uint16) error {
+	return c.call(ctx, http.MethodPost, fmt.Sprintf("/exec-resize/%s?h=%d&w=%d", execID, h, w), nil, nil)
+}
+
+// Stdin returns a connection whose writes reach the container's input
+// (its terminal, or its stdin pipe); CloseWrite ends a stdin-once input.
+func (c *Client) Stdin(ctx context.Context, id string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(c.root, SocketName))
+	if err != nil {
+		return nil, fmt.Errorf("container monitor: %w", err)
+	}
+	fmt.Fprintf(conn, "POST /stdin/%s HTTP/1.1\r\nHost: monitor\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", id)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("container monitor: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		conn.Close()
+		return nil, errdefs.Conflict(errors.New(e.Error))
+	}
+	return conn, nil
 }

@@ -92,40 +92,70 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 	for _, g := range req.Groups {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
 	}
-	outR, outW, _ := os.Pipe()
-	errR, errW, _ := os.Pipe()
-	var inW *os.File
-	if req.Stdin {
-		var inR *os.File
-		inR, inW, _ = os.Pipe()
-		p.Stdin = inR
-		defer inR.Close()
+	var outR, errR, master *os.File
+	var inW io.WriteCloser
+	if req.Tty {
+		parent, child, err := consolePair()
+		if err != nil {
+			finish(ExecExit{ExitCode: 126, Error: err.Error()})
+			return
+		}
+		p.ConsoleSocket = child
+		err = lc.Run(p)
+		child.Close()
+		if err != nil {
+			parent.Close()
+			finish(ExecExit{ExitCode: execStartCode(err), Error: err.Error()})
+			return
+		}
+		master, err = recvMaster(parent)
+		parent.Close()
+		if err != nil {
+			finish(ExecExit{ExitCode: 126, Error: err.Error()})
+			return
+		}
+		outR, inW = master, master
+		m.mu.Lock()
+		m.execTTYs[req.ExecID] = master
+		m.mu.Unlock()
+		defer func() {
+			m.mu.Lock()
+			delete(m.execTTYs, req.ExecID)
+			m.mu.Unlock()
+		}()
 	} else {
-		devnull, _ := os.Open(os.DevNull)
-		p.Stdin = devnull
-		defer devnull.Close()
-	}
-	p.Stdout, p.Stderr = outW, errW
-	if err := lc.Run(p); err != nil {
+		var outW, errW *os.File
+		outR, outW, _ = os.Pipe()
+		errR, errW, _ = os.Pipe()
+		if req.Stdin {
+			inR, w, _ := os.Pipe()
+			p.Stdin, inW = inR, w
+			defer inR.Close()
+		} else {
+			devnull, _ := os.Open(os.DevNull)
+			p.Stdin = devnull
+			defer devnull.Close()
+		}
+		p.Stdout, p.Stderr = outW, errW
+		if err := lc.Run(p); err != nil {
+			outW.Close()
+			errW.Close()
+			outR.Close()
+			errR.Close()
+			finish(ExecExit{ExitCode: execStartCode(err), Error: err.Error()})
+			return
+		}
 		outW.Close()
 		errW.Close()
-		outR.Close()
-		errR.Close()
-		code := 126
-		if errors.Is(err, os.ErrNotExist) || containsAny(err.Error(), "executable file not found", "no such file or directory") {
-			code = 127
-		}
-		finish(ExecExit{ExitCode: code, Error: err.Error()})
-		return
 	}
-	outW.Close()
-	errW.Close()
 	pid, _ := p.Pid()
-	if inW != nil {
+	if inW != nil && req.Stdin {
 		// The daemon's stdin, until it half-closes or goes.
 		go func() {
 			io.Copy(inW, brw)
-			inW.Close()
+			if master == nil {
+				inW.Close()
+			}
 		}()
 	}
 	var copies sync.WaitGroup
@@ -133,6 +163,9 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 		r  *os.File
 		id byte
 	}{{outR, 1}, {errR, 2}} {
+		if s.r == nil {
+			continue
+		}
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
@@ -201,4 +234,13 @@ func exitCode(ps *os.ProcessState, waitErr error) int {
 		}
 	}
 	return 255
+}
+
+// execStartCode is the exit code of an exec that could not start: 127 for
+// a command not found, 126 otherwise, as Docker reports them.
+func execStartCode(err error) int {
+	if errors.Is(err, os.ErrNotExist) || containsAny(err.Error(), "executable file not found", "no such file or directory") {
+		return 127
+	}
+	return 126
 }

@@ -33,19 +33,22 @@ import (
 const SocketName = "monitor.sock"
 
 type monitor struct {
-	root string
-	log  *slog.Logger
-	mu   sync.Mutex
-	ctrs map[string]*ctr
+	root     string
+	log      *slog.Logger
+	mu       sync.Mutex
+	ctrs     map[string]*ctr
+	execTTYs map[string]*os.File // exec ID -> its terminal master
 }
 
 type ctr struct {
-	mu     sync.Mutex
-	state  State
-	c      *libcontainer.Container
-	done   chan struct{} // closed when the container has ended
-	stdin  io.WriteCloser
-	rootfs string
+	mu        sync.Mutex
+	state     State
+	c         *libcontainer.Container
+	done      chan struct{} // closed when the container has ended
+	stdin     io.WriteCloser
+	stdinOnce bool
+	master    *os.File // the terminal, for a container run with -t
+	rootfs    string
 }
 
 // MonitorMain is the monitor role. It serves until SIGTERM or SIGINT.
@@ -79,7 +82,7 @@ func MonitorMain(args []string) int {
 	// The PID file is how an operator (or a test) finds the monitor: it
 	// outlives the daemon on purpose.
 	os.WriteFile(filepath.Join(*root, "monitor.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}}
+	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /start", m.handleStart)
 	mux.HandleFunc("GET /state/{id}", m.handleState)
@@ -89,6 +92,9 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("GET /list", m.handleList)
 	mux.HandleFunc("POST /exec", m.handleExec)
 	mux.HandleFunc("POST /pause/{id}", m.handleFreeze(true))
+	mux.HandleFunc("POST /resize/{id}", m.handleResize)
+	mux.HandleFunc("POST /exec-resize/{exec}", m.handleResize)
+	mux.HandleFunc("POST /stdin/{id}", m.handleStdin)
 	mux.HandleFunc("POST /resume/{id}", m.handleFreeze(false))
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -157,10 +163,6 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("bad start request: %v", err))
 		return
 	}
-	if req.Spec.Process.Terminal {
-		fail(w, http.StatusNotImplemented, errors.New("a TTY (-t) is not implemented yet"))
-		return
-	}
 	m.mu.Lock()
 	if old, ok := m.ctrs[req.ID]; ok {
 		old.mu.Lock()
@@ -213,29 +215,58 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		lc.Destroy()
 		return fmt.Errorf("open log: %w", err)
 	}
-	outR, outW, _ := os.Pipe()
-	errR, errW, _ := os.Pipe()
-	var inR *os.File
-	if req.OpenStdin {
-		var inW *os.File
-		inR, inW, _ = os.Pipe()
-		c.stdin = inW
-	} else {
-		inR, _ = os.Open(os.DevNull)
-	}
-	p.Stdin, p.Stdout, p.Stderr = inR, outW, errW
-	if err := lc.Run(p); err != nil {
-		for _, f := range []*os.File{outR, outW, errR, errW, inR} {
-			f.Close()
+	var outR, errR *os.File
+	if req.Spec.Process.Terminal {
+		parent, child, err := consolePair()
+		if err != nil {
+			lw.Close()
+			lc.Destroy()
+			return err
 		}
-		lw.Close()
-		lc.Destroy()
-		return fmt.Errorf("start container process: %w", err)
+		p.ConsoleSocket = child
+		if err := lc.Run(p); err != nil {
+			parent.Close()
+			child.Close()
+			lw.Close()
+			lc.Destroy()
+			return fmt.Errorf("start container process: %w", err)
+		}
+		child.Close()
+		master, err := recvMaster(parent)
+		parent.Close()
+		if err != nil {
+			lc.Signal(syscall.SIGKILL)
+			lw.Close()
+			return err
+		}
+		c.master, outR = master, master
+		c.stdin = master
+		c.stdinOnce = req.StdinOnce
+	} else {
+		var outW, errW, inR *os.File
+		outR, outW, _ = os.Pipe()
+		errR, errW, _ = os.Pipe()
+		if req.OpenStdin {
+			var inW *os.File
+			inR, inW, _ = os.Pipe()
+			c.stdin, c.stdinOnce = inW, req.StdinOnce
+		} else {
+			inR, _ = os.Open(os.DevNull)
+		}
+		p.Stdin, p.Stdout, p.Stderr = inR, outW, errW
+		if err := lc.Run(p); err != nil {
+			for _, f := range []*os.File{outR, outW, errR, errW, inR} {
+				f.Close()
+			}
+			lw.Close()
+			lc.Destroy()
+			return fmt.Errorf("start container process: %w", err)
+		}
+		// The container holds its ends now.
+		outW.Close()
+		errW.Close()
+		inR.Close()
 	}
-	// The container holds its ends now.
-	outW.Close()
-	errW.Close()
-	inR.Close()
 	pid, _ := p.Pid()
 	c.mu.Lock()
 	c.c = lc
@@ -250,6 +281,9 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		r    *os.File
 		name string
 	}{{outR, "stdout"}, {errR, "stderr"}} {
+		if s.r == nil {
+			continue // a terminal has one output
+		}
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
@@ -272,9 +306,10 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		c.state.ExitCode = code
 		c.state.OOMKilled = oom
 		c.state.FinishedAt = time.Now().UTC()
-		if c.stdin != nil {
+		if c.stdin != nil && c.master == nil {
 			c.stdin.Close()
 		}
+		c.stdin, c.master = nil, nil
 		c.mu.Unlock()
 		m.log.Info("container exited", "id", req.ID, "code", code)
 		m.persist(c)

@@ -25,6 +25,7 @@ type StartRequest struct {
 	LogMaxSize int64
 	LogMaxFile int
 	OpenStdin  bool
+	StdinOnce  bool
 }
 
 // State is what the monitor knows of a container.
@@ -52,6 +53,8 @@ type ExecRequest struct {
 	UID, GID    uint32
 	Groups      []uint32
 	Stdin       bool
+	Tty         bool
+	ExecID      string // to resize its terminal
 }
 
 // ExitFrame is the stream byte of the frame that ends an exec.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,7 +140,6 @@ func TestE2EContainerBadInput(t *testing.T) {
 		{[]string{"run", "--network", "none", "--cap-add", "FLYING", "busybox", "true"}, 125, "invalid capability"},
 		{[]string{"run", "busybox", "true"}, 125, "bridge networking is its own issue"},
 		{[]string{"run", "--network", "none", "-u", "ghost", "busybox", "true"}, 125, "unable to find user ghost"},
-		{[]string{"run", "--network", "none", "-t", "busybox", "true"}, 125, "a TTY (-t) is not implemented yet"},
 		{[]string{"run", "--network", "none", "--init", "busybox", "true"}, 125, "--init is not implemented yet"},
 		{[]string{"run", "--network", "none", "--log-opt", "compress=true", "busybox", "true"}, 125, "compress is not implemented yet"},
 		{[]string{"run", "--network", "none", "--restart", "sometimes", "busybox", "true"}, 125, "invalid restart policy"},
@@ -435,4 +435,61 @@ func TestE2EHealthChecks(t *testing.T) {
 		t.Error("an unhealthy container with restart-on-unhealthy was not restarted")
 	}
 	run(t, env, "docker", "rm", "-f", "hc", "sick")
+}
+
+// runInPty runs the docker CLI on a terminal (script(1) makes one), feeding
+// it input line by line, as a person at a terminal would.
+func runInPty(t *testing.T, env []string, input []string, args ...string) string {
+	t.Helper()
+	ctx := exec.Command("script", "-qec", "docker "+strings.Join(args, " "), "/dev/null")
+	ctx.Env = append(os.Environ(), env...)
+	stdin, _ := ctx.StdinPipe()
+	var out strings.Builder
+	ctx.Stdout, ctx.Stderr = &out, &out
+	if err := ctx.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for _, l := range input {
+			time.Sleep(700 * time.Millisecond)
+			io.WriteString(stdin, l+"\n")
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- ctx.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		ctx.Process.Kill()
+		<-done
+		t.Errorf("docker %v did not end; output %q", args, out.String())
+	}
+	return strings.ReplaceAll(out.String(), "\r", "")
+}
+
+func TestE2ETerminalAndStdin(t *testing.T) {
+	_, _, env := withBusybox(t)
+	out := runInPty(t, env, []string{"echo typed-$((6*7))", "tty", "exit"}, "run", "-it", "--rm", "--network", "none", "busybox", "sh")
+	if !strings.Contains(out, "typed-42") || !strings.Contains(out, "/dev/pts/0") {
+		t.Errorf("docker run -it: %q", out)
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "host1", "busybox", "sleep", "1000")
+	out = runInPty(t, env, []string{"tty; exit 3"}, "exec", "-it", "host1", "sh")
+	if !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("docker exec -it: %q", out)
+	}
+	// stdin without a terminal: piped through and closed.
+	cmd := exec.Command("docker", "run", "-i", "--rm", "--network", "none", "busybox", "tr", "a-z", "A-Z")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader("piped input\n")
+	b, err := cmd.Output()
+	if err != nil || string(b) != "PIPED INPUT\n" {
+		t.Errorf("docker run -i: %q %v", b, err)
+	}
+	// A terminal's output is in the log too, unframed.
+	run(t, env, "docker", "run", "-t", "--network", "none", "--name", "ttylog", "busybox", "echo", "on a tty")
+	if r := run(t, env, "docker", "logs", "ttylog"); strings.TrimSpace(strings.ReplaceAll(r.stdout, "\r", "")) != "on a tty" {
+		t.Errorf("logs of a -t container: %q %q", r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "rm", "-f", "host1", "ttylog")
 }
