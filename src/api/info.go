@@ -102,16 +102,17 @@ func backingFS(dir string) string {
 	if unix.Statfs(dir, &st) != nil {
 		return "unknown"
 	}
-	switch st.Type {
-	case unix.EXT4_SUPER_MAGIC:
+	// Type is an int32 on 32-bit targets: compare as unsigned.
+	switch uint32(st.Type) {
+	case uint32(unix.EXT4_SUPER_MAGIC):
 		return "extfs"
-	case unix.TMPFS_MAGIC:
+	case uint32(unix.TMPFS_MAGIC):
 		return "tmpfs"
-	case unix.BTRFS_SUPER_MAGIC:
+	case uint32(unix.BTRFS_SUPER_MAGIC):
 		return "btrfs"
-	case unix.XFS_SUPER_MAGIC:
+	case uint32(unix.XFS_SUPER_MAGIC):
 		return "xfs"
-	case unix.F2FS_SUPER_MAGIC:
+	case uint32(unix.F2FS_SUPER_MAGIC):
 		return "f2fs"
 	}
 	return "unknown"
