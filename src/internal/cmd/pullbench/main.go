@@ -151,7 +151,7 @@ func usedBytes(dir string) int64 {
 	if syscall.Statfs(dir, &st) != nil {
 		return 0
 	}
-	return int64(st.Blocks-st.Bfree) * st.Bsize
+	return int64(st.Blocks-st.Bfree) * int64(st.Bsize)
 }
 
 func run(engine, out string, runs int, size int64) error {
