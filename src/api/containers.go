@@ -33,6 +33,14 @@ func (s *Server) registerContainers() {
 	s.handle("POST /containers/{id}/wait", s.containerWait)
 	s.handle("POST /containers/{id}/rename", s.containerRename)
 	s.handle("POST /containers/{id}/attach", s.containerAttach)
+	s.handle("GET /containers/{id}/top", func(w http.ResponseWriter, r *http.Request) error {
+		top, err := s.cfg.Containers.Top(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, top)
+	})
+	s.handle("GET /containers/{id}/stats", s.containerStats)
 	s.handle("POST /containers/{id}/resize", func(w http.ResponseWriter, r *http.Request) error {
 		h, wd, err := termSize(r)
 		if err != nil {
@@ -564,4 +572,45 @@ func okStatus(w http.ResponseWriter, err error) error {
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// containerStats answers one sample (stream=false; with a previous one a
+// second earlier unless one-shot), or a sample a second until the client
+// goes or the container stops.
+func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	stream := r.URL.Query().Get("stream") == "" || boolParam(r, "stream")
+	prev, err := s.cfg.Containers.Stats(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	fl, _ := w.(http.Flusher)
+	if !stream && boolParam(r, "one-shot") {
+		return enc.Encode(prev)
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		cur, err := s.cfg.Containers.Stats(r.Context(), id)
+		if err != nil {
+			return nil
+		}
+		cur.PreCPUStats, cur.PreRead = prev.CPUStats, prev.Read
+		if err := enc.Encode(cur); err != nil || !stream {
+			return nil
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		prev = cur
+		if cur.CPUStats.SystemUsage == 0 && cur.MemoryStats.Usage == 0 {
+			return nil // stopped
+		}
+	}
 }

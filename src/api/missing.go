@@ -19,7 +19,7 @@ var notYet = []string{
 
 // containerOpsNotYet are the container operations not served yet.
 var containerOpsNotYet = map[string]bool{
-	"top": true, "stats": true, "export": true, "archive": true, "changes": true,
+	"export": true, "archive": true, "changes": true,
 	"resize": true, "update": true, "ws": true,
 }
 

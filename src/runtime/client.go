@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/opencontainers/cgroups"
 )
 
 // MonitorArg is the first argument that selects the monitor role.
@@ -212,4 +213,16 @@ func (c *Client) Stdin(ctx context.Context, id string) (net.Conn, error) {
 		return nil, errdefs.Conflict(errors.New(e.Error))
 	}
 	return conn, nil
+}
+
+// Stats returns a running container's cgroup statistics.
+func (c *Client) Stats(ctx context.Context, id string) (*cgroups.Stats, error) {
+	var st cgroups.Stats
+	return &st, c.call(ctx, http.MethodGet, "/stats/"+id, nil, &st)
+}
+
+// Processes returns the host PIDs of a running container's processes.
+func (c *Client) Processes(ctx context.Context, id string) ([]int, error) {
+	var pids []int
+	return pids, c.call(ctx, http.MethodGet, "/processes/"+id, nil, &pids)
 }

@@ -95,6 +95,8 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("POST /resize/{id}", m.handleResize)
 	mux.HandleFunc("POST /exec-resize/{exec}", m.handleResize)
 	mux.HandleFunc("POST /stdin/{id}", m.handleStdin)
+	mux.HandleFunc("GET /stats/{id}", m.handleStats)
+	mux.HandleFunc("GET /processes/{id}", m.handleProcesses)
 	mux.HandleFunc("POST /resume/{id}", m.handleFreeze(false))
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -471,4 +473,50 @@ func (m *monitor) handleFreeze(pause bool) http.HandlerFunc {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// running returns the libcontainer container of a running container, or
+// answers the error itself.
+func (m *monitor) running(w http.ResponseWriter, id string) *libcontainer.Container {
+	c := m.get(id)
+	if c == nil {
+		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", id))
+		return nil
+	}
+	c.mu.Lock()
+	lc, running := c.c, c.state.Running
+	c.mu.Unlock()
+	if !running || lc == nil {
+		fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", id))
+		return nil
+	}
+	return lc
+}
+
+// handleStats answers the container's cgroup statistics.
+func (m *monitor) handleStats(w http.ResponseWriter, r *http.Request) {
+	lc := m.running(w, r.PathValue("id"))
+	if lc == nil {
+		return
+	}
+	st, err := lc.Stats()
+	if err != nil || st.CgroupStats == nil {
+		fail(w, http.StatusInternalServerError, fmt.Errorf("container stats: %v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, st.CgroupStats)
+}
+
+// handleProcesses answers the host PIDs of the container's processes.
+func (m *monitor) handleProcesses(w http.ResponseWriter, r *http.Request) {
+	lc := m.running(w, r.PathValue("id"))
+	if lc == nil {
+		return
+	}
+	pids, err := lc.Processes()
+	if err != nil {
+		fail(w, http.StatusInternalServerError, fmt.Errorf("container processes: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, pids)
 }

@@ -493,3 +493,26 @@ func TestE2ETerminalAndStdin(t *testing.T) {
 	}
 	run(t, env, "docker", "rm", "-f", "host1", "ttylog")
 }
+
+func TestE2ETopAndStats(t *testing.T) {
+	_, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "spin", "-m", "64m", "--pids-limit", "20", "busybox",
+		"sh", "-c", "while true; do :; done")
+	time.Sleep(500 * time.Millisecond)
+	r := run(t, env, "docker", "top", "spin")
+	if r.code != 0 || !strings.Contains(r.stdout, "PID") || !strings.Contains(r.stdout, "while true") {
+		t.Errorf("docker top: %q %q", r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}", "spin")
+	f := strings.Fields(r.stdout)
+	if len(f) < 5 || f[0] != "spin" || f[len(f)-1] != "1" || !strings.Contains(r.stdout, "/ 64MiB") {
+		t.Fatalf("docker stats: %q %q", r.stdout, r.stderr)
+	}
+	if cpu, _ := strconv.ParseFloat(strings.TrimSuffix(f[1], "%"), 64); cpu < 50 {
+		t.Errorf("a busy loop at %s CPU", f[1])
+	}
+	run(t, env, "docker", "rm", "-f", "spin")
+	if r := run(t, env, "docker", "top", "nothing-here"); r.code == 0 {
+		t.Error("top of an unknown container succeeded")
+	}
+}

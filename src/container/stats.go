@@ -1,0 +1,159 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	containertypes "github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
+)
+
+// Stats samples a running container in Docker's shape: CPU (with the
+// host's total for the percentage), memory, pids, block I/O.
+func (m *Manager) Stats(ctx context.Context, ref string) (containertypes.StatsResponse, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return containertypes.StatsResponse{}, err
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		return containertypes.StatsResponse{ID: c.ID, Name: "/" + c.Name, Read: time.Now()}, nil
+	}
+	st, err := m.rt.Stats(ctx, c.ID)
+	if err != nil {
+		return containertypes.StatsResponse{}, err
+	}
+	out := containertypes.StatsResponse{ID: c.ID, Name: "/" + c.Name, OSType: "linux", Read: time.Now()}
+	cpu := st.CpuStats.CpuUsage
+	out.CPUStats = containertypes.CPUStats{
+		CPUUsage: containertypes.CPUUsage{TotalUsage: cpu.TotalUsage, PercpuUsage: cpu.PercpuUsage,
+			UsageInKernelmode: cpu.UsageInKernelmode, UsageInUsermode: cpu.UsageInUsermode},
+		SystemUsage: systemCPUUsage(), OnlineCPUs: uint32(runtime.NumCPU()),
+	}
+	mem := st.MemoryStats
+	out.MemoryStats = containertypes.MemoryStats{Usage: mem.Usage.Usage, MaxUsage: mem.Usage.MaxUsage,
+		Failcnt: mem.Usage.Failcnt, Limit: mem.Usage.Limit, Stats: mem.Stats}
+	if out.MemoryStats.Limit == 0 || out.MemoryStats.Limit > 1<<60 {
+		out.MemoryStats.Limit = physicalMemory()
+	}
+	out.PidsStats = containertypes.PidsStats{Current: st.PidsStats.Current, Limit: st.PidsStats.Limit}
+	for _, e := range st.BlkioStats.IoServiceBytesRecursive {
+		out.BlkioStats.IoServiceBytesRecursive = append(out.BlkioStats.IoServiceBytesRecursive,
+			containertypes.BlkioStatEntry{Major: e.Major, Minor: e.Minor, Op: e.Op, Value: e.Value})
+	}
+	return out, nil
+}
+
+// systemCPUUsage is the host's CPU time in nanoseconds, from /proc/stat,
+// as Docker reports it for the CPU percentage.
+func systemCPUUsage() uint64 {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 0 && fields[0] == "cpu" {
+			var ticks uint64
+			for _, v := range fields[1:8] {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				ticks += n
+			}
+			return ticks * (1e9 / 100) // USER_HZ is 100 on Linux
+		}
+	}
+	return 0
+}
+
+func physicalMemory() uint64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
+}
+
+// Top lists a running container's processes as "ps -ef" would.
+func (m *Manager) Top(ctx context.Context, ref, psArgs string) (containertypes.TopResponse, error) {
+	if psArgs != "" && psArgs != "-ef" {
+		return containertypes.TopResponse{}, errdefs.NotImplemented(fmt.Errorf("ps arguments %q are not implemented (only -ef)", psArgs))
+	}
+	c, err := m.records.get(ref)
+	if err != nil {
+		return containertypes.TopResponse{}, err
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		return containertypes.TopResponse{}, errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+	}
+	pids, err := m.rt.Processes(ctx, c.ID)
+	if err != nil {
+		return containertypes.TopResponse{}, err
+	}
+	out := containertypes.TopResponse{Titles: []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}}
+	boot := bootTime()
+	for _, pid := range pids {
+		row, err := psRow(pid, boot)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		out.Processes = append(out.Processes, row)
+	}
+	return out, nil
+}
+
+func bootTime() time.Time {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Now().Add(-time.Duration(ts.Nano()))
+}
+
+// psRow reads one process from /proc.
+func psRow(pid int, boot time.Time) ([]string, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(stat)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return nil, errors.New("bad stat")
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 20 {
+		return nil, errors.New("bad stat")
+	}
+	ppid := f[1]
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	startTicks, _ := strconv.ParseUint(f[19], 10, 64)
+	started := boot.Add(time.Duration(startTicks) * time.Second / 100)
+	cpu := time.Duration(utime+stime) * time.Second / 100
+	uid := "?"
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				if fs := strings.Fields(v); len(fs) > 0 {
+					uid = fs[0]
+				}
+			}
+		}
+	}
+	cmd := ""
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		cmd = strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	if cmd == "" {
+		cmd = "[" + s[strings.IndexByte(s, '(')+1:end] + "]"
+	}
+	return []string{uid, strconv.Itoa(pid), ppid, "0", started.Format("15:04"), "?",
+		fmt.Sprintf("%02d:%02d:%02d", int(cpu.Hours()), int(cpu.Minutes())%60, int(cpu.Seconds())%60), cmd}, nil
+}
