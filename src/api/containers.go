@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,9 @@ func (s *Server) registerContainers() {
 		return writeJSON(w, http.StatusOK, top)
 	})
 	s.handle("GET /containers/{id}/stats", s.containerStats)
+	s.handle("HEAD /containers/{id}/archive", s.archiveStat)
+	s.handle("GET /containers/{id}/archive", s.archiveGet)
+	s.handle("PUT /containers/{id}/archive", s.archivePut)
 	s.handle("POST /containers/{id}/resize", func(w http.ResponseWriter, r *http.Request) error {
 		h, wd, err := termSize(r)
 		if err != nil {
@@ -613,4 +617,55 @@ func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) error {
 			return nil // stopped
 		}
 	}
+}
+
+func (s *Server) pathStatHeader(w http.ResponseWriter, r *http.Request) (string, error) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return "", errdefs.InvalidParameter(errors.New("path is required"))
+	}
+	st, err := s.cfg.Containers.StatPath(r.PathValue("id"), p)
+	if err != nil {
+		return "", err
+	}
+	b, _ := json.Marshal(st)
+	w.Header().Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(b))
+	return p, nil
+}
+
+// archiveStat is docker cp's HEAD: the path's stat in a header.
+func (s *Server) archiveStat(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.pathStatHeader(w, r); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// archiveGet is docker cp from a container: a tar of the path.
+func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.pathStatHeader(w, r)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.WriteHeader(http.StatusOK)
+	if err := s.cfg.Containers.ArchivePath(r.Context(), r.PathValue("id"), p, w); err != nil {
+		s.cfg.Log.Error("archive", "path", p, "err", err)
+		panic(http.ErrAbortHandler) // a cut tar must not look whole
+	}
+	return nil
+}
+
+// archivePut is docker cp into a container: a tar extracted in a directory.
+func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return errdefs.InvalidParameter(errors.New("path is required"))
+	}
+	if err := s.cfg.Containers.ExtractTo(r.Context(), r.PathValue("id"), p, r.Body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }

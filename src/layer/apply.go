@@ -2,6 +2,7 @@ package layer
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,7 @@ func hostile(name, format string, args ...any) error {
 type applier struct {
 	root     string
 	pacer    *pacer
+	plain    bool            // Unpack: no whiteouts, files owned by root
 	verified map[string]bool // parent directories known to be real
 	dirs     []*tar.Header   // directory times are set after their contents
 	size     int64           // bytes of regular file content
@@ -155,7 +157,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	base := path.Base(rel)
-	if strings.HasPrefix(base, whiteoutPrefix) {
+	if strings.HasPrefix(base, whiteoutPrefix) && !a.plain {
 		return a.whiteout(hdr, rel, base)
 	}
 	if err := a.replace(rel, hdr.Typeflag == tar.TypeDir); err != nil {
@@ -255,7 +257,11 @@ func (a *applier) whiteout(hdr *tar.Header, rel, base string) error {
 
 func (a *applier) metadata(hdr *tar.Header, rel string) error {
 	full := a.full(rel)
-	if err := os.Lchown(full, hdr.Uid, hdr.Gid); err != nil {
+	uid, gid := hdr.Uid, hdr.Gid
+	if a.plain {
+		uid, gid = 0, 0
+	}
+	if err := os.Lchown(full, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", rel, err)
 	}
 	for key, val := range hdr.PAXRecords {
@@ -315,4 +321,31 @@ func timespec(t time.Time) unix.Timespec {
 		return unix.Timespec{Nsec: unix.UTIME_OMIT}
 	}
 	return unix.NsecToTimespec(t.UnixNano())
+}
+
+// Unpack extracts a plain tar stream (docker cp's) into dir with the same
+// checks as a layer: nothing is written outside dir, no symlinked parent
+// is followed, no device beyond the harmless ones is made. Whiteout names
+// are ordinary files here and everything is owned by root, as "docker cp"
+// without -a does.
+func Unpack(ctx context.Context, r io.Reader, dir string) error {
+	a := newApplier(dir, newPacer(4<<20))
+	a.plain = true
+	defer a.pacer.flush()
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return a.finish()
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := a.entry(hdr, tr); err != nil {
+			return err
+		}
+	}
 }

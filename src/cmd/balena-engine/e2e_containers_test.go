@@ -3,8 +3,12 @@
 package main
 
 import (
+	"archive/tar"
+	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
 )
 
@@ -515,4 +520,59 @@ func TestE2ETopAndStats(t *testing.T) {
 	if r := run(t, env, "docker", "top", "nothing-here"); r.code == 0 {
 		t.Error("top of an unknown container succeeded")
 	}
+}
+
+func TestE2ECopy(t *testing.T) {
+	p, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "cpc", "-v", "cpvol:/data", "busybox", "sh", "-c",
+		"echo in-volume > /data/v; echo hi > /tmp/x; sleep 1000")
+	time.Sleep(300 * time.Millisecond)
+	out := filepath.Join(p.dir, "out")
+	os.MkdirAll(out, 0o755)
+	if r := run(t, env, "docker", "cp", "cpc:/tmp/x", filepath.Join(out, "x")); r.code != 0 {
+		t.Fatalf("cp from: %q", r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "x")); string(b) != "hi\n" {
+		t.Errorf("copied %q", b)
+	}
+	run(t, env, "docker", "cp", "cpc:/data", out)
+	if b, _ := os.ReadFile(filepath.Join(out, "data", "v")); string(b) != "in-volume\n" {
+		t.Errorf("copied from a volume: %q", b)
+	}
+	in := filepath.Join(p.dir, "in")
+	os.MkdirAll(in, 0o755)
+	os.WriteFile(filepath.Join(in, "f.txt"), []byte("from the host\n"), 0o644)
+	if r := run(t, env, "docker", "cp", in, "cpc:/tmp/"); r.code != 0 {
+		t.Fatalf("cp to: %q", r.stderr)
+	}
+	if r := run(t, env, "docker", "exec", "cpc", "cat", "/tmp/in/f.txt"); r.stdout != "from the host\n" {
+		t.Errorf("copied in: %q %q", r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "cp", "cpc:/nothing", out); r.code == 0 || !strings.Contains(r.stderr, "Could not find the file /nothing") {
+		t.Errorf("cp of a missing path: %q", r.stderr)
+	}
+	// A hostile tar (a "../" entry) sent to PUT archive: refused, nothing
+	// written outside the target.
+	var buf strings.Builder
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "../../escape", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("x"))
+	tw.Close()
+	c, _ := client.New("unix://" + p.sock)
+	defer c.Close()
+	_, err := c.DoHeader(context.Background(), "PUT", "/containers/cpc/archive", url.Values{"path": {"/tmp"}},
+		strings.NewReader(buf.String()), http.Header{"Content-Type": {"application/x-tar"}})
+	if err == nil || !strings.Contains(err.Error(), "path traversal") {
+		t.Errorf("hostile tar into a container: %v", err)
+	}
+	if r := run(t, env, "docker", "exec", "cpc", "ls", "/escape"); r.code == 0 {
+		t.Error("the hostile tar wrote /escape")
+	}
+	// A stopped container's files are there too.
+	run(t, env, "docker", "stop", "-t", "0", "cpc")
+	if r := run(t, env, "docker", "cp", "cpc:/etc/group", filepath.Join(out, "group")); r.code != 0 {
+		t.Errorf("cp from a stopped container: %q", r.stderr)
+	}
+	run(t, env, "docker", "rm", "-f", "-v", "cpc")
+	run(t, env, "docker", "volume", "rm", "cpvol")
 }

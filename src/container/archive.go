@@ -1,0 +1,181 @@
+package container
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/layer"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	containertypes "github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
+)
+
+// rootFor returns the directory that is the container's "/" for docker cp:
+// a running container's own root (its mounts and volumes included), or
+// the stopped container's filesystem, mounted for the call (release
+// unmounts it).
+func (m *Manager) rootFor(c *Container) (root string, release func(), err error) {
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		return "/proc/" + strconv.Itoa(c.State.Pid) + "/root", func() {}, nil
+	}
+	rootfs, err := m.mountRootfs(c)
+	if err != nil {
+		return "", nil, err
+	}
+	return rootfs, func() { unix.Unmount(rootfs, unix.MNT_DETACH) }, nil
+}
+
+// resolve returns the host path of a container path, symlinks resolved
+// inside the container's root.
+func resolveIn(root, p string) (string, error) {
+	if !path.IsAbs(p) {
+		p = "/" + p
+	}
+	return securejoin.SecureJoin(root, p)
+}
+
+// StatPath describes a path in a container (docker cp's HEAD).
+func (m *Manager) StatPath(ref, p string) (containertypes.PathStat, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return containertypes.PathStat{}, err
+	}
+	root, release, err := m.rootFor(c)
+	if err != nil {
+		return containertypes.PathStat{}, err
+	}
+	defer release()
+	host, err := resolveIn(root, p)
+	if err != nil {
+		return containertypes.PathStat{}, err
+	}
+	return statOf(host, p)
+}
+
+func statOf(host, p string) (containertypes.PathStat, error) {
+	fi, err := os.Lstat(host)
+	if errors.Is(err, os.ErrNotExist) {
+		return containertypes.PathStat{}, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
+	}
+	if err != nil {
+		return containertypes.PathStat{}, err
+	}
+	st := containertypes.PathStat{Name: filepath.Base(p), Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		st.LinkTarget, _ = os.Readlink(host)
+	}
+	return st, nil
+}
+
+// ArchivePath writes a tar of a container path to w (docker cp from the
+// container): the path's own name first, then what is below it. Symlinks
+// are archived as symlinks, never followed.
+func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	root, release, err := m.rootFor(c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	host, err := resolveIn(root, p)
+	if err != nil {
+		return err
+	}
+	if _, err := statOf(host, p); err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	base := filepath.Base(filepath.Clean("/" + p))
+	err = filepath.WalkDir(host, func(hp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(host, hp)
+		name := filepath.Join(base, rel)
+		fi, err := os.Lstat(hp)
+		if err != nil {
+			return err
+		}
+		link := ""
+		if fi.Mode()&os.ModeSymlink != 0 {
+			link, _ = os.Readlink(hp)
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return nil // sockets and the like are skipped
+		}
+		hdr.Name = name
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			f, err := os.OpenFile(hp, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// ExtractTo unpacks a tar into a directory of the container (docker cp to
+// the container), with the layer store's checks against escapes.
+func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.HostConfig.ReadonlyRootfs {
+		return errdefs.Conflict(errors.New("container rootfs is marked read-only"))
+	}
+	root, release, err := m.rootFor(c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	host, err := resolveIn(root, p)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(host)
+	if err != nil {
+		return errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
+	}
+	if !fi.IsDir() {
+		return errdefs.InvalidParameter(fmt.Errorf("extraction point is not a directory: %s", p))
+	}
+	if err := layer.Unpack(ctx, r, host); err != nil {
+		return errdefs.InvalidParameter(err)
+	}
+	return nil
+}
