@@ -33,6 +33,7 @@ func (s *Server) registerContainers() {
 	s.handle("POST /containers/{id}/kill", s.containerKill)
 	s.handle("POST /containers/{id}/wait", s.containerWait)
 	s.handle("POST /containers/{id}/rename", s.containerRename)
+	s.handle("POST /containers/{id}/update", s.containerUpdate)
 	s.handle("POST /containers/{id}/attach", s.containerAttach)
 	s.handle("GET /containers/{id}/top", func(w http.ResponseWriter, r *http.Request) error {
 		top, err := s.cfg.Containers.Top(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))
@@ -63,13 +64,22 @@ func (s *Server) registerContainers() {
 	s.handle("DELETE /containers/{id}", s.containerDelete)
 }
 
-func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
-	var req containertypes.CreateRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&req); err != nil {
+// decodeBody reads a JSON request body of at most limit bytes into v,
+// answering 400 with Docker's wording when it is missing or malformed.
+func decodeBody(r *http.Request, limit int64, v any) error {
+	if err := json.NewDecoder(io.LimitReader(r.Body, limit)).Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errdefs.InvalidParameter(errors.New("invalid JSON: got EOF while reading request body"))
 		}
 		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	}
+	return nil
+}
+
+func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
+	var req containertypes.CreateRequest
+	if err := decodeBody(r, 4<<20, &req); err != nil {
+		return err
 	}
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
@@ -184,6 +194,18 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
 		resp.Error = &containertypes.WaitExitError{Message: err.Error()}
 	}
 	return json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) error {
+	var u containertypes.UpdateConfig
+	if err := decodeBody(r, 1<<20, &u); err != nil {
+		return err
+	}
+	warnings, err := s.cfg.Containers.Update(r.PathValue("id"), &u)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, containertypes.UpdateResponse{Warnings: warnings})
 }
 
 func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) error {

@@ -26,8 +26,8 @@ func (s *Server) registerExec() {
 
 func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 	var req containertypes.ExecCreateRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	if err := decodeBody(r, 1<<20, &req); err != nil {
+		return err
 	}
 	e, err := s.cfg.Containers.ExecCreate(r.PathValue("id"), req)
 	if err != nil {

@@ -141,15 +141,11 @@ func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.Cre
 		host.Init = &t
 	}
 	if f.restart != "" && f.restart != "no" {
-		name, max, _ := strings.Cut(f.restart, ":")
-		host.RestartPolicy.Name = containertypes.RestartPolicyMode(name)
-		if max != "" {
-			n, err := strconv.Atoi(max)
-			if err != nil {
-				return containertypes.CreateRequest{}, usageError{fmt.Sprintf("invalid restart policy %q", f.restart)}
-			}
-			host.RestartPolicy.MaximumRetryCount = n
+		p, err := parseRestart(f.restart)
+		if err != nil {
+			return containertypes.CreateRequest{}, err
 		}
+		host.RestartPolicy = p
 	}
 	if len(f.logOpts) > 0 {
 		host.LogConfig.Config = map[string]string{}
@@ -520,6 +516,47 @@ func runWait(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// parseRestart reads a --restart value: NAME or NAME:MAX-RETRIES.
+func parseRestart(v string) (containertypes.RestartPolicy, error) {
+	name, max, _ := strings.Cut(v, ":")
+	p := containertypes.RestartPolicy{Name: containertypes.RestartPolicyMode(name)}
+	if max != "" {
+		n, err := strconv.Atoi(max)
+		if err != nil {
+			return p, usageError{fmt.Sprintf("invalid restart policy %q", v)}
+		}
+		p.MaximumRetryCount = n
+	}
+	return p, nil
+}
+
+// runUpdate changes containers' restart policy; the engine does not
+// update resources yet, so the command has no resource flags.
+func runUpdate(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("update", "update [OPTIONS] CONTAINER [CONTAINER...]")
+	restart := fs.String("restart", "", "restart policy to apply when a container exits")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		return usageError{`"balena-engine update" requires at least 1 argument.`}
+	}
+	if *restart == "" {
+		return usageError{"you must provide one or more flags when using this command"}
+	}
+	p, err := parseRestart(*restart)
+	if err != nil {
+		return err
+	}
+	return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error {
+		warnings, err := c.ContainerUpdate(ctx, id, containertypes.UpdateConfig{RestartPolicy: p})
+		for _, w := range warnings {
+			fmt.Fprintln(e.stderr, w)
+		}
+		return err
+	})
+}
+
 func runRename(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("rename", "rename CONTAINER NEW_NAME")
 	if err := parse(fs, args); err != nil {
@@ -683,7 +720,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 	"run": runRun, "create": runCreate, "start": runStart, "stop": runStopLike("stop"), "restart": runStopLike("restart"),
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
 	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
-	"pause": runSimple("pause"), "unpause": runSimple("unpause"),
+	"pause": runSimple("pause"), "unpause": runSimple("unpause"), "update": runUpdate,
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {

@@ -44,6 +44,21 @@ func (c *Client) ContainerPost(ctx context.Context, id, op string, q url.Values)
 	return nil
 }
 
+// ContainerUpdate is POST /containers/{id}/update.
+func (c *Client) ContainerUpdate(ctx context.Context, id string, u containertypes.UpdateConfig) ([]string, error) {
+	b, _ := json.Marshal(u)
+	resp, err := c.Do(ctx, http.MethodPost, "/containers/"+id+"/update", nil, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out containertypes.UpdateResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("update %s: %w", id, err)
+	}
+	return out.Warnings, nil
+}
+
 // ContainerRemove is DELETE /containers/{id}.
 func (c *Client) ContainerRemove(ctx context.Context, id string, force, volumes bool) error {
 	resp, err := c.Do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {fmt.Sprint(force)}, "v": {fmt.Sprint(volumes)}}, nil)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,17 +167,8 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if _, _, err := LogLimits(host.LogConfig.Config); err != nil {
 		return nil, nil, err
 	}
-	switch host.RestartPolicy.Name {
-	case "", "no", "always", "unless-stopped":
-		if host.RestartPolicy.MaximumRetryCount != 0 {
-			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
-		}
-	case "on-failure":
-		if host.RestartPolicy.MaximumRetryCount < 0 {
-			return nil, nil, errdefs.InvalidParameter(errors.New("invalid restart policy: maximum retry count cannot be negative"))
-		}
-	default:
-		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", host.RestartPolicy.Name))
+	if err := checkRestartPolicy(host.RestartPolicy); err != nil {
+		return nil, nil, err
 	}
 	if host.AutoRemove && host.RestartPolicy.Name != "" && host.RestartPolicy.Name != "no" {
 		return nil, nil, errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
@@ -773,6 +765,61 @@ func (m *Manager) Rename(ref, name string) error {
 	}
 	m.notify(events.ActionRename, c, map[string]string{"oldName": "/" + c.Name})
 	return nil
+}
+
+// checkRestartPolicy rejects a policy the way Docker does.
+func checkRestartPolicy(p containertypes.RestartPolicy) error {
+	switch p.Name {
+	case "", "no", "always", "unless-stopped":
+		if p.MaximumRetryCount != 0 {
+			return errdefs.InvalidParameter(errors.New("invalid restart policy: maximum retry count can only be used with 'on-failure'"))
+		}
+	case "on-failure":
+		if p.MaximumRetryCount < 0 {
+			return errdefs.InvalidParameter(errors.New("invalid restart policy: maximum retry count cannot be negative"))
+		}
+	default:
+		return errdefs.InvalidParameter(fmt.Errorf("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", p.Name))
+	}
+	return nil
+}
+
+// Update changes a container's restart policy, which takes effect at its
+// next exit. Changing resources (cgroup limits) is not served yet: the
+// request fails whole rather than applying part of it.
+func (m *Manager) Update(ref string, u *containertypes.UpdateConfig) ([]string, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !reflect.ValueOf(u.Resources).IsZero() {
+		return nil, errdefs.NotImplemented(errors.New("not implemented: balena-engine cannot update a container's resources yet (only its restart policy)"))
+	}
+	if u.RestartPolicy.Name == "" {
+		return nil, nil // nothing asked for
+	}
+	if err := checkRestartPolicy(u.RestartPolicy); err != nil {
+		return nil, err
+	}
+	if c.HostConfig.AutoRemove && u.RestartPolicy.Name != "no" {
+		return nil, errdefs.InvalidParameter(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container")) //lint:ignore ST1005 Docker's wording
+	}
+	c, err = m.records.update(c.ID, func(c *Container) error {
+		if c.State.Status == StatusRemoving {
+			return errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be \"update\"", c.ID))
+		}
+		c.HostConfig.RestartPolicy = u.RestartPolicy
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if u.RestartPolicy.Name == "no" && m.cancelRestart(c.ID) {
+		// A restart was waiting out its back-off: the policy no longer asks for it.
+		m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+	}
+	m.notify(events.ActionUpdate, c, nil)
+	return nil, nil
 }
 
 // Logs reads a container's log. With follow it goes on until the

@@ -5,6 +5,7 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -272,6 +273,73 @@ func TestE2ERestartPolicies(t *testing.T) {
 		t.Errorf("--rm with --restart: %d %q", r.code, r.stderr)
 	}
 	run(t, env, "docker", "rm", "-f", "fails", "done", "always", "stopped")
+}
+
+// docker update changes the restart policy of a running container, which
+// takes effect at its next exit; resource changes are refused whole.
+func TestE2EUpdate(t *testing.T) {
+	p, _, env := withBusybox(t)
+	inspect := func(name, f string) string {
+		return strings.TrimSpace(run(t, env, "docker", "inspect", "--format", f, name).stdout)
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "flaky", "busybox", "sh", "-c", "sleep 0.5; exit 3")
+	if r := run(t, env, "docker", "update", "--restart", "on-failure:2", "flaky"); r.code != 0 {
+		t.Fatalf("docker update --restart: %d %q", r.code, r.stderr)
+	}
+	if got := inspect("flaky", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"); got != "on-failure:2" {
+		t.Errorf("restart policy after update: %q", got)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for inspect("flaky", "{{.RestartCount}} {{.State.Status}}") != "2 exited" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := inspect("flaky", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"); got != "2 exited 3" {
+		t.Errorf("after update to on-failure:2 and three failures: %q", got)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"update", "--memory", "64m", "flaky"}, "not implemented"},
+		{[]string{"update", "--restart", "sometimes", "flaky"}, "invalid restart policy"},
+		{[]string{"update", "--restart", "always", "nosuch"}, "No such container"},
+	} {
+		r := run(t, env, "docker", c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("docker %v: %d %q, want an error with %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	if got := inspect("flaky", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}}"); got != "on-failure 0" {
+		t.Errorf("a refused update changed the container: %q", got)
+	}
+	// A malformed body is a 400 that changes nothing.
+	c, err := client.New("unix://" + p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, body := range []string{"", "{", `{"RestartPolicy": 7}`} {
+		resp, err := c.Do(context.Background(), http.MethodPost, "/containers/flaky/update", nil, strings.NewReader(body))
+		var re *client.ResponseError
+		if err == nil {
+			resp.Body.Close()
+		}
+		if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest || !strings.Contains(re.Message, "invalid JSON") {
+			t.Errorf("update with body %q: %v, want 400 invalid JSON", body, err)
+		}
+	}
+	// Our own client sends the same request.
+	if r := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "update", "--restart", "unless-stopped", "flaky"); r.code != 0 || r.stdout != "flaky\n" {
+		t.Errorf("balena-engine update: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if got := inspect("flaky", "{{.HostConfig.RestartPolicy.Name}}"); got != "unless-stopped" {
+		t.Errorf("restart policy after our client's update: %q", got)
+	}
+	run(t, env, "docker", "run", "-d", "--rm", "--network", "none", "--name", "gone", "busybox", "sleep", "100")
+	if r := run(t, env, "docker", "update", "--restart", "always", "gone"); r.code == 0 || !strings.Contains(r.stderr, "AutoRemove") {
+		t.Errorf("update --restart always on an --rm container: %d %q", r.code, r.stderr)
+	}
+	run(t, env, "docker", "rm", "-f", "flaky", "gone")
 }
 
 func TestE2EExec(t *testing.T) {
