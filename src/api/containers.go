@@ -46,6 +46,7 @@ func (s *Server) registerContainers() {
 	s.handle("HEAD /containers/{id}/archive", s.archiveStat)
 	s.handle("GET /containers/{id}/archive", s.archiveGet)
 	s.handle("PUT /containers/{id}/archive", s.archivePut)
+	s.handle("GET /containers/{id}/export", s.containerExport)
 	s.handle("POST /containers/{id}/resize", func(w http.ResponseWriter, r *http.Request) error {
 		h, wd, err := termSize(r)
 		if err != nil {
@@ -677,6 +678,35 @@ func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler) // a cut tar must not look whole
 	}
 	return nil
+}
+
+// containerExport streams the container's filesystem as a tar. The status
+// is sent with the first bytes, so that an error before them (no such
+// container, a failed mount) is a proper error answer.
+func (s *Server) containerExport(w http.ResponseWriter, r *http.Request) error {
+	lw := &lazyTar{w: w}
+	if err := s.cfg.Containers.Export(r.Context(), r.PathValue("id"), lw); err != nil {
+		if !lw.started {
+			return err
+		}
+		s.cfg.Log.Error("export", "container", r.PathValue("id"), "err", err)
+		panic(http.ErrAbortHandler) // a cut tar must not look whole
+	}
+	return nil
+}
+
+type lazyTar struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (l *lazyTar) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.Header().Set("Content-Type", "application/x-tar")
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
 }
 
 // archivePut is docker cp into a container: a tar extracted in a directory.

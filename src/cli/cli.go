@@ -68,6 +68,7 @@ func init() {
 		"wait":      {"Block until one or more containers stop, then print their exit codes", runWait},
 		"rename":    {"Rename a container", runRename},
 		"update":    {"Update the restart policy of one or more containers", runUpdate},
+		"export":    {"Export a container's filesystem as a tar archive", runExport},
 		"container": {"Manage containers", runContainer},
 		"volume":    {"Manage volumes", runVolume},
 		"exec":      {"Execute a command in a running container", runExec},

@@ -516,6 +516,20 @@ func runWait(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+func runExport(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("export", "export [OPTIONS] CONTAINER")
+	output := fs.StringP("output", "o", "", "write to a file, instead of STDOUT")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{`"balena-engine export" requires exactly 1 argument.`}
+	}
+	return writeArchive(e, *output, "failed to export container", func(c *client.Client) (io.ReadCloser, error) {
+		return c.ContainerExport(ctx, fs.Arg(0))
+	})
+}
+
 // parseRestart reads a --restart value: NAME or NAME:MAX-RETRIES.
 func parseRestart(v string) (containertypes.RestartPolicy, error) {
 	name, max, _ := strings.Cut(v, ":")
@@ -721,6 +735,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
 	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
 	"pause": runSimple("pause"), "unpause": runSimple("unpause"), "update": runUpdate,
+	"export": runExport,
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/distribution/reference"
 	"github.com/docker/go-units"
@@ -453,25 +454,39 @@ func runSave(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() == 0 {
 		return usageError{`"balena-engine save" requires at least 1 argument.`}
 	}
-	if *output == "" && isTerminal(e.stdout) {
+	return writeArchive(e, *output, "failed to save image", func(c *client.Client) (io.ReadCloser, error) { return c.ImageSave(ctx, fs.Args()) })
+}
+
+// writeArchive fetches an archive from the daemon and writes it out (see
+// writeOutput); it refuses to write one to a terminal.
+func writeArchive(e *env, output, failure string, fetch func(*client.Client) (io.ReadCloser, error)) error {
+	if output == "" && isTerminal(e.stdout) {
 		return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 	}
 	c, err := e.connect()
 	if err != nil {
 		return err
 	}
-	body, err := c.ImageSave(ctx, fs.Args())
+	body, err := fetch(c)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	if *output == "" {
-		_, err = io.Copy(e.stdout, body)
+	if err := writeOutput(e, output, body); err != nil {
+		return fmt.Errorf("%s: %w", failure, err)
+	}
+	return nil
+}
+
+// writeOutput copies an archive to stdout, or to the file named: written
+// beside it and renamed, so that a failure leaves no truncated archive
+// under the name asked for.
+func writeOutput(e *env, output string, body io.Reader) error {
+	if output == "" {
+		_, err := io.Copy(e.stdout, body)
 		return err
 	}
-	// Written beside the target and renamed: a failed save leaves no
-	// truncated archive under the name asked for.
-	tmp := *output + ".tmp"
+	tmp := output + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
@@ -484,9 +499,9 @@ func runSave(ctx context.Context, e *env, args []string) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("failed to save image: %w", err)
+		return err
 	}
-	return os.Rename(tmp, *output)
+	return os.Rename(tmp, output)
 }
 
 func runLoad(ctx context.Context, e *env, args []string) error {

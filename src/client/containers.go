@@ -59,6 +59,15 @@ func (c *Client) ContainerUpdate(ctx context.Context, id string, u containertype
 	return out.Warnings, nil
 }
 
+// ContainerExport is GET /containers/{id}/export: a tar of its filesystem.
+func (c *Client) ContainerExport(ctx context.Context, id string) (io.ReadCloser, error) {
+	resp, err := c.Do(ctx, http.MethodGet, "/containers/"+id+"/export", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // ContainerRemove is DELETE /containers/{id}.
 func (c *Client) ContainerRemove(ctx context.Context, id string, force, volumes bool) error {
 	resp, err := c.Do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {fmt.Sprint(force)}, "v": {fmt.Sprint(volumes)}}, nil)

@@ -98,8 +98,44 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 		return err
 	}
 	tw := tar.NewWriter(w)
-	base := filepath.Base(filepath.Clean("/" + p))
-	err = filepath.WalkDir(host, func(hp string, d fs.DirEntry, err error) error {
+	if err := writeTree(ctx, tw, host, filepath.Base(filepath.Clean("/"+p))); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// Export writes a tar of the container's filesystem (docker export): the
+// image's layers with the container's changes, without its volumes or the
+// mounts the runtime adds (/proc, /etc/hosts...), as Docker does.
+func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status == StatusRemoving {
+		return errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be exported", c.ID))
+	}
+	// A running container's overlay stays mounted on the host side; a
+	// stopped one's is mounted for the call.
+	root := filepath.Join(m.dir(c.ID), "rootfs")
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		if root, err = m.mountRootfs(c); err != nil {
+			return err
+		}
+		defer unix.Unmount(root, unix.MNT_DETACH)
+	}
+	tw := tar.NewWriter(w)
+	if err := writeTree(ctx, tw, root, ""); err != nil {
+		return fmt.Errorf("export container %s: %w", c.ID[:12], err)
+	}
+	return tw.Close()
+}
+
+// writeTree writes host and what is below it to tw, named under base (the
+// tree's own entry is left out when base is empty). Symlinks are archived
+// as symlinks, never followed; sockets are skipped.
+func writeTree(ctx context.Context, tw *tar.Writer, host, base string) error {
+	return filepath.WalkDir(host, func(hp string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -107,6 +143,9 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 			return err
 		}
 		rel, _ := filepath.Rel(host, hp)
+		if base == "" && rel == "." {
+			return nil
+		}
 		name := filepath.Join(base, rel)
 		fi, err := os.Lstat(hp)
 		if err != nil {
@@ -136,16 +175,24 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, f)
+			// Copy what the header promised: a running container's file may
+			// grow or shrink meanwhile (a short one is padded with zeros).
+			n, err := io.CopyN(tw, f, hdr.Size)
 			f.Close()
+			if errors.Is(err, io.EOF) {
+				_, err = io.CopyN(tw, zeros{}, hdr.Size-n)
+			}
 			return err
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // ExtractTo unpacks a tar into a directory of the container (docker cp to

@@ -342,6 +342,86 @@ func TestE2EUpdate(t *testing.T) {
 	run(t, env, "docker", "rm", "-f", "flaky", "gone")
 }
 
+// docker export gives the container's filesystem: the image with the
+// container's changes (deletions included), without its volumes or the
+// runtime's mounts, running or stopped; our CLI's export writes the same.
+func TestE2EExport(t *testing.T) {
+	p, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "exp", "-v", "/vol", "busybox", "sh", "-c",
+		"echo hello > /made && mkdir /d && ln -s /etc/passwd /d/link && rm /etc/group && echo v > /vol/inside && touch /ready && sleep 100")
+	deadline := time.Now().Add(10 * time.Second)
+	for run(t, env, "docker", "exec", "exp", "test", "-e", "/ready").code != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	check := func(when, archive string) {
+		t.Helper()
+		f, err := os.Open(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		seen := map[string]*tar.Header{}
+		bodies := map[string]string{}
+		tr := tar.NewReader(f)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: reading the export: %v", when, err)
+			}
+			seen[h.Name] = h
+			if h.Typeflag == tar.TypeReg && h.Size < 1024 {
+				b, _ := io.ReadAll(tr)
+				bodies[h.Name] = string(b)
+			}
+			if strings.Contains(h.Name, ".wh.") || strings.HasPrefix(h.Name, "/") || strings.Contains(h.Name, "..") {
+				t.Errorf("%s: entry %q", when, h.Name)
+			}
+		}
+		if bodies["made"] != "hello\n" {
+			t.Errorf("%s: /made is %q", when, bodies["made"])
+		}
+		if h := seen["d/link"]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "/etc/passwd" {
+			t.Errorf("%s: d/link is %+v", when, h)
+		}
+		if h := seen["bin/busybox"]; h == nil || h.Mode&0o111 == 0 {
+			t.Errorf("%s: bin/busybox from the image is %+v", when, h)
+		}
+		for _, gone := range []string{"etc/group", "vol/inside", "proc/1/"} {
+			if seen[gone] != nil {
+				t.Errorf("%s: %s is in the export", when, gone)
+			}
+		}
+		if seen["etc/passwd"] == nil {
+			t.Errorf("%s: etc/passwd from the image is missing", when)
+		}
+	}
+	running := filepath.Join(p.dir, "running.tar")
+	if r := run(t, env, "docker", "export", "-o", running, "exp"); r.code != 0 {
+		t.Fatalf("docker export of a running container: %d %q", r.code, r.stderr)
+	}
+	check("running", running)
+	run(t, env, "docker", "stop", "-t", "1", "exp")
+	stopped := filepath.Join(p.dir, "stopped.tar")
+	if r := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "export", "-o", stopped, "exp"); r.code != 0 {
+		t.Fatalf("balena-engine export of a stopped container: %d %q", r.code, r.stderr)
+	}
+	check("stopped", stopped)
+	// The export's mount is gone again, and the container starts.
+	if r := run(t, env, "docker", "start", "exp"); r.code != 0 {
+		t.Errorf("start after export: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "export", "-o", filepath.Join(p.dir, "x.tar"), "nosuch"); r.code == 0 || !strings.Contains(r.stderr, "No such container") {
+		t.Errorf("export of no container: %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "x.tar")); err == nil {
+		t.Error("a failed export left a file")
+	}
+	run(t, env, "docker", "rm", "-f", "exp")
+}
+
 func TestE2EExec(t *testing.T) {
 	p, _, env := withBusybox(t)
 	bin := engineBin(t)
