@@ -34,7 +34,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		KernelVersion: s.cfg.KernelVersion, OperatingSystem: osName(), OSType: runtime.GOOS,
 		Architecture: machine(), IndexServerAddress: "https://index.docker.io/v1/", NCPU: runtime.NumCPU(),
 		MemTotal: memTotal(), DockerRootDir: s.cfg.DataRoot, ServerVersion: s.cfg.Version.Version,
-		DefaultRuntime: "runc", LiveRestoreEnabled: true, Isolation: "",
+		DefaultRuntime: "runc", LiveRestoreEnabled: true, Isolation: "", InitBinary: "docker-init (balena-engine)",
 		Runtimes: map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "balena-engine (libcontainer, in-process)"}}},
 		Swarm:    swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 		Plugins:  system.PluginsInfo{Log: []string{"json-file"}},

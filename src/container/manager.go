@@ -158,9 +158,6 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if err != nil {
 		return nil, nil, err
 	}
-	if host.Init != nil && *host.Init {
-		return nil, nil, errdefs.NotImplemented(errors.New("--init is not implemented yet"))
-	}
 	if host.LogConfig.Type != "" && host.LogConfig.Type != "json-file" {
 		return nil, nil, errdefs.NotImplemented(fmt.Errorf("log driver %q is not implemented yet (only json-file)", host.LogConfig.Type))
 	}
@@ -414,7 +411,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts})
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: m.rt.Binary()})
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,13 @@ type SpecInput struct {
 	// Volumes are mounts the engine resolved from volume names; the
 	// host config given has no volume entries left.
 	Volumes []specs.Mount
+	// InitPath is the host path of the executable bound at
+	// /sbin/docker-init for --init (the engine's own binary).
+	InitPath string
 }
+
+// InitDest is where --init's executable appears in a container.
+const InitDest = "/sbin/docker-init"
 
 // Process is the command a container runs, resolved against its image.
 type Process struct {
@@ -255,6 +261,12 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	}
 	if err := setResources(s, host); err != nil {
 		return nil, err
+	}
+	if host.Init != nil && *host.Init {
+		// The init runs the command as its child: "docker-init -- CMD".
+		s.Process.Args = append([]string{InitDest, "--"}, s.Process.Args...)
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitDest, Type: "bind", Source: in.InitPath,
+			Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}
 	if err := setDevices(s, host); err != nil {
 		return nil, err

@@ -235,3 +235,29 @@ func TestResolveUserStaysInRoot(t *testing.T) {
 		t.Error("user resolved through a symlink to the host's /etc/passwd")
 	}
 }
+
+func TestSpecInit(t *testing.T) {
+	yes := true
+	cfg := containertypes.Config{Cmd: []string{"sleep", "9"}}
+	host := containertypes.HostConfig{NetworkMode: "none", Init: &yes}
+	s, err := Spec(SpecInput{ID: "0123456789abcdef0123", Config: &cfg, Host: &host, Image: testImage(), Rootfs: rootfs(t), InitPath: "/usr/bin/balena-engine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{InitDest, "--", "sleep", "9"}; !reflect.DeepEqual(s.Process.Args, want) {
+		t.Errorf("args %q, want %q", s.Process.Args, want)
+	}
+	var found bool
+	for _, m := range s.Mounts {
+		if m.Destination == InitDest {
+			found = m.Source == "/usr/bin/balena-engine" && slices.Contains(m.Options, "ro")
+		}
+	}
+	if !found {
+		t.Errorf("no read-only bind of the engine at %s: %+v", InitDest, s.Mounts)
+	}
+	s, _ = spec(t, cfg, containertypes.HostConfig{})
+	if s.Process.Args[0] != "sleep" {
+		t.Errorf("without --init: %q", s.Process.Args)
+	}
+}

@@ -41,6 +41,10 @@ func newClient(root, binary string) *Client {
 	return &Client{root: root, binary: binary, http: &http.Client{Transport: tr}}
 }
 
+// Binary is the engine's executable, which also serves as a container's
+// docker-init.
+func (c *Client) Binary() string { return c.binary }
+
 // Connect returns a client for the monitor whose state is in root, and
 // whether a monitor is there now. A monitor that answers is kept: that is
 // how containers live through a daemon restart. None is started here: the

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -146,7 +147,6 @@ func TestE2EContainerBadInput(t *testing.T) {
 		{[]string{"run", "--network", "none", "--cap-add", "FLYING", "busybox", "true"}, 125, "invalid capability"},
 		{[]string{"run", "busybox", "true"}, 125, "bridge networking is its own issue"},
 		{[]string{"run", "--network", "none", "-u", "ghost", "busybox", "true"}, 125, "unable to find user ghost"},
-		{[]string{"run", "--network", "none", "--init", "busybox", "true"}, 125, "--init is not implemented yet"},
 		{[]string{"run", "--network", "none", "--log-opt", "compress=true", "busybox", "true"}, 125, "compress is not implemented yet"},
 		{[]string{"run", "--network", "none", "--restart", "sometimes", "busybox", "true"}, 125, "invalid restart policy"},
 	}
@@ -422,6 +422,31 @@ func TestE2EExport(t *testing.T) {
 	run(t, env, "docker", "rm", "-f", "exp")
 }
 
+// --init puts the engine's own docker-init at PID 1: the command runs under
+// it, gets the signals (so docker stop ends a sleep with SIGTERM rather than
+// after the timeout with SIGKILL), its status comes back, orphans are reaped.
+func TestE2EInit(t *testing.T) {
+	_, _, env := withBusybox(t)
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "--init", "busybox", "sh", "-c", `tr "\0" " " < /proc/1/cmdline`)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != `/sbin/docker-init -- sh -c tr "\0" " " < /proc/1/cmdline` {
+		t.Errorf("PID 1 with --init: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "--init", "busybox", "sh", "-c", "exit 5"); r.code != 5 {
+		t.Errorf("exit status through the init: %d %q", r.code, r.stderr)
+	}
+	r = run(t, env, "docker", "run", "--rm", "--network", "none", "--init", "busybox", "sh", "-c",
+		`(sleep 0.1 &); sleep 0.6; cat /proc/[0-9]*/stat | grep -c ") Z " || true`)
+	if strings.TrimSpace(r.stdout) != "0" {
+		t.Errorf("zombies under the init: %q %q", r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--init", "--name", "initd", "busybox", "sleep", "100")
+	run(t, env, "docker", "stop", "-t", "20", "initd")
+	if got := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.ExitCode}}", "initd").stdout); got != "143" {
+		t.Errorf("docker stop of sleep under the init: exit %s, want 143 (SIGTERM reached it)", got)
+	}
+	run(t, env, "docker", "rm", "-f", "initd")
+}
+
 func TestE2EExec(t *testing.T) {
 	p, _, env := withBusybox(t)
 	bin := engineBin(t)
@@ -625,6 +650,11 @@ func TestE2ETerminalAndStdin(t *testing.T) {
 	out := runInPty(t, env, []string{"echo typed-$((6*7))", "tty", "exit"}, "run", "-it", "--rm", "--network", "none", "busybox", "sh")
 	if !strings.Contains(out, "typed-42") || !strings.Contains(out, "/dev/pts/0") {
 		t.Errorf("docker run -it: %q", out)
+	}
+	// Under --init the shell gets the terminal's foreground.
+	out = runInPty(t, env, []string{"echo fg-$((6*7)) $(cat /proc/self/stat | cut -d' ' -f5,8 | tr ' ' -)", "exit 4"}, "run", "-it", "--rm", "--network", "none", "--init", "busybox", "sh")
+	if m := regexp.MustCompile(`fg-42 (\d+)-(\d+)`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
+		t.Errorf("docker run -it --init: the command's process group is not the terminal's foreground: %q", out)
 	}
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "host1", "busybox", "sleep", "1000")
 	out = runInPty(t, env, []string{"tty; exit 3"}, "exec", "-it", "host1", "sh")

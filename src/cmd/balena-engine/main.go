@@ -6,6 +6,7 @@
 //	balenad, balena-engine-daemon  the daemon
 //	<any name> init                libcontainer's container init (hidden; see init.go)
 //	<any name> __monitor           the container monitor (hidden; see src/runtime)
+//	docker-init                    PID 1 of a container run with --init (src/initproc)
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/cli"
 	"github.com/balena-os/balena-engine/src/daemon"
+	"github.com/balena-os/balena-engine/src/initproc"
 	"github.com/balena-os/balena-engine/src/runtime"
 )
 
@@ -28,6 +30,8 @@ func main() {
 		os.Exit(daemon.Main(args, os.Stdout, os.Stderr))
 	case roleMonitor:
 		os.Exit(runtime.MonitorMain(args))
+	case roleInit:
+		os.Exit(initproc.Main(args, os.Stderr))
 	default:
 		os.Exit(cli.Main(args, os.Stdout, os.Stderr))
 	}

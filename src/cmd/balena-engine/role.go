@@ -15,6 +15,7 @@ const (
 	roleClient role = iota
 	roleDaemon
 	roleMonitor
+	roleInit
 )
 
 // Names the executable may be installed or linked under.
@@ -23,6 +24,7 @@ var names = map[string]role{
 	"balena":               roleClient,
 	"balenad":              roleDaemon,
 	"balena-engine-daemon": roleDaemon,
+	"docker-init":          roleInit, // bind-mounted into containers run with --init
 }
 
 // selectRole decides the role from argv and returns the arguments for it.
@@ -43,6 +45,9 @@ func selectRole(argv []string) (role, []string, error) {
 		return 0, nil, fmt.Errorf("unknown role %q: install or link the binary as one of %s", name, strings.Join(known, ", "))
 	}
 	args := argv[1:]
+	if r == roleInit {
+		return r, args, nil // whatever follows is the container's command
+	}
 	if len(args) > 0 && args[0] == runtime.MonitorArg {
 		return roleMonitor, args[1:], nil
 	}

@@ -26,6 +26,8 @@ func TestSelectRole(t *testing.T) {
 		{argv: []string{"balenad", "daemon"}, role: roleDaemon, args: []string{"daemon"}},
 		{argv: []string{"balena-engine", "__monitor", "--root", "/run/x"}, role: roleMonitor, args: []string{"--root", "/run/x"}},
 		{argv: []string{"balenad", "__monitor"}, role: roleMonitor, args: []string{}},
+		{argv: []string{"/sbin/docker-init", "--", "daemon"}, role: roleInit, args: []string{"--", "daemon"}},
+		{argv: []string{"docker-init", "__monitor"}, role: roleInit, args: []string{"__monitor"}},
 		{argv: []string{"/usr/local/bin/dockerd"}, errMatch: `unknown role "dockerd"`},
 		{argv: []string{"balena-engine.new"}, errMatch: "unknown role"},
 		{argv: nil, errMatch: "without argv[0]"},
