@@ -202,7 +202,7 @@ func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, 1<<20, &u); err != nil {
 		return err
 	}
-	warnings, err := s.cfg.Containers.Update(r.PathValue("id"), &u)
+	warnings, err := s.cfg.Containers.Update(r.Context(), r.PathValue("id"), &u)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func init() {
 		"logs":      {"Fetch the logs of a container", runLogs},
 		"wait":      {"Block until one or more containers stop, then print their exit codes", runWait},
 		"rename":    {"Rename a container", runRename},
-		"update":    {"Update the restart policy of one or more containers", runUpdate},
+		"update":    {"Update configuration of one or more containers", runUpdate},
 		"export":    {"Export a container's filesystem as a tar archive", runExport},
 		"container": {"Manage containers", runContainer},
 		"volume":    {"Manage volumes", runVolume},

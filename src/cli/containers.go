@@ -23,18 +23,72 @@ import (
 // runFlags are the flags of "run" and "create".
 type runFlags struct {
 	name, user, workdir, hostname, network, entrypoint, stopSignal, logDriver, restart string
-	memory, memorySwap, shmSize, cpus                                                  string
+	shmSize                                                                            string
 	healthCmd                                                                          string
 	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
 	healthRetries                                                                      int
 	noHealthcheck                                                                      bool
 	env, envFile, volumes, mounts, labels, capAdd, capDrop, devices, deviceRules       []string
 	securityOpts, tmpfs, ulimits, sysctls, groupAdd, addHosts, logOpts                 []string
-	cpuShares, blkioWeight                                                             int64
 	stopTimeout                                                                        int
-	pidsLimit                                                                          int64
-	cpusetCpus, cpusetMems                                                             string
 	privileged, readOnly, rm, detach, interactive, tty, init                           bool
+	resourceFlags
+}
+
+// resourceFlags are the cgroup limits "run", "create" and "update" share.
+type resourceFlags struct {
+	memory, memorySwap, cpus, cpusetCpus, cpusetMems string
+	cpuShares, blkioWeight, pidsLimit                int64
+}
+
+func (f *resourceFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit")
+	fs.StringVar(&f.memorySwap, "memory-swap", "", "swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+	fs.StringVar(&f.cpus, "cpus", "", "number of CPUs")
+	fs.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fs.StringVar(&f.cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
+	fs.StringVar(&f.cpusetMems, "cpuset-mems", "", "MEMs in which to allow execution (0-3, 0,1)")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (set -1 for unlimited)")
+	fs.Int64Var(&f.blkioWeight, "blkio-weight", 0, "block IO (relative weight), between 10 and 1000")
+}
+
+// apply sets the limits given on the command line in r.
+func (f *resourceFlags) apply(fs *pflag.FlagSet, r *containertypes.Resources) error {
+	var err error
+	if r.Memory, err = sizeFlag("memory", f.memory); err != nil {
+		return err
+	}
+	if r.MemorySwap, err = sizeFlag("memory-swap", f.memorySwap); err != nil {
+		return err
+	}
+	if f.cpus != "" {
+		v, err := strconv.ParseFloat(f.cpus, 64)
+		if err != nil {
+			return usageError{fmt.Sprintf("invalid argument %q for \"--cpus\" flag", f.cpus)}
+		}
+		r.NanoCPUs = int64(v * 1e9)
+	}
+	r.CPUShares, r.CpusetCpus, r.CpusetMems = f.cpuShares, f.cpusetCpus, f.cpusetMems
+	r.BlkioWeight = uint16(f.blkioWeight)
+	if fs.Changed("pids-limit") {
+		r.PidsLimit = &f.pidsLimit
+	}
+	return nil
+}
+
+// sizeFlag reads a size in bytes ("64m"); "-1" is unlimited.
+func sizeFlag(flag, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if v == "-1" {
+		return -1, nil
+	}
+	n, err := units.RAMInBytes(v)
+	if err != nil {
+		return 0, usageError{fmt.Sprintf("invalid argument %q for \"--%s\" flag: %v", v, flag, err)}
+	}
+	return n, nil
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -49,15 +103,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logDriver, "log-driver", "", "logging driver for the container")
 	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "log driver options")
 	fs.StringVar(&f.restart, "restart", "no", "restart policy to apply when a container exits")
-	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit")
-	fs.StringVar(&f.memorySwap, "memory-swap", "", "swap limit equal to memory plus swap: '-1' to enable unlimited swap")
 	fs.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm")
-	fs.StringVar(&f.cpus, "cpus", "", "number of CPUs")
-	fs.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
-	fs.StringVar(&f.cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
-	fs.StringVar(&f.cpusetMems, "cpuset-mems", "", "MEMs in which to allow execution (0-3, 0,1)")
-	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (set -1 for unlimited)")
-	fs.Int64Var(&f.blkioWeight, "blkio-weight", 0, "block IO (relative weight), between 10 and 1000")
+	f.resourceFlags.register(fs)
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables")
 	fs.StringArrayVar(&f.envFile, "env-file", nil, "read in a file of environment variables")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume")
@@ -175,41 +222,13 @@ func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.Cre
 			host.Sysctls[k] = v
 		}
 	}
-	size := func(flag, v string) (int64, error) {
-		if v == "" {
-			return 0, nil
-		}
-		if v == "-1" {
-			return -1, nil
-		}
-		n, err := units.RAMInBytes(v)
-		if err != nil {
-			return 0, usageError{fmt.Sprintf("invalid argument %q for \"--%s\" flag: %v", v, flag, err)}
-		}
-		return n, nil
+	r := &host.Resources
+	if err := f.resourceFlags.apply(fs, r); err != nil {
+		return containertypes.CreateRequest{}, err
 	}
 	var err error
-	r := &host.Resources
-	if r.Memory, err = size("memory", f.memory); err != nil {
+	if host.ShmSize, err = sizeFlag("shm-size", f.shmSize); err != nil {
 		return containertypes.CreateRequest{}, err
-	}
-	if r.MemorySwap, err = size("memory-swap", f.memorySwap); err != nil {
-		return containertypes.CreateRequest{}, err
-	}
-	if host.ShmSize, err = size("shm-size", f.shmSize); err != nil {
-		return containertypes.CreateRequest{}, err
-	}
-	if f.cpus != "" {
-		v, err := strconv.ParseFloat(f.cpus, 64)
-		if err != nil {
-			return containertypes.CreateRequest{}, usageError{fmt.Sprintf("invalid argument %q for \"--cpus\" flag", f.cpus)}
-		}
-		r.NanoCPUs = int64(v * 1e9)
-	}
-	r.CPUShares, r.CpusetCpus, r.CpusetMems = f.cpuShares, f.cpusetCpus, f.cpusetMems
-	r.BlkioWeight = uint16(f.blkioWeight)
-	if fs.Changed("pids-limit") {
-		r.PidsLimit = &f.pidsLimit
 	}
 	r.DeviceCgroupRules = f.deviceRules
 	for _, d := range f.devices {
@@ -544,26 +563,34 @@ func parseRestart(v string) (containertypes.RestartPolicy, error) {
 	return p, nil
 }
 
-// runUpdate changes containers' restart policy; the engine does not
-// update resources yet, so the command has no resource flags.
+// runUpdate changes containers' cgroup limits and restart policy.
 func runUpdate(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("update", "update [OPTIONS] CONTAINER [CONTAINER...]")
 	restart := fs.String("restart", "", "restart policy to apply when a container exits")
+	var rf resourceFlags
+	rf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {
 		return usageError{`"balena-engine update" requires at least 1 argument.`}
 	}
-	if *restart == "" {
+	if fs.NFlag() == 0 {
 		return usageError{"you must provide one or more flags when using this command"}
 	}
-	p, err := parseRestart(*restart)
-	if err != nil {
+	var u containertypes.UpdateConfig
+	if err := rf.apply(fs, &u.Resources); err != nil {
 		return err
 	}
+	if *restart != "" {
+		p, err := parseRestart(*restart)
+		if err != nil {
+			return err
+		}
+		u.RestartPolicy = p
+	}
 	return eachContainer(ctx, e, fs.Args(), func(c *client.Client, id string) error {
-		warnings, err := c.ContainerUpdate(ctx, id, containertypes.UpdateConfig{RestartPolicy: p})
+		warnings, err := c.ContainerUpdate(ctx, id, u)
 		for _, w := range warnings {
 			fmt.Fprintln(e.stderr, w)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/balena-os/balena-engine/src/volume"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +41,7 @@ type Manager struct {
 	mu       sync.Mutex
 	exited   map[string]*exit       // the container's next exit
 	restarts map[string]*time.Timer // restarts waiting out their backoff
+	updateMu sync.Mutex             // one docker update at a time
 }
 
 // exit is a container's next exit: done is closed when it happens, after
@@ -781,31 +783,50 @@ func checkRestartPolicy(p containertypes.RestartPolicy) error {
 	return nil
 }
 
-// Update changes a container's restart policy, which takes effect at its
-// next exit. Changing resources (cgroup limits) is not served yet: the
-// request fails whole rather than applying part of it.
-func (m *Manager) Update(ref string, u *containertypes.UpdateConfig) ([]string, error) {
+// Update changes a container's resources and restart policy, as docker
+// update does: the resources given replace those fields, applied to the
+// running container's cgroups first and kept for its next starts; a new
+// restart policy takes effect at the next exit. Nothing is changed unless
+// all of it can be.
+func (m *Manager) Update(ctx context.Context, ref string, u *containertypes.UpdateConfig) ([]string, error) {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
 	c, err := m.records.get(ref)
 	if err != nil {
 		return nil, err
 	}
-	if !reflect.ValueOf(u.Resources).IsZero() {
-		return nil, errdefs.NotImplemented(errors.New("not implemented: balena-engine cannot update a container's resources yet (only its restart policy)"))
+	if c.State.Status == StatusRemoving {
+		return nil, errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be \"update\"", c.ID))
 	}
-	if u.RestartPolicy.Name == "" {
-		return nil, nil // nothing asked for
-	}
-	if err := checkRestartPolicy(u.RestartPolicy); err != nil {
+	res, err := mergeResources(c.HostConfig.Resources, u.Resources)
+	if err != nil {
 		return nil, err
 	}
-	if c.HostConfig.AutoRemove && u.RestartPolicy.Name != "no" {
-		return nil, errdefs.InvalidParameter(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container")) //lint:ignore ST1005 Docker's wording
+	if u.RestartPolicy.Name != "" {
+		if err := checkRestartPolicy(u.RestartPolicy); err != nil {
+			return nil, err
+		}
+		if c.HostConfig.AutoRemove && u.RestartPolicy.Name != "no" {
+			return nil, errdefs.InvalidParameter(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container")) //lint:ignore ST1005 Docker's wording
+		}
+	}
+	host := *c.HostConfig
+	host.Resources = res
+	lr := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{}}}
+	if err := setResources(lr, &host); err != nil {
+		return nil, err
+	}
+	changed := !reflect.DeepEqual(res, c.HostConfig.Resources)
+	if changed && (c.State.Status == StatusRunning || c.State.Status == StatusPaused) {
+		if err := m.rt.Update(ctx, c.ID, lr.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("Cannot update container %s: %w", c.ID, err) //lint:ignore ST1005 Docker's wording
+		}
 	}
 	c, err = m.records.update(c.ID, func(c *Container) error {
-		if c.State.Status == StatusRemoving {
-			return errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be \"update\"", c.ID))
+		c.HostConfig.Resources = res
+		if u.RestartPolicy.Name != "" {
+			c.HostConfig.RestartPolicy = u.RestartPolicy
 		}
-		c.HostConfig.RestartPolicy = u.RestartPolicy
 		return nil
 	})
 	if err != nil {

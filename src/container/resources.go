@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -203,4 +204,40 @@ func parseCgroupRule(r string) (specs.LinuxDeviceCgroup, error) {
 		return specs.LinuxDeviceCgroup{}, err
 	}
 	return specs.LinuxDeviceCgroup{Allow: true, Type: f[0], Major: a, Minor: b, Access: f[2]}, nil
+}
+
+// mergeResources lays the fields an update sets over the container's
+// resources. An update of a field the engine cannot change on a live
+// container answers 501 naming it.
+func mergeResources(cur, u containertypes.Resources) (containertypes.Resources, error) {
+	rest := u
+	set := func(dst *int64, v *int64) {
+		if *v != 0 {
+			*dst = *v
+		}
+		*v = 0
+	}
+	set(&cur.Memory, &rest.Memory)
+	set(&cur.MemorySwap, &rest.MemorySwap)
+	set(&cur.MemoryReservation, &rest.MemoryReservation)
+	set(&cur.NanoCPUs, &rest.NanoCPUs)
+	set(&cur.CPUQuota, &rest.CPUQuota)
+	set(&cur.CPUPeriod, &rest.CPUPeriod)
+	set(&cur.CPUShares, &rest.CPUShares)
+	if rest.PidsLimit != nil {
+		cur.PidsLimit, rest.PidsLimit = rest.PidsLimit, nil
+	}
+	if rest.CpusetCpus != "" {
+		cur.CpusetCpus, rest.CpusetCpus = rest.CpusetCpus, ""
+	}
+	if rest.CpusetMems != "" {
+		cur.CpusetMems, rest.CpusetMems = rest.CpusetMems, ""
+	}
+	if rest.BlkioWeight != 0 {
+		cur.BlkioWeight, rest.BlkioWeight = rest.BlkioWeight, 0
+	}
+	if !reflect.ValueOf(rest).IsZero() {
+		return cur, errdefs.NotImplemented(errors.New("not implemented: balena-engine can update memory, memory-swap, memory-reservation, cpus, cpu-quota, cpu-period, cpu-shares, cpuset-cpus, cpuset-mems, pids-limit and blkio-weight, not the other resources given"))
+	}
+	return cur, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // MonitorArg is the first argument that selects the monitor role.
@@ -179,6 +180,11 @@ func (c *Client) List(ctx context.Context) ([]State, error) {
 // Pause freezes a container's processes.
 func (c *Client) Pause(ctx context.Context, id string) error {
 	return c.call(ctx, http.MethodPost, "/pause/"+id, nil, nil)
+}
+
+// Update sets a running container's cgroup limits to res, in full.
+func (c *Client) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	return c.call(ctx, http.MethodPost, "/update/"+id, res, nil)
 }
 
 // Resume thaws a paused container.

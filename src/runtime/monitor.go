@@ -98,6 +98,7 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("GET /stats/{id}", m.handleStats)
 	mux.HandleFunc("GET /processes/{id}", m.handleProcesses)
 	mux.HandleFunc("POST /resume/{id}", m.handleFreeze(false))
+	mux.HandleFunc("POST /update/{id}", m.handleUpdate)
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -491,6 +492,36 @@ func (m *monitor) running(w http.ResponseWriter, id string) *libcontainer.Contai
 		return nil
 	}
 	return lc
+}
+
+// handleUpdate sets a running container's cgroup limits to the resources
+// given (the whole set, not a difference). Device rules stay as they were.
+func (m *monitor) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	lc := m.running(w, r.PathValue("id"))
+	if lc == nil {
+		return
+	}
+	var res specs.LinuxResources
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&res); err != nil {
+		fail(w, http.StatusBadRequest, fmt.Errorf("resources: %w", err))
+		return
+	}
+	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: r.PathValue("id"), Spec: &specs.Spec{Linux: &specs.Linux{Resources: &res}}}, nil)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	cfg := lc.Config()
+	next := *cfg.Cgroups
+	nr := *cg.Resources
+	nr.Devices, nr.SkipDevices = cfg.Cgroups.Resources.Devices, cfg.Cgroups.Resources.SkipDevices
+	next.Resources = &nr
+	cfg.Cgroups = &next
+	if err := lc.Set(cfg); err != nil {
+		fail(w, http.StatusConflict, fmt.Errorf("set the container's cgroup limits: %w", err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // handleStats answers the container's cgroup statistics.

@@ -300,8 +300,9 @@ func TestE2EUpdate(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"update", "--memory", "64m", "flaky"}, "not implemented"},
-		{[]string{"update", "--restart", "sometimes", "flaky"}, "invalid restart policy"},
+		{[]string{"update", "--cpu-rt-runtime", "1000", "--memory", "64m", "flaky"}, "not implemented"},
+		{[]string{"update", "--memory", "1m", "flaky"}, "Minimum memory limit allowed is 6MB"},
+		{[]string{"update", "--memory", "64m", "--restart", "sometimes", "flaky"}, "invalid restart policy"},
 		{[]string{"update", "--restart", "always", "nosuch"}, "No such container"},
 	} {
 		r := run(t, env, "docker", c.args...)
@@ -335,6 +336,41 @@ func TestE2EUpdate(t *testing.T) {
 	if got := inspect("flaky", "{{.HostConfig.RestartPolicy.Name}}"); got != "unless-stopped" {
 		t.Errorf("restart policy after our client's update: %q", got)
 	}
+	// Resources: applied to the running container's cgroup, kept in its
+	// record, and still there after a restart.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "limited", "--memory", "32m", "--cpu-shares", "512", "busybox", "sleep", "100")
+	id := inspect("limited", "{{.Id}}")
+	limit := func() string {
+		for _, f := range []string{"/sys/fs/cgroup/memory/balena-engine/" + id + "/memory.limit_in_bytes", "/sys/fs/cgroup/balena-engine/" + id + "/memory.max"} {
+			if b, err := os.ReadFile(f); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		return "no cgroup file"
+	}
+	if got := limit(); got != "33554432" {
+		t.Fatalf("memory limit at start: %s", got)
+	}
+	if r := run(t, env, "docker", "update", "--memory", "64m", "--pids-limit", "50", "limited"); r.code != 0 {
+		t.Fatalf("docker update --memory: %d %q", r.code, r.stderr)
+	}
+	if got := limit(); got != "67108864" {
+		t.Errorf("memory limit after update: %s", got)
+	}
+	if got := inspect("limited", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}}"); got != "67108864 50 512" {
+		t.Errorf("record after update: %q (cpu shares must stay)", got)
+	}
+	if r := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "update", "-m", "48m", "limited"); r.code != 0 {
+		t.Errorf("balena-engine update -m: %d %q", r.code, r.stderr)
+	}
+	if got := limit(); got != "50331648" {
+		t.Errorf("memory limit after our client's update: %s", got)
+	}
+	run(t, env, "docker", "restart", "-t", "1", "limited")
+	if got := limit(); got != "50331648" {
+		t.Errorf("memory limit after restart: %s", got)
+	}
+	run(t, env, "docker", "rm", "-f", "limited")
 	run(t, env, "docker", "run", "-d", "--rm", "--network", "none", "--name", "gone", "busybox", "sleep", "100")
 	if r := run(t, env, "docker", "update", "--restart", "always", "gone"); r.code == 0 || !strings.Contains(r.stderr, "AutoRemove") {
 		t.Errorf("update --restart always on an --rm container: %d %q", r.code, r.stderr)
