@@ -47,6 +47,13 @@ func (s *Server) registerContainers() {
 	s.handle("GET /containers/{id}/archive", s.archiveGet)
 	s.handle("PUT /containers/{id}/archive", s.archivePut)
 	s.handle("GET /containers/{id}/export", s.containerExport)
+	s.handle("GET /containers/{id}/changes", func(w http.ResponseWriter, r *http.Request) error {
+		ch, err := s.cfg.Containers.Changes(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, ch)
+	})
 	s.handle("POST /containers/{id}/resize", func(w http.ResponseWriter, r *http.Request) error {
 		h, wd, err := termSize(r)
 		if err != nil {

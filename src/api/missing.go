@@ -19,7 +19,7 @@ var notYet = []string{
 
 // containerOpsNotYet are the container operations not served yet.
 var containerOpsNotYet = map[string]bool{
-	"changes": true, "ws": true,
+	"ws": true,
 }
 
 // leftOut lists the areas balena-engine leaves out on purpose, with the

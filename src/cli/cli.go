@@ -69,6 +69,7 @@ func init() {
 		"rename":    {"Rename a container", runRename},
 		"update":    {"Update configuration of one or more containers", runUpdate},
 		"export":    {"Export a container's filesystem as a tar archive", runExport},
+		"diff":      {"Inspect changes to files or directories on a container's filesystem", runDiff},
 		"container": {"Manage containers", runContainer},
 		"volume":    {"Manage volumes", runVolume},
 		"exec":      {"Execute a command in a running container", runExec},
@@ -165,6 +166,22 @@ func (e *env) connect() (*client.Client, error) {
 
 // flags returns a FlagSet for a command whose errors become usage errors
 // and whose --help prints the command's usage.
+// parseConnect parses a command's flags, checks that exactly n arguments
+// follow them, and connects to the daemon.
+func (e *env) parseConnect(fs *pflag.FlagSet, args []string, n int) (*client.Client, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != n {
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		return nil, usageError{fmt.Sprintf(`"balena-engine %s" requires exactly %d argument%s.`, fs.Name(), n, plural)}
+	}
+	return e.connect()
+}
+
 func (e *env) flags(name, usage string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -549,6 +549,22 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	})
 }
 
+func runDiff(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("diff", "diff CONTAINER")
+	c, err := e.parseConnect(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	changes, err := c.ContainerChanges(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	for _, ch := range changes {
+		fmt.Fprintf(e.stdout, "%s %s\n", ch.Kind, ch.Path)
+	}
+	return nil
+}
+
 // parseRestart reads a --restart value: NAME or NAME:MAX-RETRIES.
 func parseRestart(v string) (containertypes.RestartPolicy, error) {
 	name, max, _ := strings.Cut(v, ":")
@@ -600,13 +616,7 @@ func runUpdate(ctx context.Context, e *env, args []string) error {
 
 func runRename(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("rename", "rename CONTAINER NEW_NAME")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usageError{`"balena-engine rename" requires exactly 2 arguments.`}
-	}
-	c, err := e.connect()
+	c, err := e.parseConnect(fs, args, 2)
 	if err != nil {
 		return err
 	}
@@ -762,7 +772,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
 	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
 	"pause": runSimple("pause"), "unpause": runSimple("unpause"), "update": runUpdate,
-	"export": runExport,
+	"export": runExport, "diff": runDiff,
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {

@@ -314,13 +314,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
 	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
 	format := fs.String("format", "", "format output using a Go template")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{`"balena-engine history" requires exactly 1 argument.`}
-	}
-	c, err := e.connect()
+	c, err := e.parseConnect(fs, args, 1)
 	if err != nil {
 		return err
 	}

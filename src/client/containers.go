@@ -68,6 +68,12 @@ func (c *Client) ContainerExport(ctx context.Context, id string) (io.ReadCloser,
 	return resp.Body, nil
 }
 
+// ContainerChanges is GET /containers/{id}/changes (docker diff).
+func (c *Client) ContainerChanges(ctx context.Context, id string) ([]containertypes.FilesystemChange, error) {
+	var out []containertypes.FilesystemChange
+	return out, c.getJSON(ctx, "/containers/"+id+"/changes", nil, &out)
+}
+
 // ContainerRemove is DELETE /containers/{id}.
 func (c *Client) ContainerRemove(ctx context.Context, id string, force, volumes bool) error {
 	resp, err := c.Do(ctx, http.MethodDelete, "/containers/"+id, url.Values{"force": {fmt.Sprint(force)}, "v": {fmt.Sprint(volumes)}}, nil)

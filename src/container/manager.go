@@ -286,20 +286,29 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// mountRootfs mounts the container's overlay: the image's layers, top
-// first, under the container's own upper directory.
-func (m *Manager) mountRootfs(c *Container) (string, error) {
+// lowerDirs are the directories of the container's image layers, top first.
+func (m *Manager) lowerDirs(c *Container) ([]string, error) {
 	img, err := m.images.Get(c.Image.String())
 	if err != nil {
-		return "", fmt.Errorf("image of container %s: %w", c.ID, err)
+		return nil, fmt.Errorf("image of container %s: %w", c.ID, err)
 	}
 	var lower []string
 	for i := len(img.ChainIDs) - 1; i >= 0; i-- {
 		l, err := m.images.Layer(img.ChainIDs[i])
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		lower = append(lower, l.Dir())
+	}
+	return lower, nil
+}
+
+// mountRootfs mounts the container's overlay: the image's layers, top
+// first, under the container's own upper directory.
+func (m *Manager) mountRootfs(c *Container) (string, error) {
+	lower, err := m.lowerDirs(c)
+	if err != nil {
+		return "", err
 	}
 	dir := m.dir(c.ID)
 	target := filepath.Join(dir, "rootfs")

@@ -439,6 +439,25 @@ func TestE2EExport(t *testing.T) {
 		t.Fatalf("docker export of a running container: %d %q", r.code, r.stderr)
 	}
 	check("running", running)
+	// docker diff of the same changes: the runtime's mountpoints are not
+	// among them.
+	r := run(t, env, "docker", "diff", "exp")
+	t.Logf("docker diff:\n%s", r.stdout)
+	for _, want := range []string{"A /made\n", "A /d\n", "A /d/link\n", "C /etc\n", "D /etc/group\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("docker diff: %q lacks %q", r.stdout, want)
+		}
+	}
+	for _, not := range []string{" /proc", " /dev", " /sys", "/etc/hosts", "/etc/resolv.conf", "/etc/passwd"} {
+		if strings.Contains(r.stdout, not) {
+			t.Errorf("docker diff: %q lists %q", r.stdout, not)
+		}
+	}
+	run(t, env, "docker", "run", "--network", "none", "--name", "clean", "busybox", "true")
+	if r := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "diff", "clean"); r.code != 0 || r.stdout != "" {
+		t.Errorf("diff of a container that changed nothing: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "rm", "clean")
 	run(t, env, "docker", "stop", "-t", "1", "exp")
 	stopped := filepath.Join(p.dir, "stopped.tar")
 	if r := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "export", "-o", stopped, "exp"); r.code != 0 {
