@@ -28,11 +28,37 @@ func (m *Manager) rootFor(c *Container) (root string, release func(), err error)
 	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
 		return "/proc/" + strconv.Itoa(c.State.Pid) + "/root", func() {}, nil
 	}
-	rootfs, err := m.mountRootfs(c)
+	rootfs, running, release, err := m.mountStopped(c.ID)
 	if err != nil {
 		return "", nil, err
 	}
-	return rootfs, func() { unix.Unmount(rootfs, unix.MNT_DETACH) }, nil
+	if running != nil { // it started meanwhile
+		return "/proc/" + strconv.Itoa(running.State.Pid) + "/root", func() {}, nil
+	}
+	return rootfs, release, nil
+}
+
+// mountStopped mounts a stopped container's overlay for a call, holding its
+// filesystem lock until release, so that a start waits rather than mounting
+// the same upper directory twice. A container found running by then is
+// returned instead, with nothing mounted or held.
+func (m *Manager) mountStopped(id string) (rootfs string, running *Container, release func(), err error) {
+	unlock := m.fsLock(id)
+	c, err := m.records.get(id)
+	if err != nil {
+		unlock()
+		return "", nil, nil, err
+	}
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		unlock()
+		return "", c, nil, nil
+	}
+	rootfs, err = m.mountRootfs(c)
+	if err != nil {
+		unlock()
+		return "", nil, nil, err
+	}
+	return rootfs, nil, func() { unix.Unmount(rootfs, unix.MNT_DETACH); unlock() }, nil
 }
 
 // resolve returns the host path of a container path, symlinks resolved
@@ -119,10 +145,14 @@ func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
 	// stopped one's is mounted for the call.
 	root := filepath.Join(m.dir(c.ID), "rootfs")
 	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
-		if root, err = m.mountRootfs(c); err != nil {
+		mounted, running, release, err := m.mountStopped(c.ID)
+		if err != nil {
 			return err
 		}
-		defer unix.Unmount(root, unix.MNT_DETACH)
+		if running == nil {
+			root = mounted
+			defer release()
+		}
 	}
 	tw := tar.NewWriter(w)
 	if err := writeTree(ctx, tw, root, ""); err != nil {

@@ -42,6 +42,17 @@ type Manager struct {
 	exited   map[string]*exit       // the container's next exit
 	restarts map[string]*time.Timer // restarts waiting out their backoff
 	updateMu sync.Mutex             // one docker update at a time
+	fsLocks  sync.Map               // container ID → *sync.Mutex, see fsLock
+}
+
+// fsLock serialises what mounts a container's overlay: a start, and docker
+// cp or export of a stopped container, which mount it for the call; two
+// overlays on one upper directory are undefined. It returns the unlock.
+func (m *Manager) fsLock(id string) func() {
+	v, _ := m.fsLocks.LoadOrStore(id, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // exit is a container's next exit: done is closed when it happens, after
@@ -376,6 +387,11 @@ func (m *Manager) nextExit(id string) *exit {
 func (m *Manager) Start(ctx context.Context, ref string) error {
 	c, err := m.records.get(ref)
 	if err != nil {
+		return err
+	}
+	unlock := m.fsLock(c.ID)
+	defer unlock()
+	if c, err = m.records.get(c.ID); err != nil { // as it is now, under the lock
 		return err
 	}
 	if c.State.Status == StatusRunning {
@@ -742,11 +758,15 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 		}
 	}
 	m.rt.Forget(ctx, c.ID)
+	unlock := m.fsLock(c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
 	if err := m.records.remove(c.ID); err != nil {
+		unlock()
 		return err
 	}
 	os.RemoveAll(m.dir(c.ID))
+	unlock()
+	m.fsLocks.Delete(c.ID)
 	if (len(removeVolumes) > 0 && removeVolumes[0]) || c.HostConfig.AutoRemove {
 		for _, v := range c.Volumes {
 			if v.Anonymous && len(m.VolumeUsers(v.Name)) == 0 {

@@ -384,7 +384,7 @@ func TestE2EUpdate(t *testing.T) {
 func TestE2EExport(t *testing.T) {
 	p, _, env := withBusybox(t)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "exp", "-v", "/vol", "busybox", "sh", "-c",
-		"echo hello > /made && mkdir /d && ln -s /etc/passwd /d/link && rm /etc/group && echo v > /vol/inside && touch /ready && sleep 100")
+		"echo hello > /made && mkdir -p /d && ln -sf /etc/passwd /d/link && rm -f /etc/group && echo v > /vol/inside && touch /ready && sleep 100")
 	deadline := time.Now().Add(10 * time.Second)
 	for run(t, env, "docker", "exec", "exp", "test", "-e", "/ready").code != 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -467,6 +467,29 @@ func TestE2EExport(t *testing.T) {
 	// The export's mount is gone again, and the container starts.
 	if r := run(t, env, "docker", "start", "exp"); r.code != 0 {
 		t.Errorf("start after export: %d %q", r.code, r.stderr)
+	}
+	// Export and start at once: the start waits for the export's mount,
+	// so the container gets its whole filesystem and the tar is whole.
+	for i := 0; i < 5; i++ {
+		run(t, env, "docker", "stop", "-t", "0", "exp")
+		out := filepath.Join(p.dir, fmt.Sprintf("race%d.tar", i))
+		done := make(chan result, 1)
+		go func() { done <- run(t, env, "docker", "export", "-o", out, "exp") }()
+		started := run(t, env, "docker", "start", "exp")
+		if r := <-done; r.code != 0 {
+			t.Errorf("export racing a start: %d %q", r.code, r.stderr)
+		}
+		if started.code != 0 {
+			t.Errorf("start racing an export: %d %q", started.code, started.stderr)
+		}
+		if r := run(t, env, "docker", "exec", "exp", "cat", "/made"); r.stdout != "hello\n" {
+			t.Errorf("after a start that raced an export, /made is %q (%q)", r.stdout, r.stderr)
+		}
+		// Whole, and with the image in it (the container's own script may
+		// be rewriting its files meanwhile, so those are not compared).
+		if r := run(t, nil, "tar", "-tf", out); r.code != 0 || !strings.Contains(r.stdout, "bin/busybox\n") {
+			t.Errorf("race %d: export is not a whole tar of the image: %d %q", i, r.code, r.stderr)
+		}
 	}
 	if r := run(t, env, "docker", "export", "-o", filepath.Join(p.dir, "x.tar"), "nosuch"); r.code == 0 || !strings.Contains(r.stderr, "No such container") {
 		t.Errorf("export of no container: %d %q", r.code, r.stderr)
