@@ -522,8 +522,8 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		opts.Since = since
 	}
 	// Follow until the container exits, whether or not it has started yet.
-	_, maxFile, _ := containerLogLimits(c)
-	logs.Read(ctx, c.LogPath, maxFile, opts, exited, func(e logs.Entry) error {
+	lo, _ := container.LogLimits(c.HostConfig.LogConfig.Config)
+	logs.Read(ctx, c.LogPath, lo.MaxFile, opts, exited, func(e logs.Entry) error {
 		if (e.Stream == "stdout" && !stdout) || (e.Stream == "stderr" && !stderr) {
 			return nil
 		}
@@ -533,10 +533,6 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		return mw.frame(streamID(e.Stream), []byte(e.Log))
 	})
 	return nil
-}
-
-func containerLogLimits(c *container.Container) (int64, int, error) {
-	return container.LogLimits(c.HostConfig.LogConfig.Config)
 }
 
 // hijackStream takes the connection over for a multiplexed stream, as

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,7 +175,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if host.LogConfig.Type != "" && host.LogConfig.Type != "json-file" {
 		return nil, nil, errdefs.NotImplemented(fmt.Errorf("log driver %q is not implemented yet (only json-file)", host.LogConfig.Type))
 	}
-	if _, _, err := LogLimits(host.LogConfig.Config); err != nil {
+	if _, err := LogLimits(host.LogConfig.Config); err != nil {
 		return nil, nil, err
 	}
 	if err := checkRestartPolicy(host.RestartPolicy); err != nil {
@@ -248,33 +249,46 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	return c, warnings, nil
 }
 
-// LogLimits reads the json-file options max-size and max-file.
-func LogLimits(opts map[string]string) (int64, int, error) {
-	var size int64
-	files := 1
+// LogOptions are a container's json-file options.
+type LogOptions struct {
+	MaxSize  int64 // bytes per file; 0: no rotation
+	MaxFile  int   // files kept, the current one included
+	Compress bool  // gzip the rotated files
+}
+
+// LogLimits reads the json-file options max-size, max-file and compress.
+func LogLimits(opts map[string]string) (LogOptions, error) {
+	lo := LogOptions{MaxFile: 1}
 	if s := opts["max-size"]; s != "" {
 		n, err := parseSize(s)
 		if err != nil || n <= 0 {
-			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-size %q", s))
+			return lo, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-size %q", s))
 		}
-		size = n
+		lo.MaxSize = n
 	}
 	if s := opts["max-file"]; s != "" {
 		var n int
 		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-file %q", s))
+			return lo, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-file %q", s))
 		}
-		files = n
+		lo.MaxFile = n
+	}
+	if s, ok := opts["compress"]; ok {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return lo, errdefs.InvalidParameter(fmt.Errorf("invalid log option compress %q: %w", s, err))
+		}
+		if b && lo.MaxFile < 2 {
+			return lo, errdefs.InvalidParameter(errors.New("compress cannot be true when max-file is less than 2"))
+		}
+		lo.Compress = b
 	}
 	for k := range opts {
-		if k == "compress" && opts[k] != "false" {
-			return 0, 0, errdefs.NotImplemented(errors.New("log option compress is not implemented yet"))
-		}
 		if k != "max-size" && k != "max-file" && k != "compress" {
-			return 0, 0, errdefs.InvalidParameter(fmt.Errorf("unknown log opt '%s' for json-file log driver", k))
+			return lo, errdefs.InvalidParameter(fmt.Errorf("unknown log opt '%s' for json-file log driver", k))
 		}
 	}
-	return size, files, nil
+	return lo, nil
 }
 
 func parseSize(s string) (int64, error) {
@@ -443,12 +457,12 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		return err
 	}
 	s.Linux.CgroupsPath = "/balena-engine/" + c.ID
-	maxSize, maxFile, err := LogLimits(c.HostConfig.LogConfig.Config)
+	lo, err := LogLimits(c.HostConfig.LogConfig.Config)
 	if err != nil {
 		return err
 	}
 	st, err := m.rt.Start(ctx, &runtime.StartRequest{ID: c.ID, Spec: s, Rootfs: rootfs, LogPath: c.LogPath,
-		LogMaxSize: maxSize, LogMaxFile: maxFile, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce})
+		LogMaxSize: lo.MaxSize, LogMaxFile: lo.MaxFile, LogCompress: lo.Compress, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce})
 	if err != nil {
 		m.records.update(c.ID, func(c *Container) error {
 			c.State.Error = err.Error()
@@ -876,7 +890,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, f
 	if err != nil {
 		return err
 	}
-	_, maxFile, _ := LogLimits(c.HostConfig.LogConfig.Config)
+	lo, _ := LogLimits(c.HostConfig.LogConfig.Config)
 	var stop <-chan struct{}
 	if opts.Follow {
 		if c.State.Status != StatusRunning {
@@ -885,7 +899,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, f
 			stop = m.nextExit(c.ID).done
 		}
 	}
-	return logs.Read(ctx, c.LogPath, maxFile, opts, stop, fn)
+	return logs.Read(ctx, c.LogPath, lo.MaxFile, opts, stop, fn)
 }
 
 // ExitChan is closed when the container next exits.

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // Entry is one log line.
@@ -30,12 +32,14 @@ type Writer struct {
 	path    string
 	maxSize int64 // bytes per file; 0 for no rotation
 	maxFile int   // files kept, the current one included
+	gz      bool  // rotated files are gzipped: FILE.1.gz ...
 	f       *os.File
 	size    int64
 }
 
-// NewWriter opens (appending to) the log at path.
-func NewWriter(path string, maxSize int64, maxFile int) (*Writer, error) {
+// NewWriter opens (appending to) the log at path. With compress, rotated
+// files are gzipped, as Docker's json-file does with compress=true.
+func NewWriter(path string, maxSize int64, maxFile int, compress bool) (*Writer, error) {
 	if maxFile < 1 {
 		maxFile = 1
 	}
@@ -48,7 +52,7 @@ func NewWriter(path string, maxSize int64, maxFile int) (*Writer, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Writer{path: path, maxSize: maxSize, maxFile: maxFile, f: f, size: fi.Size()}, nil
+	return &Writer{path: path, maxSize: maxSize, maxFile: maxFile, gz: compress, f: f, size: fi.Size()}, nil
 }
 
 // Write records one line of a stream ("stdout" or "stderr").
@@ -81,12 +85,20 @@ func (w *Writer) rotate() error {
 			return err
 		}
 	} else {
-		os.Remove(w.path + "." + strconv.Itoa(w.maxFile-1))
-		for i := w.maxFile - 2; i >= 1; i-- {
-			os.Rename(w.path+"."+strconv.Itoa(i), w.path+"."+strconv.Itoa(i+1))
+		// Plain and gzipped names both: compress may have been switched.
+		for _, ext := range []string{"", ".gz"} {
+			os.Remove(w.path + "." + strconv.Itoa(w.maxFile-1) + ext)
+			for i := w.maxFile - 2; i >= 1; i-- {
+				os.Rename(w.path+"."+strconv.Itoa(i)+ext, w.path+"."+strconv.Itoa(i+1)+ext)
+			}
 		}
 		if err := os.Rename(w.path, w.path+".1"); err != nil {
 			return err
+		}
+		if w.gz {
+			if err := gzipFile(w.path + ".1"); err != nil {
+				return fmt.Errorf("compress rotated log: %w", err)
+			}
 		}
 	}
 	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
@@ -96,6 +108,37 @@ func (w *Writer) rotate() error {
 	}
 	w.f, w.size = f, 0
 	return nil
+}
+
+// gzipFile replaces path by path.gz: written aside and renamed, so that a
+// reader sees one or the other, whole.
+func gzipFile(path string) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := path + ".gz.tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed) // the container waits on it
+	_, err = io.Copy(zw, in)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path+".gz")
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Remove(path)
 }
 
 // Close closes the log.
@@ -199,8 +242,17 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, stop 
 	if !opts.Follow {
 		return nil
 	}
-	// Follow: poll the file from the offset read; a file shorter than the
-	// offset (or a new inode) means it rotated, so start it from the top.
+	// Follow: poll the file from the offset read; a new inode at path
+	// means it rotated, so start that one from the top. The file followed
+	// is held open: its inode cannot be reused by the next file (which
+	// would hide a rotation, as when the rotated file is compressed and
+	// removed), and what was left in it is read from the open file.
+	hold, _ := os.Open(path)
+	defer func() {
+		if hold != nil {
+			hold.Close()
+		}
+	}()
 	ino := inode(path)
 	for {
 		es, n, err := readFile(path, off)
@@ -231,14 +283,18 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, stop 
 		case <-time.After(100 * time.Millisecond):
 		}
 		if cur := inode(path); cur != ino {
-			// Rotated: what was left in the old file is now FILE.1.
-			if es, _, err := readFile(path+".1", off); err == nil {
-				for _, e := range es {
-					if err := fn(e); err != nil {
-						return err
+			// Rotated: read what was left in the old file.
+			if hold != nil {
+				if es, _, err := readEntries(hold, path, off); err == nil {
+					for _, e := range es {
+						if err := fn(e); err != nil {
+							return err
+						}
 					}
 				}
+				hold.Close()
 			}
+			hold, _ = os.Open(path)
 			ino, off = cur, 0
 		}
 	}
@@ -254,16 +310,38 @@ func inode(path string) uint64 {
 
 // readFile reads the whole entries from offset on and returns the offset
 // after the last whole line.
+// A rotated file may have been gzipped (FILE.N.gz); offset is then in the
+// uncompressed content.
 func readFile(path string, offset int64) ([]Entry, int64, error) {
 	f, err := os.Open(path)
-	if err != nil {
+	if err == nil {
+		defer f.Close()
+		return readEntries(f, path, offset)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, offset, err
+	}
+	if f, err = os.Open(path + ".gz"); err != nil {
 		return nil, offset, err
 	}
 	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, offset, fmt.Errorf("read %s.gz: %w", path, err)
+	}
+	if _, err := io.CopyN(io.Discard, zr, offset); err != nil {
 		return nil, offset, err
 	}
-	r := bufio.NewReaderSize(f, 64<<10)
+	return decodeEntries(zr, path, offset)
+}
+
+// readEntries reads the whole entries of an open log file from offset on.
+func readEntries(f *os.File, path string, offset int64) ([]Entry, int64, error) {
+	return decodeEntries(io.NewSectionReader(f, offset, 1<<62), path, offset)
+}
+
+func decodeEntries(src io.Reader, path string, offset int64) ([]Entry, int64, error) {
+	r := bufio.NewReaderSize(src, 64<<10)
 	var out []Entry
 	for {
 		line, err := r.ReadBytes('\n')

@@ -24,8 +24,14 @@ func collect(t *testing.T, path string, maxFile int, opts ReadOptions) []string 
 }
 
 func TestWriteReadRotate(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", gz), func(t *testing.T) { testWriteReadRotate(t, gz) })
+	}
+}
+
+func testWriteReadRotate(t *testing.T, gz bool) {
 	path := filepath.Join(t.TempDir(), "c-json.log")
-	w, err := NewWriter(path, 1024, 3)
+	w, err := NewWriter(path, 1024, 3, gz)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +52,9 @@ func TestWriteReadRotate(t *testing.T) {
 	}
 	if len(files) != 3 || total > 3*1024 {
 		t.Errorf("%d files, %d bytes: rotation does not bound the log to max-size x max-file", len(files), total)
+	}
+	if zipped, _ := filepath.Glob(path + ".*.gz"); gz != (len(zipped) == 2) {
+		t.Errorf("compress=%v, gzipped rotated files: %v", gz, zipped)
 	}
 	got := collect(t, path, 3, ReadOptions{Tail: -1})
 	if got[len(got)-1] != "stderr:partial" || got[len(got)-2] != "stdout:line 199" {
@@ -69,10 +78,16 @@ func TestWriteReadRotate(t *testing.T) {
 }
 
 func TestFollowAcrossRotation(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", gz), func(t *testing.T) { testFollowAcrossRotation(t, gz) })
+	}
+}
+
+func testFollowAcrossRotation(t *testing.T, gz bool) {
 	path := filepath.Join(t.TempDir(), "c-json.log")
 	// Each file holds about 30 lines: several rotations, each slower than
 	// the reader's poll.
-	w, err := NewWriter(path, 2048, 2)
+	w, err := NewWriter(path, 2048, 2, gz)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,7 +213,7 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		lc.Destroy()
 		return err
 	}
-	lw, err := logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFile)
+	lw, err := logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFile, req.LogCompress)
 	if err != nil {
 		lc.Destroy()
 		return fmt.Errorf("open log: %w", err)

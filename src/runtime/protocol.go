@@ -24,8 +24,10 @@ type StartRequest struct {
 	LogPath    string
 	LogMaxSize int64
 	LogMaxFile int
-	OpenStdin  bool
-	StdinOnce  bool
+	// LogCompress gzips rotated log files.
+	LogCompress bool
+	OpenStdin   bool
+	StdinOnce   bool
 }
 
 // State is what the monitor knows of a container.

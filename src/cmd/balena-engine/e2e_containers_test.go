@@ -147,7 +147,7 @@ func TestE2EContainerBadInput(t *testing.T) {
 		{[]string{"run", "--network", "none", "--cap-add", "FLYING", "busybox", "true"}, 125, "invalid capability"},
 		{[]string{"run", "busybox", "true"}, 125, "bridge networking is its own issue"},
 		{[]string{"run", "--network", "none", "-u", "ghost", "busybox", "true"}, 125, "unable to find user ghost"},
-		{[]string{"run", "--network", "none", "--log-opt", "compress=true", "busybox", "true"}, 125, "compress is not implemented yet"},
+		{[]string{"run", "--network", "none", "--log-opt", "compress=true", "busybox", "true"}, 125, "compress cannot be true when max-file is less than 2"},
 		{[]string{"run", "--network", "none", "--restart", "sometimes", "busybox", "true"}, 125, "invalid restart policy"},
 	}
 	for _, c := range cases {
@@ -523,6 +523,35 @@ func TestE2EInit(t *testing.T) {
 		t.Errorf("docker stop of sleep under the init: exit %s, want 143 (SIGTERM reached it)", got)
 	}
 	run(t, env, "docker", "rm", "-f", "initd")
+}
+
+// json-file with compress=true gzips the rotated files; docker logs reads
+// through them.
+func TestE2ELogCompress(t *testing.T) {
+	_, _, env := withBusybox(t)
+	r := run(t, env, "docker", "run", "--network", "none", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
+		"--log-opt", "compress=true", "busybox", "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
+	if r.code != 0 {
+		t.Fatalf("run: %d %q", r.code, r.stderr)
+	}
+	logPath := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.LogPath}}", "chatty").stdout)
+	zipped, _ := filepath.Glob(logPath + ".*.gz")
+	if len(zipped) != 2 {
+		t.Errorf("gzipped rotated logs: %v", zipped)
+	}
+	lines := strings.Split(strings.TrimSpace(run(t, env, "docker", "logs", "chatty").stdout), "\n")
+	if len(lines) < 40 || lines[len(lines)-1] != "line-199" {
+		t.Fatalf("docker logs over compressed files: %d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	for i := 1; i < len(lines); i++ {
+		var a, b int
+		fmt.Sscanf(lines[i-1], "line-%d", &a)
+		fmt.Sscanf(lines[i], "line-%d", &b)
+		if b != a+1 {
+			t.Fatalf("gap between %q and %q", lines[i-1], lines[i])
+		}
+	}
+	run(t, env, "docker", "rm", "chatty")
 }
 
 func TestE2EExec(t *testing.T) {
