@@ -38,6 +38,11 @@ type Manager struct {
 	log     *slog.Logger
 	// Notify, when set, hears of container events.
 	Notify func(action events.Action, id string, attrs map[string]string)
+	// DefaultInit runs containers that did not say (no --init=false) with
+	// an init, as the daemon's --init does; InitPath, when set, is the
+	// executable bound in as that init instead of the engine itself.
+	DefaultInit bool
+	InitPath    string
 
 	mu       sync.Mutex
 	exited   map[string]*exit       // the container's next exit
@@ -438,6 +443,14 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	if specHost.Init == nil && m.DefaultInit {
+		yes := true
+		specHost.Init = &yes
+	}
+	initPath := m.InitPath
+	if initPath == "" {
+		initPath = m.rt.Binary()
+	}
 	mountpoints := map[string]string{}
 	for _, v := range c.Volumes {
 		vol, err := m.vols.Create(v.Name, nil, nil) // recreated if it was removed meanwhile
@@ -452,7 +465,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: m.rt.Binary()})
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath})
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,10 @@ type Config struct {
 	MaxDownloadBandwidth   string // bytes per second, with units ("2M"); "" for no limit
 	LayerSync              string // "syncfs" or "fsync"
 	PullIOPriority         string // "none", "idle", "best-effort:N"
+
+	// Containers.
+	Init     bool   // run containers with an init unless they say otherwise
+	InitPath string // the init to bind in; "" for the engine's own docker-init
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -64,6 +68,8 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.IntVar(&cfg.MaxDownloadAttempts, "max-download-attempts", 5, "tries in a row without progress before a layer download fails")
 	fs.StringVar(&cfg.MaxDownloadBandwidth, "max-download-bandwidth", "", "cap on download bandwidth for all pulls together, in bytes per second (\"512k\", \"2M\"); empty for none")
 	fs.StringVar(&cfg.PullIOPriority, "pull-io-priority", "best-effort:7", "I/O priority of layer extraction: none, idle or best-effort:0-7 (7 lowest)")
+	fs.BoolVar(&cfg.Init, "init", false, "run an init in containers to forward signals and reap processes (a container's --init=false overrides)")
+	fs.StringVar(&cfg.InitPath, "init-path", "", "path to the init bound into containers; default: the engine's own docker-init")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
@@ -212,6 +218,11 @@ func (c *Config) normalize() error {
 	}
 	if _, err := layer.ParseIOPriority(c.PullIOPriority); err != nil {
 		return err
+	}
+	if c.InitPath != "" {
+		if fi, err := os.Stat(c.InitPath); err != nil || !filepath.IsAbs(c.InitPath) || !fi.Mode().IsRegular() {
+			return fmt.Errorf("invalid init-path %q: want the absolute path of an executable file", c.InitPath)
+		}
 	}
 	if c.LayerSync != "syncfs" && c.LayerSync != "fsync" {
 		return fmt.Errorf("invalid layer-sync %q: want syncfs or fsync", c.LayerSync)

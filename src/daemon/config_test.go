@@ -52,7 +52,7 @@ func TestParseConfigFlags(t *testing.T) {
 func TestParseConfigFile(t *testing.T) {
 	p := writeFile(t, `{"hosts": ["unix:///tmp/b.sock"], "data-root": "/data/engine", "debug": true,
 		"registry-mirrors": ["http://127.0.0.1:5001"], "insecure-registries": ["10.0.0.0/8"], "max-concurrent-downloads": 1,
-		"max-download-bandwidth": "2M"}`)
+		"max-download-bandwidth": "2M", "init": true, "init-path": "/bin/sh"}`)
 	cfg, err := ParseConfig([]string{"--config-file", p, "--exec-root", "/run/x"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,8 @@ func TestParseConfigFile(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Hosts, []string{"unix:///tmp/b.sock"}) || cfg.DataRoot != "/data/engine" ||
 		cfg.ExecRoot != "/run/x" || !cfg.Debug || cfg.LogLevel != "debug" ||
 		!reflect.DeepEqual(cfg.RegistryMirrors, []string{"http://127.0.0.1:5001"}) ||
-		!reflect.DeepEqual(cfg.InsecureRegistries, []string{"10.0.0.0/8"}) || cfg.MaxConcurrentDownloads != 1 {
+		!reflect.DeepEqual(cfg.InsecureRegistries, []string{"10.0.0.0/8"}) || cfg.MaxConcurrentDownloads != 1 ||
+		!cfg.Init || cfg.InitPath != "/bin/sh" {
 		t.Errorf("file not merged: %+v", cfg)
 	}
 	if bw, err := cfg.bandwidth(); bw != 2<<20 || err != nil {
@@ -91,6 +92,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"zero downloads", []string{"--max-concurrent-downloads", "0"}, "{}", "must be at least 1"},
 		{"bad bandwidth", []string{"--max-download-bandwidth", "fast"}, "{}", `invalid max-download-bandwidth "fast"`},
 		{"bad sync", []string{"--layer-sync", "never"}, "{}", `invalid layer-sync "never"`},
+		{"missing init", []string{"--init-path", "/nonexistent/tini"}, "{}", `invalid init-path "/nonexistent/tini"`},
+		{"relative init", nil, `{"init-path": "bin/tini"}`, `invalid init-path "bin/tini"`},
 		{"bad io priority", []string{"--pull-io-priority", "urgent"}, "{}", `invalid I/O priority "urgent"`},
 		{"attempts not a number", nil, `{"max-download-attempts": "many"}`, "want a whole number"},
 		{"config-file in file", nil, `{"config-file": "/x"}`, "don't match any configuration option: config-file"},

@@ -90,6 +90,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		db.Close()
 		return nil, err
 	}
+	e.containers.DefaultInit, e.containers.InitPath = cfg.Init, cfg.InitPath
 	e.containers.Notify = func(action eventtypes.Action, id string, attrs map[string]string) {
 		e.events.Publish(eventtypes.ContainerEventType, action, id, attrs)
 	}

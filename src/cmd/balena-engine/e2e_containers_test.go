@@ -525,6 +525,23 @@ func TestE2EInit(t *testing.T) {
 	run(t, env, "docker", "rm", "-f", "initd")
 }
 
+// The daemon's --init makes it the default; a container's --init=false
+// still says no.
+func TestE2EDaemonInit(t *testing.T) {
+	_, _, env := withBusybox(t, "--init")
+	pid1 := func(args ...string) string {
+		a := append([]string{"run", "--rm", "--network", "none"}, args...)
+		a = append(a, "busybox", "sh", "-c", `tr "\0" " " < /proc/1/cmdline`)
+		return strings.TrimSpace(run(t, env, "docker", a...).stdout)
+	}
+	if got := pid1(); !strings.HasPrefix(got, "/sbin/docker-init -- sh -c") {
+		t.Errorf("PID 1 under a daemon with --init: %q", got)
+	}
+	if got := pid1("--init=false"); got == "" || strings.Contains(got, "docker-init") { // sh execs tr: PID 1 is tr
+		t.Errorf("PID 1 with --init=false: %q", got)
+	}
+}
+
 // json-file with compress=true gzips the rotated files; docker logs reads
 // through them.
 func TestE2ELogCompress(t *testing.T) {
