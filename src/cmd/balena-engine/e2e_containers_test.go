@@ -571,6 +571,34 @@ func TestE2ELogCompress(t *testing.T) {
 	run(t, env, "docker", "rm", "chatty")
 }
 
+// A container that outgrows its memory limit is killed by the kernel and
+// says so: OOMKilled, exit 137, an "oom" event; one under its limit does not.
+func TestE2EOOM(t *testing.T) {
+	_, _, env := withBusybox(t)
+	// dd's 64 MiB block is one buffer it fills: more than 16 MiB with no swap.
+	r := run(t, env, "docker", "run", "--network", "none", "--name", "hog", "--memory", "16m", "--memory-swap", "16m",
+		"busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+	if r.code != 137 {
+		t.Errorf("docker run of a container over its memory limit: exit %d (%q), want 137", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog").stdout); got != "true 137" {
+		t.Errorf("inspect after the OOM kill: %q", got)
+	}
+	ev := run(t, env, "docker", "events", "--since", "0", "--until", fmt.Sprint(time.Now().Unix()+1), "--filter", "container=hog", "--format", "{{.Action}}")
+	if !strings.Contains(ev.stdout, "oom") {
+		t.Errorf("events of the OOM-killed container: %q", ev.stdout)
+	}
+	r = run(t, env, "docker", "run", "--network", "none", "--name", "fits", "--memory", "16m", "--memory-swap", "16m",
+		"busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=64")
+	if r.code != 0 {
+		t.Errorf("a container within its limit: exit %d (%q)", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.OOMKilled}}", "fits").stdout); got != "false" {
+		t.Errorf("OOMKilled of a container within its limit: %q", got)
+	}
+	run(t, env, "docker", "rm", "hog", "fits")
+}
+
 func TestE2EExec(t *testing.T) {
 	p, _, env := withBusybox(t)
 	bin := engineBin(t)
