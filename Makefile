@@ -112,7 +112,7 @@ run:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static; }
 	$(MAKE) build bin/busybox.tar
 	@bin/balena-engine daemon & pid=$$!; \
-	trap 'kill $$pid; wait $$pid' EXIT INT TERM; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid' EXIT INT TERM; \
 	for i in $$(seq 100); do bin/balena-engine version >/dev/null 2>&1 && break; sleep 0.1; done; \
 	bin/balena-engine load -i bin/busybox.tar && bin/balena-engine images && \
 	bin/balena-engine run --rm --network none busybox echo "hello from a balena-engine container" && \
