@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,12 +12,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
 )
@@ -103,16 +102,18 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
-	err := s.cfg.Containers.Start(r.Context(), r.PathValue("id"))
-	if errors.Is(err, container.ErrAlreadyStarted) {
+	return noContentUnless(w, s.cfg.Containers.Start(r.Context(), r.PathValue("id")), container.ErrAlreadyStarted)
+}
+
+// noContentUnless answers 204, or 304 for the error that means there was
+// nothing to do (Docker's answer to starting a running container, or
+// stopping a stopped one); other errors pass through.
+func noContentUnless(w http.ResponseWriter, err, nothingToDo error) error {
+	if errors.Is(err, nothingToDo) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, err)
 }
 
 func timeoutParam(r *http.Request) (*int, error) {
@@ -135,16 +136,7 @@ func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t)
-	if errors.Is(err, container.ErrNotRunning) {
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContentUnless(w, s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t), container.ErrNotRunning)
 }
 
 func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error {
@@ -309,42 +301,6 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
-func filterMatch(want []string, v string) bool {
-	if len(want) == 0 {
-		return true
-	}
-	for _, x := range want {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func filterMatchPrefix(want []string, v string) bool {
-	if len(want) == 0 {
-		return true
-	}
-	for _, x := range want {
-		if strings.HasPrefix(v, x) {
-			return true
-		}
-	}
-	return false
-}
-
-func filterContains(want []string, v string) bool {
-	if len(want) == 0 {
-		return true
-	}
-	for _, x := range want {
-		if strings.Contains(v, strings.TrimPrefix(x, "/")) {
-			return true
-		}
-	}
-	return false
-}
-
 func timeString(t time.Time) string {
 	if t.IsZero() {
 		return "0001-01-01T00:00:00Z"
@@ -374,45 +330,6 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 		resp.Args = []string{}
 	}
 	return writeJSON(w, http.StatusOK, resp)
-}
-
-// muxWriter writes Docker's multiplexed stream: each frame an 8-byte
-// header (stream, 0, 0, 0, big-endian length) and the payload.
-type muxWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-	fl func()
-}
-
-func (m *muxWriter) frame(stream byte, p []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var hdr [8]byte
-	hdr[0] = stream
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
-	if _, err := m.w.Write(hdr[:]); err != nil {
-		return err
-	}
-	if _, err := m.w.Write(p); err != nil {
-		return err
-	}
-	if m.fl != nil {
-		m.fl()
-	}
-	return nil
-}
-
-// raw writes unframed output (a terminal's).
-func (m *muxWriter) raw(p []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := m.w.Write(p); err != nil {
-		return err
-	}
-	if m.fl != nil {
-		m.fl()
-	}
-	return nil
 }
 
 func streamID(name string) byte {
@@ -455,12 +372,13 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	mw := &muxWriter{w: w, fl: func() {
+	mw := &stdstream.Writer{W: w, Flush: func() error {
 		if fl != nil {
 			fl.Flush()
 		}
+		return nil
 	}}
-	mw.fl()
+	mw.Flush() // the headers go now, before the first line
 	err = s.cfg.Containers.Logs(r.Context(), c.ID, opts, func(e logs.Entry) error {
 		if (e.Stream == "stdout" && !stdout) || (e.Stream == "stderr" && !stderr) {
 			return nil
@@ -470,9 +388,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 			line = e.Time.Format(time.RFC3339Nano) + " " + line
 		}
 		if c.Config.Tty {
-			return mw.raw([]byte(line))
+			return mw.Raw([]byte(line))
 		}
-		return mw.frame(streamID(e.Stream), []byte(line))
+		return mw.Frame(streamID(e.Stream), []byte(line))
 	})
 	if err != nil {
 		s.cfg.Log.Debug("logs stream ended", "err", err)
@@ -528,9 +446,9 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		if c.Config.Tty {
-			return mw.raw([]byte(e.Log)) // a terminal's output is not multiplexed
+			return mw.Raw([]byte(e.Log)) // a terminal's output is not multiplexed
 		}
-		return mw.frame(streamID(e.Stream), []byte(e.Log))
+		return mw.Frame(streamID(e.Stream), []byte(e.Log))
 	})
 	return nil
 }
@@ -538,7 +456,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 // hijackStream takes the connection over for a multiplexed stream, as
 // Docker's attach and exec start do: "101 UPGRADED" when the client asked
 // to upgrade, else "200 OK". The reader carries what the client sends.
-func hijackStream(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.Reader, *muxWriter, error) {
+func hijackStream(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.Reader, *stdstream.Writer, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, nil, nil, errors.New("connection cannot be hijacked")
@@ -558,7 +476,7 @@ func hijackStream(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *
 	fmt.Fprintf(buf, "%sContent-Type: %s\r\n\r\n", status, ct)
 	buf.Flush()
 	bw := bufio.NewWriter(conn)
-	return conn, buf.Reader, &muxWriter{w: bw, fl: func() { bw.Flush() }}, nil
+	return conn, buf.Reader, &stdstream.Writer{W: bw, Flush: bw.Flush}, nil
 }
 
 // noContent answers 204 for a nil error.

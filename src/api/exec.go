@@ -87,14 +87,14 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		if e.Config.Tty {
-			return mw.raw(p)
+			return mw.Raw(p)
 		}
-		return mw.frame(stream, p)
+		return mw.Frame(stream, p)
 	})
 	if err != nil {
 		// The stream has begun: the error goes to stderr, as Docker does
 		// for an exec that cannot start.
-		mw.frame(2, []byte(err.Error()+"\n"))
+		mw.Frame(2, []byte(err.Error()+"\n"))
 	}
 	return nil
 }

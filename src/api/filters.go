@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 )
@@ -68,4 +69,33 @@ func boolParam(r *http.Request, name string) bool {
 		return false
 	}
 	return true
+}
+
+// anyOf says whether no value is wanted (the filter is not given) or one
+// of them matches.
+func anyOf(want []string, match func(string) bool) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, x := range want {
+		if match(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// filterMatch: v is one of the values wanted.
+func filterMatch(want []string, v string) bool {
+	return anyOf(want, func(x string) bool { return x == v })
+}
+
+// filterMatchPrefix: v starts with one of them (IDs).
+func filterMatchPrefix(want []string, v string) bool {
+	return anyOf(want, func(x string) bool { return strings.HasPrefix(v, x) })
+}
+
+// filterContains: v contains one of them (names, with or without "/").
+func filterContains(want []string, v string) bool {
+	return anyOf(want, func(x string) bool { return strings.Contains(v, strings.TrimPrefix(x, "/")) })
 }

@@ -6,13 +6,17 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/balena-os/balena-engine/src/client"
@@ -166,18 +170,55 @@ func (e *env) connect() (*client.Client, error) {
 
 // flags returns a FlagSet for a command whose errors become usage errors
 // and whose --help prints the command's usage.
-// parseConnect parses a command's flags, checks that exactly n arguments
-// follow them, and connects to the daemon.
-func (e *env) parseConnect(fs *pflag.FlagSet, args []string, n int) (*client.Client, error) {
+// confirm asks a yes/no question on the terminal, as docker's prune does.
+func confirm(e *env, warning string) bool {
+	fmt.Fprint(e.stdout, warning+"\nAre you sure you want to continue? [y/N] ")
+	answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(answer))
+	return a == "y" || a == "yes"
+}
+
+// parseFilters reads --filter NAME=VALUE flags into the API's filters.
+func parseFilters(list []string) (map[string][]string, error) {
+	m := map[string][]string{}
+	for _, f := range list {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, usageError{fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
+		}
+		m[k] = append(m[k], v)
+	}
+	return m, nil
+}
+
+// setFilters puts filters in a query as the API's JSON, when there are any.
+func setFilters(q url.Values, m map[string][]string) {
+	if len(m) > 0 {
+		b, _ := json.Marshal(m)
+		q.Set("filters", string(b))
+	}
+}
+
+// parseExact parses a command's flags and checks that exactly n arguments
+// follow them.
+func parseExact(fs *pflag.FlagSet, args []string, n int) error {
 	if err := parse(fs, args); err != nil {
-		return nil, err
+		return err
 	}
 	if fs.NArg() != n {
 		plural := "s"
 		if n == 1 {
 			plural = ""
 		}
-		return nil, usageError{fmt.Sprintf(`"balena-engine %s" requires exactly %d argument%s.`, fs.Name(), n, plural)}
+		return usageError{fmt.Sprintf(`"balena-engine %s" requires exactly %d argument%s.`, fs.Name(), n, plural)}
+	}
+	return nil
+}
+
+// parseConnect is parseExact, then a connection to the daemon.
+func (e *env) parseConnect(fs *pflag.FlagSet, args []string, n int) (*client.Client, error) {
+	if err := parseExact(fs, args, n); err != nil {
+		return nil, err
 	}
 	return e.connect()
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -400,7 +400,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return runFailure(e, err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- client.Demux(out, e.stdout, e.stderr) }()
+	go func() { done <- stdstream.Demux(out, e.stdout, e.stderr) }()
 	code, err := wait()
 	select {
 	case <-done:
@@ -461,7 +461,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 		if err := c.ContainerPost(ctx, id, "start", nil); err != nil {
 			return err
 		}
-		go client.Demux(out, e.stdout, e.stderr)
+		go stdstream.Demux(out, e.stdout, e.stderr)
 		code, err := wait()
 		if err != nil {
 			return err
@@ -538,11 +538,8 @@ func runWait(ctx context.Context, e *env, args []string) error {
 func runExport(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("export", "export [OPTIONS] CONTAINER")
 	output := fs.StringP("output", "o", "", "write to a file, instead of STDOUT")
-	if err := parse(fs, args); err != nil {
+	if err := parseExact(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{`"balena-engine export" requires exactly 1 argument.`}
 	}
 	return writeArchive(e, *output, "failed to export container", func(c *client.Client) (io.ReadCloser, error) {
 		return c.ContainerExport(ctx, fs.Arg(0))
@@ -630,11 +627,8 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	tail := fs.StringP("tail", "n", "all", "number of lines to show from the end of the logs")
 	since := fs.String("since", "", "show logs since timestamp or relative duration (42m)")
 	until := fs.String("until", "", "show logs before a timestamp or relative duration")
-	if err := parse(fs, args); err != nil {
+	if err := parseExact(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{`"balena-engine logs" requires exactly 1 argument.`}
 	}
 	c, err := e.connect()
 	if err != nil {
@@ -647,7 +641,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer body.Close()
-	return client.Demux(body, e.stdout, e.stderr)
+	return stdstream.Demux(body, e.stdout, e.stderr)
 }
 
 type psRow struct {
@@ -666,18 +660,11 @@ func runPs(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	q := url.Values{"all": {fmt.Sprint(*all || *latest)}}
-	if len(*filter) > 0 {
-		m := map[string][]string{}
-		for _, f := range *filter {
-			k, v, ok := strings.Cut(f, "=")
-			if !ok {
-				return usageError{fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
-			}
-			m[k] = append(m[k], v)
-		}
-		b, _ := json.Marshal(m)
-		q.Set("filters", string(b))
+	m, err := parseFilters(*filter)
+	if err != nil {
+		return err
 	}
+	setFilters(q, m)
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -738,12 +725,8 @@ func runContainerPrune(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if !*force {
-		fmt.Fprint(e.stdout, "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
-		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			return nil
-		}
+	if !*force && !confirm(e, "WARNING! This will remove all stopped containers.") {
+		return nil
 	}
 	c, err := e.connect()
 	if err != nil {
@@ -836,7 +819,7 @@ func runExec(ctx context.Context, e *env, args []string) error {
 			conn.CloseWrite()
 		}()
 	}
-	if err := client.Demux(conn, e.stdout, e.stderr); err != nil {
+	if err := stdstream.Demux(conn, e.stdout, e.stderr); err != nil {
 		return err
 	}
 	st, err := c.ExecInspect(ctx, id)

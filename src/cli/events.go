@@ -30,18 +30,11 @@ func runEvents(ctx context.Context, e *env, args []string) error {
 	if *until != "" {
 		q.Set("until", *until)
 	}
-	if len(*filter) > 0 {
-		m := map[string][]string{}
-		for _, f := range *filter {
-			k, v, ok := strings.Cut(f, "=")
-			if !ok {
-				return usageError{fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
-			}
-			m[k] = append(m[k], v)
-		}
-		b, _ := json.Marshal(m)
-		q.Set("filters", string(b))
+	m, err := parseFilters(*filter)
+	if err != nil {
+		return err
 	}
+	setFilters(q, m)
 	var f *formatter
 	if *format != "" {
 		var err error

@@ -25,11 +25,8 @@ func runPull(ctx context.Context, e *env, args []string) error {
 	platform := fs.String("platform", "", "set platform if server is multi-platform capable")
 	quiet := fs.BoolP("quiet", "q", false, "suppress verbose output")
 	fs.BoolP("all-tags", "a", false, "download all tagged images in the repository (not supported)")
-	if err := parse(fs, args); err != nil {
+	if err := parseExact(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{`"balena-engine pull" requires exactly 1 argument.`}
 	}
 	if all, _ := fs.GetBool("all-tags"); all {
 		return errors.New("pull --all-tags is not implemented")
@@ -99,13 +96,9 @@ func runImages(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	_ = all // every image is a top-level image here: no build cache layers
-	filters := map[string][]string{}
-	for _, f := range *filter {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return usageError{fmt.Sprintf("bad format of filter (expected name=value): %s", f)}
-		}
-		filters[k] = append(filters[k], v)
+	filters, err := parseFilters(*filter)
+	if err != nil {
+		return err
 	}
 	if fs.NArg() > 1 {
 		return usageError{`"balena-engine images" requires at most 1 argument.`}
@@ -114,10 +107,7 @@ func runImages(ctx context.Context, e *env, args []string) error {
 		filters["reference"] = append(filters["reference"], fs.Arg(0))
 	}
 	q := url.Values{}
-	if len(filters) > 0 {
-		b, _ := json.Marshal(filters)
-		q.Set("filters", string(b))
-	}
+	setFilters(q, filters)
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -241,11 +231,8 @@ func runRmi(ctx context.Context, e *env, args []string) error {
 
 func runTag(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("tag", "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
-	if err := parse(fs, args); err != nil {
+	if err := parseExact(fs, args, 2); err != nil {
 		return err
-	}
-	if fs.NArg() != 2 {
-		return usageError{`"balena-engine tag" requires exactly 2 arguments.`}
 	}
 	n, err := reference.ParseNormalizedNamed(fs.Arg(1))
 	if err != nil {
@@ -366,14 +353,11 @@ func runImagePrune(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if !*force {
-		warning := "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
+		warning := "WARNING! This will remove all dangling images."
 		if *all {
-			warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
+			warning = "WARNING! This will remove all images without at least one container associated to them."
 		}
-		fmt.Fprint(e.stdout, warning)
-		var answer string
-		fmt.Fscanln(e.stdin, &answer)
-		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		if !confirm(e, warning) {
 			return nil
 		}
 	}
@@ -583,11 +567,8 @@ func runPush(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("push", "push [OPTIONS] NAME[:TAG]")
 	allTags := fs.BoolP("all-tags", "a", false, "push all tags of an image to the repository")
 	quiet := fs.BoolP("quiet", "q", false, "suppress verbose output")
-	if err := parse(fs, args); err != nil {
+	if err := parseExact(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{`"balena-engine push" requires exactly 1 argument.`}
 	}
 	n, err := reference.ParseNormalizedNamed(fs.Arg(0))
 	if err != nil {

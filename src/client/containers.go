@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,24 +202,4 @@ func (c *Client) ExecCreate(ctx context.Context, id string, req containertypes.E
 func (c *Client) ExecInspect(ctx context.Context, id string) (containertypes.ExecInspectResponse, error) {
 	var out containertypes.ExecInspectResponse
 	return out, c.getJSON(ctx, "/exec/"+id+"/json", nil, &out)
-}
-
-// Demux copies a multiplexed stream to stdout and stderr.
-func Demux(r io.Reader, stdout, stderr io.Writer) error {
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		w := stdout
-		if hdr[0] == 2 {
-			w = stderr
-		}
-		if _, err := io.CopyN(w, r, int64(binary.BigEndian.Uint32(hdr[4:]))); err != nil {
-			return err
-		}
-	}
 }

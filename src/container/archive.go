@@ -61,7 +61,21 @@ func (m *Manager) mountStopped(id string) (rootfs string, running *Container, re
 	return rootfs, nil, func() { unix.Unmount(rootfs, unix.MNT_DETACH); unlock() }, nil
 }
 
-// resolve returns the host path of a container path, symlinks resolved
+// pathIn returns the host path of a path in the container, with rootFor's
+// release.
+func (m *Manager) pathIn(c *Container, p string) (host string, release func(), err error) {
+	root, release, err := m.rootFor(c)
+	if err != nil {
+		return "", nil, err
+	}
+	if host, err = resolveIn(root, p); err != nil {
+		release()
+		return "", nil, err
+	}
+	return host, release, nil
+}
+
+// resolveIn returns the host path of a container path, symlinks resolved
 // inside the container's root.
 func resolveIn(root, p string) (string, error) {
 	if !path.IsAbs(p) {
@@ -76,15 +90,11 @@ func (m *Manager) StatPath(ref, p string) (containertypes.PathStat, error) {
 	if err != nil {
 		return containertypes.PathStat{}, err
 	}
-	root, release, err := m.rootFor(c)
+	host, release, err := m.pathIn(c, p)
 	if err != nil {
 		return containertypes.PathStat{}, err
 	}
 	defer release()
-	host, err := resolveIn(root, p)
-	if err != nil {
-		return containertypes.PathStat{}, err
-	}
 	return statOf(host, p)
 }
 
@@ -111,15 +121,11 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 	if err != nil {
 		return err
 	}
-	root, release, err := m.rootFor(c)
+	host, release, err := m.pathIn(c, p)
 	if err != nil {
 		return err
 	}
 	defer release()
-	host, err := resolveIn(root, p)
-	if err != nil {
-		return err
-	}
 	if _, err := statOf(host, p); err != nil {
 		return err
 	}
@@ -235,15 +241,11 @@ func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) err
 	if c.HostConfig.ReadonlyRootfs {
 		return errdefs.Conflict(errors.New("container rootfs is marked read-only"))
 	}
-	root, release, err := m.rootFor(c)
+	host, release, err := m.pathIn(c, p)
 	if err != nil {
 		return err
 	}
 	defer release()
-	host, err := resolveIn(root, p)
-	if err != nil {
-		return err
-	}
 	fi, err := os.Stat(host)
 	if err != nil {
 		return errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording

@@ -3,7 +3,6 @@ package container
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/runtime"
+	"github.com/balena-os/balena-engine/src/stdstream"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 )
@@ -166,21 +166,17 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 
 // readFrames hands output frames to fn until the exit frame.
 func readFrames(br *bufio.Reader, fn func(byte, []byte) error) (runtime.ExecExit, error) {
-	var hdr [8]byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		stream, p, err := stdstream.ReadFrame(br)
+		if err != nil {
 			return runtime.ExecExit{}, fmt.Errorf("exec stream: %w", err)
 		}
-		p := make([]byte, binary.BigEndian.Uint32(hdr[4:]))
-		if _, err := io.ReadFull(br, p); err != nil {
-			return runtime.ExecExit{}, fmt.Errorf("exec stream: %w", err)
-		}
-		if hdr[0] == runtime.ExitFrame {
+		if stream == runtime.ExitFrame {
 			var x runtime.ExecExit
 			return x, json.Unmarshal(p, &x)
 		}
 		if fn != nil {
-			if err := fn(hdr[0], p); err != nil {
+			if err := fn(stream, p); err != nil {
 				return runtime.ExecExit{}, err
 			}
 		}

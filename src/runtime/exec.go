@@ -3,7 +3,6 @@ package runtime
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,60 +14,22 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/opencontainers/runc/libcontainer"
 )
 
-// frameWriter writes Docker's multiplexed frames.
-type frameWriter struct {
-	mu sync.Mutex
-	w  *bufio.Writer
-}
-
-func (f *frameWriter) frame(stream byte, p []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var hdr [8]byte
-	hdr[0] = stream
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
-	if _, err := f.w.Write(hdr[:]); err != nil {
-		return err
-	}
-	if _, err := f.w.Write(p); err != nil {
-		return err
-	}
-	return f.w.Flush()
-}
-
-type streamTo struct {
-	f      *frameWriter
-	stream byte
-}
-
-func (s streamTo) Write(p []byte) (int, error) {
-	if err := s.f.frame(s.stream, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
 // handleExec runs a process in a container over a hijacked connection.
 func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
-	hj, ok := w.(http.Hijacker)
+	conn, brw, ok := upgrade(w)
 	if !ok {
-		fail(w, http.StatusInternalServerError, errors.New("no hijack"))
-		return
-	}
-	conn, brw, err := hj.Hijack()
-	if err != nil {
 		return
 	}
 	defer conn.Close()
-	brw.WriteString("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
-	brw.Flush()
-	fw := &frameWriter{w: bufio.NewWriter(conn)}
+	bw := bufio.NewWriter(conn)
+	fw := &stdstream.Writer{W: bw, Flush: bw.Flush}
 	finish := func(x ExecExit) {
 		b, _ := json.Marshal(x)
-		fw.frame(ExitFrame, b)
+		fw.Frame(ExitFrame, b)
 	}
 	line, err := brw.ReadBytes('\n')
 	var req ExecRequest
@@ -169,7 +130,7 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
-			io.Copy(streamTo{fw, s.id}, s.r)
+			io.Copy(fw.To(s.id), s.r)
 			s.r.Close()
 		}()
 	}

@@ -450,16 +450,8 @@ func (m *monitor) handleList(w http.ResponseWriter, r *http.Request) {
 // handleFreeze pauses (freezes the cgroup) or resumes a container.
 func (m *monitor) handleFreeze(pause bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := m.get(r.PathValue("id"))
-		if c == nil {
-			fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
-			return
-		}
-		c.mu.Lock()
-		lc, running := c.c, c.state.Running
-		c.mu.Unlock()
-		if !running || lc == nil {
-			fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", r.PathValue("id")))
+		lc := m.running(w, r.PathValue("id"))
+		if lc == nil {
 			return
 		}
 		var err error

@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -98,18 +100,11 @@ func (m *monitor) handleStdin(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusConflict, errors.New("the container has no open input (run it with -i)"))
 		return
 	}
-	hj, ok := w.(http.Hijacker)
+	conn, brw, ok := upgrade(w)
 	if !ok {
-		fail(w, http.StatusInternalServerError, errors.New("no hijack"))
-		return
-	}
-	conn, brw, err := hj.Hijack()
-	if err != nil {
 		return
 	}
 	defer conn.Close()
-	brw.WriteString("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
-	brw.Flush()
 	io.Copy(in, brw)
 	if once {
 		c.mu.Lock()
@@ -119,4 +114,22 @@ func (m *monitor) handleStdin(w http.ResponseWriter, r *http.Request) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// upgrade takes the connection over from the HTTP server and answers
+// "101 UPGRADED": from then on it carries the stream. On failure the
+// answer has been sent and ok is false.
+func upgrade(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		fail(w, http.StatusInternalServerError, errors.New("no hijack"))
+		return nil, nil, false
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	brw.WriteString("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	brw.Flush()
+	return conn, brw, true
 }
