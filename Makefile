@@ -11,9 +11,10 @@ GIT_COMMIT = $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$
 # The commit's time, not the clock's, so that a rebuild is byte-identical.
 BUILD_TIME = $(shell git log -1 --format=%cI 2>/dev/null)
 
+# seccomp: libcontainer filters system calls with libseccomp (static).
 # Static (no shared libraries on the device), stripped (-s -w also keeps
 # binaries delta-friendly: compressed DWARF defeats binary deltas).
-TAGS      := netgo osusergo
+TAGS      := netgo osusergo seccomp
 LDFLAGS    = -s -w -extldflags=-static \
 	-X $(PKG)/src/version.Version=$(VERSION) \
 	-X $(PKG)/src/version.GitCommit=$(GIT_COMMIT) \

@@ -35,10 +35,11 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		Architecture: machine(), IndexServerAddress: "https://index.docker.io/v1/", NCPU: runtime.NumCPU(),
 		MemTotal: memTotal(), DockerRootDir: s.cfg.DataRoot, ServerVersion: s.cfg.Version.Version,
 		DefaultRuntime: "runc", LiveRestoreEnabled: true, Isolation: "", InitBinary: "docker-init (balena-engine)",
-		Runtimes: map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "balena-engine (libcontainer, in-process)"}}},
-		Swarm:    swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
-		Plugins:  system.PluginsInfo{Log: []string{"json-file"}},
-		Warnings: []string{"WARNING: bridge networking is not implemented yet: use --network host or none"},
+		Runtimes:        map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "balena-engine (libcontainer, in-process)"}}},
+		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		Plugins:         system.PluginsInfo{Log: []string{"json-file"}},
+		SecurityOptions: s.cfg.Containers.SecurityOptions(),
+		Warnings:        []string{"WARNING: bridge networking is not implemented yet: use --network host or none"},
 	}
 	in.Name, _ = os.Hostname()
 	for _, c := range ctrs {

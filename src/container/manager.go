@@ -22,6 +22,7 @@ import (
 	"github.com/balena-os/balena-engine/src/volume"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -43,6 +44,9 @@ type Manager struct {
 	// executable bound in as that init instead of the engine itself.
 	DefaultInit bool
 	InitPath    string
+	// SeccompProfile is the filter for containers that name none: "" or
+	// "builtin", "unconfined", or a profile's JSON text.
+	SeccompProfile string
 
 	mu       sync.Mutex
 	exited   map[string]*exit       // the container's next exit
@@ -209,7 +213,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	// Everything but the user (resolved against the image's files at
 	// start) is checked here, the volumes' places included.
 	probe := volumeSpecMounts(vms, func(string) string { return "/" })
-	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe}); err != nil {
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.SeccompProfile, NoSeccomp: !libseccomp.Enabled}); err != nil {
 		return nil, nil, err
 	}
 	var made []string // anonymous volumes made here, removed if create fails
@@ -391,6 +395,17 @@ func (m *Manager) etcFiles(c *Container, hostname string) (map[string]string, er
 	return files, nil
 }
 
+// exitWaiters ends the waits for a container's next exit with its code.
+func (m *Manager) exitWaiters(id string, code int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.exited[id]; ok {
+		e.code = code
+		close(e.done)
+		delete(m.exited, id)
+	}
+}
+
 func (m *Manager) nextExit(id string) *exit {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -402,12 +417,25 @@ func (m *Manager) nextExit(id string) *exit {
 	return e
 }
 
-// Start runs a created or stopped container.
+// Start runs a created or stopped container. A container that would
+// remove itself on exit (run --rm) is removed when it cannot start, as
+// Docker does, so that a failed run leaves nothing behind.
 func (m *Manager) Start(ctx context.Context, ref string) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
 	}
+	err = m.start(ctx, c)
+	if err != nil && !errors.Is(err, ErrAlreadyStarted) && c.HostConfig.AutoRemove {
+		if rerr := m.Remove(context.Background(), c.ID, true); rerr != nil {
+			m.log.Warn("auto-remove after a failed start", "id", c.ID, "err", rerr)
+		}
+	}
+	return err
+}
+
+func (m *Manager) start(ctx context.Context, c *Container) error {
+	var err error
 	unlock := m.fsLock(c.ID)
 	defer unlock()
 	if c, err = m.records.get(c.ID); err != nil { // as it is now, under the lock
@@ -465,7 +493,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath})
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.SeccompProfile, NoSeccomp: !libseccomp.Enabled})
 	if err != nil {
 		return err
 	}
@@ -482,6 +510,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 			c.State.ExitCode = 128
 			return nil
 		})
+		m.exitWaiters(c.ID, 128) // a wait for the next exit or removal ends here too
 		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
 	}
 	started = true
@@ -522,13 +551,7 @@ func (m *Manager) finish(id string, st runtime.State) {
 		c.State.FinishedAt = st.FinishedAt
 		return nil
 	})
-	m.mu.Lock()
-	if e, ok := m.exited[id]; ok {
-		e.code = st.ExitCode
-		close(e.done)
-		delete(m.exited, id)
-	}
-	m.mu.Unlock()
+	m.exitWaiters(id, st.ExitCode)
 	if err != nil {
 		return // removed meanwhile
 	}

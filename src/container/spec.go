@@ -67,6 +67,11 @@ type SpecInput struct {
 	// InitPath is the host path of the executable bound at
 	// /sbin/docker-init for --init (the engine's own binary).
 	InitPath string
+	// SeccompProfile is the daemon's profile for containers that name
+	// none: "" or "builtin" for Docker's default, "unconfined", or JSON.
+	SeccompProfile string
+	// NoSeccomp says the engine was built without seccomp support.
+	NoSeccomp bool
 }
 
 // InitDest is where --init's executable appears in a container.
@@ -253,7 +258,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if err := setNamespaces(s, host); err != nil {
 		return nil, err
 	}
-	if err := setSecurity(s, host); err != nil {
+	if err := setSecurity(s, host, in); err != nil {
 		return nil, err
 	}
 	if err := setMounts(s, cfg, host, in); err != nil {
@@ -338,7 +343,7 @@ func normCap(c string) string {
 	return c
 }
 
-func setSecurity(s *specs.Spec, host *containertypes.HostConfig) error {
+func setSecurity(s *specs.Spec, host *containertypes.HostConfig, in SpecInput) error {
 	caps := map[string]bool{}
 	known := map[string]bool{}
 	for _, c := range allCaps {
@@ -346,7 +351,7 @@ func setSecurity(s *specs.Spec, host *containertypes.HostConfig) error {
 	}
 	base := defaultCaps
 	if host.Privileged {
-		base = allCaps
+		base = grantableCaps()
 	}
 	for _, c := range base {
 		caps[c] = true
@@ -365,7 +370,7 @@ func setSecurity(s *specs.Spec, host *containertypes.HostConfig) error {
 	for _, c := range host.CapAdd {
 		c = normCap(c)
 		if c == "CAP_ALL" || c == "ALL" {
-			for _, a := range allCaps {
+			for _, a := range grantableCaps() {
 				caps[a] = true
 			}
 			continue
@@ -390,6 +395,7 @@ func setSecurity(s *specs.Spec, host *containertypes.HostConfig) error {
 	if host.ReadonlyPaths != nil {
 		s.Linux.ReadonlyPaths = host.ReadonlyPaths
 	}
+	var seccompOpt string
 	for _, opt := range host.SecurityOpt {
 		k, v, _ := strings.Cut(opt, "=")
 		if k == opt && strings.Contains(opt, ":") {
@@ -399,9 +405,10 @@ func setSecurity(s *specs.Spec, host *containertypes.HostConfig) error {
 		case "no-new-privileges":
 			s.Process.NoNewPrivileges = v == "" || v == "true"
 		case "seccomp":
-			if v != "unconfined" {
-				return errdefs.NotImplemented(fmt.Errorf("seccomp profiles are not implemented yet (only seccomp=unconfined, which is what every container gets for now)"))
+			if v == "" {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid --security-opt: %q: seccomp needs a profile, \"unconfined\" or \"builtin\"", opt))
 			}
+			seccompOpt = v
 		case "apparmor", "label":
 			// Neither AppArmor nor SELinux is part of balena-engine; accepted
 			// and ignored as Docker does on hosts without them.
@@ -409,5 +416,7 @@ func setSecurity(s *specs.Spec, host *containertypes.HostConfig) error {
 			return errdefs.InvalidParameter(fmt.Errorf("invalid --security-opt: %q", opt))
 		}
 	}
-	return nil
+	var err error
+	s.Linux.Seccomp, err = seccompFor(s, host.Privileged, seccompOpt, in.SeccompProfile, in.NoSeccomp)
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/docker/go-units"
 	"github.com/spf13/pflag"
@@ -47,6 +48,10 @@ type Config struct {
 	// Containers.
 	Init     bool   // run containers with an init unless they say otherwise
 	InitPath string // the init to bind in; "" for the engine's own docker-init
+	// SeccompProfile is "builtin", "unconfined" or a profile's path;
+	// normalize reads the file into seccompJSON.
+	SeccompProfile string
+	seccompJSON    string
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -70,6 +75,7 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.PullIOPriority, "pull-io-priority", "best-effort:7", "I/O priority of layer extraction: none, idle or best-effort:0-7 (7 lowest)")
 	fs.BoolVar(&cfg.Init, "init", false, "run an init in containers to forward signals and reap processes (a container's --init=false overrides)")
 	fs.StringVar(&cfg.InitPath, "init-path", "", "path to the init bound into containers; default: the engine's own docker-init")
+	fs.StringVar(&cfg.SeccompProfile, "seccomp-profile", container.SeccompBuiltin, "seccomp profile for containers that name none: builtin (Docker's default), unconfined, or the path of a JSON profile")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
@@ -223,6 +229,18 @@ func (c *Config) normalize() error {
 		if fi, err := os.Stat(c.InitPath); err != nil || !filepath.IsAbs(c.InitPath) || !fi.Mode().IsRegular() {
 			return fmt.Errorf("invalid init-path %q: want the absolute path of an executable file", c.InitPath)
 		}
+	}
+	switch c.SeccompProfile {
+	case container.SeccompBuiltin, container.SeccompUnconfined:
+	default:
+		data, err := os.ReadFile(c.SeccompProfile)
+		if err != nil {
+			return fmt.Errorf("opening seccomp profile (%s) failed: %w", c.SeccompProfile, err)
+		}
+		if err := container.CheckSeccompProfile(string(data)); err != nil {
+			return fmt.Errorf("seccomp profile %s: %w", c.SeccompProfile, err)
+		}
+		c.seccompJSON = string(data)
 	}
 	if c.LayerSync != "syncfs" && c.LayerSync != "fsync" {
 		return fmt.Errorf("invalid layer-sync %q: want syncfs or fsync", c.LayerSync)

@@ -43,7 +43,7 @@ func TestParseConfigFlags(t *testing.T) {
 	want := &Config{Hosts: []string{"unix:///tmp/a.sock", "fd://"}, DataRoot: "/tmp/d", ExecRoot: "/tmp/e",
 		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile,
 		RegistryMirrors: nil, InsecureRegistries: nil,
-		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7"}
+		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7", SeccompProfile: "builtin"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
@@ -97,6 +97,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad io priority", []string{"--pull-io-priority", "urgent"}, "{}", `invalid I/O priority "urgent"`},
 		{"attempts not a number", nil, `{"max-download-attempts": "many"}`, "want a whole number"},
 		{"config-file in file", nil, `{"config-file": "/x"}`, "don't match any configuration option: config-file"},
+		{"missing seccomp profile", []string{"--seccomp-profile", "/nonexistent/p.json"}, "{}", "opening seccomp profile (/nonexistent/p.json) failed"},
+		{"bad seccomp profile", nil, `{"seccomp-profile": "` + writeFile(t, `{"defaultAction": 7}`) + `"}`, "cannot unmarshal number"},
 	}
 	for _, c := range cases {
 		args := append([]string{"--config-file", writeFile(t, c.file)}, c.args...)
@@ -104,6 +106,17 @@ func TestParseConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", c.name, err, c.want)
 		}
+	}
+}
+
+func TestParseConfigSeccompProfile(t *testing.T) {
+	profile := `{"defaultAction":"SCMP_ACT_ALLOW"}`
+	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, "{}"), "--seccomp-profile", writeFile(t, profile)}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.seccompJSON != profile {
+		t.Errorf("profile read as %q", cfg.seccompJSON)
 	}
 }
 

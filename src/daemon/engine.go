@@ -91,6 +91,10 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		return nil, err
 	}
 	e.containers.DefaultInit, e.containers.InitPath = cfg.Init, cfg.InitPath
+	e.containers.SeccompProfile = cfg.SeccompProfile
+	if cfg.seccompJSON != "" {
+		e.containers.SeccompProfile = cfg.seccompJSON
+	}
 	e.containers.Notify = func(action eventtypes.Action, id string, attrs map[string]string) {
 		e.events.Publish(eventtypes.ContainerEventType, action, id, attrs)
 	}

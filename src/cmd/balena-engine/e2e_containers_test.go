@@ -167,6 +167,14 @@ func TestE2EContainerBadInput(t *testing.T) {
 	if strings.Count(r.stdout, "taken") != 1 {
 		t.Errorf("containers after a refused create: %q", r.stdout)
 	}
+	// run --rm whose start fails removes the container, as Docker does.
+	before := run(t, env, "docker", "ps", "-aq").stdout
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "busybox", "nosuchcommand"); r.code != 127 {
+		t.Errorf("run --rm of a missing command: %d %q", r.code, r.stderr)
+	}
+	if after := run(t, env, "docker", "ps", "-aq").stdout; after != before {
+		t.Errorf("a failed run --rm left a container: %q, before %q", after, before)
+	}
 	if r := run(t, env, "docker", "rm", "nothing-here"); r.code == 0 || !strings.Contains(r.stderr, "No such container: nothing-here") {
 		t.Errorf("rm of an unknown container: %q", r.stderr)
 	}
@@ -905,4 +913,77 @@ func TestE2ECopy(t *testing.T) {
 	}
 	run(t, env, "docker", "rm", "-f", "-v", "cpc")
 	run(t, env, "docker", "volume", "rm", "cpvol")
+}
+
+// Docker's default seccomp profile is on unless a container or the daemon
+// turns it off; a profile of one's own is applied as given.
+func TestE2ESeccomp(t *testing.T) {
+	p, _, env := withBusybox(t)
+	status := func(args ...string) result {
+		return run(t, env, "docker", append(append([]string{"run", "--rm", "--network", "none"}, args...), "busybox", "grep", "^Seccomp:", "/proc/self/status")...)
+	}
+	if r := status(); r.code != 0 || !strings.Contains(r.stdout, "\t2") {
+		t.Errorf("default: %d %q %q, want a filter (mode 2)", r.code, r.stdout, r.stderr)
+	}
+	for _, off := range [][]string{{"--security-opt", "seccomp=unconfined"}, {"--privileged"}} {
+		if r := status(off...); r.code != 0 || !strings.Contains(r.stdout, "\t0") {
+			t.Errorf("%v: %d %q %q, want no filter", off, r.code, r.stdout, r.stderr)
+		}
+	}
+	// The profile decides: creating a user namespace needs CAP_SYS_ADMIN
+	// under Docker's profile, not under none.
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "busybox", "unshare", "-U", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, "Operation not permitted") {
+		t.Errorf("unshare -U under the default profile: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined", "busybox", "unshare", "-U", "true"); r.code != 0 {
+		t.Errorf("unshare -U unconfined: %d %q", r.code, r.stderr)
+	}
+	// A custom profile (the docker CLI sends the file's text).
+	prof := filepath.Join(p.dir, "no-mkdir.json")
+	if err := os.WriteFile(prof, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, env, "docker", "run", "--rm", "--network", "none", "--security-opt", "seccomp="+prof, "busybox", "mkdir", "/tmp/d")
+	if r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
+		t.Errorf("mkdir under a profile denying it: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "busybox", "mkdir", "/tmp/d"); r.code != 0 {
+		t.Errorf("mkdir under the default profile: %d %q", r.code, r.stderr)
+	}
+	// Bad profiles are refused at create, with nothing left behind.
+	bad := filepath.Join(p.dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"defaultAction": 7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, env, "docker", "create", "--network", "none", "--security-opt", "seccomp="+bad, "busybox")
+	if r.code == 0 || !strings.Contains(r.stderr, "Decoding seccomp profile failed") {
+		t.Errorf("bad profile: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "ps", "-aq"); r.stdout != "" {
+		t.Errorf("a refused create left %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "info", "--format", "{{.SecurityOptions}}"); !strings.Contains(r.stdout, "name=seccomp,profile=builtin") {
+		t.Errorf("docker info security options: %q %q", r.stdout, r.stderr)
+	}
+}
+
+// The daemon's --seccomp-profile applies to containers that name none.
+func TestE2EDaemonSeccompProfile(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "no-mkdir.json")
+	if err := os.WriteFile(prof, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, env := withBusybox(t, "--seccomp-profile", prof)
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "busybox", "mkdir", "/tmp/d")
+	if r.code == 0 || !strings.Contains(r.stderr, "Operation not permitted") {
+		t.Errorf("mkdir under the daemon's profile: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "--security-opt", "seccomp=builtin", "busybox", "mkdir", "/tmp/d"); r.code != 0 {
+		t.Errorf("mkdir with seccomp=builtin: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "info", "--format", "{{.SecurityOptions}}"); !strings.Contains(r.stdout, "profile=custom") {
+		t.Errorf("docker info: %q", r.stdout)
+	}
 }
