@@ -24,7 +24,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)'
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test unit e2e cross-check lint run clean toolchain bench FORCE
+.PHONY: all build cross size test unit e2e cross-check qemu-smoke lint run clean toolchain bench FORCE
 
 # Binaries always go through go build: its cache knows better than make what
 # changed.
@@ -75,9 +75,14 @@ bench: build
 	$(GO) run ./src/internal/cmd/ctrbench -engine bin/balena-engine -out $(RESULTS)/container-bench.md
 
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
-# against the built binary (with the real docker CLI), and the cross
-# binaries each run under the CPU of their architecture.
-test: lint unit e2e cross-check
+# against the built binary (with the real docker CLI), the cross binaries
+# each run under the CPU of their architecture, and the QEMU smoke test of
+# the two architectures CI boots (make qemu-test-all boots all six).
+test: lint unit e2e cross-check qemu-smoke
+
+qemu-smoke:
+	$(MAKE) qemu-test ARCH=x86_64
+	$(MAKE) qemu-test ARCH=aarch64
 
 unit:
 	$(GO) test -count=1 ./src/...
@@ -122,3 +127,5 @@ run:
 
 clean:
 	rm -rf bin
+
+include qemu-tests/qemu.mk

@@ -41,6 +41,14 @@ type Arch struct {
 	QEMUMachine     string `conf:"QEMU_MACHINE"`
 	QEMUCPU         string `conf:"QEMU_CPU"`
 	KernelPackage   string `conf:"KERNEL_PACKAGE"`
+	// Used by qemu-tests/ to boot the guest.
+	QEMUGuest     string `conf:"QEMU_GUEST"` // boot this architecture's guest instead (armv5: armv7)
+	QEMUConsole   string `conf:"QEMU_CONSOLE"`
+	QEMUMemory    string `conf:"QEMU_MEMORY"` // MiB
+	QEMUDisk      string `conf:"QEMU_DISK"`   // virtio or sd
+	QEMUModules   string `conf:"QEMU_MODULES"`
+	QEMUDTB       string `conf:"QEMU_DTB"`
+	QEMUDTBDelete string `conf:"QEMU_DTB_DELETE"`
 }
 
 // required are the keys that may not be empty.
