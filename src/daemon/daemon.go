@@ -12,7 +12,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/api"
+	"github.com/balena-os/balena-engine/src/randid"
 	"github.com/balena-os/balena-engine/src/version"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/pflag"
@@ -169,7 +169,7 @@ func engineID(dataRoot string) string {
 		return string(bytes.TrimSpace(b))
 	}
 	var b [16]byte
-	rand.Read(b[:])
+	randid.Read(b[:])
 	id := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 	os.WriteFile(p, []byte(id+"\n"), 0o644)
 	return id

@@ -3,8 +3,6 @@ package layer
 import (
 	"archive/tar"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/randid"
 	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -70,9 +69,7 @@ func (s *Store) Ingest(parent, diffID digest.Digest) (*Ingestion, error) {
 			return nil, errdefs.InvalidParameter(fmt.Errorf("layer diffID %q: %w", diffID, err))
 		}
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	dir := filepath.Join(s.tmpDir(), hex.EncodeToString(rnd[:]))
+	dir := filepath.Join(s.tmpDir(), randid.Hex(8))
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@
 package volume
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/randid"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -82,9 +81,7 @@ func (s *Store) Create(name string, labels, opts map[string]string) (Volume, err
 	}
 	anon := name == ""
 	if anon {
-		var b [32]byte
-		rand.Read(b[:])
-		name = hex.EncodeToString(b[:])
+		name = randid.Hex(32)
 	} else if !validName.MatchString(name) {
 		return Volume{}, errdefs.InvalidParameter(fmt.Errorf("volume name %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed", name))
 	}
