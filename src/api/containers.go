@@ -233,15 +233,24 @@ func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var until time.Time
+	if u := f["until"]; len(u) > 0 {
+		if until, err = parseEventTime(u[0], time.Now()); err != nil {
+			return err
+		}
+	}
 	rep := containertypes.PruneReport{ContainersDeleted: []string{}}
 	for _, c := range all {
-		if c.State.Status == container.StatusRunning || !matchLabels(c.Config.Labels, f["label"]) {
+		if c.State.Status == container.StatusRunning || c.State.Status == container.StatusPaused ||
+			!matchLabels(c.Config.Labels, f["label"]) || (!until.IsZero() && !c.Created.Before(until)) {
 			continue
 		}
+		size := s.cfg.Containers.SizeRw(c.ID)
 		if err := s.cfg.Containers.Remove(r.Context(), c.ID, false); err != nil {
 			return err
 		}
 		rep.ContainersDeleted = append(rep.ContainersDeleted, c.ID)
+		rep.SpaceReclaimed += uint64(size)
 	}
 	return writeJSON(w, http.StatusOK, rep)
 }
@@ -288,17 +297,22 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		if len(f["exited"]) > 0 && c.State.Status != container.StatusExited {
 			continue
 		}
-		sum := containertypes.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageName, ImageID: c.Image.String(),
-			Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
-			Labels: c.Config.Labels, State: containertypes.ContainerState(c.State.Status), Status: statusText(c, now),
-			Ports: []containertypes.PortSummary{}, Mounts: s.mountPoints(c)}
-		sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
-		if h := c.State.Health; h != nil {
-			sum.Health = &containertypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
-		}
-		out = append(out, sum)
+		out = append(out, s.containerSummary(c, now))
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// containerSummary is a container as GET /containers/json lists it.
+func (s *Server) containerSummary(c *container.Container, now time.Time) containertypes.Summary {
+	sum := containertypes.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageName, ImageID: c.Image.String(),
+		Command: strings.Join(append([]string{c.Path}, c.Args...), " "), Created: c.Created.Unix(),
+		Labels: c.Config.Labels, State: containertypes.ContainerState(c.State.Status), Status: statusText(c, now),
+		Ports: []containertypes.PortSummary{}, Mounts: s.mountPoints(c)}
+	sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+	if h := c.State.Health; h != nil {
+		sum.Health = &containertypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
+	}
+	return sum
 }
 
 func timeString(t time.Time) string {

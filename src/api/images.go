@@ -199,16 +199,22 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 				continue
 			}
 		}
-		sum := imagetypes.Summary{
-			ID: img.ID.String(), RepoTags: orEmpty(tags), RepoDigests: orEmpty(img.RepoDigests),
-			Labels: img.Config.Config.Labels, Size: s.imageSize(img), Containers: -1, SharedSize: -1,
-		}
-		if img.Config.Created != nil {
-			sum.Created = img.Config.Created.Unix()
-		}
-		out = append(out, sum)
+		out = append(out, s.imageSummary(img, tags))
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// imageSummary is an image as GET /images/json lists it (with the given
+// tags: a reference filter lists only those matching).
+func (s *Server) imageSummary(img image.Image, tags []string) imagetypes.Summary {
+	sum := imagetypes.Summary{
+		ID: img.ID.String(), RepoTags: orEmpty(tags), RepoDigests: orEmpty(img.RepoDigests),
+		Labels: img.Config.Config.Labels, Size: s.imageSize(img), Containers: -1, SharedSize: -1,
+	}
+	if img.Config.Created != nil {
+		sum.Created = img.Config.Created.Unix()
+	}
+	return sum
 }
 
 func orEmpty(s []string) []string {

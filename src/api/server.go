@@ -25,7 +25,9 @@ import (
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/version"
 	"github.com/balena-os/balena-engine/src/volume"
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/common"
+	"github.com/moby/moby/api/types/network"
 )
 
 // Config is what the API server needs from the daemon.
@@ -82,6 +84,19 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Volumes != nil && cfg.Containers != nil {
 		s.registerVolumes()
+	}
+	if cfg.Volumes != nil && cfg.Containers != nil && cfg.Images != nil {
+		s.handle("GET /system/df", s.systemDF)
+		// "docker system prune" prunes networks and the build cache too.
+		// The engine has neither user networks nor a builder, so there is
+		// nothing to delete: an empty report, not an error that would stop
+		// the prune of what does exist.
+		s.handle("POST /networks/prune", func(w http.ResponseWriter, _ *http.Request) error {
+			return writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
+		})
+		s.handle("POST /build/prune", func(w http.ResponseWriter, _ *http.Request) error {
+			return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: []string{}})
+		})
 	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404

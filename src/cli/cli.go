@@ -76,6 +76,7 @@ func init() {
 		"diff":      {"Inspect changes to files or directories on a container's filesystem", runDiff},
 		"container": {"Manage containers", runContainer},
 		"volume":    {"Manage volumes", runVolume},
+		"system":    {"Manage balena-engine", runSystem},
 		"exec":      {"Execute a command in a running container", runExec},
 		"pause":     {"Pause all processes within one or more containers", runSimple("pause")},
 		"unpause":   {"Unpause all processes within one or more containers", runSimple("unpause")},

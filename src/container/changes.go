@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/balena-os/balena-engine/src/diskusage"
 	containertypes "github.com/moby/moby/api/types/container"
 )
 
@@ -109,4 +110,11 @@ func inLower(lower []string, rel string) bool {
 		}
 	}
 	return false
+}
+
+// SizeRw is how much a container has written: the size of its overlay's
+// upper directory (Docker's SizeRw), without the runtime's mountpoints.
+func (m *Manager) SizeRw(id string) int64 {
+	n, _ := diskusage.Dir(filepath.Join(m.dir(id), "upper"))
+	return n
 }

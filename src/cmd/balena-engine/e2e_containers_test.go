@@ -5,6 +5,7 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
+	"github.com/moby/moby/api/types/system"
 )
 
 // withBusybox starts a daemon and loads the busybox test image into it.
@@ -985,5 +987,82 @@ func TestE2EDaemonSeccompProfile(t *testing.T) {
 	}
 	if r := run(t, env, "docker", "info", "--format", "{{.SecurityOptions}}"); !strings.Contains(r.stdout, "profile=custom") {
 		t.Errorf("docker info: %q", r.stdout)
+	}
+}
+
+// "system df" and "system prune" with the docker CLI (which asks for the
+// answer's shape before API 1.52) and with ours (the current shape).
+func TestE2ESystemDFAndPrune(t *testing.T) {
+	p, _, env := withBusybox(t)
+	bin := engineBin(t)
+	ours := func(args ...string) result {
+		return run(t, nil, bin, append([]string{"-H", "unix://" + p.sock}, args...)...)
+	}
+	run(t, env, "docker", "volume", "create", "named")
+	r := run(t, env, "docker", "run", "--network", "none", "--name", "writer", "-v", "named:/v", "-v", "/anon", "busybox", "sh", "-c",
+		"dd if=/dev/zero of=/v/f bs=1k count=100 2>/dev/null; dd if=/dev/zero of=/x bs=1k count=50 2>/dev/null")
+	if r.code != 0 {
+		t.Fatalf("run: %d %q", r.code, r.stderr)
+	}
+	// 50 KiB written in the container, 100 KiB in the named volume.
+	for _, df := range []result{run(t, env, "docker", "system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}"),
+		ours("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}")} {
+		for _, want := range []string{"Images 1 1 ", "Containers 1 0 51.2kB", "Local Volumes 2 2 102.4kB", "Build Cache 0 0 0B"} {
+			if !strings.Contains(df.stdout, want) {
+				t.Errorf("system df: no %q in %q (%q)", want, df.stdout, df.stderr)
+			}
+		}
+	}
+	if r := run(t, env, "docker", "system", "df", "-v"); !strings.Contains(r.stdout, "writer") || !regexp.MustCompile(`\nnamed +1 +102.4kB\n`).MatchString(r.stdout) {
+		t.Errorf("system df -v: %q %q", r.stdout, r.stderr)
+	}
+	if r := ours("system", "df", "-v"); !regexp.MustCompile(`\nnamed +1 +102.4kB\n`).MatchString(r.stdout) || !strings.Contains(r.stdout, "writer") {
+		t.Errorf("our system df -v: %q %q", r.stdout, r.stderr)
+	}
+	// The current shape (our client speaks the newest API version).
+	c, err := client.New("unix://" + p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(context.Background(), "GET", "/system/df", url.Values{"type": {"volume"}, "verbose": {"1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var du system.DiskUsage
+	if err := json.NewDecoder(resp.Body).Decode(&du); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if du.ImageUsage != nil || du.VolumeUsage == nil || du.VolumeUsage.TotalCount != 2 || du.VolumeUsage.TotalSize != 102400 || len(du.VolumeUsage.Items) != 2 {
+		t.Errorf("/system/df?type=volume: %+v", du.VolumeUsage)
+	}
+	if _, err := c.Do(context.Background(), "GET", "/system/df", url.Values{"type": {"networks"}}, nil); err == nil || !strings.Contains(err.Error(), "invalid type: networks") {
+		t.Errorf("bad type: %v", err)
+	}
+
+	// docker system prune: the stopped container, its anonymous volume,
+	// and (with -a) the image it used; the named volume stays.
+	r = run(t, env, "docker", "system", "prune", "-af", "--volumes")
+	if r.code != 0 || !strings.Contains(r.stdout, "Deleted Containers:") || !strings.Contains(r.stdout, "Deleted Images:") ||
+		!strings.Contains(r.stdout, "Deleted Volumes:") || !strings.Contains(r.stdout, "Total reclaimed space:") {
+		t.Errorf("docker system prune: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "volume", "ls", "-q"); r.stdout != "named\n" {
+		t.Errorf("volumes after prune: %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "images", "-q"); r.stdout != "" {
+		t.Errorf("images after prune -a: %q", r.stdout)
+	}
+	// Ours, on a stopped container only.
+	if r := ours("load", "-i", filepath.Join(p.dir, "busybox.tar")); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	run(t, env, "docker", "run", "--network", "none", "--name", "again", "busybox", "true")
+	r = ours("system", "prune", "-f")
+	if r.code != 0 || !strings.Contains(r.stdout, "Deleted Containers:") || !strings.Contains(r.stdout, "Total reclaimed space:") {
+		t.Errorf("our system prune: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "ps", "-aq"); r.stdout != "" {
+		t.Errorf("containers after our prune: %q", r.stdout)
 	}
 }
