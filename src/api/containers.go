@@ -413,8 +413,10 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 }
 
 // containerAttach hijacks the connection and streams the container's
-// output (from its log, as it is written) until it exits. Input (stdin)
-// is not implemented yet.
+// output as the monitor hands it over, from now until the container's
+// output ends; for a container not started yet (the docker CLI attaches,
+// then starts), from its start. With logs=1 the stored log comes first.
+// The client's input goes to the container when it was run with -i.
 func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.cfg.Containers.Get(r.PathValue("id"))
 	if err != nil {
@@ -422,9 +424,15 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	}
 	stdout, stderr := boolParam(r, "stdout"), boolParam(r, "stderr")
 	withStdin := boolParam(r, "stdin") && c.Config.OpenStdin
-	since := time.Now()
-	replay := boolParam(r, "logs")
-	exited := s.cfg.Containers.ExitChan(c.ID)
+	// Attached before the client hears 101, so before it can start the
+	// container: nothing of the run is missed.
+	var live io.ReadCloser
+	if boolParam(r, "stream") {
+		if live, err = s.cfg.Containers.Attach(r.Context(), c.ID); err != nil {
+			return err
+		}
+		defer live.Close()
+	}
 	conn, in, mw, err := hijackStream(w, r, c.Config.Tty)
 	if err != nil {
 		return err
@@ -432,7 +440,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	defer conn.Close()
 	// After the hijack the request's context says nothing useful (a client
 	// that half-closes its input is not gone): the output loop ends with
-	// the container, or when writing to the client fails.
+	// the container's output, or when writing to the client fails.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if withStdin {
@@ -449,22 +457,35 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 			}
 		}()
 	}
-	opts := logs.ReadOptions{Tail: -1, Follow: boolParam(r, "stream")}
-	if !replay {
-		opts.Since = since
-	}
-	// Follow until the container exits, whether or not it has started yet.
-	lo, _ := container.LogLimits(c.HostConfig.LogConfig.Config)
-	logs.Read(ctx, c.LogPath, lo.MaxFile, opts, exited, func(e logs.Entry) error {
-		if (e.Stream == "stdout" && !stdout) || (e.Stream == "stderr" && !stderr) {
+	send := func(stream byte, p []byte) error {
+		if (stream == stdstream.Stdout && !stdout) || (stream == stdstream.Stderr && !stderr) {
 			return nil
 		}
 		if c.Config.Tty {
-			return mw.Raw([]byte(e.Log)) // a terminal's output is not multiplexed
+			return mw.Raw(p) // a terminal's output is not multiplexed
 		}
-		return mw.Frame(streamID(e.Stream), []byte(e.Log))
-	})
-	return nil
+		return mw.Frame(stream, p)
+	}
+	if boolParam(r, "logs") {
+		err := s.cfg.Containers.Logs(ctx, c.ID, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
+			return send(streamID(e.Stream), []byte(e.Log))
+		})
+		if err != nil && errdefs.KindOf(err) != errdefs.KindNotImplemented {
+			return nil // the client is gone, or the log unreadable: the stream has begun
+		}
+	}
+	if live == nil {
+		return nil
+	}
+	for {
+		stream, p, err := stdstream.ReadFrame(live)
+		if err != nil {
+			return nil // the output has ended
+		}
+		if err := send(stream, p); err != nil {
+			return nil // the client is gone; closing the monitor's stream detaches
+		}
+	}
 }
 
 // hijackStream takes the connection over for a multiplexed stream, as

@@ -426,6 +426,11 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		return err
 	}
 	err = m.start(ctx, c)
+	if err != nil {
+		// Attaches made for this start (docker run) end with it. The monitor
+		// may not run (it starts with the first container): nothing waits.
+		m.rt.EndAttach(context.Background(), c.ID)
+	}
 	if err != nil && !errors.Is(err, ErrAlreadyStarted) && c.HostConfig.AutoRemove {
 		if rerr := m.Remove(context.Background(), c.ID, true); rerr != nil {
 			m.log.Warn("auto-remove after a failed start", "id", c.ID, "err", rerr)
@@ -526,6 +531,16 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	go m.follow(c.ID)
 	go m.runHealth(c.ID)
 	return nil
+}
+
+// Attach returns a container's output from now until it ends, in Docker's
+// multiplexed frames; before the container starts it waits for the start.
+func (m *Manager) Attach(ctx context.Context, ref string) (io.ReadCloser, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.rt.Attach(ctx, c.ID)
 }
 
 // ErrAlreadyStarted is the answer to starting a running container (Docker
@@ -808,6 +823,7 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 		}
 	}
 	m.rt.Forget(ctx, c.ID)
+	m.rt.EndAttach(ctx, c.ID)
 	unlock := m.fsLock(c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
 	if err := m.records.remove(c.ID); err != nil {
@@ -937,9 +953,6 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, f
 	}
 	return logs.Read(ctx, c.LogPath, lo.MaxFile, opts, stop, fn)
 }
-
-// ExitChan is closed when the container next exits.
-func (m *Manager) ExitChan(id string) <-chan struct{} { return m.nextExit(id).done }
 
 // Pause freezes a running container.
 func (m *Manager) Pause(ctx context.Context, ref string) error {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -37,7 +38,8 @@ type monitor struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	ctrs     map[string]*ctr
-	execTTYs map[string]*os.File // exec ID -> its terminal master
+	execTTYs map[string]*os.File    // exec ID -> its terminal master
+	pending  map[string][]*attacher // attachers waiting for a container to start
 }
 
 type ctr struct {
@@ -49,6 +51,7 @@ type ctr struct {
 	stdinOnce bool
 	master    *os.File // the terminal, for a container run with -t
 	rootfs    string
+	attachers []*attacher
 }
 
 // MonitorMain is the monitor role. It serves until SIGTERM or SIGINT.
@@ -82,7 +85,7 @@ func MonitorMain(args []string) int {
 	// The PID file is how an operator (or a test) finds the monitor: it
 	// outlives the daemon on purpose.
 	os.WriteFile(filepath.Join(*root, "monitor.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}}
+	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, pending: map[string][]*attacher{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /start", m.handleStart)
 	mux.HandleFunc("GET /state/{id}", m.handleState)
@@ -99,6 +102,8 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("GET /processes/{id}", m.handleProcesses)
 	mux.HandleFunc("POST /resume/{id}", m.handleFreeze(false))
 	mux.HandleFunc("POST /update/{id}", m.handleUpdate)
+	mux.HandleFunc("POST /attach/{id}", m.handleAttach)
+	mux.HandleFunc("POST /end-attach/{id}", m.handleEndAttach)
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -187,6 +192,7 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 		c.state.FinishedAt = time.Now().UTC()
 		c.mu.Unlock()
 		close(c.done)
+		c.endAttach()
 		unix.Unmount(req.Rootfs, unix.MNT_DETACH)
 		fail(w, http.StatusInternalServerError, err)
 		return
@@ -198,6 +204,7 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *monitor) start(c *ctr, req *StartRequest) error {
+	m.takePending(c, req.ID)
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: req.ID, Spec: req.Spec, NoNewKeyring: true})
 	if err != nil {
 		return fmt.Errorf("container config: %w", err)
@@ -291,7 +298,21 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		go func() {
 			defer copies.Done()
 			lwr := &logs.LineWriter{W: lw, Stream: s.name}
-			io.Copy(lwr, s.r)
+			id := stdstream.Stdout
+			if s.name == "stderr" {
+				id = stdstream.Stderr
+			}
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := s.r.Read(buf)
+				if n > 0 {
+					lwr.Write(buf[:n])
+					c.broadcast(id, buf[:n])
+				}
+				if err != nil {
+					break
+				}
+			}
 			lwr.Flush()
 			s.r.Close()
 		}()
@@ -299,6 +320,7 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 	go func() {
 		ps, werr := p.Wait()
 		copies.Wait() // every byte logged before the exit is reported
+		c.endAttach()
 		lw.Close()
 		code := exitCode(ps, werr)
 		oom := oomKilled(lc)

@@ -1066,3 +1066,42 @@ func TestE2ESystemDFAndPrune(t *testing.T) {
 		t.Errorf("containers after our prune: %q", r.stdout)
 	}
 }
+
+// Attached output comes straight from the container, not from its log: a
+// prompt without a newline reaches the client before the container has
+// its answer.
+func TestE2EAttachPartialLine(t *testing.T) {
+	_, _, env := withBusybox(t)
+	cmd := exec.Command("docker", "run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c", `printf 'ready> '; read x; echo "got $x"`)
+	cmd.Env = append(os.Environ(), env...)
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	prompt := make(chan string, 1)
+	go func() {
+		b := make([]byte, 7)
+		_, err := io.ReadFull(out, b)
+		if err != nil {
+			prompt <- err.Error()
+			return
+		}
+		prompt <- string(b)
+	}()
+	select {
+	case p := <-prompt:
+		if p != "ready> " {
+			t.Fatalf("prompt %q", p)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no prompt before the container had its input")
+	}
+	io.WriteString(in, "hi\n")
+	in.Close()
+	rest, _ := io.ReadAll(out)
+	if err := cmd.Wait(); err != nil || string(rest) != "got hi\n" {
+		t.Errorf("after the input: %q, %v", rest, err)
+	}
+}
