@@ -378,6 +378,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		}
 		opts.Tail = n
 	}
+	if err := container.ReadableLogs(c); err != nil {
+		return err // before the stream's headers, so that the client sees it
+	}
 	timestamps := boolParam(r, "timestamps")
 	ct := "application/vnd.docker.multiplexed-stream"
 	if c.Config.Tty {

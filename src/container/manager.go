@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +43,9 @@ type Manager struct {
 	// executable bound in as that init instead of the engine itself.
 	DefaultInit bool
 	InitPath    string
+	// DefaultLogConfig is the log driver and options of containers that
+	// name no driver (the daemon's --log-driver and --log-opt).
+	DefaultLogConfig containertypes.LogConfig
 	// SeccompProfile is the filter for containers that name none: "" or
 	// "builtin", "unconfined", or a profile's JSON text.
 	SeccompProfile string
@@ -181,10 +183,8 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if err != nil {
 		return nil, nil, err
 	}
-	if host.LogConfig.Type != "" && host.LogConfig.Type != "json-file" {
-		return nil, nil, errdefs.NotImplemented(fmt.Errorf("log driver %q is not implemented yet (only json-file)", host.LogConfig.Type))
-	}
-	if _, err := LogLimits(host.LogConfig.Config); err != nil {
+	host.LogConfig = mergeLogConfig(host.LogConfig, m.DefaultLogConfig)
+	if _, err := LogSettings(host.LogConfig); err != nil {
 		return nil, nil, err
 	}
 	if err := checkRestartPolicy(host.RestartPolicy); err != nil {
@@ -256,48 +256,6 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	}
 	m.notify(events.ActionCreate, c, nil)
 	return c, warnings, nil
-}
-
-// LogOptions are a container's json-file options.
-type LogOptions struct {
-	MaxSize  int64 // bytes per file; 0: no rotation
-	MaxFile  int   // files kept, the current one included
-	Compress bool  // gzip the rotated files
-}
-
-// LogLimits reads the json-file options max-size, max-file and compress.
-func LogLimits(opts map[string]string) (LogOptions, error) {
-	lo := LogOptions{MaxFile: 1}
-	if s := opts["max-size"]; s != "" {
-		n, err := parseSize(s)
-		if err != nil || n <= 0 {
-			return lo, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-size %q", s))
-		}
-		lo.MaxSize = n
-	}
-	if s := opts["max-file"]; s != "" {
-		var n int
-		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-			return lo, errdefs.InvalidParameter(fmt.Errorf("invalid log option max-file %q", s))
-		}
-		lo.MaxFile = n
-	}
-	if s, ok := opts["compress"]; ok {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return lo, errdefs.InvalidParameter(fmt.Errorf("invalid log option compress %q: %w", s, err))
-		}
-		if b && lo.MaxFile < 2 {
-			return lo, errdefs.InvalidParameter(errors.New("compress cannot be true when max-file is less than 2"))
-		}
-		lo.Compress = b
-	}
-	for k := range opts {
-		if k != "max-size" && k != "max-file" && k != "compress" {
-			return lo, errdefs.InvalidParameter(fmt.Errorf("unknown log opt '%s' for json-file log driver", k))
-		}
-	}
-	return lo, nil
 }
 
 func parseSize(s string) (int64, error) {
@@ -426,9 +384,15 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		return err
 	}
 	err = m.start(ctx, c)
-	if err != nil {
-		// Attaches made for this start (docker run) end with it. The monitor
-		// may not run (it starts with the first container): nothing waits.
+	if err != nil && !errors.Is(err, ErrAlreadyStarted) {
+		// Whatever stopped the start, those waiting for this run (docker
+		// run waits for the next exit, or removal, and attaches) hear of it.
+		m.records.update(c.ID, func(c *Container) error {
+			c.State.Error = err.Error()
+			c.State.ExitCode = 128
+			return nil
+		})
+		m.exitWaiters(c.ID, 128)
 		m.rt.EndAttach(context.Background(), c.ID)
 	}
 	if err != nil && !errors.Is(err, ErrAlreadyStarted) && c.HostConfig.AutoRemove {
@@ -503,19 +467,22 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 		return err
 	}
 	s.Linux.CgroupsPath = "/balena-engine/" + c.ID
-	lo, err := LogLimits(c.HostConfig.LogConfig.Config)
+	lo, err := LogSettings(c.HostConfig.LogConfig)
 	if err != nil {
 		return err
 	}
-	st, err := m.rt.Start(ctx, &runtime.StartRequest{ID: c.ID, Spec: s, Rootfs: rootfs, LogPath: c.LogPath,
-		LogMaxSize: lo.MaxSize, LogMaxFile: lo.MaxFile, LogCompress: lo.Compress, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce})
+	req := &runtime.StartRequest{ID: c.ID, Spec: s, Rootfs: rootfs, LogDriver: lo.Driver, LogPath: c.LogPath,
+		LogMaxSize: lo.MaxSize, LogMaxFile: lo.MaxFile, LogCompress: lo.Compress, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce}
+	if lo.Driver == DriverJournald {
+		if !logs.JournalAvailable() {
+			return errdefs.Unavailable(errors.New("failed to initialize logging driver: journald is not enabled on this host"))
+		}
+		if req.JournalFields, err = journalFields(c, lo.Tag); err != nil {
+			return err
+		}
+	}
+	st, err := m.rt.Start(ctx, req)
 	if err != nil {
-		m.records.update(c.ID, func(c *Container) error {
-			c.State.Error = err.Error()
-			c.State.ExitCode = 128
-			return nil
-		})
-		m.exitWaiters(c.ID, 128) // a wait for the next exit or removal ends here too
 		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
 	}
 	started = true
@@ -942,7 +909,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, f
 	if err != nil {
 		return err
 	}
-	lo, _ := LogLimits(c.HostConfig.LogConfig.Config)
+	lo, _ := LogSettings(c.HostConfig.LogConfig)
 	var stop <-chan struct{}
 	if opts.Follow {
 		if c.State.Status != StatusRunning {
@@ -950,6 +917,12 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, f
 		} else {
 			stop = m.nextExit(c.ID).done
 		}
+	}
+	if err := ReadableLogs(c); err != nil {
+		return err
+	}
+	if lo.Driver == DriverJournald {
+		return logs.ReadJournal(ctx, c.ID, opts, stop, fn)
 	}
 	return logs.Read(ctx, c.LogPath, lo.MaxFile, opts, stop, fn)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/docker/go-units"
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/spf13/pflag"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 	// Containers.
 	Init     bool   // run containers with an init unless they say otherwise
 	InitPath string // the init to bind in; "" for the engine's own docker-init
+	// LogDriver and LogOpts are the log configuration of containers that
+	// name no driver.
+	LogDriver string
+	LogOpts   map[string]string
 	// SeccompProfile is "builtin", "unconfined" or a profile's path;
 	// normalize reads the file into seccompJSON.
 	SeccompProfile string
@@ -75,6 +80,8 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.PullIOPriority, "pull-io-priority", "best-effort:7", "I/O priority of layer extraction: none, idle or best-effort:0-7 (7 lowest)")
 	fs.BoolVar(&cfg.Init, "init", false, "run an init in containers to forward signals and reap processes (a container's --init=false overrides)")
 	fs.StringVar(&cfg.InitPath, "init-path", "", "path to the init bound into containers; default: the engine's own docker-init")
+	fs.StringVar(&cfg.LogDriver, "log-driver", container.DriverJSONFile, "log driver of containers that name none: "+strings.Join(container.LogDrivers, ", "))
+	fs.StringToStringVar(&cfg.LogOpts, "log-opt", nil, "log driver options of containers that name no driver (key=value)")
 	fs.StringVar(&cfg.SeccompProfile, "seccomp-profile", container.SeccompBuiltin, "seccomp profile for containers that name none: builtin (Docker's default), unconfined, or the path of a JSON profile")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
@@ -111,6 +118,7 @@ var fileKeyToFlag = map[string]string{
 	"hosts":               "host",
 	"registry-mirrors":    "registry-mirror",
 	"insecure-registries": "insecure-registry",
+	"log-opts":            "log-opt",
 }
 
 func mergeFile(fs *pflag.FlagSet, path string, explicit bool) error {
@@ -173,6 +181,17 @@ func setFromJSON(f *pflag.Flag, val json.RawMessage) error {
 			}
 		}
 		return nil
+	case "stringToString":
+		var m map[string]string
+		if err := json.Unmarshal(val, &m); err != nil {
+			return fmt.Errorf("want an object of strings: %w", err)
+		}
+		for k, v := range m {
+			if err := f.Value.Set(k + "=" + v); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "int":
 		var n int
 		if err := json.Unmarshal(val, &n); err != nil {
@@ -229,6 +248,9 @@ func (c *Config) normalize() error {
 		if fi, err := os.Stat(c.InitPath); err != nil || !filepath.IsAbs(c.InitPath) || !fi.Mode().IsRegular() {
 			return fmt.Errorf("invalid init-path %q: want the absolute path of an executable file", c.InitPath)
 		}
+	}
+	if _, err := container.LogSettings(containertypes.LogConfig{Type: c.LogDriver, Config: c.LogOpts}); err != nil {
+		return fmt.Errorf("log driver: %w", err)
 	}
 	switch c.SeccompProfile {
 	case container.SeccompBuiltin, container.SeccompUnconfined:

@@ -43,7 +43,8 @@ func TestParseConfigFlags(t *testing.T) {
 	want := &Config{Hosts: []string{"unix:///tmp/a.sock", "fd://"}, DataRoot: "/tmp/d", ExecRoot: "/tmp/e",
 		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile,
 		RegistryMirrors: nil, InsecureRegistries: nil,
-		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7", SeccompProfile: "builtin"}
+		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7", SeccompProfile: "builtin",
+		LogDriver: "json-file"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
@@ -97,6 +98,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad io priority", []string{"--pull-io-priority", "urgent"}, "{}", `invalid I/O priority "urgent"`},
 		{"attempts not a number", nil, `{"max-download-attempts": "many"}`, "want a whole number"},
 		{"config-file in file", nil, `{"config-file": "/x"}`, "don't match any configuration option: config-file"},
+		{"unknown log driver", []string{"--log-driver", "gelf"}, "{}", "no log driver named 'gelf'"},
+		{"bad log opt", nil, `{"log-driver": "local", "log-opts": {"tag": "x"}}`, "unknown log opt 'tag' for local log driver"},
+		{"log opts not an object", nil, `{"log-opts": ["max-size=1m"]}`, "want an object of strings"},
 		{"missing seccomp profile", []string{"--seccomp-profile", "/nonexistent/p.json"}, "{}", "opening seccomp profile (/nonexistent/p.json) failed"},
 		{"bad seccomp profile", nil, `{"seccomp-profile": "` + writeFile(t, `{"defaultAction": 7}`) + `"}`, "cannot unmarshal number"},
 	}
@@ -106,6 +110,16 @@ func TestParseConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", c.name, err, c.want)
 		}
+	}
+}
+
+func TestParseConfigLogDriver(t *testing.T) {
+	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, `{"log-driver": "local", "log-opts": {"max-size": "5m", "max-file": "3"}}`)}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LogDriver != "local" || !reflect.DeepEqual(cfg.LogOpts, map[string]string{"max-size": "5m", "max-file": "3"}) {
+		t.Errorf("log driver %q, options %v", cfg.LogDriver, cfg.LogOpts)
 	}
 }
 

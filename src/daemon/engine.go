@@ -17,6 +17,7 @@ import (
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/version"
 	"github.com/balena-os/balena-engine/src/volume"
+	containertypes "github.com/moby/moby/api/types/container"
 	eventtypes "github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -92,6 +93,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	}
 	e.containers.DefaultInit, e.containers.InitPath = cfg.Init, cfg.InitPath
 	e.containers.SeccompProfile = cfg.SeccompProfile
+	e.containers.DefaultLogConfig = containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts}
 	if cfg.seccompJSON != "" {
 		e.containers.SeccompProfile = cfg.seccompJSON
 	}

@@ -153,10 +153,21 @@ func (w *Writer) Close() error {
 	return err
 }
 
+// EntryWriter stores log entries: a json-file Writer, the journal, or
+// nothing (the "none" driver).
+type EntryWriter interface {
+	Write(stream string, line []byte, t time.Time) error
+}
+
+// Discard is the "none" driver: it stores nothing.
+type Discard struct{}
+
+func (Discard) Write(string, []byte, time.Time) error { return nil }
+
 // LineWriter turns a byte stream into log entries: a line per newline,
 // and long lines cut at 16 KiB as Docker does.
 type LineWriter struct {
-	W      *Writer
+	W      EntryWriter
 	Stream string
 	buf    []byte
 }

@@ -220,7 +220,7 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		lc.Destroy()
 		return err
 	}
-	lw, err := logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFile, req.LogCompress)
+	lw, err := openLog(req)
 	if err != nil {
 		lc.Destroy()
 		return fmt.Errorf("open log: %w", err)
@@ -341,6 +341,27 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		close(c.done)
 	}()
 	return nil
+}
+
+// logSink is where a container's output is stored.
+type logSink interface {
+	logs.EntryWriter
+	Close() error
+}
+
+type noClose struct{ logs.EntryWriter }
+
+func (noClose) Close() error { return nil }
+
+// openLog opens the store of the container's log driver.
+func openLog(req *StartRequest) (logSink, error) {
+	switch req.LogDriver {
+	case "none":
+		return noClose{logs.Discard{}}, nil
+	case "journald":
+		return noClose{&logs.Journal{Fields: req.JournalFields}}, nil
+	}
+	return logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFile, req.LogCompress)
 }
 
 // oomKilled reads the kernel's OOM-kill counter of the container's memory

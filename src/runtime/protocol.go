@@ -20,10 +20,14 @@ type StartRequest struct {
 	Spec *specs.Spec
 	// Rootfs is mounted by the daemon; the monitor unmounts it when the
 	// container has ended.
-	Rootfs     string
-	LogPath    string
-	LogMaxSize int64
-	LogMaxFile int
+	Rootfs string
+	// LogDriver is "json-file", "local" (both files at LogPath), "journald"
+	// (entries with JournalFields) or "none".
+	LogDriver     string
+	JournalFields map[string]string
+	LogPath       string
+	LogMaxSize    int64
+	LogMaxFile    int
 	// LogCompress gzips rotated log files.
 	LogCompress bool
 	OpenStdin   bool

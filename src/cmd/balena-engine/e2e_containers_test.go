@@ -29,9 +29,17 @@ import (
 // withBusybox starts a daemon and loads the busybox test image into it.
 func withBusybox(t *testing.T, extra ...string) (paths, *daemonProc, []string) {
 	t.Helper()
+	return withBusyboxUnder(t, nil, extra...)
+}
+
+// withBusyboxUnder is withBusybox with the daemon started under a command
+// prefix (for example in a mount namespace of its own).
+func withBusyboxUnder(t *testing.T, prefix []string, extra ...string) (paths, *daemonProc, []string) {
+	t.Helper()
 	bin := engineBin(t)
 	p := newPaths(t)
-	d := startDaemon(t, exec.Command(bin, append(p.daemonArgs(), extra...)...), p.sock)
+	args := append(append(append([]string{}, prefix...), bin), append(p.daemonArgs(), extra...)...)
+	d := startDaemon(t, exec.Command(args[0], args[1:]...), p.sock)
 	archive := filepath.Join(p.dir, "busybox.tar")
 	f, err := os.Create(archive)
 	if err != nil {
@@ -1103,5 +1111,114 @@ func TestE2EAttachPartialLine(t *testing.T) {
 	rest, _ := io.ReadAll(out)
 	if err := cmd.Wait(); err != nil || string(rest) != "got hi\n" {
 		t.Errorf("after the input: %q, %v", rest, err)
+	}
+}
+
+// The log drivers: local (files with Docker's local defaults), none
+// (nothing stored, attach still works), and the daemon's default.
+func TestE2ELogDrivers(t *testing.T) {
+	p, _, env := withBusybox(t, "--log-driver", "local", "--log-opt", "max-size=8k")
+	// The daemon's default, recorded in the container.
+	r := run(t, env, "docker", "run", "--network", "none", "--name", "loc", "busybox", "sh", "-c",
+		`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done`)
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "line 1999\n") {
+		t.Fatalf("run: %d %q", r.code, r.stderr)
+	}
+	if r := run(t, env, "docker", "inspect", "--format", "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}}", "loc"); r.stdout != "local map[max-size:8k]\n" {
+		t.Errorf("inspect: %q %q", r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "logs", "--tail", "2", "loc"); r.stdout != "line 1998\nline 1999\n" {
+		t.Errorf("logs --tail 2: %q %q", r.stdout, r.stderr)
+	}
+	// 2000 lines of ~60 bytes in 8 KiB files: rotated, 5 files kept, the
+	// old ones compressed (local's defaults).
+	id := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "loc").stdout)
+	files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log*"))
+	gz, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log.*.gz"))
+	if len(files) != 5 || len(gz) != 4 {
+		t.Errorf("local log files: %v (compressed %v)", files, gz)
+	}
+	if r := run(t, env, "docker", "info", "--format", "{{.LoggingDriver}} {{.Plugins.Log}}"); r.stdout != "local [json-file local journald none]\n" {
+		t.Errorf("info: %q", r.stdout)
+	}
+
+	// none: the output still reaches an attached client; nothing is kept.
+	r = run(t, env, "docker", "run", "--network", "none", "--log-driver", "none", "--name", "quiet", "busybox", "echo", "not kept")
+	if r.code != 0 || r.stdout != "not kept\n" {
+		t.Errorf("run --log-driver none: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "logs", "quiet"); r.code == 0 || !strings.Contains(r.stderr, "configured logging driver does not support reading") {
+		t.Errorf("logs of a none container: %d %q", r.code, r.stderr)
+	}
+	id = strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "quiet").stdout)
+	if files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, "*.log*")); len(files) != 0 {
+		t.Errorf("none stored %v", files)
+	}
+	// journald on a host without one: a clear error at start.
+	if _, err := os.Stat("/run/systemd/journal/socket"); os.IsNotExist(err) {
+		r := run(t, env, "docker", "run", "--rm", "--network", "none", "--log-driver", "journald", "busybox", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "journald is not enabled on this host") {
+			t.Errorf("journald without a journal: %d %q", r.code, r.stderr)
+		}
+	}
+	// Drivers left out, and options a driver does not take.
+	if r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "syslog", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "no log driver named 'syslog' is registered") {
+		t.Errorf("syslog: %d %q", r.code, r.stderr)
+	}
+	// (The docker CLI refuses options for none itself; ours leaves it to
+	// the daemon.)
+	ours := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "run", "--network", "none", "--log-driver", "none", "--log-opt", "max-size=1m", "busybox", "true")
+	if ours.code == 0 || !strings.Contains(ours.stderr, "unknown log opt 'max-size' for none log driver") {
+		t.Errorf("none with options: %d %q", ours.code, ours.stderr)
+	}
+	if r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "journald", "--log-opt", "max-size=1m", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "unknown log opt 'max-size' for journald log driver") {
+		t.Errorf("journald with max-size: %d %q", r.code, r.stderr)
+	}
+}
+
+// journald: entries carry Docker's fields, and docker logs reads them back
+// (through journalctl), following until the container exits. The daemon
+// runs in a mount namespace of its own with a journald of its own, so the
+// test neither needs nor touches the machine's journal.
+func TestE2EJournald(t *testing.T) {
+	const journald = "/lib/systemd/systemd-journald"
+	if _, err := os.Stat(journald); err != nil {
+		t.Skipf("no %s on this machine", journald)
+	}
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "journald.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 1 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	script := `set -e
+for d in /run/systemd /run/log /var/log/journal; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+mkdir -p /run/systemd/journal
+` + journald + ` >/dev/null 2>&1 &
+echo $! > ` + pidfile + `
+for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+exec "$@"`
+	_, _, env := withBusyboxUnder(t, []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"})
+	r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "journald", "--log-opt", "tag=app-{{.Name}}", "--name", "jd",
+		"busybox", "sh", "-c", "echo to-out; echo to-err >&2; printf no-newline")
+	if r.code != 0 || r.stdout != "to-out\nno-newline" || r.stderr != "to-err\n" {
+		t.Errorf("run: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, env, "docker", "logs", "jd")
+	if r.stdout != "to-out\nno-newline" || r.stderr != "to-err\n" {
+		t.Errorf("logs: %q %q", r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "logs", "--tail", "1", "jd"); r.stdout+r.stderr != "no-newline" {
+		t.Errorf("logs --tail 1: %q %q", r.stdout, r.stderr)
+	}
+	// Follow a running container until it exits.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--log-driver", "journald", "--name", "jf",
+		"busybox", "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.3; done")
+	r = run(t, env, "docker", "logs", "-f", "jf")
+	if r.code != 0 || r.stdout != "tick 1\ntick 2\ntick 3\n" {
+		t.Errorf("logs -f: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -1,0 +1,194 @@
+package logs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// Journal is the "journald" driver: each line goes to the systemd journal
+// with Docker's fields (CONTAINER_ID, CONTAINER_ID_FULL, CONTAINER_NAME,
+// CONTAINER_TAG, IMAGE_NAME, SYSLOG_IDENTIFIER), stdout at priority info
+// and stderr at err, so that journalctl and Docker's tools find them.
+type Journal struct {
+	Fields map[string]string
+}
+
+// JournalFields are the fields Docker's journald driver gives a
+// container's entries; tag is SYSLOG_IDENTIFIER and CONTAINER_TAG
+// (Docker's default: the short ID).
+func JournalFields(id, name, image, tag string) map[string]string {
+	short := id[:min(12, len(id))]
+	if tag == "" {
+		tag = short
+	}
+	return map[string]string{
+		"CONTAINER_ID": short, "CONTAINER_ID_FULL": id, "CONTAINER_NAME": strings.TrimPrefix(name, "/"),
+		"CONTAINER_TAG": tag, "IMAGE_NAME": image, "SYSLOG_IDENTIFIER": tag,
+	}
+}
+
+// JournalAvailable says whether journald's socket answers.
+func JournalAvailable() bool { return journal.Enabled() }
+
+func (j *Journal) Write(stream string, line []byte, _ time.Time) error {
+	pri := journal.PriInfo
+	if stream == "stderr" {
+		pri = journal.PriErr
+	}
+	msg, full := strings.CutSuffix(string(line), "\n")
+	vars := j.Fields
+	if !full { // a line cut at 16 KiB, or the last one without a newline
+		vars = make(map[string]string, len(j.Fields)+1)
+		for k, v := range j.Fields {
+			vars[k] = v
+		}
+		vars["CONTAINER_PARTIAL_MESSAGE"] = "true"
+	}
+	return journal.Send(msg, pri, vars)
+}
+
+// journalEntry is a line of "journalctl -o json".
+type journalEntry struct {
+	Message  json.RawMessage `json:"MESSAGE"` // a string, or an array of bytes when not UTF-8
+	Priority string          `json:"PRIORITY"`
+	Partial  string          `json:"CONTAINER_PARTIAL_MESSAGE"`
+	Realtime string          `json:"__REALTIME_TIMESTAMP"` // µs since the epoch
+	Cursor   string          `json:"__CURSOR"`
+}
+
+func (e *journalEntry) entry() (Entry, error) {
+	var msg string
+	if err := json.Unmarshal(e.Message, &msg); err != nil {
+		var raw []byte
+		var nums []int
+		if err := json.Unmarshal(e.Message, &nums); err != nil {
+			return Entry{}, fmt.Errorf("journal MESSAGE %s: %w", e.Message, err)
+		}
+		for _, n := range nums {
+			raw = append(raw, byte(n))
+		}
+		msg = string(raw)
+	}
+	if e.Partial != "true" {
+		msg += "\n"
+	}
+	us, _ := strconv.ParseInt(e.Realtime, 10, 64)
+	stream := "stdout"
+	if e.Priority == strconv.Itoa(int(journal.PriErr)) {
+		stream = "stderr"
+	}
+	return Entry{Log: msg, Stream: stream, Time: time.UnixMicro(us).UTC()}, nil
+}
+
+// ReadJournal reads a container's entries back from the journal through
+// journalctl (which is where the journal's readers live; the engine links
+// no libsystemd), with the same options as Read. Following ends when stop
+// is closed, after the entries written until then.
+func ReadJournal(ctx context.Context, id string, opts ReadOptions, stop <-chan struct{}, fn func(Entry) error) error {
+	args := []string{"--no-pager", "-q", "-o", "json", "--output-fields=MESSAGE,PRIORITY,CONTAINER_PARTIAL_MESSAGE"}
+	if !opts.Since.IsZero() {
+		args = append(args, "--since=@"+unixSeconds(opts.Since))
+	}
+	if !opts.Until.IsZero() {
+		args = append(args, "--until=@"+unixSeconds(opts.Until))
+	}
+	if opts.Tail >= 0 {
+		args = append(args, "--lines="+strconv.Itoa(opts.Tail))
+	}
+	match := "CONTAINER_ID_FULL=" + id
+	cursor, err := journalctl(ctx, append(args, match), fn)
+	if err != nil || !opts.Follow {
+		return err
+	}
+	// Follow: poll for what came after the last entry until the container
+	// has stopped, then once more for what it wrote before stopping.
+	// journalctl --follow would hold a process per reader; a poll costs one
+	// short process a quarter second.
+	after := func() error {
+		a := []string{"--no-pager", "-q", "-o", "json", "--output-fields=MESSAGE,PRIORITY,CONTAINER_PARTIAL_MESSAGE"}
+		if cursor != "" {
+			a = append(a, "--after-cursor="+cursor)
+		} else if !opts.Since.IsZero() {
+			a = append(a, "--since=@"+unixSeconds(opts.Since))
+		}
+		c, err := journalctl(ctx, append(a, match), fn)
+		if c != "" {
+			cursor = c
+		}
+		return err
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-stop:
+			time.Sleep(100 * time.Millisecond) // journald may still be storing the last lines
+			return after()
+		case <-t.C:
+			if err := after(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func unixSeconds(t time.Time) string {
+	return strconv.FormatInt(t.Unix(), 10)
+}
+
+// journalctl runs journalctl with args, hands each entry to fn, and
+// returns the last entry's cursor.
+func journalctl(ctx context.Context, args []string, fn func(Entry) error) (string, error) {
+	cmd := exec.CommandContext(ctx, "journalctl", args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("read the journal: %w", err)
+	}
+	var cursor string
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	var ferr error
+	for sc.Scan() {
+		var je journalEntry
+		if err := json.Unmarshal(sc.Bytes(), &je); err != nil {
+			continue
+		}
+		e, err := je.entry()
+		if err != nil {
+			continue
+		}
+		cursor = je.Cursor
+		if ferr = fn(e); ferr != nil {
+			break
+		}
+	}
+	if ferr != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return cursor, ferr
+	}
+	if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return cursor, fmt.Errorf("journalctl: %s", strings.TrimSpace(stderr.String()))
+		}
+		return cursor, err
+	}
+	return cursor, nil
+}
