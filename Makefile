@@ -77,8 +77,9 @@ bench: build
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
 # against the built binary (with the real docker CLI), the cross binaries
 # each run under the CPU of their architecture, and the QEMU smoke test of
-# the two architectures CI boots (make qemu-test-all boots all six).
-test: lint unit e2e cross-check qemu-smoke
+# the two architectures CI boots (make qemu-test-all boots all six), and
+# ten power-cut trials in an x86_64 guest (make powercut N=200 for more).
+test: lint unit e2e cross-check qemu-smoke powercut-ci
 
 qemu-smoke:
 	$(MAKE) qemu-test ARCH=x86_64

@@ -31,3 +31,215 @@ kernel_fetch() {
 	[ -n "$pkg" ] || pkg=$meta
 	deb_fetch "$arch" "$pkg" "$QEMU_CACHE/debs/$arch"
 }
+
+# The steps every QEMU test takes (qemu-tests/run, powercut, crashstates),
+# written once. They set and read these globals:
+#   arch platform bb_arch guest engine out kdir kver vmlinuz busybox disk_dev
+#   qargs (the QEMU command line being built), qpid (the running QEMU).
+
+# guest_setup ARCH [OUTNAME]: read arch/ARCH.conf (and its QEMU_GUEST's),
+# fetch the guest kernel and ARCH's busybox, and make the output directory
+# $QEMU_OUT/OUTNAME (default ARCH).
+# shellcheck disable=SC2034 # the globals are read by the sourcing scripts
+guest_setup() {
+	arch=$1
+	load_arch "$arch"
+	platform=${PLATFORM:?}
+	bb_arch=$DEBIAN_ARCH
+	guest=${QEMU_GUEST:-$arch}
+	# What boots: the guest architecture's kernel, machine and devices.
+	[ "$guest" = "$arch" ] || load_arch "$guest"
+	if [ -z "$QEMU_SYSTEM" ] || [ -z "$KERNEL_PACKAGE" ]; then
+		die "arch/$guest.conf: no QEMU_SYSTEM/KERNEL_PACKAGE"
+	fi
+	command -v "$QEMU_SYSTEM" >/dev/null || die "$QEMU_SYSTEM missing: run qemu-tests/install"
+	engine=$TOP/bin/$arch/balena-engine
+	[ -x "$engine" ] || die "$engine missing: run make bin/$arch/balena-engine"
+	out=$QEMU_OUT/${2:-$arch}
+	mkdir -p "$out"
+	apt_update_foreign "$DEBIAN_ARCH"
+	[ "$bb_arch" = "$DEBIAN_ARCH" ] || apt_update_foreign "$bb_arch"
+	kdir=$(kernel_fetch "$DEBIAN_ARCH" "$KERNEL_PACKAGE")
+	local bbdir
+	bbdir=$(deb_fetch "$bb_arch" busybox-static "$QEMU_CACHE/debs/$bb_arch")
+	kver=$(basename "$(compgen -G "$kdir/lib/modules/*" | head -1)")
+	vmlinuz=$kdir/boot/vmlinuz-$kver
+	[ -f "$vmlinuz" ] || die "no kernel in $kdir"
+	busybox=$bbdir/bin/busybox
+	disk_dev=vda
+	[ "$QEMU_DISK" != sd ] || disk_dev=mmcblk0
+}
+
+# build_test_image: $out/busybox.tar, the busybox test image for ARCH's
+# platform, from its own busybox.
+build_test_image() {
+	log "$arch: test image ($platform)"
+	(cd "$TOP" && "$GO" run ./src/internal/cmd/testimage -o "$out/busybox.tar" \
+		-tag busybox:latest -busybox "$busybox" -platform "$platform")
+}
+
+# build_initramfs SCRIPT [MODULE...]: $out/initrd.gz holding busybox,
+# guest/init, guest/SCRIPT (which /init runs) and the kernel modules of
+# QEMU_MODULES and MODULE... with their dependencies, in load order.
+build_initramfs() {
+	local script=$1 root=$out/initramfs m kind path rel
+	shift
+	log "$arch: initramfs (kernel $kver, guest/$script)"
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,dev,proc,sys,etc/smoke,lib/modules}
+	cp "$busybox" "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	mknod -m 600 "$root/dev/console" c 5 1
+	cp "$QEMU_TESTS/guest/init" "$root/init"
+	cp "$QEMU_TESTS/guest/$script" "$root/etc/smoke/$script"
+	chmod 755 "$root/init" "$root/etc/smoke/$script"
+	printf 'SMOKE_DISK=%s\nSMOKE_SCRIPT=%s\n' "$disk_dev" "$script" >"$root/etc/smoke/env"
+	[ -f "$kdir/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir" "$kver"
+	: >"$root/etc/smoke/modules"
+	for m in $QEMU_MODULES "$@"; do
+		modprobe -d "$kdir" -S "$kver" --show-depends "$m" | while read -r kind path _; do
+			[ "$kind" = insmod ] || continue # "builtin NAME": nothing to load
+			rel=${path#"$kdir"}
+			grep -qxF "$rel" "$root/etc/smoke/modules" && continue
+			mkdir -p "$root$(dirname "$rel")"
+			cp "$path" "$root$rel"
+			echo "$rel" >>"$root/etc/smoke/modules"
+		done
+	done
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) | gzip -1 >"$out/initrd.gz"
+}
+
+# build_disk IMAGE SIZE FILE...: an ext4 image holding FILE... at its root
+# (mkfs.ext4 -d: no loop device). A power of two in size (QEMU's SD card
+# requires it).
+build_disk() {
+	local img=$1 size=$2 stage
+	shift 2
+	stage=$(mktemp -d "$out/disk.XXXXXX")
+	cp "$@" "$stage/"
+	rm -f "$img"
+	mkfs.ext4 -q -F -L smoke-data -d "$stage" "$img" "$size" >/dev/null
+	rm -rf "$stage"
+}
+
+# qemu_base_args CMDLINE...: set qargs to boot the guest's kernel and
+# $out/initrd.gz with CMDLINE appended to the kernel command line; the
+# caller adds the disk (qemu_disk_args) and the network.
+qemu_base_args() {
+	qargs=(-accel tcg -M "$QEMU_MACHINE" -cpu "$QEMU_CPU" -m "$QEMU_MEMORY"
+		-nographic -no-reboot
+		-kernel "$vmlinuz" -initrd "$out/initrd.gz"
+		-append "console=$QEMU_CONSOLE panic=-1 $*")
+	if [ -n "$QEMU_DTB" ]; then
+		local dtb
+		dtb=$(compgen -G "$kdir/usr/lib/linux-image-$kver/$QEMU_DTB" || compgen -G "$kdir/usr/lib/linux-image-$kver/*/$QEMU_DTB") ||
+			die "no $QEMU_DTB in $kdir"
+		cp "$dtb" "$out/board.dtb"
+		[ -z "$QEMU_DTB_DELETE" ] || fdtput -r "$out/board.dtb" "$QEMU_DTB_DELETE"
+		qargs+=(-dtb "$out/board.dtb")
+	fi
+}
+
+# qemu_disk_args IMAGE: add IMAGE as the guest's data disk.
+qemu_disk_args() {
+	case $QEMU_DISK in
+	virtio) qargs+=(-drive "file=$1,if=none,id=data,format=raw" -device "virtio-blk-pci,drive=data") ;;
+	sd) qargs+=(-drive "file=$1,if=sd,format=raw") ;;
+	*) die "arch/$guest.conf: QEMU_DISK '$QEMU_DISK' is neither virtio nor sd" ;;
+	esac
+}
+
+# qemu_start CONSOLE: start $QEMU_SYSTEM with qargs in the background, its
+# serial console to CONSOLE (the command line goes to CONSOLE.cmd); sets
+# qpid.
+qpid=
+qemu_start() {
+	printf "%q " "$QEMU_SYSTEM" "${qargs[@]}" >"$1.cmd"
+	"$QEMU_SYSTEM" "${qargs[@]}" </dev/null >"$1" 2>&1 &
+	qpid=$!
+}
+
+# qemu_stop: stop the QEMU qemu_start started (SIGTERM, then SIGKILL), by
+# its PID, and reap it. Safe to call when it has exited or never started.
+qemu_stop() {
+	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
+		kill "$qpid" 2>/dev/null || true
+		sleep 1
+		kill -9 "$qpid" 2>/dev/null || true
+	fi
+	[ -z "$qpid" ] || wait "$qpid" 2>/dev/null || true
+	qpid=
+}
+
+# qemu_powercut: SIGKILL the running QEMU at once, the power cut: the guest
+# loses its RAM (page cache included); what QEMU wrote to the image stays.
+qemu_powercut() {
+	[ -z "$qpid" ] || kill -9 "$qpid" 2>/dev/null || true
+	[ -z "$qpid" ] || wait "$qpid" 2>/dev/null || true
+	qpid=
+}
+
+# elapsed START END: seconds between two $EPOCHREALTIME readings.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# The registry the power-cut guests pull from: Debian's docker-registry on
+# a free port of this host's loopback, started by registry_start DIR (sets
+# registry=127.0.0.1:PORT and regpid) and stopped by its PID with
+# registry_stop. The guest reaches it as $guest_registry only
+# (qemu_registry_nic).
+guest_registry=10.0.2.100:5000
+regpid=
+registry_start() {
+	local dir=$1 port i
+	command -v docker-registry >/dev/null || die "docker-registry missing (apt-get install docker-registry)"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for _ in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 40000))
+		! ss -Htln "sport = :$port" | grep -q . || continue
+		printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+			"$dir/data" "$port" >"$dir/config.yml"
+		docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+		regpid=$!
+		for i in $(seq 100); do
+			if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+				registry=127.0.0.1:$port
+				log "registry on $registry (pid $regpid)"
+				return 0
+			fi
+			kill -0 "$regpid" 2>/dev/null || break
+			sleep 0.1
+		done
+		registry_stop
+	done
+	die "the registry did not start ($dir/registry.log)"
+}
+
+registry_stop() {
+	if [ -n "$regpid" ]; then
+		kill "$regpid" 2>/dev/null || true
+		wait "$regpid" 2>/dev/null || true
+	fi
+	regpid=
+}
+
+# push_big_images SIZE LAYERS NAME...: push one image per NAME to the
+# registry (src/internal/cmd/bigimage: SIZE of made-up files in LAYERS
+# layers for ARCH's platform; all share their base layer).
+push_big_images() {
+	local size=$1 nlayers=$2 n=0 img
+	shift 2
+	(cd "$TOP" && "$GO" build -o "$out/bigimage" ./src/internal/cmd/bigimage)
+	for img in "$@"; do
+		n=$((n + 1))
+		"$out/bigimage" -push "$registry/$img:latest" -size "$size" -layers "$nlayers" -seed "$n" -platform "$platform" >&2
+	done
+}
+
+# qemu_registry_nic: give the guest a NIC on QEMU's user network that
+# reaches nothing (restrict=on) but the registry, forwarded from
+# $guest_registry by one socat per connection.
+qemu_registry_nic() {
+	command -v socat >/dev/null || die "socat missing: run qemu-tests/install"
+	qargs+=(-nic "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:$guest_registry-cmd:socat - TCP:$registry")
+}

@@ -125,6 +125,13 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vo
 			m.finish(c.ID, runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(),
 				Error: "the container ended while the engine was not running; its exit status is unknown"})
 		}
+		// One that ended while the engine was away restarts now, as Docker
+		// restarts containers when it starts, not after the backoff of its
+		// restart count: that count keeps growing over reboots, and a device
+		// without a real-time clock cannot tell how long the run lasted.
+		if m.cancelRestart(c.ID) {
+			go m.restart(c.ID, 0)
+		}
 	}
 	images.InUse = m.imageUser
 	return m, nil

@@ -1222,3 +1222,48 @@ exec "$@"`
 		t.Errorf("logs -f: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// After a reboot (daemon, monitor and containers all gone) a container
+// with a restart policy starts with the daemon, not after the backoff its
+// restart count has grown to: that count survives reboots, and a device
+// without a real-time clock cannot tell how long the last run lasted.
+func TestE2ERestartAfterReboot(t *testing.T) {
+	p, d, env := withBusybox(t)
+	bin := engineBin(t)
+	ctl := t.TempDir()
+	inspect := func(f string) string {
+		return strings.TrimSpace(run(t, env, "docker", "inspect", "--format", f, "svc").stdout)
+	}
+	// It fails until /ctl/run exists: its restart count grows to 7, for a
+	// backoff of 12.8 s.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "svc", "--restart", "always", "-v", ctl+":/ctl",
+		"busybox", "sh", "-c", "test -f /ctl/run && exec sleep 1000; exit 1")
+	deadline := time.Now().Add(60 * time.Second)
+	for inspect("{{.RestartCount}}") != "7" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	os.WriteFile(filepath.Join(ctl, "run"), nil, 0o644)
+	for inspect("{{.State.Running}}") != "true" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	n, _ := strconv.Atoi(inspect("{{.RestartCount}}"))
+	if inspect("{{.State.Running}}") != "true" || n < 7 {
+		t.Fatalf("before the reboot: running %s, restart count %d", inspect("{{.State.Running}}"), n)
+	}
+	// The reboot: everything dies at once.
+	pid, _ := strconv.Atoi(inspect("{{.State.Pid}}"))
+	d.cmd.Process.Kill()
+	<-d.done
+	stopMonitor(p)
+	syscall.Kill(pid, syscall.SIGKILL)
+	start := time.Now()
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	for inspect("{{.State.Running}}") != "true" && time.Since(start) < 10*time.Second {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, want := inspect("{{.State.Running}} {{.RestartCount}}"), fmt.Sprintf("true %d", n+1); got != want {
+		t.Errorf("after the reboot: %q, want %q, %s after the daemon started (the backoff would be %v)", got, want,
+			time.Since(start).Round(time.Millisecond), 100*time.Millisecond<<n)
+	}
+	run(t, env, "docker", "rm", "-f", "svc")
+}

@@ -4,6 +4,7 @@
 //	balena-engine, balena          the command-line client
 //	balena-engine daemon           the daemon
 //	balenad, balena-engine-daemon  the daemon
+//	balena-engine check            check a stopped daemon's data root (check.go)
 //	<any name> init                libcontainer's container init (hidden; see init.go)
 //	<any name> __monitor           the container monitor (hidden; see src/runtime)
 //	docker-init                    PID 1 of a container run with --init (src/initproc)
@@ -32,6 +33,8 @@ func main() {
 		os.Exit(runtime.MonitorMain(args))
 	case roleInit:
 		os.Exit(initproc.Main(args, os.Stderr))
+	case roleCheck:
+		os.Exit(checkMain(args, os.Stdout, os.Stderr))
 	default:
 		os.Exit(cli.Main(args, os.Stdout, os.Stderr))
 	}

@@ -16,6 +16,7 @@ const (
 	roleDaemon
 	roleMonitor
 	roleInit
+	roleCheck
 )
 
 // Names the executable may be installed or linked under.
@@ -53,6 +54,9 @@ func selectRole(argv []string) (role, []string, error) {
 	}
 	if r == roleClient && len(args) > 0 && args[0] == "daemon" {
 		return roleDaemon, args[1:], nil
+	}
+	if r == roleClient && len(args) > 0 && args[0] == checkArg {
+		return roleCheck, args[1:], nil
 	}
 	return r, args, nil
 }
