@@ -191,6 +191,20 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		return nil, nil, err
 	}
 	host.LogConfig = mergeLogConfig(host.LogConfig, m.DefaultLogConfig)
+	switch host.CgroupnsMode {
+	case "":
+		// Docker's defaults, recorded: a cgroup namespace of its own on
+		// cgroup v2 (else the container sees the host's whole hierarchy),
+		// the host's on v1 (where the runtime binds in the container's own
+		// cgroup directories).
+		host.CgroupnsMode = containertypes.CgroupnsModeHost
+		if cgroupV2() {
+			host.CgroupnsMode = containertypes.CgroupnsModePrivate
+		}
+	case containertypes.CgroupnsModeHost, containertypes.CgroupnsModePrivate:
+	default:
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid cgroup namespace mode: %s", host.CgroupnsMode))
+	}
 	if _, err := LogSettings(host.LogConfig); err != nil {
 		return nil, nil, err
 	}
@@ -505,6 +519,12 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	go m.follow(c.ID)
 	go m.runHealth(c.ID)
 	return nil
+}
+
+// cgroupV2 says whether the host runs the unified cgroup hierarchy.
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
 }
 
 // Attach returns a container's output from now until it ends, in Docker's

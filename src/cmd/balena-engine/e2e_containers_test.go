@@ -1267,3 +1267,27 @@ func TestE2ERestartAfterReboot(t *testing.T) {
 	}
 	run(t, env, "docker", "rm", "-f", "svc")
 }
+
+// The cgroup namespace: Docker's default for the host's cgroup version,
+// recorded at create, and --cgroupns private showing the container its
+// own cgroups as the root.
+func TestE2ECgroupns(t *testing.T) {
+	_, _, env := withBusybox(t)
+	want := "host"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		want = "private"
+	}
+	run(t, env, "docker", "create", "--network", "none", "--name", "dflt", "busybox", "true")
+	if r := run(t, env, "docker", "inspect", "--format", "{{.HostConfig.CgroupnsMode}}", "dflt"); strings.TrimSpace(r.stdout) != want {
+		t.Errorf("default cgroupns: %q, want %q", r.stdout, want)
+	}
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup")
+	if r.code != 0 || r.stdout == "" {
+		t.Fatalf("--cgroupns private: %d %q", r.code, r.stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if !strings.HasSuffix(l, ":/") {
+			t.Errorf("--cgroupns private: %q is not the namespace's root", l)
+		}
+	}
+}
