@@ -357,8 +357,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() < 1 {
 		return usageError{`"balena-engine run" requires at least 1 argument.`}
 	}
-	if f.tty && !f.detach {
-		return errors.New("balena-engine run -t is not implemented in this client yet (the engine supports it: use the docker CLI, or -d)")
+	if !f.detach {
+		if err := e.checkTTYInput(f.tty, f.interactive); err != nil {
+			return err
+		}
 	}
 	req, err := f.request(fs, fs.Args())
 	if err != nil {
@@ -383,7 +385,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, id)
 		return nil
 	}
-	out, err := c.ContainerAttach(ctx, id, url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}})
+	q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
+	if f.interactive {
+		q.Set("stdin", "1")
+	}
+	out, err := c.ContainerAttach(ctx, id, q)
 	if err != nil {
 		return err
 	}
@@ -399,8 +405,17 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err := c.ContainerPost(ctx, id, "start", nil); err != nil {
 		return runFailure(e, err)
 	}
+	if f.tty && f.interactive {
+		defer e.rawInput()()
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- stdstream.Demux(out, e.stdout, e.stderr) }()
+	go func() {
+		done <- e.attachIO(sctx, out, f.tty, f.interactive, func(h, w uint16) {
+			c.ContainerPost(sctx, id, "resize", sizeQuery(h, w))
+		})
+	}()
 	code, err := wait()
 	select {
 	case <-done:
@@ -781,8 +796,10 @@ func runExec(ctx context.Context, e *env, args []string) error {
 	if *privileged {
 		return errors.New("exec --privileged is not implemented yet")
 	}
-	if *tty {
-		return errors.New("balena-engine exec -t is not implemented in this client yet (the engine supports it: use the docker CLI)")
+	if !*detach {
+		if err := e.checkTTYInput(*tty, *interactive); err != nil {
+			return err
+		}
 	}
 	c, err := e.connect()
 	if err != nil {
@@ -792,7 +809,7 @@ func runExec(ctx context.Context, e *env, args []string) error {
 	for _, v := range *envs {
 		env = append(env, expandEnv(v))
 	}
-	req := containertypes.ExecCreateRequest{Cmd: fs.Args()[1:], Env: env, User: *user, WorkingDir: *workdir,
+	req := containertypes.ExecCreateRequest{Cmd: fs.Args()[1:], Env: env, User: *user, WorkingDir: *workdir, Tty: *tty,
 		AttachStdin: *interactive && !*detach, AttachStdout: !*detach, AttachStderr: !*detach}
 	id, err := c.ExecCreate(ctx, fs.Arg(0), req)
 	if err != nil {
@@ -807,19 +824,23 @@ func runExec(ctx context.Context, e *env, args []string) error {
 		resp.Body.Close()
 		return nil
 	}
-	body, _ := json.Marshal(containertypes.ExecStartRequest{})
+	body, _ := json.Marshal(containertypes.ExecStartRequest{Tty: *tty})
 	conn, err := c.Hijack(ctx, "/exec/"+id+"/start", body)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if *interactive {
-		go func() {
-			io.Copy(conn, e.stdin)
-			conn.CloseWrite()
-		}()
+	if *tty && *interactive {
+		defer e.rawInput()()
 	}
-	if err := stdstream.Demux(conn, e.stdout, e.stderr); err != nil {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = e.attachIO(sctx, conn, *tty, *interactive, func(h, w uint16) {
+		if resp, err := c.Do(sctx, "POST", "/exec/"+id+"/resize", sizeQuery(h, w), nil); err == nil {
+			resp.Body.Close()
+		}
+	})
+	if err != nil {
 		return err
 	}
 	st, err := c.ExecInspect(ctx, id)

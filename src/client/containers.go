@@ -127,7 +127,7 @@ func (c *Client) ContainerLogs(ctx context.Context, id string, q url.Values) (io
 
 // ContainerAttach hijacks POST /containers/{id}/attach and returns the
 // raw connection carrying the multiplexed output.
-func (c *Client) ContainerAttach(ctx context.Context, id string, q url.Values) (io.ReadCloser, error) {
+func (c *Client) ContainerAttach(ctx context.Context, id string, q url.Values) (*HijackedConn, error) {
 	return c.Hijack(ctx, "/containers/"+id+"/attach?"+q.Encode(), nil)
 }
 

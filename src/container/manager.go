@@ -521,6 +521,15 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	return nil
 }
 
+// usesInit says whether a container runs under docker-init (--init, or the
+// daemon's --init).
+func (m *Manager) usesInit(c *Container) bool {
+	if c.HostConfig.Init != nil {
+		return *c.HostConfig.Init
+	}
+	return m.DefaultInit
+}
+
 // cgroupV2 says whether the host runs the unified cgroup hierarchy.
 func cgroupV2() bool {
 	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
@@ -661,6 +670,9 @@ func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
 		return errdefs.Conflict(fmt.Errorf("cannot kill container: %s: container %s is not running", ref, c.ID))
 	}
+	if sig != syscall.SIGKILL && c.State.Status == StatusRunning && m.usesInit(c) {
+		awaitSignalHandler(c.State.Pid, sig, time.Second)
+	}
 	if err := m.rt.Signal(ctx, c.ID, sig); err != nil {
 		return err
 	}
@@ -704,6 +716,9 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 		wait = *timeout
 	}
 	exited := m.nextExit(c.ID).done
+	if m.usesInit(c) {
+		awaitSignalHandler(c.State.Pid, sig, time.Second)
+	}
 	if err := m.rt.Signal(ctx, c.ID, sig); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 		return err
 	}

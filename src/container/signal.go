@@ -2,9 +2,11 @@ package container
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"golang.org/x/sys/unix"
@@ -26,4 +28,36 @@ func ParseSignal(s string) (syscall.Signal, error) {
 		return sig, nil
 	}
 	return 0, errdefs.InvalidParameter(fmt.Errorf("invalid signal: %s", s))
+}
+
+// awaitSignalHandler waits, up to limit, until process pid catches sig. A
+// container's PID 1 ignores a signal it has no handler for, and the
+// engine's docker-init (a Go program) installs its handlers only once the
+// Go runtime has started: a "docker stop" in those first milliseconds
+// would be lost, and the stop would end with SIGKILL after the timeout.
+func awaitSignalHandler(pid int, sig syscall.Signal, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		caught, ok := catches(pid, sig)
+		if caught || !ok || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// catches reads the process's caught-signal mask; ok is false when the
+// process is gone.
+func catches(pid int, sig syscall.Signal) (caught, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(l, "SigCgt:"); found {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0, true
+		}
+	}
+	return false, true
 }

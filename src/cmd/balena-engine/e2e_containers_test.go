@@ -789,7 +789,13 @@ func TestE2EHealthChecks(t *testing.T) {
 // it input line by line, as a person at a terminal would.
 func runInPty(t *testing.T, env []string, input []string, args ...string) string {
 	t.Helper()
-	ctx := exec.Command("script", "-qec", "docker "+strings.Join(args, " "), "/dev/null")
+	return runProgramInPty(t, env, input, "docker", args...)
+}
+
+// runProgramInPty is runInPty for another client program.
+func runProgramInPty(t *testing.T, env []string, input []string, program string, args ...string) string {
+	t.Helper()
+	ctx := exec.Command("script", "-qec", program+" "+strings.Join(args, " "), "/dev/null")
 	ctx.Env = append(os.Environ(), env...)
 	stdin, _ := ctx.StdinPipe()
 	var out strings.Builder
@@ -810,7 +816,7 @@ func runInPty(t *testing.T, env []string, input []string, args ...string) string
 	case <-time.After(20 * time.Second):
 		ctx.Process.Kill()
 		<-done
-		t.Errorf("docker %v did not end; output %q", args, out.String())
+		t.Errorf("%s %v did not end; output %q", program, args, out.String())
 	}
 	return strings.ReplaceAll(out.String(), "\r", "")
 }
@@ -1290,4 +1296,32 @@ func TestE2ECgroupns(t *testing.T) {
 			t.Errorf("--cgroupns private: %q is not the namespace's root", l)
 		}
 	}
+}
+
+// Our own client's -t: the local terminal in raw mode, keys and output
+// passed through, for run and exec.
+func TestE2EOurClientTerminal(t *testing.T) {
+	p, _, env := withBusybox(t)
+	bin := engineBin(t)
+	host := []string{"-H", "unix://" + p.sock}
+	out := runProgramInPty(t, nil, []string{"echo typed-$((6*7))", "tty", "exit 3"}, bin, append(host, "run", "-it", "--rm", "--network", "none", "busybox", "sh")...)
+	if !strings.Contains(out, "typed-42") || !strings.Contains(out, "/dev/pts/0") {
+		t.Errorf("run -it: %q", out)
+	}
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "tty1", "busybox", "sleep", "1000")
+	out = runProgramInPty(t, nil, []string{"tty; echo exec-$((6*7)); exit"}, bin, append(host, "exec", "-it", "tty1", "sh")...)
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "exec-42") {
+		t.Errorf("exec -it: %q", out)
+	}
+	// -it needs a terminal to read from.
+	r := run(t, nil, bin, append(host, "run", "-it", "--rm", "--network", "none", "busybox", "true")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "the input device is not a TTY") {
+		t.Errorf("run -it without a terminal: %d %q", r.code, r.stderr)
+	}
+	// -t alone: the terminal's output, unframed.
+	r = run(t, nil, bin, append(host, "run", "-t", "--rm", "--network", "none", "busybox", "echo", "on a tty")...)
+	if r.code != 0 || strings.TrimSpace(strings.ReplaceAll(r.stdout, "\r", "")) != "on a tty" {
+		t.Errorf("run -t: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "rm", "-f", "tty1")
 }
