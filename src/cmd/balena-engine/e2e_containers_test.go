@@ -1325,3 +1325,69 @@ func TestE2EOurClientTerminal(t *testing.T) {
 	}
 	run(t, env, "docker", "rm", "-f", "tty1")
 }
+
+// A container logging onto a full disk: the daemon and the monitor go on
+// serving, the container keeps running (its output is dropped while the
+// disk is full, as with Docker), and rotation bounds a log that is limited.
+func TestE2ELogsDiskFull(t *testing.T) {
+	bin := engineBin(t)
+	p := newPaths(t)
+	if err := os.MkdirAll(p.dataRoot, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", p.dataRoot, "tmpfs", 0, "size=24m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(p.dataRoot, syscall.MNT_DETACH) })
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+	archive := filepath.Join(p.dir, "busybox.tar")
+	f, _ := os.Create(archive)
+	testimage.Archive(f, "busybox:latest", busyboxImage(t))
+	f.Close()
+	if r := run(t, env, "docker", "load", "-i", archive); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	free := func() uint64 {
+		var st syscall.Statfs_t
+		syscall.Statfs(p.dataRoot, &st)
+		return st.Bavail * uint64(st.Bsize)
+	}
+	chatty := `x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while true; do echo $x $x $x $x; done`
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "filler", "busybox", "sh", "-c", chatty)
+	deadline := time.Now().Add(60 * time.Second)
+	for free() > 64<<10 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := free(); n > 64<<10 {
+		t.Fatalf("the disk did not fill: %d bytes free", n)
+	}
+	time.Sleep(500 * time.Millisecond) // writes failing for a while
+	if r := run(t, env, "docker", "ps", "--format", "{{.Names}} {{.State}}"); r.code != 0 || r.stdout != "filler running\n" {
+		t.Errorf("ps with a full disk: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "exec", "filler", "echo", "still here"); r.code != 0 || r.stdout != "still here\n" {
+		t.Errorf("exec with a full disk: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "logs", "--tail", "1", "filler"); r.code != 0 || !strings.HasPrefix(r.stdout, "xxxx") {
+		t.Errorf("logs with a full disk: %d %.80q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "rm", "-f", "filler"); r.code != 0 {
+		t.Fatalf("rm -f with a full disk: %q", r.stderr)
+	}
+	// The space is back; a limited log stays within max-size x max-file.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "bounded", "--log-opt", "max-size=512k", "--log-opt", "max-file=3", "busybox", "sh", "-c", chatty)
+	time.Sleep(3 * time.Second)
+	id := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "bounded").stdout)
+	files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log*"))
+	var total int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			total += fi.Size()
+		}
+	}
+	if len(files) != 3 || total > 3*512<<10 {
+		t.Errorf("bounded log: %d files, %d bytes (limit %d)", len(files), total, 3*512<<10)
+	}
+	run(t, env, "docker", "rm", "-f", "bounded")
+}
