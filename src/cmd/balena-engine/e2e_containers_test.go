@@ -4,6 +4,7 @@ package main
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,8 +227,44 @@ func TestE2ELiveRestore(t *testing.T) {
 	if r := run(t, env, "docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "short"); r.stdout != "exited 5\n" {
 		t.Errorf("container that ended while the daemon was down: %q", r.stdout)
 	}
+	// exec, attach, logs -f and wait work with the new daemon.
+	if r := run(t, env, "docker", "exec", "counter", "echo", "back"); r.stdout != "back\n" {
+		t.Errorf("exec after the restart: %q %q", r.stdout, r.stderr)
+	}
+	background := func(args ...string) (*exec.Cmd, *bufio.Reader) {
+		cmd := exec.Command("docker", args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, bufio.NewReader(out)
+	}
+	attach, attachOut := background("attach", "--no-stdin", "counter")
+	got := make(chan string, 1)
+	go func() { l, _ := attachOut.ReadString('\n'); got <- l }()
+	select {
+	case l := <-got:
+		if _, err := strconv.Atoi(strings.TrimSpace(l)); err != nil {
+			t.Errorf("attach after the restart read %q", l)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("attach after the restart: no output")
+	}
+	attach.Process.Kill()
+	follow, followOut := background("logs", "-f", "counter")
+	wait, waitOut := background("wait", "counter")
 	time.Sleep(300 * time.Millisecond)
 	run(t, env, "docker", "stop", "-t", "1", "counter")
+	if code, _ := waitOut.ReadString('\n'); strings.TrimSpace(code) != "137" {
+		t.Errorf("wait after the restart: %q", code)
+	}
+	wait.Wait()
+	followed, _ := io.ReadAll(followOut) // ends with the container
+	if err := follow.Wait(); err != nil || !strings.HasPrefix(string(followed), "0\n1\n") {
+		t.Errorf("logs -f after the restart: %v %.40q", err, followed)
+	}
 	r := run(t, env, "docker", "logs", "counter")
 	lines := strings.Fields(r.stdout)
 	for i, l := range lines {
