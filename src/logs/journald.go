@@ -105,9 +105,19 @@ func ReadJournal(ctx context.Context, id string, opts ReadOptions, stop <-chan s
 		args = append(args, "--lines="+strconv.Itoa(opts.Tail))
 	}
 	match := "CONTAINER_ID_FULL=" + id
+	var last string
+	if opts.Follow {
+		// Where the journal ends now: following goes on from there even
+		// when tail or since selected nothing of what is already there.
+		last, _ = journalctl(ctx, []string{"--no-pager", "-q", "-o", "json", "--output-fields=MESSAGE", "--lines=1", match},
+			func(Entry) error { return nil })
+	}
 	cursor, err := journalctl(ctx, append(args, match), fn)
 	if err != nil || !opts.Follow {
 		return err
+	}
+	if cursor == "" {
+		cursor = last
 	}
 	// Follow: poll for what came after the last entry until the container
 	// has stopped, then once more for what it wrote before stopping.
@@ -169,11 +179,11 @@ func journalctl(ctx context.Context, args []string, fn func(Entry) error) (strin
 		if err := json.Unmarshal(sc.Bytes(), &je); err != nil {
 			continue
 		}
+		cursor = je.Cursor
 		e, err := je.entry()
 		if err != nil {
-			continue
+			continue // not one of ours: a field missing
 		}
-		cursor = je.Cursor
 		if ferr = fn(e); ferr != nil {
 			break
 		}

@@ -1257,12 +1257,17 @@ exec "$@"`
 	if r := run(t, env, "docker", "logs", "--tail", "1", "jd"); r.stdout+r.stderr != "no-newline" {
 		t.Errorf("logs --tail 1: %q %q", r.stdout, r.stderr)
 	}
-	// Follow a running container until it exits.
+	// Follow a running container until it exits; with --tail 0 only what
+	// comes after.
 	run(t, env, "docker", "run", "-d", "--network", "none", "--log-driver", "journald", "--name", "jf",
-		"busybox", "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.3; done")
-	r = run(t, env, "docker", "logs", "-f", "jf")
+		"busybox", "sh", "-c", "echo before; sleep 1; for i in 1 2 3; do echo tick $i; sleep 0.3; done")
+	time.Sleep(500 * time.Millisecond)
+	r = run(t, env, "docker", "logs", "-f", "--tail", "0", "jf")
 	if r.code != 0 || r.stdout != "tick 1\ntick 2\ntick 3\n" {
-		t.Errorf("logs -f: %d %q %q", r.code, r.stdout, r.stderr)
+		t.Errorf("logs -f --tail 0: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "docker", "logs", "jf"); r.stdout != "before\ntick 1\ntick 2\ntick 3\n" {
+		t.Errorf("logs after -f: %q %q", r.stdout, r.stderr)
 	}
 }
 
