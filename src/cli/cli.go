@@ -80,6 +80,11 @@ func init() {
 		"exec":      {"Execute a command in a running container", runExec},
 		"pause":     {"Pause all processes within one or more containers", runSimple("pause")},
 		"unpause":   {"Unpause all processes within one or more containers", runSimple("unpause")},
+		"info":      {"Display system-wide information", runInfo},
+		"top":       {"Display the running processes of a container", runTop},
+		"stats":     {"Display a live stream of container(s) resource usage statistics", runStats},
+		"cp":        {"Copy files/folders between a container and the local filesystem", runCp},
+		"attach":    {"Attach local standard input, output, and error streams to a running container", runAttach},
 	}
 }
 
@@ -237,10 +242,10 @@ func (e *env) flags(name, usage string) *pflag.FlagSet {
 }
 
 // parse parses a command's flags, turning errors into usage errors.
+// pflag itself prints the usage for --help (and -h where it is not a flag).
 func parse(fs *pflag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
-		fs.Usage()
 		return err
 	}
 	if err != nil {

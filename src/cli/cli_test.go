@@ -56,3 +56,14 @@ func TestDockerHostEnv(t *testing.T) {
 		t.Errorf("-H did not win over DOCKER_HOST: %q", errs)
 	}
 }
+
+// --help prints a command's usage once (pflag prints it; parse must not
+// print it again).
+func TestHelpOnce(t *testing.T) {
+	for _, args := range [][]string{{"diff", "--help"}, {"cp", "--help"}, {"top", "-h"}, {"container", "attach", "--help"}, {"system", "info", "--help"}} {
+		code, out, _ := runCLI(t, args...)
+		if code != 0 || strings.Count(out, "Usage:") != 1 {
+			t.Errorf("%q: exit %d, usage printed %d times:\n%s", args, code, strings.Count(out, "Usage:"), out)
+		}
+	}
+}

@@ -770,7 +770,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
 	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
 	"pause": runSimple("pause"), "unpause": runSimple("unpause"), "update": runUpdate,
-	"export": runExport, "diff": runDiff,
+	"export": runExport, "diff": runDiff, "attach": runAttach, "top": runTop, "stats": runStats, "cp": runCp,
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {

@@ -16,7 +16,7 @@ import (
 )
 
 var systemSubcommands = map[string]func(context.Context, *env, []string) error{
-	"df": runSystemDF, "prune": runSystemPrune,
+	"df": runSystemDF, "prune": runSystemPrune, "info": runInfo,
 }
 
 func runSystem(ctx context.Context, e *env, args []string) error {

@@ -110,6 +110,13 @@ func (c *Client) ServerVersion(ctx context.Context) (system.VersionResponse, err
 	return v, err
 }
 
+// Info is GET /info.
+func (c *Client) Info(ctx context.Context) (system.Info, error) {
+	var v system.Info
+	err := c.getJSON(ctx, "/info", nil, &v)
+	return v, err
+}
+
 func (c *Client) getJSON(ctx context.Context, path string, query url.Values, out any) error {
 	resp, err := c.Do(ctx, http.MethodGet, path, query, nil)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,4 +203,94 @@ func (c *Client) ExecCreate(ctx context.Context, id string, req containertypes.E
 func (c *Client) ExecInspect(ctx context.Context, id string) (containertypes.ExecInspectResponse, error) {
 	var out containertypes.ExecInspectResponse
 	return out, c.getJSON(ctx, "/exec/"+id+"/json", nil, &out)
+}
+
+// ContainerInspect is GET /containers/{id}/json, decoded.
+func (c *Client) ContainerInspect(ctx context.Context, id string) (containertypes.InspectResponse, error) {
+	var out containertypes.InspectResponse
+	return out, c.getJSON(ctx, "/containers/"+id+"/json", nil, &out)
+}
+
+// ContainerTop is GET /containers/{id}/top.
+func (c *Client) ContainerTop(ctx context.Context, id string, psArgs string) (containertypes.TopResponse, error) {
+	var q url.Values
+	if psArgs != "" {
+		q = url.Values{"ps_args": {psArgs}}
+	}
+	var out containertypes.TopResponse
+	return out, c.getJSON(ctx, "/containers/"+id+"/top", q, &out)
+}
+
+// ContainerStats opens GET /containers/{id}/stats: one JSON sample, or one
+// a second while stream is set.
+func (c *Client) ContainerStats(ctx context.Context, id string, stream bool) (io.ReadCloser, error) {
+	q := url.Values{"stream": {"0"}}
+	if stream {
+		q.Set("stream", "1")
+	}
+	resp, err := c.Do(ctx, http.MethodGet, "/containers/"+id+"/stats", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// pathStatHeader carries the stat of a path the archive endpoints answer.
+const pathStatHeader = "X-Docker-Container-Path-Stat"
+
+// ContainerStatPath is HEAD /containers/{id}/archive: what the path is.
+func (c *Client) ContainerStatPath(ctx context.Context, id, path string) (containertypes.PathStat, error) {
+	resp, err := c.Do(ctx, http.MethodHead, "/containers/"+id+"/archive", url.Values{"path": {path}}, nil)
+	if err != nil {
+		return containertypes.PathStat{}, err
+	}
+	resp.Body.Close()
+	return decodePathStat(resp.Header.Get(pathStatHeader))
+}
+
+// CopyFromContainer opens GET /containers/{id}/archive: a tar of the path,
+// rooted at its name, and the path's stat.
+func (c *Client) CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, containertypes.PathStat, error) {
+	resp, err := c.Do(ctx, http.MethodGet, "/containers/"+id+"/archive", url.Values{"path": {path}}, nil)
+	if err != nil {
+		return nil, containertypes.PathStat{}, err
+	}
+	st, err := decodePathStat(resp.Header.Get(pathStatHeader))
+	if err != nil {
+		resp.Body.Close()
+		return nil, st, err
+	}
+	return resp.Body, st, nil
+}
+
+// CopyToContainer is PUT /containers/{id}/archive: the tar is extracted in
+// the directory dir of the container. q carries Docker's options
+// (noOverwriteDirNonDir, copyUIDGID).
+func (c *Client) CopyToContainer(ctx context.Context, id, dir string, tar io.Reader, q url.Values) error {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("path", dir)
+	resp, err := c.DoHeader(ctx, http.MethodPut, "/containers/"+id+"/archive", q, tar, http.Header{"Content-Type": {"application/x-tar"}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// decodePathStat reads the stat header: base64 of the JSON PathStat.
+func decodePathStat(h string) (containertypes.PathStat, error) {
+	var st containertypes.PathStat
+	if h == "" {
+		return st, errors.New("the daemon sent no " + pathStatHeader + " header")
+	}
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return st, fmt.Errorf("bad %s header: %w", pathStatHeader, err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("bad %s header: %w", pathStatHeader, err)
+	}
+	return st, nil
 }
