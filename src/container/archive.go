@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -75,13 +76,33 @@ func (m *Manager) pathIn(c *Container, p string) (host string, release func(), e
 	return host, release, nil
 }
 
-// resolveIn returns the host path of a container path, symlinks resolved
-// inside the container's root.
+// resolveIn returns the host path of a container path as Docker resolves
+// it for docker cp: the directories leading to it resolved inside the
+// container's root (their symlinks followed there, never out of it), the
+// last element itself not followed, so that a symlink is copied as a
+// symlink, unless the path ends in "/" or "/." (then it names the
+// directory, through a symlink or not).
 func resolveIn(root, p string) (string, error) {
-	if !path.IsAbs(p) {
-		p = "/" + p
+	clean := path.Clean("/" + p)
+	if clean == "/" || strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.") {
+		return securejoin.SecureJoin(root, clean)
 	}
-	return securejoin.SecureJoin(root, p)
+	dir, base := path.Split(clean)
+	rdir, err := securejoin.SecureJoin(root, dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(rdir, base), nil
+}
+
+// archiveName is the name the root of docker cp's archive of p takes:
+// the path's last element, or "." for "DIR/." (which copies what is in
+// DIR rather than DIR itself).
+func archiveName(p string) string {
+	if p == "." || strings.HasSuffix(p, "/.") {
+		return "."
+	}
+	return path.Base(path.Clean("/" + p))
 }
 
 // StatPath describes a path in a container (docker cp's HEAD).
@@ -130,7 +151,7 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 		return err
 	}
 	tw := tar.NewWriter(w)
-	if err := writeTree(ctx, tw, host, filepath.Base(filepath.Clean("/"+p))); err != nil {
+	if err := writeTree(ctx, tw, host, archiveName(p)); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -183,6 +204,11 @@ func writeTree(ctx context.Context, tw *tar.Writer, host, base string) error {
 			return nil
 		}
 		name := filepath.Join(base, rel)
+		if base == "." && rel != "." {
+			// "./NAME", as Docker's daemon writes it: the docker CLI
+			// renames the archive's root by replacing its first ".".
+			name = "./" + rel
+		}
 		fi, err := os.Lstat(hp)
 		if err != nil {
 			return err
@@ -246,7 +272,7 @@ func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) err
 		return err
 	}
 	defer release()
-	fi, err := os.Stat(host)
+	fi, err := os.Lstat(host) // a symlink is not followed: it would be on the host's side
 	if err != nil {
 		return errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
 	}

@@ -930,6 +930,40 @@ func TestE2ECopy(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(out, "data", "v")); string(b) != "in-volume\n" {
 		t.Errorf("copied from a volume: %q", b)
 	}
+	// DIR/. copies what is in DIR; a symlink is copied as a symlink, its
+	// target with -L; a symlink to a host path is never followed on the host.
+	run(t, env, "docker", "exec", "cpc", "sh", "-c", "ln -s /tmp/x /tmp/lnk; ln -s /etc /tmp/etclink")
+	contents := filepath.Join(p.dir, "contents")
+	if r := run(t, env, "docker", "cp", "cpc:/data/.", contents); r.code != 0 {
+		t.Errorf("cp DIR/.: %q", r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(contents, "v")); string(b) != "in-volume\n" {
+		t.Errorf("cp DIR/. copied %q (want DIR's contents)", b)
+	}
+	run(t, env, "docker", "cp", "cpc:/tmp/lnk", filepath.Join(out, "lnk"))
+	if target, err := os.Readlink(filepath.Join(out, "lnk")); err != nil || target != "/tmp/x" {
+		t.Errorf("cp of a symlink: %q %v", target, err)
+	}
+	run(t, env, "docker", "cp", "-L", "cpc:/tmp/lnk", filepath.Join(out, "followed"))
+	if b, _ := os.ReadFile(filepath.Join(out, "followed")); string(b) != "hi\n" {
+		t.Errorf("cp -L of a symlink: %q", b)
+	}
+	var tarBuf strings.Builder
+	tw0 := tar.NewWriter(&tarBuf)
+	tw0.WriteHeader(&tar.Header{Name: "planted", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw0.Write([]byte("x"))
+	tw0.Close()
+	cl, _ := client.New("unix://" + p.sock)
+	_, err := cl.DoHeader(context.Background(), "PUT", "/containers/cpc/archive", url.Values{"path": {"/tmp/etclink"}},
+		strings.NewReader(tarBuf.String()), http.Header{"Content-Type": {"application/x-tar"}})
+	cl.Close()
+	if err == nil {
+		t.Error("PUT archive through a symlink to /etc was accepted")
+	}
+	if _, err := os.Stat("/etc/planted"); err == nil {
+		os.Remove("/etc/planted")
+		t.Fatal("PUT archive wrote into the host's /etc")
+	}
 	in := filepath.Join(p.dir, "in")
 	os.MkdirAll(in, 0o755)
 	os.WriteFile(filepath.Join(in, "f.txt"), []byte("from the host\n"), 0o644)
@@ -951,7 +985,7 @@ func TestE2ECopy(t *testing.T) {
 	tw.Close()
 	c, _ := client.New("unix://" + p.sock)
 	defer c.Close()
-	_, err := c.DoHeader(context.Background(), "PUT", "/containers/cpc/archive", url.Values{"path": {"/tmp"}},
+	_, err = c.DoHeader(context.Background(), "PUT", "/containers/cpc/archive", url.Values{"path": {"/tmp"}},
 		strings.NewReader(buf.String()), http.Header{"Content-Type": {"application/x-tar"}})
 	if err == nil || !strings.Contains(err.Error(), "path traversal") {
 		t.Errorf("hostile tar into a container: %v", err)
