@@ -56,6 +56,7 @@ type results struct {
 	startToAPI, startToAPIRestore time.Duration
 	idleRSS, idlePSS              int64 // before any container ran
 	baseRSS, basePSS              int64 // after one ran and went: the base of the per-container figures
+	idleAnon, baseAnon            int64 // the anonymous part (heaps, stacks) of idleRSS and baseRSS
 	runRm                         time.Duration
 	perCtrRSS, perCtrPSS          map[int]int64
 }
@@ -166,8 +167,11 @@ func (e *engineRun) docker(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// engineMemory sums RSS and PSS over the engine's own processes.
-func (e *engineRun) engineMemory() (rss, pss int64) {
+// engineMemory sums RSS, PSS and anonymous memory over the engine's own
+// processes. The rest of RSS is file pages, mostly the executables' own:
+// how much of a binary is resident depends on the kernel (large page-cache
+// folios map whole runs of it), so the anonymous part is reported apart.
+func (e *engineRun) engineMemory() (rss, pss, anon int64) {
 	entries, _ := os.ReadDir("/proc")
 	for _, ent := range entries {
 		if _, err := strconv.Atoi(ent.Name()); err != nil {
@@ -200,11 +204,13 @@ func (e *engineRun) engineMemory() (rss, pss int64) {
 				rss += n << 10
 			case "Pss:":
 				pss += n << 10
+			case "Anonymous:":
+				anon += n << 10
 			}
 		}
 		f.Close()
 	}
-	return rss, pss
+	return rss, pss, anon
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -233,12 +239,12 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 	// The idle engine, before any container (balena-engine starts its
 	// monitor with the first container), then after one ran and went.
 	time.Sleep(2 * time.Second)
-	r.idleRSS, r.idlePSS = e.engineMemory()
+	r.idleRSS, r.idlePSS, r.idleAnon = e.engineMemory()
 	if _, err := e.docker("run", "--rm", "--network", "none", "busybox", "true"); err != nil {
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	r.baseRSS, r.basePSS = e.engineMemory()
+	r.baseRSS, r.basePSS, r.baseAnon = e.engineMemory()
 	var lat []time.Duration
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
@@ -256,7 +262,7 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 			}
 		}
 		time.Sleep(2 * time.Second)
-		rss, pss := e.engineMemory()
+		rss, pss, _ := e.engineMemory()
 		r.perCtrRSS[n] = (rss - r.baseRSS) / int64(n)
 		r.perCtrPSS[n] = (pss - r.basePSS) / int64(n)
 		fmt.Printf("%s: %d containers: engine RSS %.1f MiB, PSS %.1f MiB\n", e.name, n, float64(rss)/(1<<20), float64(pss)/(1<<20))
@@ -319,7 +325,7 @@ func report(all map[string]*results, engine string, runs int) string {
 	fmt.Fprintf(&b, "- engines: %s; %s (Debian's docker.io with containerd and runc shims, `--live-restore`, `--bridge=none`)\n",
 		strings.TrimSpace(string(ours)), strings.TrimSpace(string(dockerd)))
 	b.WriteString("- client: the docker CLI for both; containers run with `--network none` on both; the project's busybox image\n")
-	b.WriteString("- memory: RSS and PSS (`/proc/PID/smaps_rollup`) summed over the engine's own processes (balena-engine: daemon and monitor, which starts with the first container; Docker: dockerd, containerd, shims), not the containers' processes; per container = (with N running - after one ran) / N\n")
+	b.WriteString("- memory: RSS, PSS and the anonymous part of RSS (`/proc/PID/smaps_rollup`; the rest is file pages, mostly the executables themselves, whose resident share depends on the kernel) summed over the engine's own processes (balena-engine: daemon and monitor, which starts with the first container; Docker: dockerd, containerd, shims), not the containers' processes; per container = (with N running - after one ran) / N\n")
 	fmt.Fprintf(&b, "- start to API: from exec of the daemon to the first answered `/_ping`, median of 5 (idle); and once with 20 containers running to take back (live restore)\n- run --rm: median of %d `docker run --rm --network none busybox true`\n\n", runs)
 	b.WriteString("| figure | balena-engine | Docker 20.10 | Docker / balena-engine |\n|---|---:|---:|---:|\n")
 	o, d := all["balena-engine"], all["docker"]
@@ -333,6 +339,8 @@ func report(all map[string]*results, engine string, runs int) string {
 	row("idle engine PSS, no container run yet", mib(o.idlePSS), mib(d.idlePSS), float64(d.idlePSS)/float64(o.idlePSS))
 	row("idle engine RSS after a container ran", mib(o.baseRSS), mib(d.baseRSS), float64(d.baseRSS)/float64(o.baseRSS))
 	row("idle engine PSS after a container ran", mib(o.basePSS), mib(d.basePSS), float64(d.basePSS)/float64(o.basePSS))
+	row("idle engine anonymous memory, no container run yet", mib(o.idleAnon), mib(d.idleAnon), float64(d.idleAnon)/float64(o.idleAnon))
+	row("idle engine anonymous memory after a container ran", mib(o.baseAnon), mib(d.baseAnon), float64(d.baseAnon)/float64(o.baseAnon))
 	row("run --rm busybox true", ms(o.runRm), ms(d.runRm), float64(d.runRm)/float64(o.runRm))
 	for _, n := range []int{1, 10, 50} {
 		row(fmt.Sprintf("RSS per running container (%d running)", n), mib(o.perCtrRSS[n]), mib(d.perCtrRSS[n]), float64(d.perCtrRSS[n])/float64(max(o.perCtrRSS[n], 1)))
