@@ -29,7 +29,8 @@ func TestSeccompDefault(t *testing.T) {
 	if p == nil {
 		t.Fatal("no seccomp filter by default")
 	}
-	if p.DefaultAction != specs.ActErrno || !slices.Contains(p.Architectures, specs.ArchX86_64) {
+	if p.DefaultAction != specs.ActErrno || !slices.Contains(p.Architectures, specs.ArchX86_64) ||
+		!slices.Contains(p.Architectures, specs.ArchX86) || slices.Contains(p.Architectures, specs.ArchX32) {
 		t.Errorf("default action %s, architectures %v", p.DefaultAction, p.Architectures)
 	}
 	if !allowed(p, "read") || allowed(p, "mount") || allowed(p, "keyctl") {
