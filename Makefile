@@ -12,9 +12,11 @@ GIT_COMMIT = $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$
 BUILD_TIME = $(shell git log -1 --format=%cI 2>/dev/null)
 
 # seccomp: libcontainer filters system calls with libseccomp (static).
+# runc_nocriu: no checkpoint/restore (CRIU), which the engine does not offer:
+# its RPC types cost 0.33 MB.
 # Static (no shared libraries on the device), stripped (-s -w also keeps
 # binaries delta-friendly: compressed DWARF defeats binary deltas).
-TAGS      := netgo osusergo seccomp
+TAGS      := netgo osusergo seccomp runc_nocriu
 LDFLAGS    = -s -w -extldflags=-static \
 	-X $(PKG)/src/version.Version=$(VERSION) \
 	-X $(PKG)/src/version.GitCommit=$(GIT_COMMIT) \

@@ -54,6 +54,9 @@ func registerMissing(s *Server) {
 				if containerOpsNotYet[op] {
 					return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
 				}
+				if op == "checkpoints" || strings.Contains(rest, "/checkpoints/") {
+					return errdefs.NotImplemented(errors.New("balena-engine does not support checkpoints (it is built without CRIU)"))
+				}
 				//lint:ignore ST1005 Docker's wording
 				return errdefs.NotFound(fmt.Errorf("No such container: %s", strings.TrimSuffix(rest, "/"+op)))
 			}
