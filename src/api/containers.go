@@ -34,6 +34,7 @@ func (s *Server) registerContainers() {
 	s.handle("POST /containers/{id}/rename", s.containerRename)
 	s.handle("POST /containers/{id}/update", s.containerUpdate)
 	s.handle("POST /containers/{id}/attach", s.containerAttach)
+	s.handle("GET /containers/{id}/attach/ws", s.containerAttachWS)
 	s.handle("GET /containers/{id}/top", func(w http.ResponseWriter, r *http.Request) error {
 		top, err := s.cfg.Containers.Top(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))
 		if err != nil {
@@ -421,22 +422,12 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 // then starts), from its start. With logs=1 the stored log comes first.
 // The client's input goes to the container when it was run with -i.
 func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cfg.Containers.Get(r.PathValue("id"))
+	at, err := s.openAttach(r)
 	if err != nil {
 		return err
 	}
-	stdout, stderr := boolParam(r, "stdout"), boolParam(r, "stderr")
-	withStdin := boolParam(r, "stdin") && c.Config.OpenStdin
-	// Attached before the client hears 101, so before it can start the
-	// container: nothing of the run is missed.
-	var live io.ReadCloser
-	if boolParam(r, "stream") {
-		if live, err = s.cfg.Containers.Attach(r.Context(), c.ID); err != nil {
-			return err
-		}
-		defer live.Close()
-	}
-	conn, in, mw, err := hijackStream(w, r, c.Config.Tty)
+	defer at.close()
+	conn, in, mw, err := hijackStream(w, r, at.c.Config.Tty)
 	if err != nil {
 		return err
 	}
@@ -446,47 +437,94 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	// the container's output, or when writing to the client fails.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if withStdin {
-		// The client's input goes to the container as soon as it runs.
-		go func() {
-			dst, err := s.cfg.Containers.StdinConn(ctx, c.ID)
-			if err != nil {
-				return
-			}
-			defer dst.Close()
-			io.Copy(dst, in)
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			}
-		}()
+	if at.stdin {
+		go s.feedStdin(ctx, at.c.ID, in)
 	}
 	send := func(stream byte, p []byte) error {
-		if (stream == stdstream.Stdout && !stdout) || (stream == stdstream.Stderr && !stderr) {
+		if !at.wants(stream) {
 			return nil
 		}
-		if c.Config.Tty {
+		if at.c.Config.Tty {
 			return mw.Raw(p) // a terminal's output is not multiplexed
 		}
 		return mw.Frame(stream, p)
 	}
-	if boolParam(r, "logs") {
-		err := s.cfg.Containers.Logs(ctx, c.ID, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
+	s.relayOutput(ctx, at.c.ID, at.replay, at.live, send)
+	return nil
+}
+
+// attachment is what an attach (hijacked or WebSocket) starts from.
+type attachment struct {
+	c                     *container.Container
+	stdout, stderr, stdin bool
+	replay                bool          // logs=1
+	live                  io.ReadCloser // the monitor's stream, with stream=1
+}
+
+// openAttach reads an attach request and, with stream=1, attaches to the
+// monitor before the client hears its answer, so before it can start the
+// container: nothing of the run is missed.
+func (s *Server) openAttach(r *http.Request) (*attachment, error) {
+	c, err := s.cfg.Containers.Get(r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	at := &attachment{c: c, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr"),
+		stdin: boolParam(r, "stdin") && c.Config.OpenStdin, replay: boolParam(r, "logs")}
+	if boolParam(r, "stream") {
+		if at.live, err = s.cfg.Containers.Attach(r.Context(), c.ID); err != nil {
+			return nil, err
+		}
+	}
+	return at, nil
+}
+
+func (at *attachment) wants(stream byte) bool {
+	return (stream != stdstream.Stdout || at.stdout) && (stream != stdstream.Stderr || at.stderr)
+}
+
+func (at *attachment) close() {
+	if at.live != nil {
+		at.live.Close()
+	}
+}
+
+// feedStdin copies a client's input to the container as soon as it runs,
+// and ends the container's input when the client's ends.
+func (s *Server) feedStdin(ctx context.Context, id string, in io.Reader) {
+	dst, err := s.cfg.Containers.StdinConn(ctx, id)
+	if err != nil {
+		return
+	}
+	defer dst.Close()
+	io.Copy(dst, in)
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// relayOutput sends an attached client the container's stored log first
+// (with logs), then its live output from the monitor (live, when the
+// client asked for the stream) until that ends or the client is gone.
+func (s *Server) relayOutput(ctx context.Context, id string, replay bool, live io.Reader, send func(stream byte, p []byte) error) {
+	if replay {
+		err := s.cfg.Containers.Logs(ctx, id, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
 			return send(streamID(e.Stream), []byte(e.Log))
 		})
 		if err != nil && errdefs.KindOf(err) != errdefs.KindNotImplemented {
-			return nil // the client is gone, or the log unreadable: the stream has begun
+			return // the client is gone, or the log unreadable: the stream has begun
 		}
 	}
 	if live == nil {
-		return nil
+		return
 	}
 	for {
 		stream, p, err := stdstream.ReadFrame(live)
 		if err != nil {
-			return nil // the output has ended
+			return // the output has ended
 		}
 		if err := send(stream, p); err != nil {
-			return nil // the client is gone; closing the monitor's stream detaches
+			return // the client is gone; closing the monitor's stream detaches
 		}
 	}
 }

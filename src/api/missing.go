@@ -18,9 +18,7 @@ var notYet = []string{
 }
 
 // containerOpsNotYet are the container operations not served yet.
-var containerOpsNotYet = map[string]bool{
-	"ws": true,
-}
+var containerOpsNotYet = map[string]bool{}
 
 // leftOut lists the areas balena-engine leaves out on purpose, with the
 // reason a user gets.

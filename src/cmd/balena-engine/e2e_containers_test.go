@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +27,7 @@ import (
 	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
 	"github.com/moby/moby/api/types/system"
+	"golang.org/x/net/websocket"
 )
 
 // withBusybox starts a daemon and loads the busybox test image into it.
@@ -1470,4 +1473,57 @@ func TestE2ELogsDiskFull(t *testing.T) {
 		t.Errorf("bounded log: %d files, %d bytes (limit %d)", len(files), total, 3*512<<10)
 	}
 	run(t, env, "docker", "rm", "-f", "bounded")
+}
+
+// attach over a WebSocket (browser consoles): output in binary frames,
+// input to the container.
+func TestE2EAttachWebSocket(t *testing.T) {
+	p, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "-d", "-i", "--network", "none", "--name", "wsc", "busybox", "sh", "-c", `echo ready; read x; echo "got $x"; echo oops >&2`)
+	conn, err := net.Dial("unix", p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := websocket.NewConfig("ws://engine/v1.45/containers/wsc/attach/ws?stream=1&stdin=1&stdout=1&stderr=1&logs=1", "http://localhost")
+	ws, err := websocket.NewClient(cfg, conn)
+	if err != nil {
+		t.Fatalf("websocket handshake: %v", err)
+	}
+	defer ws.Close()
+	ws.SetDeadline(time.Now().Add(30 * time.Second))
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	// The first frame by hand, for its type.
+	fr, err := ws.NewFrameReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.PayloadType() != websocket.BinaryFrame {
+		t.Errorf("payload type %d, want binary frames (API 1.42 and later)", fr.PayloadType())
+	}
+	first, _ := io.ReadAll(fr)
+	got.Write(first)
+	for !strings.Contains(got.String(), "ready\n") {
+		n, err := ws.Read(buf)
+		if err != nil {
+			t.Fatalf("read %q: %v", got.String(), err)
+		}
+		got.Write(buf[:n])
+	}
+	if _, err := ws.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := ws.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break // the container's output has ended
+		}
+	}
+	// stdout and stderr are two pipes: their order between them is not kept.
+	lines := strings.Split(strings.TrimSpace(got.String()), "\n")
+	sort.Strings(lines)
+	if strings.Join(lines, ",") != "got hello,oops,ready" {
+		t.Errorf("over the WebSocket: %q", got.String())
+	}
 }
