@@ -55,10 +55,12 @@ type engineRun struct {
 type results struct {
 	startToAPI, startToAPIRestore time.Duration
 	idleRSS, idlePSS              int64 // before any container ran
-	baseRSS, basePSS              int64 // after one ran and went: the base of the per-container figures
+	baseRSS, basePSS              int64 // after the run --rm latency runs: the base of the per-container figures
+	coldRSS, coldPSS              int64 // after one run only: the base of the cold figures
 	idleAnon, baseAnon            int64 // the anonymous part (heaps, stacks) of idleRSS and baseRSS
 	runRm                         time.Duration
 	perCtrRSS, perCtrPSS          map[int]int64
+	coldCtrRSS, coldCtrPSS        map[int]int64
 }
 
 func run(engine, out string, runs int) error {
@@ -220,7 +222,7 @@ func median(ds []time.Duration) time.Duration {
 }
 
 func measure(e *engineRun, archive string, runs int) (*results, error) {
-	r := &results{perCtrRSS: map[int]int64{}, perCtrPSS: map[int]int64{}}
+	r := &results{perCtrRSS: map[int]int64{}, perCtrPSS: map[int]int64{}, coldCtrRSS: map[int]int64{}, coldCtrPSS: map[int]int64{}}
 	var starts []time.Duration
 	for i := 0; i < 5; i++ {
 		d, err := e.start()
@@ -237,14 +239,15 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 		return nil, err
 	}
 	// The idle engine, before any container (balena-engine starts its
-	// monitor with the first container), then after one ran and went.
+	// monitor with the first container), then after one ran and went
+	// (the cold base) and after the latency runs (the warm base).
 	time.Sleep(2 * time.Second)
 	r.idleRSS, r.idlePSS, r.idleAnon = e.engineMemory()
 	if _, err := e.docker("run", "--rm", "--network", "none", "busybox", "true"); err != nil {
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	r.baseRSS, r.basePSS, r.baseAnon = e.engineMemory()
+	r.coldRSS, r.coldPSS, _ = e.engineMemory()
 	var lat []time.Duration
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
@@ -254,6 +257,11 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 		lat = append(lat, time.Since(t0))
 	}
 	r.runRm = median(lat)
+	// The base of the per-container figures: the idle engine after those
+	// runs, so that the heap they grew is not counted against the first
+	// container that stays.
+	time.Sleep(2 * time.Second)
+	r.baseRSS, r.basePSS, r.baseAnon = e.engineMemory()
 	running := 0
 	for _, n := range []int{1, 10, 50} {
 		for ; running < n; running++ {
@@ -265,6 +273,8 @@ func measure(e *engineRun, archive string, runs int) (*results, error) {
 		rss, pss, _ := e.engineMemory()
 		r.perCtrRSS[n] = (rss - r.baseRSS) / int64(n)
 		r.perCtrPSS[n] = (pss - r.basePSS) / int64(n)
+		r.coldCtrRSS[n] = (rss - r.coldRSS) / int64(n)
+		r.coldCtrPSS[n] = (pss - r.coldPSS) / int64(n)
 		fmt.Printf("%s: %d containers: engine RSS %.1f MiB, PSS %.1f MiB\n", e.name, n, float64(rss)/(1<<20), float64(pss)/(1<<20))
 	}
 	// Restore: stop the daemon with 50 running (live restore keeps them),
@@ -325,7 +335,7 @@ func report(all map[string]*results, engine string, runs int) string {
 	fmt.Fprintf(&b, "- engines: %s; %s (Debian's docker.io with containerd and runc shims, `--live-restore`, `--bridge=none`)\n",
 		strings.TrimSpace(string(ours)), strings.TrimSpace(string(dockerd)))
 	b.WriteString("- client: the docker CLI for both; containers run with `--network none` on both; the project's busybox image\n")
-	b.WriteString("- memory: RSS, PSS and the anonymous part of RSS (`/proc/PID/smaps_rollup`; the rest is file pages, mostly the executables themselves, whose resident share depends on the kernel) summed over the engine's own processes (balena-engine: daemon and monitor, which starts with the first container; Docker: dockerd, containerd, shims), not the containers' processes; per container = (with N running - after one ran) / N\n")
+	b.WriteString("- memory: RSS, PSS and the anonymous part of RSS (`/proc/PID/smaps_rollup`; the rest is file pages, mostly the executables themselves, whose resident share depends on the kernel) summed over the engine's own processes (balena-engine: daemon and monitor, which starts with the first container; Docker: dockerd, containerd, shims), not the containers' processes; per container = (with N running - idle after the run --rm runs) / N; \"from one run only\" = (with N running - idle after a single run) / N, which also counts the heap the latency runs grew: the first is the marginal cost of a container on a warm engine, the second an upper bound for a cold one\n")
 	fmt.Fprintf(&b, "- start to API: from exec of the daemon to the first answered `/_ping`, median of 5 (idle); and once with 20 containers running to take back (live restore)\n- run --rm: median of %d `docker run --rm --network none busybox true`\n\n", runs)
 	b.WriteString("| figure | balena-engine | Docker 20.10 | Docker / balena-engine |\n|---|---:|---:|---:|\n")
 	o, d := all["balena-engine"], all["docker"]
@@ -337,14 +347,18 @@ func report(all map[string]*results, engine string, runs int) string {
 	row("start to API with 20 containers to restore", ms(o.startToAPIRestore), ms(d.startToAPIRestore), float64(d.startToAPIRestore)/float64(o.startToAPIRestore))
 	row("idle engine RSS, no container run yet", mib(o.idleRSS), mib(d.idleRSS), float64(d.idleRSS)/float64(o.idleRSS))
 	row("idle engine PSS, no container run yet", mib(o.idlePSS), mib(d.idlePSS), float64(d.idlePSS)/float64(o.idlePSS))
-	row("idle engine RSS after a container ran", mib(o.baseRSS), mib(d.baseRSS), float64(d.baseRSS)/float64(o.baseRSS))
-	row("idle engine PSS after a container ran", mib(o.basePSS), mib(d.basePSS), float64(d.basePSS)/float64(o.basePSS))
+	row("idle engine RSS after containers ran", mib(o.baseRSS), mib(d.baseRSS), float64(d.baseRSS)/float64(o.baseRSS))
+	row("idle engine PSS after containers ran", mib(o.basePSS), mib(d.basePSS), float64(d.basePSS)/float64(o.basePSS))
 	row("idle engine anonymous memory, no container run yet", mib(o.idleAnon), mib(d.idleAnon), float64(d.idleAnon)/float64(o.idleAnon))
-	row("idle engine anonymous memory after a container ran", mib(o.baseAnon), mib(d.baseAnon), float64(d.baseAnon)/float64(o.baseAnon))
+	row("idle engine anonymous memory after containers ran", mib(o.baseAnon), mib(d.baseAnon), float64(d.baseAnon)/float64(o.baseAnon))
 	row("run --rm busybox true", ms(o.runRm), ms(d.runRm), float64(d.runRm)/float64(o.runRm))
 	for _, n := range []int{1, 10, 50} {
 		row(fmt.Sprintf("RSS per running container (%d running)", n), mib(o.perCtrRSS[n]), mib(d.perCtrRSS[n]), float64(d.perCtrRSS[n])/float64(max(o.perCtrRSS[n], 1)))
 		row(fmt.Sprintf("PSS per running container (%d running)", n), mib(o.perCtrPSS[n]), mib(d.perCtrPSS[n]), float64(d.perCtrPSS[n])/float64(max(o.perCtrPSS[n], 1)))
+	}
+	for _, n := range []int{1, 10, 50} {
+		row(fmt.Sprintf("RSS per running container (%d running), from one run only", n), mib(o.coldCtrRSS[n]), mib(d.coldCtrRSS[n]), float64(d.coldCtrRSS[n])/float64(max(o.coldCtrRSS[n], 1)))
+		row(fmt.Sprintf("PSS per running container (%d running), from one run only", n), mib(o.coldCtrPSS[n]), mib(d.coldCtrPSS[n]), float64(d.coldCtrPSS[n])/float64(max(o.coldCtrPSS[n], 1)))
 	}
 	return b.String()
 }
