@@ -11,6 +11,7 @@ import (
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
+	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	in := system.Info{
 		ID: s.cfg.EngineID, Containers: len(ctrs), Images: len(imgs),
 		Driver: "overlay2", DriverStatus: [][2]string{{"Backing Filesystem", backingFS(s.cfg.DataRoot)}},
-		MemoryLimit: true, SwapLimit: fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || fileExists("/sys/fs/cgroup/cgroup.controllers"),
+		MemoryLimit: true, SwapLimit: fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || cgroups.IsCgroup2UnifiedMode(),
 		CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true, CPUSet: true, PidsLimit: true,
 		Debug: s.cfg.Debug, NGoroutines: runtime.NumGoroutine(), SystemTime: time.Now().Format(time.RFC3339Nano),
 		LoggingDriver: s.cfg.Containers.DefaultLogDriver(), CgroupDriver: "cgroupfs", CgroupVersion: cgroupVersion(),
@@ -61,7 +62,7 @@ func fileExists(p string) bool {
 }
 
 func cgroupVersion() string {
-	if fileExists("/sys/fs/cgroup/cgroup.controllers") {
+	if cgroups.IsCgroup2UnifiedMode() {
 		return "2"
 	}
 	return "1"

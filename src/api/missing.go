@@ -17,9 +17,6 @@ var notYet = []string{
 	"/info", "/events", "/system", "/auth", "/distribution",
 }
 
-// containerOpsNotYet are the container operations not served yet.
-var containerOpsNotYet = map[string]bool{}
-
 // leftOut lists the areas balena-engine leaves out on purpose, with the
 // reason a user gets.
 var leftOut = map[string]string{
@@ -43,15 +40,12 @@ func registerMissing(s *Server) {
 			continue
 		}
 		if prefix == "/containers" && s.cfg.Containers != nil {
-			// What the specific patterns did not take: an operation not
-			// served yet (501), or a container reference with a slash in
-			// it, which names no container (404).
+			// What the specific patterns did not take: checkpoints, left
+			// out (501), or a container reference with a slash in it,
+			// which names no container (404).
 			h := func(_ http.ResponseWriter, r *http.Request) error {
 				rest := strings.TrimPrefix(r.URL.Path, "/containers/")
 				op := path.Base(rest)
-				if containerOpsNotYet[op] {
-					return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
-				}
 				if op == "checkpoints" || strings.Contains(rest, "/checkpoints/") {
 					return errdefs.NotImplemented(errors.New("balena-engine does not support checkpoints (it is built without CRIU)"))
 				}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +11,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/layer"
 	"golang.org/x/sys/unix"
 )
 
@@ -247,74 +248,11 @@ func extractEntry(tr *tar.Reader, hdr *tar.Header, root, p string, rb *rebase) e
 
 // writeTar writes src (a local path, not followed if it is a symlink) and
 // what is below it to w, named under root instead of its own name; with
-// root "", its contents only, at the top of the archive. Sockets are left
-// out, as tar leaves them.
+// root "", its contents only, at the top of the archive.
 func writeTar(w io.Writer, src, root string) error {
 	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		name := path.Join(root, filepath.ToSlash(rel))
-		if rel == "." {
-			if root == "" {
-				return nil
-			}
-			name = root
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return nil // a socket
-		}
-		hdr.Name = name
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uname, hdr.Gname = "", ""
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		// What the header promised, even if the file changes meanwhile.
-		n, err := io.CopyN(tw, f, hdr.Size)
-		if errors.Is(err, io.EOF) {
-			_, err = io.CopyN(tw, zeros{}, hdr.Size-n)
-		}
-		return err
-	})
-	if err != nil {
+	if err := layer.PackTree(context.Background(), tw, src, root); err != nil {
 		return err
 	}
 	return tw.Close()
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }

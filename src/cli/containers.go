@@ -754,13 +754,7 @@ func runContainerPrune(ctx context.Context, e *env, args []string) error {
 	defer resp.Body.Close()
 	var rep containertypes.PruneReport
 	json.NewDecoder(resp.Body).Decode(&rep)
-	if len(rep.ContainersDeleted) > 0 {
-		fmt.Fprintln(e.stdout, "Deleted Containers:")
-		for _, id := range rep.ContainersDeleted {
-			fmt.Fprintln(e.stdout, id)
-		}
-		fmt.Fprintln(e.stdout)
-	}
+	section(e, "Deleted Containers:", rep.ContainersDeleted)
 	fmt.Fprintln(e.stdout, "Total reclaimed space: "+units.HumanSize(float64(rep.SpaceReclaimed)))
 	return nil
 }

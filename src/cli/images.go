@@ -378,20 +378,23 @@ func runImagePrune(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rep.ImagesDeleted) > 0 {
-		fmt.Fprintln(e.stdout, "Deleted Images:")
-		for _, d := range rep.ImagesDeleted {
-			if d.Untagged != "" {
-				fmt.Fprintln(e.stdout, "untagged: "+d.Untagged)
-			}
-			if d.Deleted != "" {
-				fmt.Fprintln(e.stdout, "deleted: "+d.Deleted)
-			}
-		}
-		fmt.Fprintln(e.stdout)
-	}
+	section(e, "Deleted Images:", pruneLines(rep.ImagesDeleted))
 	fmt.Fprintln(e.stdout, "Total reclaimed space: "+units.HumanSize(float64(rep.SpaceReclaimed)))
 	return nil
+}
+
+// pruneLines are a prune's untagged and deleted images, as Docker lists them.
+func pruneLines(items []imagetypes.DeleteResponse) []string {
+	var lines []string
+	for _, d := range items {
+		if d.Untagged != "" {
+			lines = append(lines, "untagged: "+d.Untagged)
+		}
+		if d.Deleted != "" {
+			lines = append(lines, "deleted: "+d.Deleted)
+		}
+	}
+	return lines
 }
 
 // imageSubcommands are "balena-engine image COMMAND".

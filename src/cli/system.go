@@ -210,16 +210,7 @@ func runSystemPrune(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var lines []string
-	for _, d := range rep.ImagesDeleted {
-		if d.Untagged != "" {
-			lines = append(lines, "untagged: "+d.Untagged)
-		}
-		if d.Deleted != "" {
-			lines = append(lines, "deleted: "+d.Deleted)
-		}
-	}
-	section(e, "Deleted Images:", lines)
+	section(e, "Deleted Images:", pruneLines(rep.ImagesDeleted))
 	total += rep.SpaceReclaimed
 	fmt.Fprintln(e.stdout, "Total reclaimed space: "+units.HumanSize(float64(total)))
 	return nil

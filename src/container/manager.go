@@ -21,6 +21,7 @@ import (
 	"github.com/balena-os/balena-engine/src/volume"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/opencontainers/cgroups"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	bolt "go.etcd.io/bbolt"
@@ -198,7 +199,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		// the host's on v1 (where the runtime binds in the container's own
 		// cgroup directories).
 		host.CgroupnsMode = containertypes.CgroupnsModeHost
-		if cgroupV2() {
+		if cgroups.IsCgroup2UnifiedMode() {
 			host.CgroupnsMode = containertypes.CgroupnsModePrivate
 		}
 	case containertypes.CgroupnsModeHost, containertypes.CgroupnsModePrivate:
@@ -528,12 +529,6 @@ func (m *Manager) usesInit(c *Container) bool {
 		return *c.HostConfig.Init
 	}
 	return m.DefaultInit
-}
-
-// cgroupV2 says whether the host runs the unified cgroup hierarchy.
-func cgroupV2() bool {
-	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
-	return err == nil
 }
 
 // Attach returns a container's output from now until it ends, in Docker's
