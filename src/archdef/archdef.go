@@ -8,14 +8,17 @@ package archdef
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Arch is one architecture. Empty fields mean "none" (for example no
@@ -150,4 +153,30 @@ func LoadAll(dir string) ([]Arch, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// Command runs bin under a's CPU: under qemu-user with the CPU arch/
+// names, or natively where a has no qemu-user (i386 and x86_64 on an
+// x86_64 build machine).
+func (a Arch) Command(bin string, args ...string) *exec.Cmd {
+	if a.QEMUUser == "" {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command(a.QEMUUser, append([]string{"-cpu", a.QEMUUserCPU, bin}, args...)...)
+}
+
+// NativeRefused reports whether err (from running a Command) says that
+// this machine's kernel does not execute the binary's format at all: some
+// x86_64 build machines refuse every 32-bit x86 executable ("exec format
+// error"), and qemu-i386 cannot stand in (it crashes on Go binaries).
+// Such a binary is proven in its QEMU guest instead (qemu-tests/run).
+func (a Arch) NativeRefused(err error) bool {
+	return a.QEMUUser == "" && errors.Is(err, syscall.ENOEXEC)
+}
+
+// NativeRefusedNote is what a test says when it leaves a binary to the
+// guest for that reason.
+func (a Arch) NativeRefusedNote() string {
+	return fmt.Sprintf("this kernel refuses %s executables (exec format error): the %s binaries run in the %s QEMU guest instead (make qemu-test ARCH=%s, part of make test)",
+		a.Name, a.Name, a.Name, a.Name)
 }

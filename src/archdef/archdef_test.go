@@ -1,6 +1,7 @@
 package archdef
 
 import (
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -80,5 +81,31 @@ func TestParseErrors(t *testing.T) {
 	q, err := Parse(strings.NewReader(strings.Replace(base, "YOCTO_TUNE=core2-64", `YOCTO_TUNE="core2 64"`, 1)))
 	if err != nil || q.YoctoTune != "core2 64" {
 		t.Errorf("quoted value: %q, %v", q.YoctoTune, err)
+	}
+}
+
+// A file the kernel has no loader for fails as a refused 32-bit x86
+// binary does on a kernel without IA-32 emulation: that, and only that,
+// counts as refused, and only where the architecture runs natively.
+func TestNativeRefused(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "noformat")
+	if err := os.WriteFile(bin, []byte("\x7fELF\x09\x09not a loadable format"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	native := Arch{Name: "i386"}
+	err := native.Command(bin).Run()
+	if !native.NativeRefused(err) {
+		t.Errorf("an unloadable file: %v, not seen as refused", err)
+	}
+	emulated := Arch{Name: "armv7", QEMUUser: "qemu-arm-static", QEMUUserCPU: "cortex-a15"}
+	if emulated.NativeRefused(err) {
+		t.Error("an emulated architecture counted as refused natively")
+	}
+	if err := native.Command("/bin/false").Run(); err == nil || native.NativeRefused(err) {
+		t.Errorf("a failing program: %v, counted as refused", err)
+	}
+	if err := native.Command(filepath.Join(dir, "missing")).Run(); err == nil || native.NativeRefused(err) {
+		t.Errorf("a missing program: %v, counted as refused", err)
 	}
 }

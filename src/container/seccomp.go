@@ -89,7 +89,10 @@ func seccompFor(s *specs.Spec, privileged bool, opt, daemon string, unsupported 
 // has none for 32-bit engines) those an engine built for goarch needs.
 func addCompatArches(p *specs.LinuxSeccomp, goarch string) {
 	if p != nil && len(p.Architectures) == 0 {
-		p.Architectures = compatArches[goarch]
+		// A copy: the caller filters the list in place, which on the
+		// shared slice would leave an empty architecture behind for every
+		// later container (the i386 engine then started none).
+		p.Architectures = slices.Clone(compatArches[goarch])
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -68,13 +67,13 @@ func TestBusyboxPerArchitecture(t *testing.T) {
 				t.Fatal(err)
 			}
 			bin := extractFile(t, blob, "bin/busybox")
-			var cmd *exec.Cmd
-			if a.QEMUUser == "" {
-				cmd = exec.Command(bin, "echo", "runs")
-			} else {
-				cmd = exec.Command(a.QEMUUser, "-cpu", a.QEMUUserCPU, bin, "echo", "runs")
+			out, err := a.Command(bin, "echo", "runs").CombinedOutput()
+			if a.NativeRefused(err) {
+				// The guest's smoke test runs this architecture's
+				// busybox image.
+				t.Skip(a.NativeRefusedNote())
 			}
-			if out, err := cmd.CombinedOutput(); err != nil || string(out) != "runs\n" {
+			if err != nil || string(out) != "runs\n" {
 				t.Errorf("busybox for %s under %s %s: %v %q", a.Name, a.QEMUUser, a.QEMUUserCPU, err, out)
 			}
 		})
