@@ -76,6 +76,7 @@ bench: build
 	$(GO) run ./src/internal/cmd/pullbench -engine bin/balena-engine -out $(RESULTS)/pull-bench.md
 	$(GO) run ./src/internal/cmd/pullbench -engine bin/balena-engine -size 524288000 -runs 1 -out $(RESULTS)/pull-bench-500m.md
 	$(GO) run ./src/internal/cmd/ctrbench -engine bin/balena-engine -out $(RESULTS)/container-bench.md
+	$(GO) run ./src/internal/cmd/monitorbench -engine bin/balena-engine -out $(RESULTS)/monitor-loss.md
 
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
 # against the built binary (with the real docker CLI), the cross binaries

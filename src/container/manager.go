@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -50,6 +51,8 @@ type Manager struct {
 	// SeccompProfile is the filter for containers that name none: "" or
 	// "builtin", "unconfined", or a profile's JSON text.
 	SeccompProfile string
+	// CgroupParent holds every container's cgroup ("/balena-engine").
+	CgroupParent string
 
 	mu       sync.Mutex
 	exited   map[string]*exit       // the container's next exit
@@ -120,11 +123,17 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vo
 			go m.runHealth(c.ID)
 		case err == nil:
 			m.finish(c.ID, st)
-		default:
-			// The monitor does not know it (it was restarted, or the host
-			// rebooted): the container is gone, its status with it.
+		case errdefs.KindOf(err) == errdefs.KindNotFound:
+			// No monitor knows it (the host rebooted: the monitor's state
+			// is on a tmpfs): the container is gone, its status with it.
 			m.finish(c.ID, runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(),
 				Error: "the container ended while the engine was not running; its exit status is unknown"})
+		default:
+			// No monitor could be reached or started: the container may
+			// well run, so it is not reported ended; follow asks until a
+			// monitor answers.
+			log.Warn("container monitor unreachable; following the container until it answers", "id", c.ID, "err", err)
+			go m.follow(c.ID)
 		}
 		// One that ended while the engine was away restarts now, as Docker
 		// restarts containers when it starts, not after the backoff of its
@@ -488,7 +497,7 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
-	s.Linux.CgroupsPath = "/balena-engine/" + c.ID
+	s.Linux.CgroupsPath = path.Join(m.CgroupParent, c.ID)
 	lo, err := LogSettings(c.HostConfig.LogConfig)
 	if err != nil {
 		return err
@@ -546,12 +555,34 @@ func (m *Manager) Attach(ctx context.Context, ref string) (io.ReadCloser, error)
 var ErrAlreadyStarted = errors.New("container already started")
 
 // follow waits for a running container to end and records how it ended.
+//
+// The monitor's end (the OOM killer, a bug) does not end the container:
+// the wait is made again, which starts the next monitor, and that one
+// takes the container back or, if it ended meanwhile, says so. Only the
+// monitor, which ends what it cannot follow, says that a container has
+// ended: never an error on the way to it.
 func (m *Manager) follow(id string) {
-	st, err := m.rt.Wait(context.Background(), id)
-	if err != nil {
-		st = runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(), Error: err.Error()}
+	delay := 10 * time.Millisecond
+	for {
+		st, err := m.rt.Wait(context.Background(), id)
+		switch {
+		case err == nil:
+			m.finish(id, st)
+			return
+		case errdefs.KindOf(err) == errdefs.KindNotFound:
+			// No monitor knows it: the host restarted (the monitor's
+			// state is on a tmpfs), and the container with it.
+			m.finish(id, runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(),
+				Error: "the container ended while the engine was not running; its exit status is unknown"})
+			return
+		}
+		if _, gone := m.records.get(id); gone != nil || m.rt.Closed() {
+			return // removed meanwhile, or the daemon is going
+		}
+		m.log.Warn("lost the container monitor while following a container; asking again", "id", id, "err", err)
+		time.Sleep(delay)
+		delay = min(2*delay, time.Second)
 	}
-	m.finish(id, st)
 }
 
 func (m *Manager) finish(id string, st runtime.State) {
@@ -802,6 +833,18 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 	if err != nil {
 		return err
 	}
+	// No start (a restart policy's) may run while the container is
+	// removed: it would leave a process running that no record follows.
+	unlock := m.fsLock(c.ID)
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
+	if c, err = m.records.get(c.ID); err != nil { // as it is now, under the lock
+		return err
+	}
 	if m.cancelRestart(c.ID) && !force {
 		return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is restarting: stop the container before removing or force remove", c.Name))
 	}
@@ -826,15 +869,16 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 			return fmt.Errorf("container %s did not die after SIGKILL", c.ID)
 		}
 	}
-	m.rt.Forget(ctx, c.ID)
+	if err := m.rt.Forget(ctx, c.ID); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+	}
 	m.rt.EndAttach(ctx, c.ID)
-	unlock := m.fsLock(c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
 	if err := m.records.remove(c.ID); err != nil {
-		unlock()
 		return err
 	}
 	os.RemoveAll(m.dir(c.ID))
+	locked = false
 	unlock()
 	m.fsLocks.Delete(c.ID)
 	if (len(removeVolumes) > 0 && removeVolumes[0]) || c.HostConfig.AutoRemove {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,6 +58,9 @@ type Config struct {
 	// normalize reads the file into seccompJSON.
 	SeccompProfile string
 	seccompJSON    string
+	// CgroupParent is the cgroup under which each container gets its own
+	// (dockerd's --cgroup-parent for the cgroupfs driver).
+	CgroupParent string
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -83,6 +87,7 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.LogDriver, "log-driver", container.DriverJSONFile, "log driver of containers that name none: "+strings.Join(container.LogDrivers, ", "))
 	fs.StringToStringVar(&cfg.LogOpts, "log-opt", nil, "log driver options of containers that name no driver (key=value)")
 	fs.StringVar(&cfg.SeccompProfile, "seccomp-profile", container.SeccompBuiltin, "seccomp profile for containers that name none: builtin (Docker's default), unconfined, or the path of a JSON profile")
+	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/balena-engine", "parent cgroup of every container's cgroup")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
@@ -243,6 +248,12 @@ func (c *Config) normalize() error {
 	}
 	if _, err := layer.ParseIOPriority(c.PullIOPriority); err != nil {
 		return err
+	}
+	if !strings.HasPrefix(c.CgroupParent, "/") {
+		c.CgroupParent = "/" + c.CgroupParent
+	}
+	if c.CgroupParent == "/" || slices.Contains(strings.Split(c.CgroupParent, "/"), "..") {
+		return fmt.Errorf("invalid cgroup-parent %q: want a cgroup below the root, with no .. in it", c.CgroupParent)
 	}
 	if c.InitPath != "" {
 		if fi, err := os.Stat(c.InitPath); err != nil || !filepath.IsAbs(c.InitPath) || !fi.Mode().IsRegular() {

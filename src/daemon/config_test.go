@@ -44,7 +44,7 @@ func TestParseConfigFlags(t *testing.T) {
 		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile,
 		RegistryMirrors: nil, InsecureRegistries: nil,
 		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7", SeccompProfile: "builtin",
-		LogDriver: "json-file"}
+		LogDriver: "json-file", CgroupParent: "/balena-engine"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
@@ -144,5 +144,21 @@ func TestParseConfigHelp(t *testing.T) {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("help does not mention %s:\n%s", f, out.String())
 		}
+	}
+}
+
+func TestCgroupParent(t *testing.T) {
+	for in, want := range map[string]string{"engine-test": "/engine-test", "/a/b": "/a/b", "/": "", "/a/../b": "", "..": ""} {
+		cfg, err := ParseConfig([]string{"--config-file", writeFile(t, "{}"), "--cgroup-parent", in}, io.Discard)
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("--cgroup-parent %q accepted as %q", in, cfg.CgroupParent)
+		case want != "" && (err != nil || cfg.CgroupParent != want):
+			t.Errorf("--cgroup-parent %q: %v, %+v", in, err, cfg)
+		}
+	}
+	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, `{"cgroup-parent": "dev"}`)}, io.Discard)
+	if err != nil || cfg.CgroupParent != "/dev" {
+		t.Errorf("cgroup-parent in daemon.json: %v %+v", err, cfg)
 	}
 }

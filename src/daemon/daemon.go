@@ -88,6 +88,12 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return fmt.Errorf("create exec root: %w", err)
 	}
 
+	// As dockerd: the OOM killer takes applications before the engine
+	// that restarts them (the monitor, started from here, goes lower).
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-500"), 0); err != nil {
+		log.Warn("cannot lower the daemon's OOM score", "err", err)
+	}
+
 	eng, err := openEngine(cfg, log)
 	if err != nil {
 		undoData()
@@ -134,6 +140,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	case err = <-errc:
 	}
 	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	eng.rt.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if serr := srv.Shutdown(sctx); serr != nil && err == nil {

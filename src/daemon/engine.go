@@ -34,6 +34,7 @@ type engine struct {
 	images     *image.Store
 	registry   *registry.Client
 	pull       image.PullOptions
+	rt         *runtime.Client
 }
 
 // openEngine opens the metadata database (every transaction is synced to
@@ -79,8 +80,13 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		db.Close()
 		return nil, err
 	}
-	rt, there := runtime.Connect(context.Background(), filepath.Join(cfg.ExecRoot, "monitor"), self)
-	if there {
+	rt, there, err := runtime.Connect(context.Background(), filepath.Join(cfg.ExecRoot, "monitor"), self)
+	e.rt = rt
+	switch {
+	case err != nil:
+		// Its containers are still followed, by the old binary.
+		log.Error("the container monitor could not move to this engine's binary", "err", err)
+	case there:
 		log.Info("reconnected to the container monitor (live restore)")
 	}
 	if e.volumes, err = volume.Open(filepath.Join(cfg.DataRoot, "volumes"), db); err != nil {
@@ -93,6 +99,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	}
 	e.containers.DefaultInit, e.containers.InitPath = cfg.Init, cfg.InitPath
 	e.containers.SeccompProfile = cfg.SeccompProfile
+	e.containers.CgroupParent = cfg.CgroupParent
 	e.containers.DefaultLogConfig = containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts}
 	if cfg.seccompJSON != "" {
 		e.containers.SeccompProfile = cfg.seccompJSON

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -190,10 +189,9 @@ func (c *Client) Attach(ctx context.Context, id string) (net.Conn, error) {
 	if err := c.ensure(ctx); err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(c.root, SocketName))
+	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("container monitor: %w", err)
+		return nil, err
 	}
 	fmt.Fprintf(conn, "POST /attach/%s HTTP/1.1\r\nHost: monitor\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", id)
 	br := bufio.NewReader(conn)

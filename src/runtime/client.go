@@ -31,6 +31,22 @@ type Client struct {
 	binary string
 	http   *http.Client
 	mu     sync.Mutex // serialises starting the monitor
+	closed bool       // the daemon is shutting down: start no monitor
+}
+
+// Close stops the client from starting monitors: a daemon shutting down
+// leaves the monitor it has, and starts none that nobody would stop.
+func (c *Client) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+}
+
+// Closed says whether Close was called.
+func (c *Client) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func newClient(root, binary string) *Client {
@@ -48,13 +64,19 @@ func (c *Client) Binary() string { return c.binary }
 
 // Connect returns a client for the monitor whose state is in root, and
 // whether a monitor is there now. A monitor that answers is kept: that is
-// how containers live through a daemon restart. None is started here: the
-// first container starts it (Start), so that an engine with no container
-// running costs one process.
-func Connect(ctx context.Context, root, binary string) (*Client, bool) {
+// how containers live through a daemon restart; if it runs another binary
+// than this daemon's (the engine was updated), it is moved to this one in
+// place (Upgrade). None is started here: the first container starts it
+// (Start), so that an engine with no container running costs one process.
+func Connect(ctx context.Context, root, binary string) (*Client, bool, error) {
 	c := newClient(root, binary)
-	_, err := c.List(ctx)
-	return c, err == nil
+	if _, err := c.List(ctx); err != nil {
+		return c, false, nil
+	}
+	if c.NeedsUpgrade() {
+		return c, true, c.Upgrade(ctx)
+	}
+	return c, true, nil
 }
 
 // ensure starts the monitor if none answers.
@@ -63,6 +85,9 @@ func (c *Client) ensure(ctx context.Context) error {
 	defer c.mu.Unlock()
 	if _, err := c.List(ctx); err == nil {
 		return nil
+	}
+	if c.closed {
+		return errdefs.Unavailable(errors.New("the engine is shutting down: no container monitor is started"))
 	}
 	if err := os.MkdirAll(c.root, 0o700); err != nil {
 		return err
@@ -81,19 +106,71 @@ func (c *Client) ensure(ctx context.Context) error {
 		return fmt.Errorf("start the container monitor: %w", err)
 	}
 	go cmd.Wait() // reap it if it ends while this daemon runs
+	return c.awaitAnswer(ctx, "the container monitor")
+}
+
+// awaitAnswer waits a bounded time for the monitor to answer.
+func (c *Client) awaitAnswer(ctx context.Context, what string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := c.List(ctx); err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the container monitor did not answer (see %s)", filepath.Join(c.root, "monitor.log"))
+			return fmt.Errorf("%s did not answer (see %s)", what, filepath.Join(c.root, "monitor.log"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// call asks the monitor. Where no monitor answers (it was killed: the OOM
+// killer, a bug), one is started, which takes back the containers the
+// last one left (recoverState), and the call is made again.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	err := c.callOnce(ctx, method, path, in, out)
+	if !monitorAbsent(err) {
+		return err
+	}
+	if eerr := c.ensure(ctx); eerr != nil {
+		return eerr
+	}
+	return c.callOnce(ctx, method, path, in, out)
+}
+
+// dial connects to the monitor for a hijacked stream (attach, exec,
+// stdin), starting one where none answers.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	sock := filepath.Join(c.root, SocketName)
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if monitorAbsent(err) {
+		if err := c.ensure(ctx); err != nil {
+			return nil, err
+		}
+		conn, err = d.DialContext(ctx, "unix", sock)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMonitor, err)
+	}
+	return conn, nil
+}
+
+// monitorAbsent says whether err means that no monitor listens on the
+// socket (rather than that one answered, or broke off a call).
+func monitorAbsent(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+// MonitorLost says whether err means that the call found no monitor or
+// lost it before the answer: the call may be made again, and will reach
+// the next one.
+func MonitorLost(err error) bool {
+	return errors.Is(err, errMonitor)
+}
+
+var errMonitor = errors.New("container monitor")
+
+func (c *Client) callOnce(ctx context.Context, method, path string, in, out any) error {
 	var body *bytes.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -114,7 +191,10 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("container monitor: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %w", errMonitor, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
@@ -171,10 +251,10 @@ func (c *Client) Forget(ctx context.Context, id string) error {
 	return c.call(ctx, http.MethodPost, "/forget/"+id, nil, nil)
 }
 
-// List returns every container the monitor knows.
+// List returns every container the monitor knows. It starts no monitor.
 func (c *Client) List(ctx context.Context) ([]State, error) {
 	var out []State
-	return out, c.call(ctx, http.MethodGet, "/list", nil, &out)
+	return out, c.callOnce(ctx, http.MethodGet, "/list", nil, &out)
 }
 
 // Pause freezes a container's processes.
@@ -205,10 +285,9 @@ func (c *Client) ExecResize(ctx context.Context, execID string, h, w uint16) err
 // Stdin returns a connection whose writes reach the container's input
 // (its terminal, or its stdin pipe); CloseWrite ends a stdin-once input.
 func (c *Client) Stdin(ctx context.Context, id string) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(c.root, SocketName))
+	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("container monitor: %w", err)
+		return nil, err
 	}
 	fmt.Fprintf(conn, "POST /stdin/%s HTTP/1.1\r\nHost: monitor\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", id)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

@@ -110,6 +110,14 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 		errW.Close()
 	}
 	pid, _ := p.Pid()
+	m.mu.Lock()
+	m.execs[pid] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.execs, pid)
+		m.mu.Unlock()
+	}()
 	if inW != nil && req.Stdin {
 		// The daemon's stdin, until it half-closes or goes.
 		go func() {
@@ -152,10 +160,9 @@ func containsAny(s string, subs ...string) bool {
 // carries the process's stdin one way (CloseWrite ends it) and its output
 // frames the other, ended by an ExitFrame.
 func (c *Client) Exec(ctx context.Context, req *ExecRequest) (net.Conn, *bufio.Reader, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.root+"/"+SocketName)
+	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("container monitor: %w", err)
+		return nil, nil, err
 	}
 	b, _ := json.Marshal(req)
 	fmt.Fprintf(conn, "POST /exec HTTP/1.1\r\nHost: monitor\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")

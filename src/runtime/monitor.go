@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +40,9 @@ type monitor struct {
 	mu       sync.Mutex
 	ctrs     map[string]*ctr
 	execTTYs map[string]*os.File    // exec ID -> its terminal master
+	execs    map[int]bool           // PIDs of exec'd processes
 	pending  map[string][]*attacher // attachers waiting for a container to start
+	lockFD   int                    // holds the lock that makes this the one monitor
 }
 
 type ctr struct {
@@ -52,6 +55,8 @@ type ctr struct {
 	master    *os.File // the terminal, for a container run with -t
 	rootfs    string
 	attachers []*attacher
+	outputs   []*os.File     // what supervise reads the output from
+	copies    sync.WaitGroup // supervise's output copies
 }
 
 // MonitorMain is the monitor role. It serves until SIGTERM or SIGINT.
@@ -74,6 +79,38 @@ func MonitorMain(args []string) int {
 		log.Error("state directory", "err", err)
 		return 1
 	}
+	// Containers are what the engine must keep: on a device short of
+	// memory the kernel's OOM killer takes anything before this process
+	// (containerd's shims use the same value).
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
+		log.Warn("cannot lower the monitor's OOM score", "err", err)
+	}
+	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, execs: map[int]bool{}, pending: map[string][]*attacher{}}
+	// A previous image of this process (an upgrade) may have left the
+	// lock and the containers' descriptors.
+	h, herr := readHandover(*root)
+	if herr != nil {
+		log.Error("handover from the previous monitor binary; taking containers back without it", "err", herr)
+	}
+	var err error
+	if h != nil && h.LockFD > 0 {
+		m.lockFD = h.LockFD
+		unix.CloseOnExec(m.lockFD)
+		for _, pid := range h.Reap {
+			go func() {
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, 0, nil)
+			}()
+		}
+	} else if m.lockFD, err = lockMonitor(*root); err != nil {
+		log.Error("lock", "err", err)
+		return 1
+	}
+	var handed map[string]handedFiles
+	if h != nil && herr == nil {
+		handed = h.Ctrs
+	}
+	m.recoverState(handed)
 	sock := filepath.Join(*root, SocketName)
 	os.Remove(sock)
 	l, err := net.Listen("unix", sock)
@@ -85,7 +122,6 @@ func MonitorMain(args []string) int {
 	// The PID file is how an operator (or a test) finds the monitor: it
 	// outlives the daemon on purpose.
 	os.WriteFile(filepath.Join(*root, "monitor.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, pending: map[string][]*attacher{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /start", m.handleStart)
 	mux.HandleFunc("GET /state/{id}", m.handleState)
@@ -104,6 +140,7 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("POST /update/{id}", m.handleUpdate)
 	mux.HandleFunc("POST /attach/{id}", m.handleAttach)
 	mux.HandleFunc("POST /end-attach/{id}", m.handleEndAttach)
+	mux.HandleFunc("POST /upgrade", m.handleUpgrade)
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -117,6 +154,29 @@ func MonitorMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// lockMonitor takes the lock that makes one monitor at a time: a second
+// one (the daemon thought this one dead) waits for it a while rather than
+// follow the same containers twice, then gives up. The kernel drops the
+// lock with the process that holds it; an upgrade hands it on.
+func lockMonitor(root string) (int, error) {
+	fd, err := unix.Open(filepath.Join(root, "monitor.lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return fd, nil
+		}
+		if err != unix.EWOULDBLOCK || time.Now().After(deadline) {
+			unix.Close(fd)
+			return -1, fmt.Errorf("another container monitor holds %s: %w", filepath.Join(root, "monitor.lock"), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -173,9 +233,12 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Lock()
 	if old, ok := m.ctrs[req.ID]; ok {
-		old.mu.Lock()
-		running := old.state.Running
-		old.mu.Unlock()
+		running := true // or starting
+		select {
+		case <-old.done:
+			running = false
+		default:
+		}
 		if running {
 			m.mu.Unlock()
 			fail(w, http.StatusConflict, fmt.Errorf("container %s is already running", req.ID))
@@ -194,6 +257,7 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 		close(c.done)
 		c.endAttach()
 		unix.Unmount(req.Rootfs, unix.MNT_DETACH)
+		os.RemoveAll(m.ctrDir(req.ID))
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
@@ -211,6 +275,19 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 	}
 	stateDir := filepath.Join(m.root, "state")
 	os.RemoveAll(filepath.Join(stateDir, req.ID)) // a previous run's
+	dir := m.ctrDir(req.ID)
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// The record exists before the container does: a monitor that dies
+	// in between leaves the next one a container to end, not an unknown
+	// one running.
+	rec := record{Version: StateVersion, Req: *req}
+	rec.Req.Spec = nil
+	if err := writeJSONFile(filepath.Join(dir, "record.json"), rec); err != nil {
+		return fmt.Errorf("container record: %w", err)
+	}
 	lc, err := libcontainer.Create(stateDir, req.ID, cfg)
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
@@ -253,9 +330,14 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		c.stdin = master
 		c.stdinOnce = req.StdinOnce
 	} else {
-		var outW, errW, inR *os.File
-		outR, outW, _ = os.Pipe()
-		errR, errW, _ = os.Pipe()
+		readers, writers, err := outputFIFOs(dir)
+		if err != nil {
+			lw.Close()
+			lc.Destroy()
+			return err
+		}
+		outR, errR = readers[0], readers[1]
+		var inR *os.File
 		if req.OpenStdin {
 			var inW *os.File
 			inR, inW, _ = os.Pipe()
@@ -263,19 +345,19 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		} else {
 			inR, _ = os.Open(os.DevNull)
 		}
-		p.Stdin, p.Stdout, p.Stderr = inR, outW, errW
-		if err := lc.Run(p); err != nil {
-			for _, f := range []*os.File{outR, outW, errR, errW, inR} {
-				f.Close()
-			}
+		p.Stdin, p.Stdout, p.Stderr = inR, writers[0], writers[1]
+		err = lc.Run(p)
+		// The container holds its ends now (or never will).
+		for _, f := range []*os.File{writers[0], writers[1], inR} {
+			f.Close()
+		}
+		if err != nil {
+			outR.Close()
+			errR.Close()
 			lw.Close()
 			lc.Destroy()
 			return fmt.Errorf("start container process: %w", err)
 		}
-		// The container holds its ends now.
-		outW.Close()
-		errW.Close()
-		inR.Close()
 	}
 	pid, _ := p.Pid()
 	c.mu.Lock()
@@ -284,9 +366,26 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 	c.state.Pid = pid
 	c.state.StartedAt = time.Now().UTC()
 	c.mu.Unlock()
+	rec.Pid, rec.StartedAt = pid, c.state.StartedAt
+	rec.PidStart, _ = procStart(pid)
+	if err := writeJSONFile(filepath.Join(dir, "record.json"), rec); err != nil {
+		m.log.Warn("container record", "id", req.ID, "err", err)
+	}
 	m.log.Info("container started", "id", req.ID, "pid", pid)
+	m.supervise(c, outR, errR, lw, func() (int, string) {
+		ps, werr := p.Wait()
+		return exitCode(ps, werr), ""
+	})
+	return nil
+}
 
-	var copies sync.WaitGroup
+// supervise copies a running container's output to its log and its
+// attachers, and when wait says it has ended, records how (once every
+// byte of its output is logged) and frees what it held. wait returns the
+// exit code, and an error text where the status is not the process's own.
+func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func() (int, string)) {
+	id := c.state.ID
+	copies := &c.copies
 	for _, s := range []struct {
 		r    *os.File
 		name string
@@ -294,53 +393,80 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		if s.r == nil {
 			continue // a terminal has one output
 		}
+		c.mu.Lock()
+		c.outputs = append(c.outputs, s.r)
+		c.mu.Unlock()
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
+			defer s.r.Close()
+			defer m.recoverPanic(id, "output "+s.name)
 			lwr := &logs.LineWriter{W: lw, Stream: s.name}
-			id := stdstream.Stdout
+			defer lwr.Flush()
+			sid := stdstream.Stdout
 			if s.name == "stderr" {
-				id = stdstream.Stderr
+				sid = stdstream.Stderr
 			}
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := s.r.Read(buf)
 				if n > 0 {
 					lwr.Write(buf[:n])
-					c.broadcast(id, buf[:n])
+					c.broadcast(sid, buf[:n])
 				}
 				if err != nil {
 					break
 				}
 			}
-			lwr.Flush()
-			s.r.Close()
 		}()
 	}
 	go func() {
-		ps, werr := p.Wait()
+		code, errText := 255, "the container monitor failed while following the container"
+		oom := false
+		// Whatever happens here, the container's end is recorded and
+		// its waiters hear of it.
+		defer func() {
+			c.mu.Lock()
+			c.state.Running = false
+			c.state.ExitCode = code
+			c.state.Error = errText
+			c.state.OOMKilled = oom
+			c.state.FinishedAt = time.Now().UTC()
+			if c.stdin != nil && c.master == nil {
+				c.stdin.Close()
+			}
+			c.stdin, c.master = nil, nil
+			c.mu.Unlock()
+			m.log.Info("container exited", "id", id, "code", code)
+			m.persist(c)
+			close(c.done)
+		}()
+		defer m.recoverPanic(id, "exit")
+		code, errText = wait()
 		copies.Wait() // every byte logged before the exit is reported
 		c.endAttach()
 		lw.Close()
-		code := exitCode(ps, werr)
-		oom := oomKilled(lc)
-		lc.Destroy()
-		unix.Unmount(c.rootfs, unix.MNT_DETACH)
 		c.mu.Lock()
-		c.state.Running = false
-		c.state.ExitCode = code
-		c.state.OOMKilled = oom
-		c.state.FinishedAt = time.Now().UTC()
-		if c.stdin != nil && c.master == nil {
-			c.stdin.Close()
-		}
-		c.stdin, c.master = nil, nil
+		lc := c.c
 		c.mu.Unlock()
-		m.log.Info("container exited", "id", req.ID, "code", code)
-		m.persist(c)
-		close(c.done)
+		if lc != nil {
+			oom = oomKilled(lc)
+			// Destroy also ends what is left in the cgroup (a container
+			// sharing the host's PID namespace keeps its other
+			// processes when its init ends).
+			lc.Destroy()
+		}
+		unix.Unmount(c.rootfs, unix.MNT_DETACH)
 	}()
-	return nil
+}
+
+// recoverPanic, deferred in a container's goroutine, keeps a bug in the
+// handling of one container from taking down the monitor and with it
+// every other container's supervision.
+func (m *monitor) recoverPanic(id, what string) {
+	if r := recover(); r != nil {
+		m.log.Error("panic in a container's goroutine", "id", id, "goroutine", what, "panic", r, "stack", string(debug.Stack()))
+	}
 }
 
 // logSink is where a container's output is stored.
@@ -393,15 +519,20 @@ func oomKilled(lc *libcontainer.Container) bool {
 	return false
 }
 
-// persist writes a container's final state, for a daemon that was away.
+// persist writes a container's final state, for a daemon that was away
+// (and for the next monitor, should this one go first), then drops its
+// running record.
 func (m *monitor) persist(c *ctr) {
 	c.mu.Lock()
-	b, _ := json.Marshal(c.state)
-	id := c.state.ID
+	st := c.state
 	c.mu.Unlock()
-	p := filepath.Join(m.root, id+".exit")
-	os.WriteFile(p+".tmp", b, 0o600)
-	os.Rename(p+".tmp", p)
+	dir := m.ctrDir(st.ID)
+	if err := writeJSONFile(filepath.Join(dir, "exit.json"), st); err != nil {
+		m.log.Warn("container exit record", "id", st.ID, "err", err)
+	}
+	os.Remove(filepath.Join(dir, "record.json"))
+	os.Remove(filepath.Join(dir, "stdout"))
+	os.Remove(filepath.Join(dir, "stderr"))
 }
 
 func (m *monitor) handleState(w http.ResponseWriter, r *http.Request) {
@@ -449,6 +580,11 @@ func (m *monitor) handleSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := lc.Signal(syscall.Signal(sig)); err != nil {
+		if errors.Is(err, libcontainer.ErrNotRunning) {
+			// Its init has just ended; the exit is on its way.
+			fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", r.PathValue("id")))
+			return
+		}
 		fail(w, http.StatusInternalServerError, fmt.Errorf("signal container: %w", err))
 		return
 	}
@@ -460,10 +596,9 @@ func (m *monitor) handleForget(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	c := m.ctrs[id]
 	if c != nil {
-		c.mu.Lock()
-		running := c.state.Running
-		c.mu.Unlock()
-		if running {
+		select {
+		case <-c.done:
+		default: // running, or starting
 			m.mu.Unlock()
 			fail(w, http.StatusConflict, fmt.Errorf("container %s is running", id))
 			return
@@ -471,7 +606,7 @@ func (m *monitor) handleForget(w http.ResponseWriter, r *http.Request) {
 		delete(m.ctrs, id)
 	}
 	m.mu.Unlock()
-	os.Remove(filepath.Join(m.root, id+".exit"))
+	os.RemoveAll(m.ctrDir(id))
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -39,12 +39,28 @@ func recvMaster(sock *os.File) (*os.File, error) {
 	if err != nil || len(fds) != 1 {
 		return nil, errors.New("receive the terminal: no file in the message")
 	}
+	// Non-blocking, so that Go's poller waits on it and a read deadline
+	// can end its copying (a monitor upgrade stops it that way).
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		return nil, fmt.Errorf("receive the terminal: %w", err)
+	}
 	return os.NewFile(uintptr(fds[0]), string(buf[:n])), nil
+}
+
+// rawFD is f's descriptor, left in the poller's non-blocking mode (f.Fd()
+// would make it blocking, and read deadlines would stop working).
+func rawFD(f *os.File) int {
+	fd := -1
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(u uintptr) { fd = int(u) })
+	}
+	return fd
 }
 
 // resize sets a terminal's size.
 func resize(master *os.File, h, w uint16) error {
-	return unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
+	return unix.IoctlSetWinsize(rawFD(master), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
 }
 
 func sizeParams(r *http.Request) (uint16, uint16, error) {

@@ -44,6 +44,13 @@ func withBusyboxUnder(t *testing.T, prefix []string, extra ...string) (paths, *d
 	p := newPaths(t)
 	args := append(append(append([]string{}, prefix...), bin), append(p.daemonArgs(), extra...)...)
 	d := startDaemon(t, exec.Command(args[0], args[1:]...), p.sock)
+	loadBusybox(t, p, bin)
+	return p, d, []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+}
+
+// loadBusybox loads the busybox test image into p's daemon with bin.
+func loadBusybox(t *testing.T, p paths, bin string) {
+	t.Helper()
 	archive := filepath.Join(p.dir, "busybox.tar")
 	f, err := os.Create(archive)
 	if err != nil {
@@ -56,7 +63,6 @@ func withBusyboxUnder(t *testing.T, prefix []string, extra ...string) (paths, *d
 	if r := run(t, nil, bin, "-H", "unix://"+p.sock, "load", "-i", archive); r.code != 0 {
 		t.Fatalf("load: %s", r.stderr)
 	}
-	return p, d, []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
 }
 
 func TestE2EContainersWithDockerCLI(t *testing.T) {
@@ -399,7 +405,7 @@ func TestE2EUpdate(t *testing.T) {
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "limited", "--memory", "32m", "--cpu-shares", "512", "busybox", "sleep", "100")
 	id := inspect("limited", "{{.Id}}")
 	limit := func() string {
-		for _, f := range []string{"/sys/fs/cgroup/memory/balena-engine/" + id + "/memory.limit_in_bytes", "/sys/fs/cgroup/balena-engine/" + id + "/memory.max"} {
+		for _, f := range []string{"/sys/fs/cgroup/memory" + p.cgroupParent + "/" + id + "/memory.limit_in_bytes", "/sys/fs/cgroup" + p.cgroupParent + "/" + id + "/memory.max"} {
 			if b, err := os.ReadFile(f); err == nil {
 				return strings.TrimSpace(string(b))
 			}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	"github.com/balena-os/balena-engine/src/internal/mounts"
 )
 
 func engineBin(t *testing.T) string {
@@ -36,6 +37,19 @@ func engineBin(t *testing.T) string {
 // paths is one daemon's private set of locations.
 type paths struct {
 	dir, sock, dataRoot, execRoot, pidfile, config string
+	// cgroupParent is this daemon's own parent of its containers'
+	// cgroups, so that what a test finds or kills there is its own.
+	cgroupParent string
+}
+
+// cgroupDirs are the directories of a container's cgroup: cgroup v2's, or
+// v1's in each hierarchy the tests read.
+func (p paths) cgroupDirs(id string) []string {
+	var out []string
+	for _, ctrl := range []string{"", "memory", "pids", "cpu", "cpuset", "blkio", "devices", "freezer"} {
+		out = append(out, filepath.Join("/sys/fs/cgroup", ctrl, p.cgroupParent, id))
+	}
+	return out
 }
 
 func newPaths(t *testing.T) paths {
@@ -46,12 +60,13 @@ func newPaths(t *testing.T) paths {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	p := paths{
-		dir:      dir,
-		sock:     filepath.Join(dir, "api.sock"),
-		dataRoot: filepath.Join(dir, "data"),
-		execRoot: filepath.Join(dir, "exec"),
-		pidfile:  filepath.Join(dir, "engine.pid"),
-		config:   filepath.Join(dir, "daemon.json"),
+		dir:          dir,
+		sock:         filepath.Join(dir, "api.sock"),
+		dataRoot:     filepath.Join(dir, "data"),
+		execRoot:     filepath.Join(dir, "exec"),
+		pidfile:      filepath.Join(dir, "engine.pid"),
+		config:       filepath.Join(dir, "daemon.json"),
+		cgroupParent: "/" + filepath.Base(dir),
 	}
 	if err := os.WriteFile(p.config, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -73,33 +88,48 @@ func stopMonitor(p paths) {
 		}
 	}
 	// Container processes were the monitor's children: kill what is left
-	// in the engine's cgroups.
-	for _, dir := range []string{"/sys/fs/cgroup/memory/balena-engine", "/sys/fs/cgroup/pids/balena-engine", "/sys/fs/cgroup/balena-engine"} {
-		filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-			if err == nil && info.Name() == "cgroup.procs" {
-				if b, err := os.ReadFile(path); err == nil {
-					for _, f := range strings.Fields(string(b)) {
-						if pid, err := strconv.Atoi(f); err == nil {
-							syscall.Kill(pid, syscall.SIGKILL)
+	// in this daemon's containers' cgroups (only these: other engines may
+	// run tests on the same machine).
+	ids, _ := os.ReadDir(filepath.Join(p.dataRoot, "containers"))
+	for _, id := range ids {
+		if !id.IsDir() {
+			continue
+		}
+		for _, dir := range p.cgroupDirs(id.Name()) {
+			filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+				if err == nil && info.Name() == "cgroup.procs" {
+					if b, err := os.ReadFile(path); err == nil {
+						for _, f := range strings.Fields(string(b)) {
+							if pid, err := strconv.Atoi(f); err == nil {
+								syscall.Kill(pid, syscall.SIGKILL)
+							}
 						}
 					}
 				}
-			}
-			return nil
-		})
-	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(mi), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], p.dir+"/") {
-			syscall.Unmount(f[4], syscall.MNT_DETACH)
+				return nil
+			})
 		}
 	}
+	// And their cgroups, then the parent's.
+	for _, id := range ids {
+		for _, dir := range p.cgroupDirs(id.Name()) {
+			for i := 0; i < 100; i++ {
+				if err := syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond) // killed processes leave the cgroup
+			}
+		}
+	}
+	for _, dir := range p.cgroupDirs("") {
+		os.Remove(dir)
+	}
+	mounts.DetachUnder(p.dir)
 }
 
 func (p paths) daemonArgs() []string {
 	return []string{"daemon", "-H", "unix://" + p.sock, "--data-root", p.dataRoot,
-		"--exec-root", p.execRoot, "--pidfile", p.pidfile, "--config-file", p.config}
+		"--exec-root", p.execRoot, "--pidfile", p.pidfile, "--config-file", p.config, "--cgroup-parent", p.cgroupParent}
 }
 
 type result struct {

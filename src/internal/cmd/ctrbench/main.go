@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	"github.com/balena-os/balena-engine/src/internal/mounts"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -308,18 +309,7 @@ func cleanup(e *engineRun) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var mps []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], e.work) {
-			mps = append(mps, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
-	for _, m := range mps {
-		syscall.Unmount(m, syscall.MNT_DETACH)
-	}
+	mounts.DetachUnder(e.work)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	"github.com/balena-os/balena-engine/src/internal/mounts"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
 	"github.com/balena-os/balena-engine/src/internal/testregistry"
 	"github.com/balena-os/balena-engine/src/registry"
@@ -384,7 +385,7 @@ func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample
 			cmd.Process.Kill()
 			<-done
 		}
-		unmountUnder(mnt)
+		mounts.DetachUnder(mnt)
 		os.RemoveAll(root)
 	}()
 	c, err := client.New("unix://" + sock)
@@ -458,22 +459,6 @@ func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample
 		s.overAlloc = float64(s.written) / float64(s.allocated)
 	}
 	return s, nil
-}
-
-// unmountUnder detaches whatever a daemon left mounted below dir.
-func unmountUnder(dir string) {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var mps []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mps = append(mps, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
-	for _, m := range mps {
-		syscall.Unmount(m, syscall.MNT_DETACH)
-	}
 }
 
 func median(xs []float64) float64 {
