@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,22 +49,63 @@ func hostile(name, format string, args ...any) error {
 	return &HostileError{Name: name, Reason: fmt.Sprintf(format, args...)}
 }
 
-// applier extracts tar entries under root. Names are checked before use and
-// every parent directory is verified to be a real directory inside root
-// (never a symlink), so no entry can write outside the layer. The tar stream
-// is read sequentially and nothing else writes under root meanwhile, so a
-// check cannot be raced.
+// applier extracts tar entries under root. Names are checked before use,
+// and every file operation is made relative to a directory handle opened
+// component by component from root without following symlinks, so no
+// entry can write outside the layer even if something else (a running
+// container, for docker cp) swaps a directory for a symlink meanwhile.
+// Metadata is set through a handle of the entry that was created, never
+// through its name.
 type applier struct {
-	root     string
-	pacer    *pacer
-	plain    bool            // Unpack: no whiteouts, files owned by root
-	verified map[string]bool // parent directories known to be real
-	dirs     []*tar.Header   // directory times are set after their contents
-	size     int64           // bytes of regular file content
+	root  *os.File // the directory extracted into
+	pacer *pacer
+	plain bool // Unpack: no whiteouts, files owned by root
+	// The last parent directory opened: a tar lists siblings together.
+	lastDir    string
+	lastHandle *os.File
+	dirs       []*tar.Header // directory times are set after their contents
+	size       int64         // bytes of regular file content
 }
 
-func newApplier(root string, pacer *pacer) *applier {
-	return &applier{root: root, pacer: pacer, verified: map[string]bool{}}
+func newApplier(root string, pacer *pacer) (*applier, error) {
+	f, err := openDir(unix.AT_FDCWD, root)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", root, err)
+	}
+	return &applier{root: f, pacer: pacer}, nil
+}
+
+// newApplierAt extracts into an open directory, which stays the caller's.
+func newApplierAt(root *os.File, pacer *pacer) (*applier, error) {
+	fd, err := unix.Dup(int(root.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("dup directory handle: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	return &applier{root: os.NewFile(uintptr(fd), root.Name()), pacer: pacer}, nil
+}
+
+func (a *applier) close() {
+	a.forget()
+	a.root.Close()
+}
+
+// forget drops the cached parent (after a removal, which may have taken it).
+func (a *applier) forget() {
+	if a.lastHandle != nil {
+		a.lastHandle.Close()
+	}
+	a.lastDir, a.lastHandle = "", nil
+}
+
+// openDir opens a directory below dirfd for reading, never through a
+// symlink.
+func openDir(dirfd int, name string) (*os.File, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // cleanName validates a tar name and returns it relative to the layer root
@@ -94,55 +135,116 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
-func (a *applier) full(rel string) string { return filepath.Join(a.root, rel) }
-
-// parents makes sure every parent directory of rel is a real directory in
-// the layer, creating missing ones (a tar need not list them).
-func (a *applier) parents(name, rel string, create bool) error {
+// parent returns a handle of rel's parent directory, to be closed by the
+// caller, checking that each directory leading to it is a real directory
+// in the layer (never a symlink) and creating missing ones if create is
+// set (a tar need not list them).
+func (a *applier) parent(name, rel string, create bool) (*os.File, error) {
 	dir := path.Dir(rel)
-	if dir == "." || a.verified[dir] {
-		return nil
+	if dir == "." {
+		return dupFile(a.root)
+	}
+	if a.lastHandle != nil && a.lastDir == dir {
+		return dupFile(a.lastHandle)
+	}
+	cur, err := dupFile(a.root)
+	if err != nil {
+		return nil, err
 	}
 	parts := strings.Split(dir, "/")
-	for i := range parts {
-		p := strings.Join(parts[:i+1], "/")
-		if a.verified[p] {
-			continue
-		}
-		fi, err := os.Lstat(a.full(p))
-		switch {
-		case errors.Is(err, os.ErrNotExist) && create:
-			if err := os.Mkdir(a.full(p), 0o755); err != nil {
-				return fmt.Errorf("create parent %s: %w", p, err)
+	for i, part := range parts {
+		next, err := openDir(int(cur.Fd()), part)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err := unix.Mkdirat(int(cur.Fd()), part, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+				cur.Close()
+				return nil, fmt.Errorf("create parent %s: %w", strings.Join(parts[:i+1], "/"), err)
 			}
-		case err != nil:
-			return hostile(name, "parent directory %s: %v", p, err)
-		case fi.Mode()&os.ModeSymlink != 0:
-			return hostile(name, "parent directory %s is a symlink", p)
-		case !fi.IsDir():
-			return hostile(name, "parent %s is not a directory", p)
+			next, err = openDir(int(cur.Fd()), part)
 		}
-		a.verified[p] = true
+		if err != nil {
+			err = notADir(name, int(cur.Fd()), part, strings.Join(parts[:i+1], "/"), err)
+			cur.Close()
+			return nil, err
+		}
+		cur.Close()
+		cur = next
 	}
-	return nil
+	a.forget()
+	if a.lastHandle, err = dupFile(cur); err == nil {
+		a.lastDir = dir
+	}
+	return cur, nil
 }
 
-// replace removes whatever is at rel so that a new entry can take its
-// place, keeping an existing directory when the new entry is one too.
-func (a *applier) replace(rel string, keepDir bool) error {
-	fi, err := os.Lstat(a.full(rel))
-	if errors.Is(err, os.ErrNotExist) {
+// notADir says why a parent directory could not be opened.
+func notADir(name string, dirfd int, part, p string, err error) error {
+	var st unix.Stat_t
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		if unix.Fstatat(dirfd, part, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return hostile(name, "parent directory %s is a symlink", p)
+		}
+		return hostile(name, "parent %s is not a directory", p)
+	}
+	return hostile(name, "parent directory %s: %v", p, err)
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup directory handle: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// replace removes whatever is at base in dir so that a new entry can take
+// its place, keeping an existing directory when the new entry is one too.
+func (a *applier) replace(dir *os.File, base string, keepDir bool) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(int(dir.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if keepDir && fi.IsDir() {
+	if keepDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return nil
 	}
-	// Removing a directory may remove verified parents of later entries.
-	clear(a.verified)
-	return os.RemoveAll(a.full(rel))
+	// Removing a directory may remove the cached parent of later entries.
+	a.forget()
+	return removeAllAt(int(dir.Fd()), base)
+}
+
+// removeAllAt removes name in dirfd and what is below it, never following
+// a symlink.
+func removeAllAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	d, err := openDir(dirfd, name)
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAllAt(int(d.Fd()), n); err != nil {
+				break
+			}
+		}
+	}
+	d.Close()
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
 }
 
 func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
@@ -153,55 +255,64 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if rel == "" {
 		return nil // the root: its metadata stays the layer store's
 	}
-	if err := a.parents(hdr.Name, rel, true); err != nil {
+	dir, err := a.parent(hdr.Name, rel, true)
+	if err != nil {
 		return err
 	}
+	defer dir.Close()
+	dfd := int(dir.Fd())
 	base := path.Base(rel)
 	if strings.HasPrefix(base, whiteoutPrefix) && !a.plain {
-		return a.whiteout(hdr, rel, base)
+		return a.whiteout(hdr, dir, rel, base)
 	}
-	if err := a.replace(rel, hdr.Typeflag == tar.TypeDir); err != nil {
+	if err := a.replace(dir, base, hdr.Typeflag == tar.TypeDir); err != nil {
 		return fmt.Errorf("replace %s: %w", rel, err)
 	}
-	full := a.full(rel)
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := os.Mkdir(full, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
+		if err := unix.Mkdirat(dfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("mkdir %s: %w", rel, err)
 		}
 		a.dirs = append(a.dirs, hdr)
 	case tar.TypeReg:
-		f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		fd, err := unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return err
+			return fmt.Errorf("create %s: %w", rel, err)
 		}
+		f := os.NewFile(uintptr(fd), rel)
+		defer f.Close()
 		n, err := a.pacer.copy(f, r)
 		if err != nil {
 			return fmt.Errorf("write %s: %w", rel, err)
 		}
 		a.size += n
+		// The metadata goes to the file written, whatever is at its
+		// name by now.
+		return a.metadata(hdr, rel, dir, base, f)
 	case tar.TypeSymlink:
 		// The target is read inside the container, never followed here.
-		if err := os.Symlink(hdr.Linkname, full); err != nil {
-			return err
+		if err := unix.Symlinkat(hdr.Linkname, dfd, base); err != nil {
+			return fmt.Errorf("symlink %s: %w", rel, err)
 		}
 	case tar.TypeLink:
 		target, err := cleanName(hdr.Linkname)
 		if err != nil || target == "" {
 			return hostile(hdr.Name, "hard link to %q outside the layer", hdr.Linkname)
 		}
-		if err := a.parents(hdr.Name, target, false); err != nil {
+		tdir, err := a.parent(hdr.Name, target, false)
+		if err != nil {
 			return err
 		}
-		fi, err := os.Lstat(a.full(target))
-		if err != nil {
+		defer tdir.Close()
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(tdir.Fd()), path.Base(target), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return hostile(hdr.Name, "hard link to %q, which the layer does not contain", hdr.Linkname)
 		}
-		if fi.IsDir() {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return hostile(hdr.Name, "hard link to directory %q", hdr.Linkname)
 		}
-		if err := os.Link(a.full(target), full); err != nil {
-			return err
+		if err := unix.Linkat(int(tdir.Fd()), path.Base(target), dfd, base, 0); err != nil {
+			return fmt.Errorf("link %s: %w", rel, err)
 		}
 		return nil // a hard link shares its target's metadata
 	case tar.TypeChar, tar.TypeBlock:
@@ -210,31 +321,26 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			return hostile(hdr.Name, "%s device %d:%d is not allowed in an image layer", kind, hdr.Devmajor, hdr.Devminor)
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(full, unix.S_IFCHR|0o600, int(dev)); err != nil {
-			return err
+		if err := unix.Mknodat(dfd, base, unix.S_IFCHR|0o600, int(dev)); err != nil {
+			return fmt.Errorf("mknod %s: %w", rel, err)
 		}
 	case tar.TypeFifo:
-		if err := unix.Mkfifo(full, 0o600); err != nil {
-			return err
+		if err := unix.Mkfifoat(dfd, base, 0o600); err != nil {
+			return fmt.Errorf("mkfifo %s: %w", rel, err)
 		}
 	default:
 		return hostile(hdr.Name, "unsupported tar entry type %q", hdr.Typeflag)
 	}
-	return a.metadata(hdr, rel)
+	return a.metadata(hdr, rel, dir, base, nil)
 }
 
 // whiteout converts an OCI whiteout to overlayfs's form: ".wh.NAME" becomes
 // a 0:0 character device NAME; ".wh..wh..opq" marks its directory opaque.
-func (a *applier) whiteout(hdr *tar.Header, rel, base string) error {
-	dir := path.Dir(rel)
+func (a *applier) whiteout(hdr *tar.Header, dir *os.File, rel, base string) error {
 	switch {
 	case base == whiteoutOpaque:
-		d := a.root
-		if dir != "." {
-			d = a.full(dir)
-		}
-		if err := unix.Lsetxattr(d, overlayXattrPfx+"opaque", []byte("y"), 0); err != nil {
-			return fmt.Errorf("mark %s opaque: %w", dir, err)
+		if err := unix.Setxattr(fdPath(dir), overlayXattrPfx+"opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("mark %s opaque: %w", path.Dir(rel), err)
 		}
 		return nil
 	case strings.HasPrefix(base, whiteoutMeta):
@@ -244,26 +350,48 @@ func (a *applier) whiteout(hdr *tar.Header, rel, base string) error {
 	if name == "" || name == "." || name == ".." {
 		return hostile(hdr.Name, "malformed whiteout")
 	}
-	target := path.Join(dir, name)
-	if err := a.replace(target, false); err != nil {
+	target := path.Join(path.Dir(rel), name)
+	if err := a.replace(dir, name, false); err != nil {
 		return err
 	}
-	full := a.full(target)
-	if err := unix.Mknod(full, unix.S_IFCHR, 0); err != nil {
+	if err := unix.Mknodat(int(dir.Fd()), name, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("whiteout %s: %w", target, err)
 	}
-	return os.Lchown(full, hdr.Uid, hdr.Gid)
+	return unix.Fchownat(int(dir.Fd()), name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-func (a *applier) metadata(hdr *tar.Header, rel string) error {
-	full := a.full(rel)
+// fdPath names an open file through /proc: system calls without an *at
+// form (setxattr, chmod of a handle opened O_PATH) reach the very inode,
+// whatever has happened to its name.
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// metadata sets an entry's owner, extended attributes, mode and times
+// through a handle of it: f if given (the file just written), else one
+// opened now without following a symlink, of the type just created.
+func (a *applier) metadata(hdr *tar.Header, rel string, dir *os.File, base string, f *os.File) error {
+	if f == nil {
+		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", rel, err)
+		}
+		f = os.NewFile(uintptr(fd), rel)
+		defer f.Close()
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("stat %s: %w", rel, err)
+	}
+	if st.Mode&unix.S_IFMT != typeBits(hdr.Typeflag) {
+		return fmt.Errorf("%s was replaced during the extraction", rel)
+	}
 	uid, gid := hdr.Uid, hdr.Gid
 	if a.plain {
 		uid, gid = 0, 0
 	}
-	if err := os.Lchown(full, uid, gid); err != nil {
+	if err := unix.Fchownat(int(f.Fd()), "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown %s: %w", rel, err)
 	}
+	symlink := hdr.Typeflag == tar.TypeSymlink
 	for key, val := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(key, "SCHILY.xattr.")
 		if !ok {
@@ -275,43 +403,73 @@ func (a *applier) metadata(hdr *tar.Header, rel string) error {
 		if len(val) > maxXattrValue {
 			return hostile(hdr.Name, "extended attribute %s larger than %d bytes", name, maxXattrValue)
 		}
-		if err := unix.Lsetxattr(full, name, []byte(val), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+		// A symlink's own attributes: through its directory, its name
+		// not followed.
+		target := fdPath(f)
+		set := unix.Setxattr
+		if symlink {
+			target, set = fdPath(dir)+"/"+base, unix.Lsetxattr
+		}
+		if err := set(target, name, []byte(val), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 			return fmt.Errorf("set xattr %s on %s: %w", name, rel, err)
 		}
 	}
-	if hdr.Typeflag != tar.TypeSymlink {
+	if !symlink {
 		// After chown, which clears set-user-ID and set-group-ID.
-		if err := unix.Fchmodat(unix.AT_FDCWD, full, uint32(hdr.Mode&0o7777), 0); err != nil {
+		if err := unix.Fchmodat(unix.AT_FDCWD, fdPath(f), uint32(hdr.Mode&0o7777), 0); err != nil {
 			return fmt.Errorf("chmod %s: %w", rel, err)
 		}
 	}
 	if hdr.Typeflag != tar.TypeDir {
-		return setTimes(full, hdr)
+		return setTimes(int(dir.Fd()), base, hdr)
 	}
 	return nil
 }
 
+// typeBits is the file type a tar entry type creates.
+func typeBits(flag byte) uint32 {
+	switch flag {
+	case tar.TypeDir:
+		return unix.S_IFDIR
+	case tar.TypeSymlink:
+		return unix.S_IFLNK
+	case tar.TypeChar:
+		return unix.S_IFCHR
+	case tar.TypeBlock:
+		return unix.S_IFBLK
+	case tar.TypeFifo:
+		return unix.S_IFIFO
+	}
+	return unix.S_IFREG
+}
+
 // finish sets directory times, deepest first, now that nothing more is
-// written into them.
+// written into them. A directory gone or replaced meanwhile is skipped.
 func (a *applier) finish() error {
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		hdr := a.dirs[i]
 		rel, _ := cleanName(hdr.Name)
-		if err := setTimes(a.full(rel), hdr); err != nil && !errors.Is(err, os.ErrNotExist) {
+		dir, err := a.parent(hdr.Name, rel, false)
+		if err != nil {
+			continue
+		}
+		err = setTimes(int(dir.Fd()), path.Base(rel), hdr)
+		dir.Close()
+		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
 	}
 	return nil
 }
 
-func setTimes(full string, hdr *tar.Header) error {
+func setTimes(dirfd int, base string, hdr *tar.Header) error {
 	atime := hdr.AccessTime
 	if atime.IsZero() {
 		atime = hdr.ModTime
 	}
 	ts := []unix.Timespec{timespec(atime), timespec(hdr.ModTime)}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, full, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times of %s: %w", full, err)
+	if err := unix.UtimesNanoAt(dirfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times of %s: %w", hdr.Name, err)
 	}
 	return nil
 }
@@ -329,7 +487,26 @@ func timespec(t time.Time) unix.Timespec {
 // are ordinary files here and everything is owned by root, as "docker cp"
 // without -a does.
 func Unpack(ctx context.Context, r io.Reader, dir string) error {
-	a := newApplier(dir, newPacer(4<<20))
+	a, err := newApplier(dir, newPacer(4<<20))
+	if err != nil {
+		return err
+	}
+	return a.unpack(ctx, r)
+}
+
+// UnpackAt is Unpack into an open directory (which stays the caller's):
+// one a running container can rename or replace meanwhile without
+// redirecting the extraction.
+func UnpackAt(ctx context.Context, r io.Reader, dir *os.File) error {
+	a, err := newApplierAt(dir, newPacer(4<<20))
+	if err != nil {
+		return err
+	}
+	return a.unpack(ctx, r)
+}
+
+func (a *applier) unpack(ctx context.Context, r io.Reader) error {
+	defer a.close()
 	a.plain = true
 	defer a.pacer.flush()
 	tr := tar.NewReader(r)

@@ -158,7 +158,11 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 	defer ts.Close()
 
 	p := newPacer(in.s.opts.PaceWindow)
-	a := newApplier(filepath.Join(in.dir, "diff"), p)
+	a, err := newApplier(filepath.Join(in.dir, "diff"), p)
+	if err != nil {
+		return err
+	}
+	defer a.close()
 	err = withIOPriority(in.s.opts.IOPriority, func() error {
 		defer p.flush()
 		tr := tar.NewReader(ts)
