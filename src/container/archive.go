@@ -9,32 +9,56 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/layer"
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	containertypes "github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 )
 
-// rootFor returns the directory that is the container's "/" for docker cp:
-// a running container's own root (its mounts and volumes included), or
-// the stopped container's filesystem, mounted for the call (release
-// unmounts it).
-func (m *Manager) rootFor(c *Container) (root string, release func(), err error) {
-	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
-		return "/proc/" + strconv.Itoa(c.State.Pid) + "/root", func() {}, nil
+// openRoot returns a handle of the directory that is the container's "/"
+// for docker cp: a running container's own root (its mounts and volumes
+// included), taken from its init process once that is checked to still
+// be it, or the stopped container's filesystem, mounted for the call
+// (release unmounts it). Paths are resolved from this handle, never
+// re-walked from a path string that the container could redirect.
+func (m *Manager) openRoot(c *Container) (root *os.File, release func(), err error) {
+	for range 3 {
+		if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+			root, err := openInitRoot(c.State.Pid, cgroupOf(c.ID), !c.HostConfig.PidMode.IsHost())
+			if err == nil {
+				return root, func() { root.Close() }, nil
+			}
+			if !errors.Is(err, errNotInit) {
+				return nil, nil, fmt.Errorf("container %s: %w", c.ID[:12], err)
+			}
+			// It exited meanwhile: its record says so soon, and its
+			// filesystem is then mounted here.
+			time.Sleep(50 * time.Millisecond)
+			if c, err = m.records.get(c.ID); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		rootfs, running, unmount, err := m.mountStopped(c.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if running != nil { // it started meanwhile
+			c = running
+			continue
+		}
+		root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			unmount()
+			return nil, nil, err
+		}
+		return root, func() { root.Close(); unmount() }, nil
 	}
-	rootfs, running, release, err := m.mountStopped(c.ID)
-	if err != nil {
-		return "", nil, err
-	}
-	if running != nil { // it started meanwhile
-		return "/proc/" + strconv.Itoa(running.State.Pid) + "/root", func() {}, nil
-	}
-	return rootfs, release, nil
+	return nil, nil, errdefs.Conflict(fmt.Errorf("container %s is starting or stopping, try again", c.ID[:12]))
 }
 
 // mountStopped mounts a stopped container's overlay for a call, holding its
@@ -60,37 +84,37 @@ func (m *Manager) mountStopped(id string) (rootfs string, running *Container, re
 	return rootfs, nil, func() { unix.Unmount(rootfs, unix.MNT_DETACH); unlock() }, nil
 }
 
-// pathIn returns the host path of a path in the container, with rootFor's
-// release.
-func (m *Manager) pathIn(c *Container, p string) (host string, release func(), err error) {
-	root, release, err := m.rootFor(c)
-	if err != nil {
-		return "", nil, err
+// openIn opens (O_PATH) a path of the container as Docker resolves it for
+// docker cp: the directories leading to it resolved inside the container's
+// root (their symlinks followed there, never out of it: openat2's
+// RESOLVE_IN_ROOT, or its emulation on older kernels), the last element
+// itself not followed, so that a symlink is copied as a symlink, unless the
+// path ends in "/" or "/." (then it names the directory, through a symlink
+// or not). A missing path is Docker's not-found error.
+func openIn(root *os.File, p string) (*os.File, error) {
+	h, err := lookupIn(root, p)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
 	}
-	if host, err = resolveIn(root, p); err != nil {
-		release()
-		return "", nil, err
-	}
-	return host, release, nil
+	return h, err
 }
 
-// resolveIn returns the host path of a container path as Docker resolves
-// it for docker cp: the directories leading to it resolved inside the
-// container's root (their symlinks followed there, never out of it), the
-// last element itself not followed, so that a symlink is copied as a
-// symlink, unless the path ends in "/" or "/." (then it names the
-// directory, through a symlink or not).
-func resolveIn(root, p string) (string, error) {
+func lookupIn(root *os.File, p string) (*os.File, error) {
 	clean := path.Clean("/" + p)
 	if clean == "/" || strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.") {
-		return securejoin.SecureJoin(root, clean)
+		return pathrs.OpenatInRoot(root, clean)
 	}
 	dir, base := path.Split(clean)
-	rdir, err := securejoin.SecureJoin(root, dir)
+	d, err := pathrs.OpenatInRoot(root, dir)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return filepath.Join(rdir, base), nil
+	defer d.Close()
+	fd, err := unix.Openat(int(d.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: clean, Err: err}
+	}
+	return os.NewFile(uintptr(fd), clean), nil
 }
 
 // archiveName is the name the root of docker cp's archive of p takes:
@@ -109,27 +133,63 @@ func (m *Manager) StatPath(ref, p string) (containertypes.PathStat, error) {
 	if err != nil {
 		return containertypes.PathStat{}, err
 	}
-	host, release, err := m.pathIn(c, p)
+	root, release, err := m.openRoot(c)
 	if err != nil {
 		return containertypes.PathStat{}, err
 	}
 	defer release()
-	return statOf(host, p)
-}
-
-func statOf(host, p string) (containertypes.PathStat, error) {
-	fi, err := os.Lstat(host)
-	if errors.Is(err, os.ErrNotExist) {
-		return containertypes.PathStat{}, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
-	}
+	h, err := openIn(root, p)
 	if err != nil {
 		return containertypes.PathStat{}, err
 	}
-	st := containertypes.PathStat{Name: filepath.Base(p), Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		st.LinkTarget, _ = os.Readlink(host)
+	defer h.Close()
+	st, _, err := statOf(h, p)
+	return st, err
+}
+
+// statOf describes an open path, with its file type.
+func statOf(h *os.File, p string) (containertypes.PathStat, uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+		return containertypes.PathStat{}, 0, fmt.Errorf("stat %s: %w", p, err)
 	}
-	return st, nil
+	ps := containertypes.PathStat{Name: filepath.Base(p), Size: st.Size, Mode: fileMode(st.Mode), Mtime: time.Unix(st.Mtim.Unix())}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		buf := make([]byte, 4096)
+		if n, err := unix.Readlinkat(int(h.Fd()), "", buf); err == nil {
+			ps.LinkTarget = string(buf[:n])
+		}
+	}
+	return ps, st.Mode & unix.S_IFMT, nil
+}
+
+// fileMode is os.FileMode of a stat's mode, as os.Lstat gives it.
+func fileMode(m uint32) os.FileMode {
+	mode := os.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFBLK:
+		mode |= os.ModeDevice
+	case unix.S_IFCHR:
+		mode |= os.ModeDevice | os.ModeCharDevice
+	case unix.S_IFDIR:
+		mode |= os.ModeDir
+	case unix.S_IFIFO:
+		mode |= os.ModeNamedPipe
+	case unix.S_IFLNK:
+		mode |= os.ModeSymlink
+	case unix.S_IFSOCK:
+		mode |= os.ModeSocket
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= os.ModeSetgid
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= os.ModeSetuid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= os.ModeSticky
+	}
+	return mode
 }
 
 // ArchivePath writes a tar of a container path to w (docker cp from the
@@ -140,16 +200,18 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 	if err != nil {
 		return err
 	}
-	host, release, err := m.pathIn(c, p)
+	root, release, err := m.openRoot(c)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if _, err := statOf(host, p); err != nil {
+	h, err := openIn(root, p)
+	if err != nil {
 		return err
 	}
+	defer h.Close()
 	tw := tar.NewWriter(w)
-	if err := layer.PackTree(ctx, tw, host, archiveName(p)); err != nil {
+	if err := layer.PackAt(ctx, tw, h, archiveName(p)); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -179,6 +241,8 @@ func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
 			defer release()
 		}
 	}
+	// The walk goes through handles: the running container may rename
+	// and swap its files meanwhile.
 	tw := tar.NewWriter(w)
 	if err := layer.PackTree(ctx, tw, root, ""); err != nil {
 		return fmt.Errorf("export container %s: %w", c.ID[:12], err)
@@ -196,19 +260,24 @@ func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) err
 	if c.HostConfig.ReadonlyRootfs {
 		return errdefs.Conflict(errors.New("container rootfs is marked read-only"))
 	}
-	host, release, err := m.pathIn(c, p)
+	root, release, err := m.openRoot(c)
 	if err != nil {
 		return err
 	}
 	defer release()
-	fi, err := os.Lstat(host) // a symlink is not followed: it would be on the host's side
+	h, err := openIn(root, p)
 	if err != nil {
-		return errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
+		return err
 	}
-	if !fi.IsDir() {
+	defer h.Close()
+	// A symlink is not followed: Docker resolves it in the container,
+	// which is left to the client (it asks for the path's stat first).
+	if _, typ, err := statOf(h, p); err != nil {
+		return err
+	} else if typ != unix.S_IFDIR {
 		return errdefs.InvalidParameter(fmt.Errorf("extraction point is not a directory: %s", p))
 	}
-	if err := layer.Unpack(ctx, r, host); err != nil {
+	if err := layer.UnpackAt(ctx, r, h); err != nil {
 		return errdefs.InvalidParameter(err)
 	}
 	return nil
