@@ -9,17 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // defaultCaps are the capabilities Docker gives a container.
@@ -129,14 +129,25 @@ func MergeEnv(img, ctr []string) []string {
 	return out
 }
 
-// openInRoot opens a file of the container's root filesystem, resolving
-// symlinks inside it: an image's /etc/passwd cannot point at the host's.
+// openInRoot opens a regular file of the container's root filesystem,
+// resolving symlinks inside it (RESOLVE_IN_ROOT) and reading the inode so
+// found: an image's /etc/passwd cannot point at the host's, nor can a
+// running container swap one in between a check and the open, nor have a
+// FIFO block the daemon.
 func openInRoot(root, path string) (io.ReadCloser, error) {
-	p, err := securejoin.SecureJoin(root, path)
+	h, err := pathrs.OpenInRoot(root, path)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	defer h.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := pathrs.Reopen(h, unix.O_RDONLY)
 	if err != nil {
 		return nil, err // not a nil *os.File in a non-nil interface
 	}
