@@ -982,6 +982,14 @@ func TestE2ECopy(t *testing.T) {
 	if r := run(t, env, "docker", "exec", "cpc", "cat", "/tmp/in/f.txt"); r.stdout != "from the host\n" {
 		t.Errorf("copied in: %q %q", r.stdout, r.stderr)
 	}
+	// Into a running container's "/" (its /proc/PID/root is a symlink
+	// to lstat; it was refused as not a directory).
+	if r := run(t, env, "docker", "cp", in, "cpc:/"); r.code != 0 {
+		t.Errorf("cp to /: %q", r.stderr)
+	}
+	if r := run(t, env, "docker", "exec", "cpc", "cat", "/in/f.txt"); r.stdout != "from the host\n" {
+		t.Errorf("copied into /: %q %q", r.stdout, r.stderr)
+	}
 	if r := run(t, env, "docker", "cp", "cpc:/nothing", out); r.code == 0 || !strings.Contains(r.stderr, "Could not find the file /nothing") {
 		t.Errorf("cp of a missing path: %q", r.stderr)
 	}
