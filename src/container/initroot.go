@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -17,7 +18,13 @@ var errNotInit = errors.New("the container's init process is gone")
 
 // cgroupOf is the cgroup a container's processes run in (the path its
 // start gives the runtime), as /proc/PID/cgroup shows it.
-func cgroupOf(id string) string { return "/balena-engine/" + id }
+func (m *Manager) cgroupOf(id string) string {
+	parent := m.CgroupParent
+	if parent == "" {
+		parent = "/balena-engine"
+	}
+	return path.Join(parent, id)
+}
 
 // openInitRoot opens the root directory of the process pid (as an O_PATH
 // handle) after checking that pid still is the init of the container whose

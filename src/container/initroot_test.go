@@ -19,7 +19,7 @@ func TestInitChecksParse(t *testing.T) {
 		proc string
 		want bool
 	}{{v1, true}, {v2, true}, {"0::/balena-engine/abcd\n", false}, {"0::/\n", false}, {"", false}} {
-		if got := inCgroup([]byte(c.proc), cgroupOf("abc")); got != c.want {
+		if got := inCgroup([]byte(c.proc), (&Manager{}).cgroupOf("abc")); got != c.want {
 			t.Errorf("inCgroup(%q) = %v", c.proc, got)
 		}
 	}

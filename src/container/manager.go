@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -497,7 +496,7 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
-	s.Linux.CgroupsPath = path.Join(m.CgroupParent, c.ID)
+	s.Linux.CgroupsPath = m.cgroupOf(c.ID)
 	lo, err := LogSettings(c.HostConfig.LogConfig)
 	if err != nil {
 		return err
