@@ -1,0 +1,175 @@
+//go:build e2e
+
+package main
+
+// End-to-end checks that what a client asks for does not cost the daemon
+// memory in proportion to the data it touches.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// procStatusKiB reads a field of /proc/PID/status ("VmRSS", "VmHWM"), in KiB.
+func procStatusKiB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", field, line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// rssWindow resets the process's peak RSS and returns its RSS now, so that
+// VmHWM after a request is the peak the request caused.
+func rssWindow(t *testing.T, pid int) int64 {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Fatalf("reset the peak RSS: %v", err)
+	}
+	return procStatusKiB(t, pid, "VmRSS")
+}
+
+// appendBigLog appends entries of a 100-byte line to a json-file log until
+// it holds size bytes, then the entry "the end".
+func appendBigLog(t *testing.T, path string, size int64) int {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	payload := strings.Repeat("y", 100)
+	t0 := time.Now().UTC()
+	n := 0
+	for written := int64(0); written < size; n++ {
+		k, _ := fmt.Fprintf(bw, `{"log":"%s %d\n","stream":"stdout","time":"%s"}`+"\n",
+			payload, n, t0.Add(time.Duration(n)*time.Microsecond).Format(time.RFC3339Nano))
+		written += int64(k)
+	}
+	fmt.Fprintf(bw, `{"log":"the end\n","stream":"stderr","time":"%s"}`+"\n", t0.Add(time.Duration(n)*time.Microsecond).Format(time.RFC3339Nano))
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return n + 1
+}
+
+// attachLogs attaches with logs=1 and no stream, reading Docker's frames
+// as they come: the number of frames and the last one's payload.
+func attachLogs(t *testing.T, sock, name string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	fmt.Fprintf(conn, "POST /containers/%s/attach?logs=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: engine\r\nContent-Length: 0\r\n\r\n", name)
+	br := bufio.NewReaderSize(conn, 1<<20)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") {
+		t.Fatalf("attach: %q %v", status, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	frames, last := 0, []byte(nil)
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err == io.EOF {
+			return frames, string(last)
+		} else if err != nil {
+			t.Fatalf("attach stream after %d frames: %v", frames, err)
+		}
+		size := binary.BigEndian.Uint32(hdr[4:])
+		if cap(last) < int(size) {
+			last = make([]byte, size)
+		}
+		last = last[:size]
+		if _, err := io.ReadFull(br, last); err != nil {
+			t.Fatal(err)
+		}
+		frames++
+	}
+}
+
+// docker logs --tail 1 of a 100 MB json-file log reads its end, not the
+// whole log into memory; attach with logs=1 streams the whole of it. The
+// daemon's peak RSS is measured during each request.
+func TestE2ELogsMemory(t *testing.T) {
+	p, d, env := withBusybox(t)
+	pid := d.cmd.Process.Pid
+	for _, name := range []string{"big", "small"} {
+		if r := run(t, env, "docker", "run", "--network", "none", "--name", name, "busybox", "echo", "first"); r.code != 0 {
+			t.Fatalf("run: %d %q", r.code, r.stderr)
+		}
+	}
+	logPath := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.LogPath}}", "big").stdout)
+	entries := appendBigLog(t, logPath, 100<<20)
+	fi, err := os.Stat(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The code of a logs request is paged in before the measure.
+	if r := run(t, env, "docker", "logs", "--tail", "1", "small"); r.stdout != "first\n" {
+		t.Fatalf("logs --tail 1 of a small log: %q %q", r.stdout, r.stderr)
+	}
+
+	before := rssWindow(t, pid)
+	start := time.Now()
+	r := run(t, env, "docker", "logs", "--tail", "1", "big")
+	took := time.Since(start)
+	peak := procStatusKiB(t, pid, "VmHWM")
+	t.Logf("docker logs --tail 1 of a %d MiB log (%d entries): %v, daemon RSS %.1f MiB before, peak %.1f MiB (+%.1f MiB)",
+		fi.Size()>>20, entries, took.Round(time.Millisecond), float64(before)/1024, float64(peak)/1024, float64(max(0, peak-before))/1024)
+	if r.code != 0 || r.stdout != "" || r.stderr != "the end\n" {
+		t.Errorf("logs --tail 1: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if peak-before > 32<<10 {
+		t.Errorf("logs --tail 1 grew the daemon's RSS by %d KiB", peak-before)
+	}
+
+	r = run(t, env, "docker", "logs", "--tail", "2", "--until", time.Now().Add(-time.Hour).Format(time.RFC3339), "big")
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Errorf("logs --tail 2 until an hour ago: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	before = rssWindow(t, pid)
+	start = time.Now()
+	frames, last := attachLogs(t, p.sock, "big")
+	took = time.Since(start)
+	peak = procStatusKiB(t, pid, "VmHWM")
+	t.Logf("attach with logs=1, the whole log: %v, daemon RSS %.1f MiB before, peak %.1f MiB (+%.1f MiB)",
+		took.Round(time.Millisecond), float64(before)/1024, float64(peak)/1024, float64(max(0, peak-before))/1024)
+	if frames != entries+1 || last != "the end\n" {
+		t.Errorf("attach logs=1: %d frames (want %d), last %q", frames, entries+1, last)
+	}
+	if peak-before > 32<<10 {
+		t.Errorf("attach with logs=1 grew the daemon's RSS by %d KiB", peak-before)
+	}
+}
