@@ -36,3 +36,35 @@ func TestRingAndSubscribe(t *testing.T) {
 	cancel()
 	l.Publish(events.ImageEventType, events.ActionTag, "after", nil) // no panic, no block
 }
+
+// A subscriber that stops reading holds a bounded queue: publishers never
+// wait for it, and what does not fit is dropped for it alone.
+func TestStalledSubscriberBounded(t *testing.T) {
+	l := New(1000)
+	_, stalled, cancelStalled := l.Subscribe(time.Time{})
+	defer cancelStalled()
+	_, live, cancelLive := l.Subscribe(time.Time{})
+	defer cancelLive()
+	for i := 0; i < 100_000; i += 200 {
+		for j := i; j < i+200; j++ {
+			l.Publish(events.ContainerEventType, events.ActionStart, fmt.Sprint(j), nil)
+		}
+		// One that keeps up misses nothing.
+		for j := i; j < i+200; j++ {
+			select {
+			case m := <-live:
+				if m.Actor.ID != fmt.Sprint(j) {
+					t.Fatalf("event %d is %q", j, m.Actor.ID)
+				}
+			default:
+				t.Fatalf("event %d missing for a subscriber that keeps up", j)
+			}
+		}
+	}
+	if n, c := len(stalled), cap(stalled); n != c || c > 1024 {
+		t.Errorf("the stalled subscriber holds %d events (queue of %d)", n, c)
+	}
+	if m := <-stalled; m.Actor.ID != "0" {
+		t.Errorf("the stalled subscriber's first event is %q: it keeps the oldest, then drops", m.Actor.ID)
+	}
+}
