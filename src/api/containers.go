@@ -72,21 +72,46 @@ func (s *Server) registerContainers() {
 	s.handle("DELETE /containers/{id}", s.containerDelete)
 }
 
-// decodeBody reads a JSON request body of at most limit bytes into v,
-// answering 400 with Docker's wording when it is missing or malformed.
-func decodeBody(r *http.Request, limit int64, v any) error {
-	if err := json.NewDecoder(io.LimitReader(r.Body, limit)).Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errdefs.InvalidParameter(errors.New("invalid JSON: got EOF while reading request body"))
-		}
-		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+// maxBody bounds a JSON request body. Docker sets none; a real one (a
+// create with its environment, labels and mounts) is a few KiB, and a
+// bound keeps a broken or hostile client from making the daemon hold an
+// unbounded document.
+const maxBody = 4 << 20
+
+// errBodyTooLarge answers 413.
+var errBodyTooLarge = fmt.Errorf("request body is larger than the limit of %d bytes", maxBody)
+
+// decodeBody reads a JSON request body of at most maxBody bytes into v,
+// answering 400 with Docker's wording when it is missing or malformed, and
+// 413 when it is too large.
+func decodeBody(r *http.Request, v any) error {
+	return decodeJSON(r, v, false)
+}
+
+// decodeOptionalBody is decodeBody for a request whose body may be empty.
+func decodeOptionalBody(r *http.Request, v any) error {
+	return decodeJSON(r, v, true)
+}
+
+func decodeJSON(r *http.Request, v any, optional bool) error {
+	err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody)).Decode(v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooLarge):
+		return errdefs.InvalidParameter(errBodyTooLarge)
+	case errors.Is(err, io.EOF) && optional:
+		return nil
+	case errors.Is(err, io.EOF):
+		return errdefs.InvalidParameter(errors.New("invalid JSON: got EOF while reading request body"))
 	}
-	return nil
+	return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
 }
 
 func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	var req containertypes.CreateRequest
-	if err := decodeBody(r, 4<<20, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	if req.Config == nil {
@@ -199,7 +224,7 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) error {
 	var u containertypes.UpdateConfig
-	if err := decodeBody(r, 1<<20, &u); err != nil {
+	if err := decodeBody(r, &u); err != nil {
 		return err
 	}
 	warnings, err := s.cfg.Containers.Update(r.Context(), r.PathValue("id"), &u)

@@ -1,13 +1,9 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
-	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
 )
 
@@ -26,7 +22,7 @@ func (s *Server) registerExec() {
 
 func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 	var req containertypes.ExecCreateRequest
-	if err := decodeBody(r, 1<<20, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	e, err := s.cfg.Containers.ExecCreate(r.PathValue("id"), req)
@@ -59,8 +55,8 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	var req containertypes.ExecStartRequest
 	if r.ContentLength != 0 {
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+		if err := decodeOptionalBody(r, &req); err != nil {
+			return err
 		}
 	}
 	id := r.PathValue("id")

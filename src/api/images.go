@@ -501,8 +501,8 @@ func (s *Server) imagePush(w http.ResponseWriter, r *http.Request, name string) 
 // login" asks. The client stores them; the daemon keeps nothing.
 func (s *Server) auth(w http.ResponseWriter, r *http.Request) error {
 	var ac registrytypes.AuthConfig
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ac); err != nil {
-		return errdefs.InvalidParameter(fmt.Errorf("invalid auth configuration: %w", err))
+	if err := decodeBody(r, &ac); err != nil {
+		return err
 	}
 	if ac.Username == "" && ac.Auth != "" {
 		if dec, err := base64.StdEncoding.DecodeString(ac.Auth); err == nil {

@@ -168,6 +168,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // StatusCode maps an error's kind to the HTTP status Docker answers with.
 func StatusCode(err error) int {
+	if errors.Is(err, errBodyTooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
 	switch errdefs.KindOf(err) {
 	case errdefs.KindInvalidParameter:
 		return http.StatusBadRequest

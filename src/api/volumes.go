@@ -1,9 +1,7 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -31,8 +29,8 @@ func volumeJSON(v volume.Volume) volumetypes.Volume {
 
 func (s *Server) volumeCreate(w http.ResponseWriter, r *http.Request) error {
 	var req volumetypes.CreateRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && err != io.EOF {
-		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	if err := decodeOptionalBody(r, &req); err != nil {
+		return err
 	}
 	if req.Driver != "" && req.Driver != "local" {
 		return errdefs.NotImplemented(fmt.Errorf("volume driver %q is not implemented (only local)", req.Driver))
