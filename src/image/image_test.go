@@ -288,6 +288,17 @@ func TestFailedPullsLeaveNothing(t *testing.T) {
 		ref := e.push(t, "bad:config", img)
 		corruptBlob(t, e.reg, img.ConfigDesc.Digest, func(b []byte) []byte { return append(b[:len(b)-1], ' ', '}') })
 		_, err := e.images.Pull(ctx, e.client, ref, PullOptions{})
+		if err == nil || !strings.Contains(err.Error(), "longer than its declared size") {
+			t.Errorf("err = %v", err)
+		}
+		assertNothingLeft(t, e)
+	})
+	t.Run("wrong config bytes, same size", func(t *testing.T) {
+		e := newEnv(t)
+		img := twoLayers(t, "w")
+		ref := e.push(t, "bad:config2", img)
+		corruptBlob(t, e.reg, img.ConfigDesc.Digest, func(b []byte) []byte { return append(b[:len(b)-1], ' ') })
+		_, err := e.images.Pull(ctx, e.client, ref, PullOptions{})
 		if err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 			t.Errorf("err = %v", err)
 		}

@@ -127,6 +127,12 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	for {
+		if b.desc.Size > 0 && b.off >= b.desc.Size {
+			return 0, b.end()
+		}
+		if b.desc.Size > 0 && int64(len(p)) > b.desc.Size-b.off {
+			p = p[:b.desc.Size-b.off]
+		}
 		if b.body == nil {
 			if err := b.open(); err != nil {
 				b.err = err
@@ -169,6 +175,28 @@ func (b *blobReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// end checks, once the declared size is in, that the stream stops there:
+// a registry (or a proxy) that goes on is refused, rather than read for as
+// long as it sends.
+func (b *blobReader) end() error {
+	b.err = io.EOF
+	if b.body != nil {
+		var one [1]byte
+		for {
+			n, err := b.body.Read(one[:])
+			if n > 0 {
+				b.err = fmt.Errorf("fetch blob %s: longer than its declared size of %d bytes", b.desc.Digest, b.desc.Size)
+				break
+			}
+			if err != nil {
+				break // the end, or a break after it: every byte declared is in
+			}
+		}
+	}
+	b.closeBody()
+	return b.err
 }
 
 func (b *blobReader) Close() error {
