@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -108,7 +109,8 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 
 // fetchLayers streams the missing layers into the layer store, at most
 // MaxConcurrent at a time, and returns how many it fetched. The first error
-// cancels the others.
+// cancels the others. A worker per transfer takes the layers in turn, not a
+// goroutine per layer: a manifest may list thousands.
 func (s *Store) fetchLayers(ctx context.Context, repo *registry.Repository, descs []ocispec.Descriptor,
 	diffIDs, chain []digest.Digest, opts PullOptions) (int, error) {
 	p := opts.Progress
@@ -116,46 +118,57 @@ func (s *Store) fetchLayers(ctx context.Context, repo *registry.Repository, desc
 	if conc <= 0 {
 		conc = 3
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, conc)
-	errc := make(chan error, len(descs))
-	fetched := 0
+	var todo []int
 	for i, desc := range descs {
 		short := shortID(desc.Digest)
 		if _, err := s.layers.Get(chain[i]); err == nil {
 			p.send(Message{Status: "Already exists", ID: short})
-			errc <- nil
 			continue
 		}
 		p.send(Message{Status: "Pulling fs layer", ID: short})
-		fetched++
-		var parent digest.Digest
-		if i > 0 {
-			parent = chain[i-1]
-		}
-		go func() {
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				errc <- ctx.Err()
-				return
-			}
-			err := s.fetchLayer(ctx, repo, desc, parent, diffIDs[i], short, opts)
-			if err != nil {
-				cancel()
-			}
-			errc <- err
-		}()
+		todo = append(todo, i)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
 	var first error
-	for range descs {
-		if err := <-errc; err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil || errors.Is(first, context.Canceled) {
 			first = err
 		}
 	}
-	return fetched, first
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(conc, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				var parent digest.Digest
+				if i > 0 {
+					parent = chain[i-1]
+				}
+				if err := s.fetchLayer(ctx, repo, descs[i], parent, diffIDs[i], shortID(descs[i].Digest), opts); err != nil {
+					fail(err)
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for _, i := range todo {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			fail(ctx.Err())
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return len(todo), first
 }
 
 func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc ocispec.Descriptor,
