@@ -459,12 +459,22 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	defer conn.Close()
 	// After the hijack the request's context says nothing useful (a client
 	// that half-closes its input is not gone): the output loop ends with
-	// the container's output, or when writing to the client fails.
+	// the container's output, when writing to the client fails, or when
+	// the client's connection is gone, which is noticed as it happens: a
+	// client that left a quiet container is not held until its next output.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if at.stdin {
-		go s.feedStdin(ctx, at.c.ID, in)
-	}
+	go func() {
+		if at.stdin {
+			s.feedStdin(ctx, at.c.ID, in)
+		} else {
+			io.Copy(io.Discard, in)
+		}
+		if waitHangup(conn) {
+			cancel()
+			at.close() // ends the wait for the monitor's next frame
+		}
+	}()
 	send := func(stream byte, p []byte) error {
 		if !at.wants(stream) {
 			return nil

@@ -173,3 +173,78 @@ func TestE2ELogsMemory(t *testing.T) {
 		t.Errorf("attach with logs=1 grew the daemon's RSS by %d KiB", peak-before)
 	}
 }
+
+// openSockets counts a process's open sockets.
+func openSockets(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitSockets waits until ok(the daemon's open sockets) or the deadline.
+func waitSockets(t *testing.T, pid int, ok func(int) bool) (int, bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := openSockets(t, pid)
+		if ok(n) || time.Now().After(deadline) {
+			return n, ok(n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An attach to a container that writes nothing is let go as soon as its
+// client is gone: the daemon closes the client's connection and its own
+// to the monitor then, not at the container's next output.
+func TestE2EAttachAbandoned(t *testing.T) {
+	p, d, env := withBusybox(t)
+	pid := d.cmd.Process.Pid
+	if r := run(t, env, "docker", "run", "-d", "--network", "none", "--name", "quiet", "busybox", "sleep", "600"); r.code != 0 {
+		t.Fatalf("run: %d %q", r.code, r.stderr)
+	}
+	for _, input := range []bool{false, true} {
+		base := openSockets(t, pid)
+		conn, err := net.Dial("unix", p.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := "stream=1&stdout=1&stderr=1"
+		if input {
+			q += "&stdin=1"
+		}
+		fmt.Fprintf(conn, "POST /containers/quiet/attach?%s HTTP/1.1\r\nHost: engine\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n", q)
+		br := bufio.NewReader(conn)
+		status, err := br.ReadString('\n')
+		if err != nil || !strings.Contains(status, " 101 ") {
+			t.Fatalf("attach: %q %v", status, err)
+		}
+		if !input {
+			conn.(*net.UnixConn).CloseWrite() // as docker attach does with no input
+		}
+		// The client's connection and the one to the monitor.
+		// (The count is not compared with the one before: the daemon's own
+		// wait on the new container's monitor may open meanwhile.)
+		attached, ok := waitSockets(t, pid, func(n int) bool { return n >= base+2 })
+		if !ok {
+			t.Fatalf("attached: %d sockets open, %d before", attached, base)
+		}
+		start := time.Now()
+		conn.Close()
+		n, ok := waitSockets(t, pid, func(n int) bool { return n <= attached-2 })
+		t.Logf("stdin=%v: the daemon let the attach go %v after its client left (%d sockets, %d attached)", input, time.Since(start).Round(time.Millisecond), n, attached)
+		if !ok {
+			t.Errorf("stdin=%v: the client left 10 s ago, the daemon still holds %d sockets (%d attached)", input, n, attached)
+		}
+	}
+	run(t, env, "docker", "rm", "-f", "quiet")
+}
