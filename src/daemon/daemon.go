@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -130,7 +131,14 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		log.Warn("sd_notify READY failed", "err", err)
 	}
-	go watchdog(ctx, log)
+	var sock string
+	for _, l := range lns {
+		if a, ok := l.Addr().(*net.UnixAddr); ok && a.Name != "" {
+			sock = a.Name
+			break
+		}
+	}
+	go watchdog(ctx, log, func(ctx context.Context) error { return eng.healthy(ctx, sock) })
 	log.Info("daemon has completed initialization", "version", version.Get().String(),
 		"data-root", cfg.DataRoot)
 
@@ -149,12 +157,20 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return err
 }
 
-// watchdog pets systemd's watchdog at half its interval, when one is set.
-func watchdog(ctx context.Context, log *slog.Logger) {
+// watchdog pets systemd's watchdog at half its interval, when one is set,
+// and only after check says the engine answers: a daemon whose API or
+// database hangs is restarted by systemd rather than kept alive by a
+// timer. Each check has the rest of the interval; one that does not
+// finish in time costs this ping, not the next.
+func watchdog(ctx context.Context, log *slog.Logger, check func(context.Context) error) {
 	interval, err := sddaemon.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
 		return
 	}
+	petWatchdog(ctx, log, interval, check)
+}
+
+func petWatchdog(ctx context.Context, log *slog.Logger, interval time.Duration, check func(context.Context) error) {
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
 	for {
@@ -162,9 +178,16 @@ func watchdog(ctx context.Context, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog); err != nil {
-				log.Warn("sd_notify WATCHDOG failed", "err", err)
-			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, interval/2)
+		err := check(cctx)
+		cancel()
+		if err != nil {
+			log.Warn("health check failed; not pinging systemd's watchdog", "err", err)
+			continue
+		}
+		if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog); err != nil {
+			log.Warn("sd_notify WATCHDOG failed", "err", err)
 		}
 	}
 }

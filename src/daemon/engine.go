@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -116,3 +118,44 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 }
 
 func (e *engine) close() { e.db.Close() }
+
+// healthy checks what the watchdog vouches for: the API answers /_ping on
+// its own socket (the accept loop and the handlers), and the database
+// answers a read. A read transaction never waits for a writer, so a long
+// pull committing layers on a slow disk does not fail the check; a
+// database that is wedged (its file unreadable, its mapping gone) does.
+func (e *engine) healthy(ctx context.Context, sock string) error {
+	if sock != "" {
+		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}, DisableKeepAlives: true}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://engine/_ping", nil)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			return fmt.Errorf("API: %w", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("API: /_ping answered %s", resp.Status)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- e.db.View(func(tx *bolt.Tx) error {
+			if tx.Size() <= 0 {
+				return errors.New("empty database")
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("database: no answer: %w", ctx.Err())
+	}
+}
