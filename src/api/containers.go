@@ -170,10 +170,7 @@ func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t); err != nil && !errors.Is(err, container.ErrNotRunning) {
-		return err
-	}
-	if err := s.cfg.Containers.Start(r.Context(), r.PathValue("id")); err != nil && !errors.Is(err, container.ErrAlreadyStarted) {
+	if err := s.cfg.Containers.Restart(r.Context(), r.PathValue("id"), t); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -53,11 +53,12 @@ type Manager struct {
 	// CgroupParent holds every container's cgroup ("/balena-engine").
 	CgroupParent string
 
-	mu       sync.Mutex
-	exited   map[string]*exit       // the container's next exit
-	restarts map[string]*time.Timer // restarts waiting out their backoff
-	updateMu sync.Mutex             // one docker update at a time
-	fsLocks  sync.Map               // container ID → *sync.Mutex, see fsLock
+	mu           sync.Mutex
+	exited       map[string]*exit       // the container's next exit
+	restarts     map[string]*time.Timer // restarts waiting out their backoff
+	userRestarts map[string]bool        // containers in a docker restart: their exit does not remove them
+	updateMu     sync.Mutex             // one docker update at a time
+	fsLocks      sync.Map               // container ID → *sync.Mutex, see fsLock
 }
 
 // fsLock serialises what mounts a container's overlay: a start, and docker
@@ -81,7 +82,7 @@ type exit struct {
 // the monitor knows: containers that ran on while the daemon was away are
 // followed again; those that ended get their real exit status.
 func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vols *volume.Store, rt *runtime.Client, log *slog.Logger) (*Manager, error) {
-	m := &Manager{root: root, records: recordStore{db}, images: images, vols: vols, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}}
+	m := &Manager{root: root, records: recordStore{db}, images: images, vols: vols, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}, userRestarts: map[string]bool{}}
 	if err := m.records.init(); err != nil {
 		return nil, err
 	}
@@ -603,7 +604,10 @@ func (m *Manager) finish(id string, st runtime.State) {
 	}
 	m.notify(events.ActionDie, c, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
 	unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
-	if c.HostConfig.AutoRemove {
+	m.mu.Lock()
+	inRestart := m.userRestarts[id]
+	m.mu.Unlock()
+	if c.HostConfig.AutoRemove && !inRestart {
 		if err := m.Remove(context.Background(), id, false); err != nil {
 			m.log.Warn("auto-remove", "id", id, "err", err)
 		}
@@ -766,6 +770,31 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 		return ctx.Err()
 	}
 	m.notify(events.ActionStop, c, nil)
+	return nil
+}
+
+// Restart stops a container and starts it again. As with Docker, the stop
+// does not remove a container run with --rm: removing it while it is
+// started again would leave its new process running with no record.
+func (m *Manager) Restart(ctx context.Context, ref string, timeout *int) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.userRestarts[c.ID] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.userRestarts, c.ID)
+		m.mu.Unlock()
+	}()
+	if err := m.Stop(ctx, c.ID, timeout); err != nil && !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	if err := m.Start(ctx, c.ID); err != nil && !errors.Is(err, ErrAlreadyStarted) {
+		return err
+	}
 	return nil
 }
 

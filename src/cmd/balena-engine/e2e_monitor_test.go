@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	"github.com/balena-os/balena-engine/src/internal/mounts"
 )
 
 // monitorPID reads the monitor's PID file; 0 if there is none.
@@ -529,4 +530,86 @@ func TestE2EMonitorUpgrade(t *testing.T) {
 	if r := run(t, env, "docker", "exec", "tty", "echo", "exec-ok"); strings.TrimSpace(r.stdout) != "exec-ok" {
 		t.Errorf("exec after the upgrade: %q %q", r.stdout, r.stderr)
 	}
+}
+
+// After each operation the engine's view and the kernel's agree: a
+// container that is not running has no process, no cgroup and no mounted
+// root; one removed has nothing at all; a docker restart of a --rm
+// container keeps it; and the daemon and monitor stopped leave only what
+// running containers hold.
+func TestE2ENoLeftovers(t *testing.T) {
+	p, d, env := withBusybox(t)
+	dumpMonitorLog(t, p)
+	docker := func(args ...string) string {
+		r := run(t, env, "docker", args...)
+		if r.code != 0 {
+			t.Fatalf("docker %v: %s", args, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	mounted := func(id string) bool {
+		for _, m := range mounts.Under(p.dataRoot) {
+			if strings.Contains(m, id) {
+				return true
+			}
+		}
+		return false
+	}
+	cgroupExists := func(id string) bool {
+		for _, dir := range p.cgroupDirs(id) {
+			if _, err := os.Stat(dir); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(what string, running, gone []string, stopped ...string) {
+		t.Helper()
+		for _, id := range running {
+			if !mounted(id) || !cgroupExists(id) || len(cgroupProcs(p, id)) == 0 {
+				t.Errorf("%s: running %s: mounted %v, cgroup %v, processes %v", what, id[:12], mounted(id), cgroupExists(id), cgroupProcs(p, id))
+			}
+		}
+		for _, id := range append(gone, stopped...) {
+			if mounted(id) || cgroupExists(id) {
+				t.Errorf("%s: %s is not running but mounted %v, cgroup %v", what, id[:12], mounted(id), cgroupExists(id))
+			}
+		}
+		for _, id := range gone {
+			if _, err := os.Stat(filepath.Join(p.dataRoot, "containers", id)); err == nil {
+				t.Errorf("%s: removed %s has its directory", what, id[:12])
+			}
+		}
+	}
+	keep := docker("run", "-d", "--network", "none", "busybox", "sleep", "1000")
+	stopped := docker("run", "-d", "--network", "none", "busybox", "sleep", "1000")
+	docker("stop", "-t", "0", stopped)
+	removed := docker("run", "-d", "--network", "none", "busybox", "sleep", "1000")
+	docker("rm", "-f", removed)
+	ended := docker("run", "-d", "--network", "none", "busybox", "true")
+	docker("wait", ended)
+	rm := docker("run", "-d", "--rm", "--network", "none", "busybox", "sleep", "1000")
+	docker("restart", "-t", "0", rm)
+	if got := docker("inspect", "--format", "{{.State.Running}}", rm); got != "true" {
+		t.Errorf("a --rm container after docker restart: running %s", got)
+	}
+	docker("exec", keep, "true")
+	check("after the operations", []string{keep, rm}, []string{removed}, stopped, ended)
+
+	docker("stop", "-t", "0", rm) // --rm: removed when it ends
+	deadline := time.Now().Add(10 * time.Second)
+	for run(t, env, "docker", "inspect", rm).code == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	check("after stopping the --rm one", []string{keep}, []string{removed, rm}, stopped, ended)
+
+	// The daemon stopped, then the monitor: only the running container
+	// holds its mount and cgroup.
+	d.stop(t)
+	mon := monitorPID(p)
+	syscall.Kill(mon, syscall.SIGTERM)
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(mon, 0) == nil && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	check("daemon and monitor stopped", []string{keep}, []string{removed, rm}, stopped, ended)
 }
