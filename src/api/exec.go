@@ -38,6 +38,7 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	running, code, pid := e.State()
+	s.cfg.Containers.ExecInspected(e)
 	args := []string{}
 	if len(e.Config.Cmd) > 1 {
 		args = e.Config.Cmd[1:]

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/runtime"
@@ -63,6 +65,44 @@ func (m *Manager) ExecCreate(ref string, cfg containertypes.ExecCreateRequest) (
 	execs.mu.Unlock()
 	m.notify(events.Action(string(events.ActionExecCreate)+": "+strings.Join(cfg.Cmd, " ")), c, map[string]string{"execID": e.ID})
 	return e, nil
+}
+
+// How long an ended exec's record stays: Docker's clients start an exec,
+// then inspect it for its exit code. Once that code has been read, a short
+// grace for a second read; never read, a while longer. Then it goes, so
+// that a health check every few seconds does not grow memory for ever.
+const (
+	execKeepAfterRead = 30 * time.Second
+	execKeepUnread    = 5 * time.Minute
+)
+
+// ExecInspected says that an exec's state was read; an ended exec is
+// freed a little later.
+func (m *Manager) ExecInspected(e *Exec) {
+	e.mu.Lock()
+	ended := e.exitCode != nil
+	e.mu.Unlock()
+	if ended {
+		time.AfterFunc(execKeepAfterRead, func() { m.execForget(e.ID) })
+	}
+}
+
+// execsOf forgets every exec of a container (it is being removed).
+func (m *Manager) forgetExecsOf(containerID string) {
+	execs.mu.Lock()
+	defer execs.mu.Unlock()
+	for id, e := range execs.execs {
+		if e.ContainerID == containerID {
+			delete(execs.execs, id)
+		}
+	}
+}
+
+// ExecCount is how many exec records the engine holds.
+func ExecCount() int {
+	execs.mu.Lock()
+	defer execs.mu.Unlock()
+	return len(execs.execs)
 }
 
 // ExecGet returns an exec.
@@ -132,6 +172,13 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 		return 0, err
 	}
 	defer conn.Close()
+	// A caller that gives up (a health probe past its timeout) ends the
+	// process too, not only its wait for it.
+	stop := context.AfterFunc(ctx, func() {
+		m.rt.ExecSignal(context.Background(), e.ID, syscall.SIGKILL)
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second)) // should the monitor not answer
+	})
+	defer stop()
 	e.mu.Lock()
 	e.running = true
 	e.mu.Unlock()
@@ -154,6 +201,7 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 	e.exitCode = &code
 	e.pid = exit.Pid
 	e.mu.Unlock()
+	time.AfterFunc(execKeepUnread, func() { m.execForget(e.ID) })
 	m.notify(events.ActionExecDie, c, map[string]string{"execID": e.ID, "exitCode": fmt.Sprint(code)})
 	if err == nil && exit.Error != "" {
 		err = errors.New(exit.Error)

@@ -180,7 +180,7 @@ func (m *Manager) probe(id string, cmd []string, timeout time.Duration) *contain
 
 // setHealth updates a container's health in its record.
 func (m *Manager) setHealth(id string, fn func(*containertypes.Health)) {
-	m.records.update(id, func(c *Container) error {
+	m.updateOrLog(id, func(c *Container) error {
 		if c.State.Health == nil {
 			c.State.Health = &containertypes.Health{}
 		}

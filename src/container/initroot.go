@@ -19,7 +19,7 @@ var errNotInit = errors.New("the container's init process is gone")
 // cgroupOf is the cgroup a container's processes run in (the path its
 // start gives the runtime), as /proc/PID/cgroup shows it.
 func (m *Manager) cgroupOf(id string) string {
-	parent := m.CgroupParent
+	parent := m.opts.CgroupParent
 	if parent == "" {
 		parent = "/balena-engine"
 	}

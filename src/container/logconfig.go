@@ -135,10 +135,10 @@ func ReadableLogs(c *Container) error {
 
 // DefaultLogDriver is the driver of containers that name none.
 func (m *Manager) DefaultLogDriver() string {
-	if m.DefaultLogConfig.Type == "" {
+	if m.opts.DefaultLogConfig.Type == "" {
 		return DriverJSONFile
 	}
-	return m.DefaultLogConfig.Type
+	return m.opts.DefaultLogConfig.Type
 }
 
 // tagInfo is what a log tag template can name, as in Docker.

@@ -28,15 +28,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Manager runs the container lifecycle: create, start, stop, kill, wait,
-// remove, and the reconciliation with the monitor when the daemon starts.
-type Manager struct {
-	root    string // <data-root>/containers
-	records recordStore
-	images  *image.Store
-	vols    *volume.Store
-	rt      *runtime.Client
-	log     *slog.Logger
+// Options are everything a Manager is made with. They are given to Open
+// whole, before any container is reconciled or restarted, and never change
+// afterwards: a restart policy's start at boot sees the same settings as
+// any later start.
+type Options struct {
+	Root    string // <data-root>/containers
+	DB      *bolt.DB
+	Images  *image.Store
+	Volumes *volume.Store
+	Runtime *runtime.Client
+	Log     *slog.Logger
 	// Notify, when set, hears of container events.
 	Notify func(action events.Action, id string, attrs map[string]string)
 	// DefaultInit runs containers that did not say (no --init=false) with
@@ -52,6 +54,18 @@ type Manager struct {
 	SeccompProfile string
 	// CgroupParent holds every container's cgroup ("/balena-engine").
 	CgroupParent string
+}
+
+// Manager runs the container lifecycle: create, start, stop, kill, wait,
+// remove, and the reconciliation with the monitor when the daemon starts.
+type Manager struct {
+	opts    Options
+	root    string
+	records recordStore
+	images  *image.Store
+	vols    *volume.Store
+	rt      *runtime.Client
+	log     *slog.Logger
 
 	mu           sync.Mutex
 	exited       map[string]*exit       // the container's next exit
@@ -81,8 +95,9 @@ type exit struct {
 // Open opens the container manager and reconciles every record with what
 // the monitor knows: containers that ran on while the daemon was away are
 // followed again; those that ended get their real exit status.
-func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vols *volume.Store, rt *runtime.Client, log *slog.Logger) (*Manager, error) {
-	m := &Manager{root: root, records: recordStore{db}, images: images, vols: vols, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}, userRestarts: map[string]bool{}}
+func Open(ctx context.Context, o Options) (*Manager, error) {
+	root, images, rt, log := o.Root, o.Images, o.Runtime, o.Log
+	m := &Manager{opts: o, root: root, records: recordStore{o.DB}, images: images, vols: o.Volumes, rt: rt, log: log, exited: map[string]*exit{}, restarts: map[string]*time.Timer{}, userRestarts: map[string]bool{}}
 	if err := m.records.init(); err != nil {
 		return nil, err
 	}
@@ -97,7 +112,7 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vo
 		if c.State.Status == StatusRestarting {
 			// A restart was waiting when the daemon went: do it now.
 			c.State.Status = StatusExited
-			m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+			m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
 			go m.restart(c.ID, 0)
 			continue
 		}
@@ -110,7 +125,7 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vo
 			p := c.HostConfig.RestartPolicy.Name
 			if c.State.Status == StatusExited && (p == "always" || (p == "unless-stopped" && !c.ManuallyStopped)) {
 				id := c.ID
-				m.records.update(id, func(r *Container) error { r.ManuallyStopped = false; return nil })
+				m.updateOrLog(id, func(r *Container) error { r.ManuallyStopped = false; return nil })
 				go m.restart(id, 0)
 			}
 			continue
@@ -148,7 +163,7 @@ func Open(ctx context.Context, root string, db *bolt.DB, images *image.Store, vo
 }
 
 func (m *Manager) notify(action events.Action, c *Container, extra map[string]string) {
-	if m.Notify == nil {
+	if m.opts.Notify == nil {
 		return
 	}
 	attrs := map[string]string{"name": c.Name, "image": c.ImageName}
@@ -158,7 +173,7 @@ func (m *Manager) notify(action events.Action, c *Container, extra map[string]st
 	for k, v := range extra {
 		attrs[k] = v
 	}
-	m.Notify(action, c.ID, attrs)
+	m.opts.Notify(action, c.ID, attrs)
 }
 
 // imageUser names a container that uses an image, for image deletion.
@@ -200,7 +215,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if err != nil {
 		return nil, nil, err
 	}
-	host.LogConfig = mergeLogConfig(host.LogConfig, m.DefaultLogConfig)
+	host.LogConfig = mergeLogConfig(host.LogConfig, m.opts.DefaultLogConfig)
 	switch host.CgroupnsMode {
 	case "":
 		// Docker's defaults, recorded: a cgroup namespace of its own on
@@ -244,7 +259,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	// Everything but the user (resolved against the image's files at
 	// start) is checked here, the volumes' places included.
 	probe := volumeSpecMounts(vms, func(string) string { return "/" })
-	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.SeccompProfile, NoSeccomp: !libseccomp.Enabled}); err != nil {
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled}); err != nil {
 		return nil, nil, err
 	}
 	var made []string // anonymous volumes made here, removed if create fails
@@ -395,6 +410,26 @@ func (m *Manager) exitWaiters(id string, code int) {
 	}
 }
 
+// updateOrLog changes a record where the caller cannot do better than
+// say that the change was lost (the disk is full): the record keeps its
+// last state, which the next daemon start reconciles.
+func (m *Manager) updateOrLog(id string, fn func(*Container) error) {
+	if _, err := m.records.update(id, fn); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+		m.log.Error("container record not updated", "id", id, "err", err)
+	}
+}
+
+// dropExitWait forgets a wait for the next exit that nobody holds any
+// more (the container is gone).
+func (m *Manager) dropExitWait(id string) {
+	if _, err := m.records.get(id); err == nil {
+		return // still there: its next exit will close it
+	}
+	m.mu.Lock()
+	delete(m.exited, id)
+	m.mu.Unlock()
+}
+
 func (m *Manager) nextExit(id string) *exit {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -418,7 +453,7 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	if err != nil && !errors.Is(err, ErrAlreadyStarted) {
 		// Whatever stopped the start, those waiting for this run (docker
 		// run waits for the next exit, or removal, and attaches) hear of it.
-		m.records.update(c.ID, func(c *Container) error {
+		m.updateOrLog(c.ID, func(c *Container) error {
 			c.State.Error = err.Error()
 			c.State.ExitCode = 128
 			return nil
@@ -471,11 +506,11 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
-	if specHost.Init == nil && m.DefaultInit {
+	if specHost.Init == nil && m.opts.DefaultInit {
 		yes := true
 		specHost.Init = &yes
 	}
-	initPath := m.InitPath
+	initPath := m.opts.InitPath
 	if initPath == "" {
 		initPath = m.rt.Binary()
 	}
@@ -493,7 +528,7 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.SeccompProfile, NoSeccomp: !libseccomp.Enabled})
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled})
 	if err != nil {
 		return err
 	}
@@ -537,7 +572,7 @@ func (m *Manager) usesInit(c *Container) bool {
 	if c.HostConfig.Init != nil {
 		return *c.HostConfig.Init
 	}
-	return m.DefaultInit
+	return m.opts.DefaultInit
 }
 
 // Attach returns a container's output from now until it ends, in Docker's
@@ -614,7 +649,7 @@ func (m *Manager) finish(id string, st runtime.State) {
 		return
 	}
 	if delay, ok := m.restartDelay(c); ok {
-		m.records.update(id, func(r *Container) error { r.State.Status = StatusRestarting; return nil })
+		m.updateOrLog(id, func(r *Container) error { r.State.Status = StatusRestarting; return nil })
 		m.mu.Lock()
 		m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
 		m.mu.Unlock()
@@ -669,7 +704,7 @@ func (m *Manager) restart(id string, _ time.Duration) {
 	}
 	if err := m.Start(context.Background(), id); err != nil {
 		m.log.Warn("restart by policy failed", "id", id, "err", err)
-		m.records.update(id, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		m.updateOrLog(id, func(r *Container) error { r.State.Status = StatusExited; return nil })
 		return
 	}
 	m.notify(events.ActionRestart, c, nil)
@@ -715,10 +750,15 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	if err != nil {
 		return err
 	}
-	m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil })
+	// Registered before the state is read again: an exit in between is
+	// then not missed.
+	exited := m.nextExit(c.ID).done
+	if c, err = m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil }); err != nil {
+		return err
+	}
 	m.thawIfPaused(ctx, c)
 	if m.cancelRestart(c.ID) {
-		m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
 		return nil
 	}
 	if c.State.Status != StatusRunning {
@@ -744,7 +784,6 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	if timeout != nil {
 		wait = *timeout
 	}
-	exited := m.nextExit(c.ID).done
 	if m.usesInit(c) {
 		awaitSignalHandler(c.State.Pid, sig, time.Second)
 	}
@@ -870,6 +909,10 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 			unlock()
 		}
 	}()
+	// The wait for the exit is registered before the state is read: an
+	// exit between the two would otherwise be waited for in vain.
+	exited := m.nextExit(c.ID).done
+	defer m.dropExitWait(c.ID)
 	if c, err = m.records.get(c.ID); err != nil { // as it is now, under the lock
 		return err
 	}
@@ -886,8 +929,11 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 		if !force {
 			return errdefs.Conflict(fmt.Errorf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", c.Name))
 		}
-		m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil })
-		exited := m.nextExit(c.ID).done
+		// Recorded before the kill: lost on a full disk, the container
+		// would come back at the next boot.
+		if _, err := m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil }); err != nil {
+			return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+		}
 		if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 			return err
 		}
@@ -906,6 +952,7 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 		return err
 	}
 	os.RemoveAll(m.dir(c.ID))
+	m.forgetExecsOf(c.ID)
 	locked = false
 	unlock()
 	m.fsLocks.Delete(c.ID)
@@ -1005,7 +1052,7 @@ func (m *Manager) Update(ctx context.Context, ref string, u *containertypes.Upda
 	}
 	if u.RestartPolicy.Name == "no" && m.cancelRestart(c.ID) {
 		// A restart was waiting out its back-off: the policy no longer asks for it.
-		m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
 	}
 	m.notify(events.ActionUpdate, c, nil)
 	return nil, nil
@@ -1083,7 +1130,7 @@ func (m *Manager) Unpause(ctx context.Context, ref string) error {
 func (m *Manager) thawIfPaused(ctx context.Context, c *Container) {
 	if c.State.Status == StatusPaused {
 		if m.rt.Resume(ctx, c.ID) == nil {
-			m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
+			m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
 			c.State.Status = StatusRunning
 		}
 	}

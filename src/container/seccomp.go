@@ -102,7 +102,7 @@ func (m *Manager) SecurityOptions() []string {
 	if !libseccomp.Enabled {
 		return nil
 	}
-	profile := m.SeccompProfile
+	profile := m.opts.SeccompProfile
 	switch profile {
 	case "", SeccompBuiltin:
 		profile = SeccompBuiltin

@@ -95,19 +95,21 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		db.Close()
 		return nil, err
 	}
-	if e.containers, err = container.Open(context.Background(), filepath.Join(cfg.DataRoot, "containers"), db, e.images, e.volumes, rt, log); err != nil {
+	seccomp := cfg.SeccompProfile
+	if cfg.seccompJSON != "" {
+		seccomp = cfg.seccompJSON
+	}
+	if e.containers, err = container.Open(context.Background(), container.Options{
+		Root: filepath.Join(cfg.DataRoot, "containers"), DB: db, Images: e.images, Volumes: e.volumes, Runtime: rt, Log: log,
+		Notify: func(action eventtypes.Action, id string, attrs map[string]string) {
+			e.events.Publish(eventtypes.ContainerEventType, action, id, attrs)
+		},
+		DefaultInit: cfg.Init, InitPath: cfg.InitPath,
+		DefaultLogConfig: containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts},
+		SeccompProfile:   seccomp, CgroupParent: cfg.CgroupParent,
+	}); err != nil {
 		db.Close()
 		return nil, err
-	}
-	e.containers.DefaultInit, e.containers.InitPath = cfg.Init, cfg.InitPath
-	e.containers.SeccompProfile = cfg.SeccompProfile
-	e.containers.CgroupParent = cfg.CgroupParent
-	e.containers.DefaultLogConfig = containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts}
-	if cfg.seccompJSON != "" {
-		e.containers.SeccompProfile = cfg.seccompJSON
-	}
-	e.containers.Notify = func(action eventtypes.Action, id string, attrs map[string]string) {
-		e.events.Publish(eventtypes.ContainerEventType, action, id, attrs)
 	}
 	e.pull.MaxConcurrent = cfg.MaxConcurrentDownloads
 	if bw, _ := cfg.bandwidth(); bw > 0 {

@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
 )
 
 // handleExec runs a process in a container over a hijacked connection.
@@ -85,18 +87,30 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 			m.mu.Unlock()
 		}()
 	} else {
-		var outW, errW *os.File
-		outR, outW, _ = os.Pipe()
-		errR, errW, _ = os.Pipe()
-		if req.Stdin {
-			inR, w, _ := os.Pipe()
-			p.Stdin, inW = inR, w
-			defer inR.Close()
-		} else {
-			devnull, _ := os.Open(os.DevNull)
-			p.Stdin = devnull
-			defer devnull.Close()
+		var outW, errW, inR *os.File
+		var err error
+		if outR, outW, err = os.Pipe(); err == nil {
+			if errR, errW, err = os.Pipe(); err == nil {
+				if req.Stdin {
+					var w *os.File
+					inR, w, err = os.Pipe()
+					inW = w
+				} else {
+					inR, err = os.Open(os.DevNull)
+				}
+			}
 		}
+		if err != nil {
+			for _, f := range []*os.File{outR, outW, errR, errW} {
+				if f != nil {
+					f.Close()
+				}
+			}
+			finish(ExecExit{ExitCode: 126, Error: fmt.Sprintf("exec's pipes: %v", err)})
+			return
+		}
+		p.Stdin = inR
+		defer inR.Close()
 		p.Stdout, p.Stderr = outW, errW
 		if err := lc.Run(p); err != nil {
 			outW.Close()
@@ -112,10 +126,14 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 	pid, _ := p.Pid()
 	m.mu.Lock()
 	m.execs[pid] = true
+	if req.ExecID != "" {
+		m.execIDs[req.ExecID] = pid
+	}
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		delete(m.execs, pid)
+		delete(m.execIDs, req.ExecID)
 		m.mu.Unlock()
 	}()
 	if inW != nil && req.Stdin {
@@ -211,4 +229,30 @@ func execStartCode(err error) int {
 		return 127
 	}
 	return 126
+}
+
+// handleExecSignal signals a running exec'd process.
+func (m *monitor) handleExecSignal(w http.ResponseWriter, r *http.Request) {
+	sig, err := strconv.Atoi(r.URL.Query().Get("signal"))
+	if err != nil || sig <= 0 || sig > 64 {
+		fail(w, http.StatusBadRequest, fmt.Errorf("invalid signal %q", r.URL.Query().Get("signal")))
+		return
+	}
+	m.mu.Lock()
+	pid, ok := m.execIDs[r.PathValue("exec")]
+	m.mu.Unlock()
+	if !ok {
+		fail(w, http.StatusNotFound, fmt.Errorf("no running exec %s", r.PathValue("exec")))
+		return
+	}
+	if err := unix.Kill(pid, syscall.Signal(sig)); err != nil {
+		fail(w, http.StatusConflict, fmt.Errorf("signal exec %s: %w", r.PathValue("exec"), err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ExecSignal sends a signal to a running exec'd process.
+func (c *Client) ExecSignal(ctx context.Context, execID string, sig syscall.Signal) error {
+	return c.call(ctx, http.MethodPost, "/exec-signal/"+execID+"?signal="+strconv.Itoa(int(sig)), nil, nil)
 }

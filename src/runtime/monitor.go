@@ -41,6 +41,7 @@ type monitor struct {
 	ctrs     map[string]*ctr
 	execTTYs map[string]*os.File    // exec ID -> its terminal master
 	execs    map[int]bool           // PIDs of exec'd processes
+	execIDs  map[string]int         // exec ID -> PID, to signal it
 	pending  map[string][]*attacher // attachers waiting for a container to start
 	lockFD   int                    // holds the lock that makes this the one monitor
 }
@@ -55,7 +56,8 @@ type ctr struct {
 	master    *os.File // the terminal, for a container run with -t
 	rootfs    string
 	attachers []*attacher
-	outputs   []*os.File     // what supervise reads the output from
+	outputs   []*os.File // what supervise reads the output from
+	partials  []*logs.LineWriter
 	copies    sync.WaitGroup // supervise's output copies
 }
 
@@ -85,7 +87,7 @@ func MonitorMain(args []string) int {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
 		log.Warn("cannot lower the monitor's OOM score", "err", err)
 	}
-	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, execs: map[int]bool{}, pending: map[string][]*attacher{}}
+	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, execs: map[int]bool{}, execIDs: map[string]int{}, pending: map[string][]*attacher{}}
 	// A previous image of this process (an upgrade) may have left the
 	// lock and the containers' descriptors.
 	h, herr := readHandover(*root)
@@ -141,6 +143,7 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("POST /attach/{id}", m.handleAttach)
 	mux.HandleFunc("POST /end-attach/{id}", m.handleEndAttach)
 	mux.HandleFunc("POST /upgrade", m.handleUpgrade)
+	mux.HandleFunc("POST /exec-signal/{exec}", m.handleExecSignal)
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -269,7 +272,7 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 
 func (m *monitor) start(c *ctr, req *StartRequest) error {
 	m.takePending(c, req.ID)
-	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: req.ID, Spec: req.Spec, NoNewKeyring: true})
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: req.ID, Spec: req.Spec, NoNewKeyring: false})
 	if err != nil {
 		return fmt.Errorf("container config: %w", err)
 	}
@@ -340,10 +343,18 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		var inR *os.File
 		if req.OpenStdin {
 			var inW *os.File
-			inR, inW, _ = os.Pipe()
+			inR, inW, err = os.Pipe()
 			c.stdin, c.stdinOnce = inW, req.StdinOnce
 		} else {
-			inR, _ = os.Open(os.DevNull)
+			inR, err = os.Open(os.DevNull)
+		}
+		if err != nil {
+			for _, f := range append(readers[:], writers[:]...) {
+				f.Close()
+			}
+			lw.Close()
+			lc.Destroy()
+			return fmt.Errorf("container's stdin: %w", err)
 		}
 		p.Stdin, p.Stdout, p.Stderr = inR, writers[0], writers[1]
 		err = lc.Run(p)
@@ -402,7 +413,6 @@ func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func()
 			defer s.r.Close()
 			defer m.recoverPanic(id, "output "+s.name)
 			lwr := &logs.LineWriter{W: lw, Stream: s.name}
-			defer lwr.Flush()
 			sid := stdstream.Stdout
 			if s.name == "stderr" {
 				sid = stdstream.Stderr
@@ -415,9 +425,19 @@ func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func()
 					c.broadcast(sid, buf[:n])
 				}
 				if err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						lwr.Flush() // an upgrade stops the copy
+						return
+					}
 					break
 				}
 			}
+			// A last line without a newline is logged once both
+			// streams have ended, after every whole line of the other:
+			// it was the last thing written.
+			c.mu.Lock()
+			c.partials = append(c.partials, lwr)
+			c.mu.Unlock()
 		}()
 	}
 	go func() {
@@ -444,6 +464,13 @@ func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func()
 		defer m.recoverPanic(id, "exit")
 		code, errText = wait()
 		copies.Wait() // every byte logged before the exit is reported
+		c.mu.Lock()
+		partials := c.partials
+		c.partials = nil
+		c.mu.Unlock()
+		for _, p := range partials {
+			p.Flush()
+		}
 		c.endAttach()
 		lw.Close()
 		c.mu.Lock()

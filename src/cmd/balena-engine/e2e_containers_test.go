@@ -828,7 +828,24 @@ func TestE2EHealthChecks(t *testing.T) {
 	if now := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.StartedAt}}", "sick").stdout); now == first {
 		t.Error("an unhealthy container with restart-on-unhealthy was not restarted")
 	}
-	run(t, env, "docker", "rm", "-f", "hc", "sick")
+	// A probe that hangs is ended at its timeout, not left running.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "hung", "--health-cmd", "sleep 7777",
+		"--health-timeout", "300ms", "--health-interval", "500ms", "--health-retries", "1", "busybox", "sleep", "1000")
+	waitFor("hung", "unhealthy")
+	r = run(t, env, "docker", "inspect", "--format", "{{(index .State.Health.Log 0).Output}}", "hung")
+	if !strings.Contains(r.stdout, "Health check exceeded timeout") {
+		t.Errorf("hung probe's output: %q", r.stdout)
+	}
+	// Probes come and go every 0.5 s; at no time is more than the current
+	// one running.
+	for range 5 {
+		top := run(t, env, "docker", "top", "hung").stdout
+		if n := strings.Count(top, "sleep 7777"); n > 1 {
+			t.Fatalf("%d hung probes running:\n%s", n, top)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	run(t, env, "docker", "rm", "-f", "hc", "sick", "hung")
 }
 
 // runInPty runs the docker CLI on a terminal (script(1) makes one), feeding
@@ -1540,4 +1557,33 @@ func TestE2EAttachWebSocket(t *testing.T) {
 	if strings.Join(lines, ",") != "got hello,oops,ready" {
 		t.Errorf("over the WebSocket: %q", got.String())
 	}
+}
+
+// Each container joins a session keyring of its own (runc's default, as
+// with Docker), named after it, so that keys one container adds are not
+// another's. Inside, /proc/keys is masked (Docker's default masked
+// paths); the host's root sees the keyrings.
+func TestE2ESessionKeyring(t *testing.T) {
+	_, _, env := withBusybox(t)
+	var ids []string
+	for range 2 {
+		r := run(t, env, "docker", "run", "-d", "--network", "none", "busybox", "sleep", "1000")
+		if r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		ids = append(ids, strings.TrimSpace(r.stdout))
+	}
+	keys, err := os.ReadFile("/proc/keys")
+	if err != nil {
+		t.Skipf("no /proc/keys: %v", err)
+	}
+	for _, id := range ids {
+		if !strings.Contains(string(keys), "_ses."+id) {
+			t.Errorf("no session keyring of container %s in /proc/keys:\n%s", id[:12], keys)
+		}
+	}
+	if r := run(t, env, "docker", "exec", ids[0], "cat", "/proc/keys"); r.stdout != "" {
+		t.Errorf("/proc/keys is not masked in a container: %q", r.stdout)
+	}
+	run(t, env, "docker", "rm", "-f", ids[0], ids[1])
 }
