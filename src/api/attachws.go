@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"golang.org/x/net/websocket"
 )
 
@@ -19,7 +20,7 @@ func (s *Server) containerAttachWS(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	defer at.close()
-	binary := CompareVersions(RequestVersion(r.Context()), "1.42") >= 0
+	binary := apiversion.Compare(RequestVersion(r.Context()), "1.42") >= 0
 	srv := websocket.Server{
 		Handshake: func(*websocket.Config, *http.Request) error { return nil },
 		Handler: func(ws *websocket.Conn) {

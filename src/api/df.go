@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/diskusage"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/moby/moby/api/types/build"
@@ -54,7 +55,7 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if CompareVersions(RequestVersion(r.Context()), "1.52") < 0 {
+	if apiversion.Compare(RequestVersion(r.Context()), "1.52") < 0 {
 		out := legacyDiskUsage{LayersSize: du.layersSize, BuildCache: []build.CacheRecord{}}
 		if all || want["image"] {
 			out.Images = du.images

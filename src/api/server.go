@@ -1,7 +1,7 @@
 // Package api serves the Docker Engine API over HTTP. It owns routing, API
-// version negotiation (a "/v1.xx" path prefix, from MinVersion to MaxVersion),
-// Docker's JSON error format and the mapping from errdefs kinds to status
-// codes. Handlers are thin: they decode a request, call the engine, and encode
+// version negotiation (a "/v1.xx" path prefix, within the range apiversion
+// names), Docker's JSON error format and the mapping from errdefs kinds to
+// status codes. Handlers are thin: they decode a request, call the engine, and encode
 // the answer in Docker's shapes (github.com/moby/moby/api/types).
 //
 // Every Docker route the engine does not have yet answers 501 with a message
@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/events"
@@ -129,33 +130,33 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 type ctxKey struct{}
 
 // RequestVersion is the API version the client asked for (the path prefix),
-// or MaxVersion when it gave none.
+// or apiversion.Max when it gave none.
 func RequestVersion(ctx context.Context) string {
 	if v, ok := ctx.Value(ctxKey{}).(string); ok {
 		return v
 	}
-	return MaxVersion
+	return apiversion.Max
 }
 
 // ServeHTTP checks and strips the version prefix, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Server", fmt.Sprintf("balena-engine/%s (%s)", s.cfg.Version.Version, runtime.GOOS))
-	h.Set("Api-Version", MaxVersion)
+	h.Set("Api-Version", apiversion.Max)
 	h.Set("Ostype", runtime.GOOS)
 	h.Set("Docker-Experimental", "false")
 
 	ver, rest := splitVersion(r.URL.Path)
 	s.cfg.Log.Debug("API request", "method", r.Method, "path", r.URL.Path)
 	if ver != "" {
-		if CompareVersions(ver, MinVersion) < 0 {
+		if apiversion.Compare(ver, apiversion.Min) < 0 {
 			s.writeError(w, r, errdefs.InvalidParameter(fmt.Errorf(
-				"client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", ver, MinVersion)))
+				"client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", ver, apiversion.Min)))
 			return
 		}
-		if CompareVersions(ver, MaxVersion) > 0 {
+		if apiversion.Compare(ver, apiversion.Max) > 0 {
 			s.writeError(w, r, errdefs.InvalidParameter(fmt.Errorf(
-				"client version %s is too new. Maximum supported API version is %s", ver, MaxVersion)))
+				"client version %s is too new. Maximum supported API version is %s", ver, apiversion.Max)))
 			return
 		}
 		r2 := r.Clone(context.WithValue(r.Context(), ctxKey{}, ver))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/version"
 	"github.com/moby/moby/api/types/system"
 )
@@ -50,15 +51,15 @@ func TestPing(t *testing.T) {
 		if resp.StatusCode != 200 || body != "OK" {
 			t.Errorf("GET %s = %d %q, want 200 OK", path, resp.StatusCode, body)
 		}
-		if got := resp.Header.Get("Api-Version"); got != MaxVersion {
-			t.Errorf("GET %s: Api-Version = %q, want %q", path, got, MaxVersion)
+		if got := resp.Header.Get("Api-Version"); got != apiversion.Max {
+			t.Errorf("GET %s: Api-Version = %q, want %q", path, got, apiversion.Max)
 		}
 		if got := resp.Header.Get("Ostype"); got != "linux" {
 			t.Errorf("GET %s: Ostype = %q", path, got)
 		}
 	}
 	resp, body := do(t, ts, "HEAD", "/_ping")
-	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Api-Version") != MaxVersion {
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Api-Version") != apiversion.Max {
 		t.Errorf("HEAD /_ping = %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 }
@@ -76,11 +77,11 @@ func TestVersion(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Version != "9.9.9" || v.APIVersion != MaxVersion || v.MinAPIVersion != MinVersion ||
+	if v.Version != "9.9.9" || v.APIVersion != apiversion.Max || v.MinAPIVersion != apiversion.Min ||
 		v.GitCommit != "c0ffee" || v.Arch != "arm" || v.KernelVersion != "6.1.0-test" {
 		t.Errorf("unexpected version response: %+v", v)
 	}
-	if len(v.Components) != 1 || v.Components[0].Name != "Engine" || v.Components[0].Details["ApiVersion"] != MaxVersion {
+	if len(v.Components) != 1 || v.Components[0].Name != "Engine" || v.Components[0].Details["ApiVersion"] != apiversion.Max {
 		t.Errorf("unexpected components: %+v", v.Components)
 	}
 }
@@ -118,21 +119,6 @@ func TestErrors(t *testing.T) {
 		}
 		if !strings.Contains(e.Message, c.msg) {
 			t.Errorf("%s %s: message %q does not contain %q", c.method, c.path, e.Message, c.msg)
-		}
-	}
-}
-
-func TestCompareVersions(t *testing.T) {
-	cases := []struct {
-		a, b string
-		want int
-	}{
-		{"1.24", "1.24", 0}, {"1.9", "1.24", -1}, {"1.56", "1.24", 1},
-		{"2", "1.99", 1}, {"1.24.0", "1.24", 0}, {"1.24.1", "1.24", 1},
-	}
-	for _, c := range cases {
-		if got := CompareVersions(c.a, c.b); got != c.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
 }

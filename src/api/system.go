@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/moby/moby/api/types/system"
 )
 
@@ -31,8 +32,8 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
 			Name:    "Engine",
 			Version: v.Version,
 			Details: map[string]string{
-				"ApiVersion":    MaxVersion,
-				"MinAPIVersion": MinVersion,
+				"ApiVersion":    apiversion.Max,
+				"MinAPIVersion": apiversion.Min,
 				"GitCommit":     v.GitCommit,
 				"GoVersion":     v.GoVersion,
 				"Os":            v.OS,
@@ -43,8 +44,8 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
 			},
 		}},
 		Version:       v.Version,
-		APIVersion:    MaxVersion,
-		MinAPIVersion: MinVersion,
+		APIVersion:    apiversion.Max,
+		MinAPIVersion: apiversion.Min,
 		GitCommit:     v.GitCommit,
 		GoVersion:     v.GoVersion,
 		Os:            runtime.GOOS,

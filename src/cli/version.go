@@ -6,7 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/balena-os/balena-engine/src/api"
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/version"
 )
 
@@ -27,7 +27,7 @@ func runVersion(ctx context.Context, e *env, args []string) error {
 	}
 	apiVersion, connErr := c.APIVersion(ctx)
 	if connErr != nil {
-		apiVersion = api.MaxVersion
+		apiVersion = apiversion.Max
 	}
 	v := version.Get()
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/balena-os/balena-engine/src/api"
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/moby/moby/api/types/common"
 	"github.com/moby/moby/api/types/system"
@@ -95,8 +95,8 @@ func (c *Client) APIVersion(ctx context.Context) (string, error) {
 			c.verErr = err
 			return
 		}
-		c.version = api.MaxVersion
-		if p.APIVersion != "" && api.CompareVersions(p.APIVersion, c.version) < 0 {
+		c.version = apiversion.Max
+		if p.APIVersion != "" && apiversion.Compare(p.APIVersion, c.version) < 0 {
 			c.version = p.APIVersion
 		}
 	})

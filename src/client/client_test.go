@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/balena-os/balena-engine/src/api"
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/version"
 )
@@ -45,7 +46,7 @@ func TestAgainstOwnServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Version != "1.0.0" || v.APIVersion != api.MaxVersion {
+	if v.Version != "1.0.0" || v.APIVersion != apiversion.Max {
 		t.Errorf("ServerVersion = %+v", v)
 	}
 	_, err = c.Do(ctx, "GET", "/containers/json", nil, nil)
