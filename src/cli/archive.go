@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/balena-os/balena-engine/src/treepack"
 	"golang.org/x/sys/unix"
 )
 
@@ -251,7 +251,7 @@ func extractEntry(tr *tar.Reader, hdr *tar.Header, root, p string, rb *rebase) e
 // root "", its contents only, at the top of the archive.
 func writeTar(w io.Writer, src, root string) error {
 	tw := tar.NewWriter(w)
-	if err := layer.PackTree(context.Background(), tw, src, root); err != nil {
+	if err := treepack.Tree(context.Background(), tw, src, root); err != nil {
 		return err
 	}
 	return tw.Close()

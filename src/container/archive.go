@@ -14,6 +14,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/balena-os/balena-engine/src/treepack"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	containertypes "github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
@@ -211,7 +212,7 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 	}
 	defer h.Close()
 	tw := tar.NewWriter(w)
-	if err := layer.PackAt(ctx, tw, h, archiveName(p)); err != nil {
+	if err := treepack.At(ctx, tw, h, archiveName(p)); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -244,7 +245,7 @@ func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
 	// The walk goes through handles: the running container may rename
 	// and swap its files meanwhile.
 	tw := tar.NewWriter(w)
-	if err := layer.PackTree(ctx, tw, root, ""); err != nil {
+	if err := treepack.Tree(ctx, tw, root, ""); err != nil {
 		return fmt.Errorf("export container %s: %w", c.ID[:12], err)
 	}
 	return tw.Close()

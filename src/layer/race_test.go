@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,13 +36,11 @@ func swapLoop(t *testing.T, a, b string, stop chan struct{}, wg *sync.WaitGroup)
 }
 
 // A tree whose directory w/d is swapped with a symlink w/l to a directory
-// outside it in a loop: packing it never reads outside, unpacking into it
-// never writes outside.
-func TestPackUnpackAgainstSwaps(t *testing.T) {
+// outside it in a loop: unpacking into it never writes outside.
+func TestUnpackAgainstSwaps(t *testing.T) {
 	const rounds = 1000
 	root, outside := t.TempDir(), t.TempDir()
-	secret := "outside the tree\n"
-	os.WriteFile(filepath.Join(outside, "F"), []byte(secret), 0o644)
+	os.WriteFile(filepath.Join(outside, "F"), []byte("outside the tree\n"), 0o644)
 	os.MkdirAll(filepath.Join(root, "w/d"), 0o755)
 	os.WriteFile(filepath.Join(root, "w/d/F"), []byte("inside\n"), 0o644)
 	os.Symlink(outside, filepath.Join(root, "w/l"))
@@ -54,25 +51,6 @@ func TestPackUnpackAgainstSwaps(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 
 	ctx := context.Background()
-	for i := range rounds {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		if err := PackTree(ctx, tw, root, ""); err != nil {
-			continue // an entry gone between the listing and its open
-		}
-		tw.Close()
-		tr := tar.NewReader(&buf)
-		for {
-			hdr, err := tr.Next()
-			if err != nil {
-				break
-			}
-			if b, _ := io.ReadAll(tr); string(b) == secret {
-				t.Fatalf("pack %d read %s from outside the tree", i, hdr.Name)
-			}
-		}
-	}
-
 	rootDir, err := os.Open(root)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,9 @@
-package layer
+// Package treepack writes a directory tree on the host as a tar stream, safely
+// against a running container that changes the tree meanwhile. It is docker
+// cp's and docker export's writer on the daemon side, and docker cp's on the
+// client side; it stands apart from the layer store so that the client need
+// not link it.
+package treepack
 
 import (
 	"archive/tar"
@@ -17,28 +22,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PackTree writes host and what is below it to tw, named under base (the
+// Tree writes host and what is below it to tw, named under base (the
 // tree's own entry is left out when base is empty; base "." names entries
 // "./NAME", as Docker's daemon does for docker cp's "DIR/."). Symlinks are
 // archived as symlinks, never followed, host itself included; sockets are
-// skipped; owners are kept. It is docker cp's and docker export's writer,
-// Unpack's counterpart.
-func PackTree(ctx context.Context, tw *tar.Writer, host, base string) error {
+// skipped; owners are kept. It is the counterpart of layer.Unpack.
+func Tree(ctx context.Context, tw *tar.Writer, host, base string) error {
 	h, err := os.OpenFile(host, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	return PackAt(ctx, tw, h, base)
+	return At(ctx, tw, h, base)
 }
 
-// PackAt is PackTree of an open file (an O_PATH handle will do), which
+// At is Tree of an open file (an O_PATH handle will do), which
 // stays the caller's. The tree is walked through handles, each entry
 // opened relative to its directory's without following a symlink, and a
 // file's content is read from the very inode its header describes: a
 // running container that swaps a directory for a symlink meanwhile cannot
 // turn the walk to the host's files, nor have a device node opened.
-func PackAt(ctx context.Context, tw *tar.Writer, h *os.File, base string) error {
+func At(ctx context.Context, tw *tar.Writer, h *os.File, base string) error {
 	return packEntry(ctx, tw, h, base, ".")
 }
 
