@@ -1,8 +1,8 @@
 // Package api serves the Docker Engine API over HTTP. It owns routing, API
 // version negotiation (a "/v1.xx" path prefix, within the range apiversion
-// names), Docker's JSON error format and the mapping from errdefs kinds to
-// status codes. Handlers are thin: they decode a request, call the engine, and encode
-// the answer in Docker's shapes (github.com/moby/moby/api/types).
+// names) and Docker's JSON error format, with status codes from errdefs'
+// table. Handlers are thin: they decode a request, call the engine, and
+// encode the answer in Docker's shapes (github.com/moby/moby/api/types).
 //
 // Every Docker route the engine does not have yet answers 501 with a message
 // that names it, so a client learns what is missing instead of seeing a 404.
@@ -167,26 +167,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// StatusCode maps an error's kind to the HTTP status Docker answers with.
+// StatusCode is the HTTP status Docker answers err with: errdefs' for its
+// kind, but 413 for a request body over the bound, an invalid parameter with
+// a status of its own.
 func StatusCode(err error) int {
 	if errors.Is(err, errBodyTooLarge) {
 		return http.StatusRequestEntityTooLarge
 	}
-	switch errdefs.KindOf(err) {
-	case errdefs.KindInvalidParameter:
-		return http.StatusBadRequest
-	case errdefs.KindNotFound:
-		return http.StatusNotFound
-	case errdefs.KindConflict:
-		return http.StatusConflict
-	case errdefs.KindNotImplemented:
-		return http.StatusNotImplemented
-	case errdefs.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case errdefs.KindUnauthorized:
-		return http.StatusUnauthorized
-	}
-	return http.StatusInternalServerError
+	return errdefs.HTTPStatus(errdefs.KindOf(err))
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

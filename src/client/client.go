@@ -203,18 +203,5 @@ func responseError(resp *http.Response) error {
 	if msg == "" {
 		msg = http.StatusText(resp.StatusCode)
 	}
-	err := &ResponseError{StatusCode: resp.StatusCode, Message: msg}
-	switch resp.StatusCode {
-	case http.StatusBadRequest:
-		return errdefs.InvalidParameter(err)
-	case http.StatusNotFound:
-		return errdefs.NotFound(err)
-	case http.StatusConflict:
-		return errdefs.Conflict(err)
-	case http.StatusNotImplemented:
-		return errdefs.NotImplemented(err)
-	case http.StatusServiceUnavailable:
-		return errdefs.Unavailable(err)
-	}
-	return err
+	return errdefs.FromHTTPStatus(resp.StatusCode, &ResponseError{StatusCode: resp.StatusCode, Message: msg})
 }

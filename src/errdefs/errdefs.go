@@ -1,6 +1,7 @@
 // Package errdefs classifies errors once, where they arise, so that the API
-// layer can map them to HTTP status codes in one place without parsing
-// messages. A classified error keeps its message unchanged (Docker clients
+// layer can map them to HTTP status codes without parsing messages. It holds
+// that mapping too (HTTPStatus, FromHTTPStatus), in one table for every
+// server and client of the engine. A classified error keeps its message unchanged (Docker clients
 // show it verbatim) and still unwraps to its cause.
 package errdefs
 
