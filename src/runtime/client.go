@@ -200,18 +200,7 @@ func (c *Client) callOnce(ctx context.Context, method, path string, in, out any)
 	if resp.StatusCode >= 400 {
 		var e struct{ Error string }
 		json.NewDecoder(resp.Body).Decode(&e)
-		err := errors.New(e.Error)
-		switch resp.StatusCode {
-		case http.StatusNotFound:
-			return errdefs.NotFound(err)
-		case http.StatusConflict:
-			return errdefs.Conflict(err)
-		case http.StatusBadRequest:
-			return errdefs.InvalidParameter(err)
-		case http.StatusNotImplemented:
-			return errdefs.NotImplemented(err)
-		}
-		return err
+		return errdefs.FromHTTPStatus(resp.StatusCode, errors.New(e.Error))
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		return json.NewDecoder(resp.Body).Decode(out)
