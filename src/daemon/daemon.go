@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer removePid()
 
-	undoData, err := mkdirs(cfg.DataRoot, 0o711)
+	undoData, err := mkdirs(cfg.DataRoot, 0o710)
 	if err != nil {
 		return fmt.Errorf("create data root: %w", err)
 	}

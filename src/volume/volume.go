@@ -43,7 +43,7 @@ type Store struct {
 // (a create a crash cut short) are removed.
 func Open(root string, db *bolt.DB) (*Store, error) {
 	s := &Store{root: root, db: db}
-	if err := os.MkdirAll(root, 0o701); err != nil {
+	if err := mkdirPrivate(root); err != nil {
 		return nil, err
 	}
 	known := map[string]bool{}
@@ -67,6 +67,29 @@ func Open(root string, db *bolt.DB) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// rootMode lets root in, and its group through (CVE-2021-41091: with o+x
+// any local user could reach a volume's files, set-uid programs included).
+const rootMode = 0o710
+
+// mkdirPrivate creates root at rootMode, or sets an existing one that an
+// older engine left wider to rootMode, as dockerd does at start. A mode
+// narrower still is the administrator's and is kept.
+func mkdirPrivate(root string) error {
+	if err := os.MkdirAll(root, rootMode); err != nil {
+		return fmt.Errorf("create volumes directory: %w", err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return fmt.Errorf("create volumes directory: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&^rootMode != 0 {
+		if err := os.Chmod(root, rootMode); err != nil {
+			return fmt.Errorf("restrict volumes directory: %w", err)
+		}
+	}
+	return nil
 }
 
 func noSuchVolume(name string) error {

@@ -90,3 +90,37 @@ func TestCreateRemoveAndCopyUp(t *testing.T) {
 		t.Error("stray volume directory kept")
 	}
 }
+
+// The volumes directory is 0710, and an older, wider one is narrowed.
+func TestRootMode(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, pre := range []os.FileMode{0, 0o701, 0o755, 0o700} {
+		root := filepath.Join(dir, "volumes")
+		os.RemoveAll(root)
+		want := os.FileMode(0o710)
+		if pre != 0 {
+			if err := os.Mkdir(root, pre); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(root, pre) // past the umask
+			if pre == 0o700 {
+				want = pre
+			}
+		}
+		if _, err := Open(root, db); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("existing %o: volumes directory mode %o, want %o", pre, got, want)
+		}
+	}
+}

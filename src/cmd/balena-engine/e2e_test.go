@@ -240,6 +240,14 @@ func TestE2EDaemonServesDockerCLI(t *testing.T) {
 			t.Errorf("%s not created: %v", dir, err)
 		}
 	}
+	// CVE-2021-41091: only root, and root's group, go through these.
+	for dir, want := range map[string]os.FileMode{p.dataRoot: 0o710, filepath.Join(p.dataRoot, "volumes"): 0o710, p.execRoot: 0o700} {
+		if fi, err := os.Stat(dir); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %o, want %o", dir, fi.Mode().Perm(), want)
+		}
+	}
 
 	dockerEnv := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
 	ours := run(t, nil, bin, "--version")
