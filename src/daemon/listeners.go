@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -117,6 +118,9 @@ func pickActivated(activated []net.Listener, fd string) ([]net.Listener, error) 
 	return out, nil
 }
 
+// chown is os.Chown; tests look at the socket through it.
+var chown = os.Chown
+
 // listenUnix listens on path. A stale socket file left by a crash is
 // replaced, but one that a live process answers on is not stolen, and a
 // path that is not a socket is never removed.
@@ -133,7 +137,13 @@ func listenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("can't remove stale socket: %w", err)
 		}
 	}
+	// The socket is made under umask 0777, so mode 0000, and opened up to
+	// its final mode once its owner is right: with the usual umask it would
+	// exist for a moment open to every local user (dockerd does the same).
+	// The umask is the process's; nothing else creates files this early.
+	mask := syscall.Umask(0o777)
 	l, err := net.Listen("unix", path)
+	syscall.Umask(mask)
 	if err != nil {
 		return nil, fmt.Errorf("can't create API socket: %w", err)
 	}
@@ -143,7 +153,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if g, err := user.LookupGroup("balena-engine"); err == nil {
 		gid, _ = strconv.Atoi(g.Gid)
 	}
-	if err := os.Chown(path, 0, gid); err != nil {
+	if err := chown(path, 0, gid); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("can't set owner of %s: %w", path, err)
 	}

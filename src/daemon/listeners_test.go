@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -153,5 +154,32 @@ func TestMkdirsUndo(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "keep", "new")); !os.IsNotExist(err) {
 		t.Error("undo left keep/new")
+	}
+}
+
+// The socket never exists with more than its final mode, even between its
+// creation and the chmod, whatever the umask.
+func TestListenUnixNeverWider(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "api.sock")
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	var before os.FileMode
+	chown = func(name string, uid, gid int) error {
+		if fi, err := os.Stat(name); err == nil {
+			before = fi.Mode().Perm()
+		}
+		return os.Chown(name, uid, gid)
+	}
+	defer func() { chown = os.Chown }()
+	l, err := listenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if before&^0o660 != 0 {
+		t.Errorf("socket mode %o before its chmod, wider than 0660", before)
+	}
+	if m := syscall.Umask(0); m != 0 {
+		t.Errorf("umask left at %o", m)
 	}
 }
