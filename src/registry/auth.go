@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,12 +60,12 @@ func (r *Repository) authenticate(ctx context.Context, client *http.Client, host
 	for _, ch := range parseChallenges(values) {
 		switch ch.scheme {
 		case "bearer":
-			tok, err := r.fetchToken(ctx, client, ch, scope)
+			tok, err := r.fetchToken(ctx, client, host, ch, scope)
 			if err != nil {
 				return err
 			}
 			r.c.mu.Lock()
-			r.c.tokens[host+" "+scope] = "Bearer " + tok
+			r.c.tokens[r.tokenKey(host, scope)] = "Bearer " + tok
 			r.c.mu.Unlock()
 			return nil
 		case "basic":
@@ -71,7 +73,7 @@ func (r *Repository) authenticate(ctx context.Context, client *http.Client, host
 				return errdefs.Unauthorized(fmt.Errorf("%s requires credentials: log in first", host))
 			}
 			r.c.mu.Lock()
-			r.c.tokens[host+" "+scope] = basicAuth(r.creds.Username, r.creds.Password)
+			r.c.tokens[r.tokenKey(host, scope)] = basicAuth(r.creds.Username, r.creds.Password)
 			r.c.mu.Unlock()
 			return nil
 		}
@@ -79,14 +81,40 @@ func (r *Repository) authenticate(ctx context.Context, client *http.Client, host
 	return errdefs.Unauthorized(fmt.Errorf("%s: authentication required, with no challenge this client understands", host))
 }
 
+// tokenKey is where the client keeps the Authorization value for host and
+// scope got with r's credentials: a token one caller's credentials earned
+// must not serve another caller, least of all one who sent none.
+func (r *Repository) tokenKey(host, scope string) string {
+	k := host + " " + scope
+	if c := r.creds; c != nil && *c != (Credentials{}) {
+		sum := sha256.Sum256([]byte(c.Username + "\x00" + c.Password + "\x00" + c.IdentityToken + "\x00" + c.RegistryToken))
+		k += " " + hex.EncodeToString(sum[:])
+	}
+	return k
+}
+
 // fetchToken gets a bearer token from the challenge's realm, as in
 // Docker's token authentication: GET with basic credentials when we have
-// them, or POST with an OAuth refresh token.
-func (r *Repository) fetchToken(ctx context.Context, client *http.Client, ch challenge, scope string) (string, error) {
+// them, or POST with an OAuth refresh token. A realm on another host than
+// the registry (host) is not covered by the registry's being insecure: it
+// gets TLS verification unless itself named insecure, and credentials are
+// never sent to it over plain HTTP.
+func (r *Repository) fetchToken(ctx context.Context, client *http.Client, host string, ch challenge, scope string) (string, error) {
 	realm := ch.params["realm"]
 	u, err := url.Parse(realm)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 		return "", fmt.Errorf("registry token realm %q is not an http(s) URL", realm)
+	}
+	if u.Host != host {
+		named := r.c.namedInsecure(u.Host)
+		client = r.c.secure
+		if named {
+			client = r.c.insecure
+		}
+		sendsCreds := r.creds != nil && (r.creds.IdentityToken != "" || r.creds.Username != "")
+		if u.Scheme == "http" && sendsCreds && !named {
+			return "", errdefs.Unauthorized(fmt.Errorf("registry token realm %s is plain HTTP on another host than %s: credentials are not sent there", redact(realm), host))
+		}
 	}
 	if ch.params["scope"] != "" && ch.params["scope"] != scope {
 		scope = ch.params["scope"]

@@ -134,10 +134,20 @@ func (c *Client) isInsecure(host string) bool {
 	if h == "localhost" {
 		return true
 	}
-	ip := net.ParseIP(h)
-	if ip != nil && ip.IsLoopback() {
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
 		return true
 	}
+	return c.namedInsecure(host)
+}
+
+// namedInsecure says whether host is in the insecure registries the
+// daemon was given (loopback hosts, implicitly insecure, are not).
+func (c *Client) namedInsecure(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	ip := net.ParseIP(h)
 	for _, s := range c.opts.Insecure {
 		if s == host || s == h {
 			return true
@@ -279,8 +289,22 @@ func (r *Repository) send(ctx context.Context, req request, scheme, host, prefix
 	if req.push {
 		scope += ",push"
 	}
+	// A URL the registry handed out (an upload's Location) may be on
+	// another host: that host gets neither the registry's Authorization nor
+	// an answer to its challenge, and is reached as its own host would be.
+	authHost := host
+	if req.rawURL != "" {
+		pu, err := url.Parse(u)
+		if err != nil {
+			return nil, fmt.Errorf("registry URL %s: %w", redact(u), err)
+		}
+		if pu.Host != host {
+			authHost = pu.Host
+		}
+	}
+	foreign := authHost != host
 	client := r.c.secure
-	if r.c.isInsecure(host) {
+	if r.c.isInsecure(authHost) {
 		client = r.c.insecure
 	}
 	for try := 0; ; try++ {
@@ -300,14 +324,14 @@ func (r *Repository) send(ctx context.Context, req request, scheme, host, prefix
 			hreq.Header[k] = v
 		}
 		hreq.Header.Set("User-Agent", r.c.opts.UserAgent)
-		if auth := r.authorization(host, scope); auth != "" {
+		if auth := r.authorization(host, scope); auth != "" && !foreign {
 			hreq.Header.Set("Authorization", auth)
 		}
 		resp, err := client.Do(hreq)
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode == http.StatusUnauthorized && try == 0 {
+		if resp.StatusCode == http.StatusUnauthorized && try == 0 && !foreign {
 			ch := resp.Header.Values("WWW-Authenticate")
 			resp.Body.Close()
 			if err := r.authenticate(ctx, client, host, scope, ch); err != nil {
@@ -325,7 +349,7 @@ func (r *Repository) send(ctx context.Context, req request, scheme, host, prefix
 
 func (r *Repository) authorization(host, scope string) string {
 	r.c.mu.Lock()
-	tok := r.c.tokens[host+" "+scope]
+	tok := r.c.tokens[r.tokenKey(host, scope)]
 	r.c.mu.Unlock()
 	switch {
 	case tok != "":

@@ -465,3 +465,145 @@ func TestMirror(t *testing.T) {
 		t.Error("insecure registry with a scheme accepted")
 	}
 }
+
+// A token realm on another host than an insecure (here loopback) registry
+// is reached with TLS verification, and never over plain HTTP with
+// credentials.
+func TestTokenRealmOnAnotherHost(t *testing.T) {
+	var tokenReqs atomic.Int32
+	token := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokenReqs.Add(1)
+		fmt.Fprint(w, `{"token":"tok"}`)
+	})
+	tlsRealm := httptest.NewTLSServer(token) // a certificate nobody trusts
+	defer tlsRealm.Close()
+	plainRealm := httptest.NewServer(token)
+	defer plainRealm.Close()
+	var realm string
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="reg"`, realm))
+			w.WriteHeader(401)
+			return
+		}
+		w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
+		fmt.Fprint(w, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}`)
+	}))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	bob := &Credentials{Username: "bob", Password: "pw"}
+	ctx := context.Background()
+
+	realm = tlsRealm.URL
+	c, _ := New(fastOptions())
+	if _, _, err := repo(t, c, host+"/team/app", bob).GetManifest(ctx, "latest"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("realm with an untrusted certificate on another host: %v", err)
+	}
+	// Named insecure itself, it may be reached so.
+	c, _ = New(Options{Insecure: []string{strings.TrimPrefix(tlsRealm.URL, "https://")}})
+	if _, _, err := repo(t, c, host+"/team/app", bob).GetManifest(ctx, "latest"); err != nil {
+		t.Errorf("realm named insecure: %v", err)
+	}
+
+	realm = plainRealm.URL
+	before := tokenReqs.Load()
+	c, _ = New(fastOptions())
+	if _, _, err := repo(t, c, host+"/team/app", bob).GetManifest(ctx, "latest"); err == nil || !strings.Contains(err.Error(), "credentials are not sent there") {
+		t.Errorf("plain HTTP realm on another host, with credentials: %v", err)
+	}
+	if tokenReqs.Load() != before {
+		t.Error("credentials went to a plain HTTP realm on another host")
+	}
+	if _, _, err := repo(t, c, host+"/team/app", nil).GetManifest(ctx, "latest"); err != nil {
+		t.Errorf("plain HTTP realm on another host, anonymous: %v", err)
+	}
+}
+
+// An upload Location on another host gets no Authorization of the
+// registry's.
+func TestUploadLocationOnAnotherHost(t *testing.T) {
+	var storageAuth atomic.Value
+	storageAuth.Store("")
+	var puts atomic.Int32
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		storageAuth.Store(r.Header.Get("Authorization"))
+		puts.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer storage.Close()
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="reg"`)
+			w.WriteHeader(401)
+			return
+		}
+		switch r.Method {
+		case http.MethodHead:
+			w.WriteHeader(404)
+		case http.MethodPost:
+			w.Header().Set("Location", storage.URL+"/upload/1?state=x")
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			w.WriteHeader(400)
+		}
+	}))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	c, _ := New(fastOptions())
+	r := repo(t, c, host+"/private", &Credentials{Username: "alice", Password: "s3cret"})
+	blob := []byte("hello")
+	desc := ocispec.Descriptor{Digest: digest.FromBytes(blob), Size: int64(len(blob))}
+	err := r.PushBlob(context.Background(), desc, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if puts.Load() != 1 {
+		t.Errorf("%d requests to the upload host, want 1", puts.Load())
+	}
+	if a := storageAuth.Load().(string); a != "" {
+		t.Errorf("the upload host got Authorization %q", a)
+	}
+}
+
+// A token got with one caller's credentials is not used for a caller who
+// sent none.
+func TestTokenNotSharedAcrossCredentials(t *testing.T) {
+	var anonTokenReqs atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			if u, p, ok := r.BasicAuth(); ok && u == "bob" && p == "pw" {
+				fmt.Fprint(w, `{"token":"tok-bob"}`)
+				return
+			}
+			anonTokenReqs.Add(1)
+			fmt.Fprint(w, `{"token":"tok-anonymous"}`)
+		case r.Header.Get("Authorization") == "Bearer tok-bob":
+			w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
+			fmt.Fprint(w, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}`)
+		default:
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="reg"`, srv.URL))
+			w.WriteHeader(401)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, _ := New(fastOptions())
+	ctx := context.Background()
+	if _, _, err := repo(t, c, host+"/team/private", &Credentials{Username: "bob", Password: "pw"}).GetManifest(ctx, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := repo(t, c, host+"/team/private", nil).GetManifest(ctx, "latest")
+	if errdefs.KindOf(err) != errdefs.KindUnauthorized {
+		t.Errorf("a caller without credentials: %v, want unauthorized", err)
+	}
+	if anonTokenReqs.Load() != 1 {
+		t.Errorf("%d anonymous token requests, want 1", anonTokenReqs.Load())
+	}
+	_, _, err = repo(t, c, host+"/team/private", &Credentials{Username: "bob", Password: "other"}).GetManifest(ctx, "latest")
+	if errdefs.KindOf(err) != errdefs.KindUnauthorized {
+		t.Errorf("a caller with other credentials: %v, want unauthorized", err)
+	}
+}
