@@ -19,6 +19,7 @@ const (
 	KindNotImplemented               // 501
 	KindUnavailable                  // 503
 	KindUnauthorized                 // 401
+	KindForbidden                    // 403
 )
 
 type classified struct {
@@ -53,6 +54,9 @@ func Unavailable(err error) error { return wrap(err, KindUnavailable) }
 
 // Unauthorized marks err as a refusal for missing or wrong credentials.
 func Unauthorized(err error) error { return wrap(err, KindUnauthorized) }
+
+// Forbidden marks err as a refusal that no credentials would change.
+func Forbidden(err error) error { return wrap(err, KindForbidden) }
 
 // KindOf returns the outermost classification in err's chain, KindUnknown if
 // there is none.

@@ -13,6 +13,7 @@ var statuses = [...]int{
 	KindNotImplemented:   501, // Not Implemented
 	KindUnavailable:      503, // Service Unavailable
 	KindUnauthorized:     401, // Unauthorized
+	KindForbidden:        403, // Forbidden
 }
 
 // HTTPStatus is the status code an error of kind k is answered with.

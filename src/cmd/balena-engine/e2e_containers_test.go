@@ -1515,7 +1515,17 @@ func TestE2EAttachWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := websocket.NewConfig("ws://engine/v1.45/containers/wsc/attach/ws?stream=1&stdin=1&stdout=1&stderr=1&logs=1", "http://localhost")
+	// A page of another origin is refused; the API's own is not.
+	cfg, _ := websocket.NewConfig("ws://engine/v1.45/containers/wsc/attach/ws?stream=1&stdin=1&stdout=1&stderr=1&logs=1", "http://evil.example")
+	if ws, err := websocket.NewClient(cfg, conn); err == nil {
+		ws.Close()
+		t.Error("a cross-origin WebSocket attach was accepted")
+	}
+	conn.Close()
+	if conn, err = net.Dial("unix", p.sock); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ = websocket.NewConfig("ws://engine/v1.45/containers/wsc/attach/ws?stream=1&stdin=1&stdout=1&stderr=1&logs=1", "http://engine")
 	ws, err := websocket.NewClient(cfg, conn)
 	if err != nil {
 		t.Fatalf("websocket handshake: %v", err)
