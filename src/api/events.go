@@ -68,7 +68,22 @@ func eventMatches(f filters, m events.Message) bool {
 		}
 		return false
 	}
+	// As dockerd: container=, daemon=, volume= and network= match an
+	// actor's ID or name, whole or by prefix, whatever the event's type.
+	byName := func(key string) bool {
+		vs, ok := f[key]
+		if !ok {
+			return true
+		}
+		for _, v := range vs {
+			if strings.HasPrefix(m.Actor.ID, v) || (name != "" && strings.HasPrefix(name, v)) {
+				return true
+			}
+		}
+		return false
+	}
 	return in("type", string(m.Type)) && in("event", string(m.Action)) && in("scope", m.Scope) &&
+		byName("daemon") && byName("container") && byName("volume") && byName("network") &&
 		matchesImage() && matchLabels(m.Actor.Attributes, f["label"])
 }
 

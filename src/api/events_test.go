@@ -102,3 +102,39 @@ func TestParseEventTime(t *testing.T) {
 		}
 	}
 }
+
+// container=, daemon=, volume= and network= are applied as dockerd does:
+// an actor's ID or name, whole or by prefix, whatever the event's type.
+func TestEventFiltersByName(t *testing.T) {
+	ctr := eventtypes.Message{Type: eventtypes.ContainerEventType, Action: eventtypes.ActionStart,
+		Actor: eventtypes.Actor{ID: "0123abcd", Attributes: map[string]string{"name": "web", "image": "busybox"}}, Scope: "local"}
+	vol := eventtypes.Message{Type: eventtypes.VolumeEventType, Action: eventtypes.ActionCreate,
+		Actor: eventtypes.Actor{ID: "data", Attributes: map[string]string{"driver": "local"}}, Scope: "local"}
+	dmn := eventtypes.Message{Type: eventtypes.DaemonEventType, Action: eventtypes.ActionReload,
+		Actor: eventtypes.Actor{ID: "e1e2", Attributes: map[string]string{"name": "device"}}, Scope: "local"}
+	for _, tc := range []struct {
+		f    filters
+		m    eventtypes.Message
+		want bool
+	}{
+		{filters{"container": {"web"}}, ctr, true},
+		{filters{"container": {"0123abcd"}}, ctr, true},
+		{filters{"container": {"0123"}}, ctr, true},
+		{filters{"container": {"db"}}, ctr, false},
+		{filters{"container": {"db", "we"}}, ctr, true},
+		{filters{"container": {"web"}}, vol, false},
+		{filters{"volume": {"data"}}, vol, true},
+		{filters{"volume": {"logs"}}, vol, false},
+		{filters{"volume": {"data"}}, ctr, false},
+		{filters{"daemon": {"device"}}, dmn, true},
+		{filters{"daemon": {"e1e2"}}, dmn, true},
+		{filters{"daemon": {"other"}}, dmn, false},
+		{filters{"network": {"bridge"}}, ctr, false},
+		{filters{"container": {"web"}, "event": {"start"}}, ctr, true},
+		{filters{"container": {"web"}, "event": {"stop"}}, ctr, false},
+	} {
+		if got := eventMatches(tc.f, tc.m); got != tc.want {
+			t.Errorf("%v on %s %s: %v, want %v", tc.f, tc.m.Type, tc.m.Actor.ID, got, tc.want)
+		}
+	}
+}
