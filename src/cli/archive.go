@@ -81,8 +81,11 @@ func (r *rebase) target(n string) (string, error) {
 // that leads out of dir (one that stays inside is followed, as a file
 // system would); an existing entry is replaced, but a directory is not
 // replaced by a non-directory nor the reverse. Owners are not kept, as
-// "docker cp" keeps none on the host; modes and times are.
-func extractTar(r io.Reader, dir string, rb *rebase) error {
+// "docker cp" keeps none on the host; modes and times are, but, unless
+// archive (cp -a), set-uid and set-gid bits are dropped and device nodes
+// refused: a container must not be able to plant, through a copy its
+// root user makes, a set-uid program or a raw disk's node on the host.
+func extractTar(r io.Reader, dir string, rb *rebase, archive bool) error {
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return err
@@ -116,7 +119,7 @@ func extractTar(r io.Reader, dir string, rb *rebase) error {
 		if err != nil {
 			return err
 		}
-		if err := extractEntry(tr, hdr, root, p, rb); err != nil {
+		if err := extractEntry(tr, hdr, root, p, rb, archive); err != nil {
 			return err
 		}
 		if hdr.Typeflag == tar.TypeDir {
@@ -175,13 +178,20 @@ func within(root, p string) bool {
 
 // extractEntry writes one entry at p (its parents in place), replacing a
 // non-directory there; a symlink there is removed, never followed.
-func extractEntry(tr *tar.Reader, hdr *tar.Header, root, p string, rb *rebase) error {
-	mode := hdr.FileInfo().Mode()
+func extractEntry(tr *tar.Reader, hdr *tar.Header, root, p string, rb *rebase, archive bool) error {
+	if !archive && (hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock) {
+		return fmt.Errorf("refusing to copy device %q out of the container: use -a to copy devices and set-uid/set-gid bits", hdr.Name)
+	}
+	keep := os.ModePerm | os.ModeSticky
+	if archive {
+		keep |= os.ModeSetuid | os.ModeSetgid
+	}
+	perm := hdr.FileInfo().Mode() & keep
 	fi, err := os.Lstat(p)
 	exists := err == nil
 	switch {
 	case exists && fi.IsDir() && hdr.Typeflag == tar.TypeDir:
-		return os.Chmod(p, mode&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky))
+		return os.Chmod(p, perm)
 	case exists && fi.IsDir():
 		return fmt.Errorf("cannot overwrite directory %q with non-directory %q", p, hdr.Name)
 	case exists && hdr.Typeflag == tar.TypeDir:
@@ -191,7 +201,6 @@ func extractEntry(tr *tar.Reader, hdr *tar.Header, root, p string, rb *rebase) e
 			return err
 		}
 	}
-	perm := mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if err := os.Mkdir(p, 0o700); err != nil {

@@ -60,7 +60,7 @@ func runCp(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if srcCtr != "" {
-		return copyFromContainer(ctx, e, c, srcCtr, srcPath, dstPath, *follow, report)
+		return copyFromContainer(ctx, e, c, srcCtr, srcPath, dstPath, *follow, *archive, report)
 	}
 	return copyToContainer(ctx, e, c, srcPath, dstCtr, dstPath, *follow, *archive, report)
 }
@@ -165,7 +165,7 @@ func localPath(p string) (string, error) {
 	return abs, nil
 }
 
-func copyFromContainer(ctx context.Context, e *env, c *client.Client, ctr, src, dst string, follow bool, report func(int64, string)) error {
+func copyFromContainer(ctx context.Context, e *env, c *client.Client, ctr, src, dst string, follow, archive bool, report func(int64, string)) error {
 	src = containerPath(src)
 	name, contents := srcEntry(src)
 	fetch := src
@@ -208,7 +208,7 @@ func copyFromContainer(ctx context.Context, e *env, c *client.Client, ctr, src, 
 	if err != nil {
 		return err
 	}
-	if err := extractTar(in, plan.dir, &rebase{root: plan.root}); err != nil {
+	if err := extractTar(in, plan.dir, &rebase{root: plan.root}, archive); err != nil {
 		return err
 	}
 	report(in.n, dst)

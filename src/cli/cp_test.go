@@ -132,7 +132,7 @@ func TestExtractTarRebases(t *testing.T) {
 	}
 	dir := t.TempDir()
 	// Under another name (a new DEST), into a directory, contents only.
-	if err := extractTar(archive(), dir, &rebase{root: "copy"}); err != nil {
+	if err := extractTar(archive(), dir, &rebase{root: "copy"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if readFile(t, filepath.Join(dir, "copy/v")) != "v\n" || readFile(t, filepath.Join(dir, "copy/sub/w")) != "w\n" ||
@@ -145,7 +145,7 @@ func TestExtractTarRebases(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, "copy")); fi == nil || fi.Mode().Perm() != 0o755 || !fi.ModTime().Equal(time.Unix(1e9, 0)) {
 		t.Errorf("directory mode and time not kept: %v", fi)
 	}
-	if err := extractTar(archive(), dir, &rebase{}); err != nil {
+	if err := extractTar(archive(), dir, &rebase{}, false); err != nil {
 		t.Fatal(err)
 	}
 	if readFile(t, filepath.Join(dir, "v")) != "v\n" {
@@ -153,7 +153,7 @@ func TestExtractTarRebases(t *testing.T) {
 	}
 	// Docker's daemons root a "/." archive at "."
 	dot := tarOf(t, entry{name: "./", flag: tar.TypeDir}, entry{name: "./x", body: "x", flag: tar.TypeReg}, entry{name: "y.txt", body: "y", flag: tar.TypeReg})
-	if err := extractTar(dot, dir, &rebase{root: "dotted"}); err != nil {
+	if err := extractTar(dot, dir, &rebase{root: "dotted"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if readFile(t, filepath.Join(dir, "dotted/x")) != "x" || readFile(t, filepath.Join(dir, "dotted/y.txt")) != "y" {
@@ -161,14 +161,14 @@ func TestExtractTarRebases(t *testing.T) {
 	}
 	// A file over a file: replaced; over a directory: refused.
 	os.WriteFile(filepath.Join(dir, "f"), []byte("old"), 0o644)
-	if err := extractTar(tarOf(t, entry{name: "x", body: "new", flag: tar.TypeReg}), dir, &rebase{root: "f"}); err != nil || readFile(t, filepath.Join(dir, "f")) != "new" {
+	if err := extractTar(tarOf(t, entry{name: "x", body: "new", flag: tar.TypeReg}), dir, &rebase{root: "f"}, false); err != nil || readFile(t, filepath.Join(dir, "f")) != "new" {
 		t.Errorf("file over a file: %v", err)
 	}
-	err := extractTar(tarOf(t, entry{name: "x", body: "new", flag: tar.TypeReg}), dir, &rebase{root: "copy"})
+	err := extractTar(tarOf(t, entry{name: "x", body: "new", flag: tar.TypeReg}), dir, &rebase{root: "copy"}, false)
 	if err == nil || !strings.Contains(err.Error(), "cannot overwrite directory") {
 		t.Errorf("file over a directory: %v", err)
 	}
-	err = extractTar(tarOf(t, entry{name: "x/", flag: tar.TypeDir}), dir, &rebase{root: "f"})
+	err = extractTar(tarOf(t, entry{name: "x/", flag: tar.TypeDir}), dir, &rebase{root: "f"}, false)
 	if err == nil || !strings.Contains(err.Error(), "cannot overwrite non-directory") {
 		t.Errorf("directory over a file: %v", err)
 	}
@@ -196,7 +196,7 @@ func TestExtractTarRefusesEscapes(t *testing.T) {
 		dir := t.TempDir()
 		dest := filepath.Join(dir, "dest")
 		os.Mkdir(dest, 0o755)
-		err := extractTar(tarOf(t, c.entries...), dest, &rebase{root: "d"})
+		err := extractTar(tarOf(t, c.entries...), dest, &rebase{root: "d"}, false)
 		if err == nil || !strings.Contains(err.Error(), c.errIn) {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.errIn)
 		}
@@ -210,7 +210,7 @@ func TestExtractTarRefusesEscapes(t *testing.T) {
 	// A symlink that stays inside DEST is followed, as a file system would.
 	dest := t.TempDir()
 	err := extractTar(tarOf(t, entry{name: "d/", flag: tar.TypeDir}, entry{name: "d/real/", flag: tar.TypeDir},
-		entry{name: "d/alias", link: "real", flag: tar.TypeSymlink}, entry{name: "d/alias/f", body: "in", flag: tar.TypeReg}), dest, &rebase{root: "d"})
+		entry{name: "d/alias", link: "real", flag: tar.TypeSymlink}, entry{name: "d/alias/f", body: "in", flag: tar.TypeReg}), dest, &rebase{root: "d"}, false)
 	if err != nil || readFile(t, filepath.Join(dest, "d/real/f")) != "in" {
 		t.Errorf("through a symlink inside: %v", err)
 	}
@@ -218,7 +218,7 @@ func TestExtractTarRefusesEscapes(t *testing.T) {
 	target := filepath.Join(outside, "victim")
 	os.WriteFile(target, []byte("safe"), 0o644)
 	os.Symlink(target, filepath.Join(dest, "f"))
-	if err := extractTar(tarOf(t, entry{name: "x", body: "evil", flag: tar.TypeReg}), dest, &rebase{root: "f"}); err != nil {
+	if err := extractTar(tarOf(t, entry{name: "x", body: "evil", flag: tar.TypeReg}), dest, &rebase{root: "f"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if readFile(t, target) != "safe" || readFile(t, filepath.Join(dest, "f")) != "evil" {
@@ -242,7 +242,7 @@ func TestWriteTarRoundTrip(t *testing.T) {
 		if root == "" {
 			rb = &rebase{archive: ".", seen: true}
 		}
-		if err := extractTar(&buf, dst, rb); err != nil {
+		if err := extractTar(&buf, dst, rb, false); err != nil {
 			t.Fatal(err)
 		}
 		if got := readFile(t, filepath.Join(dst, root, "b/f")); got != "content" {
@@ -282,5 +282,71 @@ func TestLocalDest(t *testing.T) {
 		if (err != nil) != c.err || (!c.err && (p != filepath.Join(dir, c.want) || exists != c.exists || isDir != c.isDir)) {
 			t.Errorf("%s: %q %v %v %v", c.p, p, exists, isDir, err)
 		}
+	}
+}
+
+// What a container hands out is not trusted with set-uid/set-gid bits or
+// device nodes on the host, unless -a asks for them.
+func TestExtractTarSpecialModes(t *testing.T) {
+	special := func(dev bool) *bytes.Buffer {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		mt := time.Unix(1e9, 0)
+		tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o2775, ModTime: mt})
+		tw.WriteHeader(&tar.Header{Name: "d/su", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 2, ModTime: mt})
+		tw.Write([]byte("su"))
+		tw.WriteHeader(&tar.Header{Name: "d/tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: mt})
+		tw.WriteHeader(&tar.Header{Name: "d/fifo", Typeflag: tar.TypeFifo, Mode: 0o644, ModTime: mt})
+		if dev {
+			tw.WriteHeader(&tar.Header{Name: "d/sda", Typeflag: tar.TypeBlock, Mode: 0o666, Devmajor: 8, ModTime: mt})
+		}
+		tw.Close()
+		return &buf
+	}
+	mode := func(p string) os.FileMode {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	}
+
+	dir := t.TempDir()
+	err := extractTar(special(true), dir, &rebase{root: "d"}, false)
+	if err == nil || !strings.Contains(err.Error(), `refusing to copy device "d/sda"`) {
+		t.Errorf("a block device without -a: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "d/sda")); err == nil {
+		t.Error("the device node was made")
+	}
+	dir = t.TempDir()
+	if err := extractTar(special(false), dir, &rebase{root: "d"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(filepath.Join(dir, "d/su")); m != 0o755 {
+		t.Errorf("set-uid file without -a: mode %v, want 0755", m)
+	}
+	if m := mode(filepath.Join(dir, "d")); m != 0o775 {
+		t.Errorf("set-gid directory without -a: mode %v, want 0775", m)
+	}
+	if m := mode(filepath.Join(dir, "d/tmp")); m != os.ModeSticky|0o777 {
+		t.Errorf("sticky directory: mode %v, want the sticky bit kept", m)
+	}
+
+	if os.Getuid() != 0 {
+		t.Skip("making a device node needs root")
+	}
+	dir = t.TempDir()
+	if err := extractTar(special(true), dir, &rebase{root: "d"}, true); err != nil {
+		t.Fatalf("with -a: %v", err)
+	}
+	if m := mode(filepath.Join(dir, "d/su")); m != os.ModeSetuid|0o755 {
+		t.Errorf("set-uid file with -a: mode %v", m)
+	}
+	if m := mode(filepath.Join(dir, "d")); m != os.ModeSetgid|0o775 {
+		t.Errorf("set-gid directory with -a: mode %v", m)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "d/sda")); err != nil || fi.Mode()&os.ModeDevice == 0 {
+		t.Errorf("device with -a: %v %v", fi, err)
 	}
 }
