@@ -428,19 +428,12 @@ func (s *Server) imagesImport(w http.ResponseWriter, r *http.Request) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			return errdefs.InvalidParameter(fmt.Errorf("invalid fromSrc %q: want - (the request body) or an http(s) URL", src))
 		}
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, src, nil)
+		rc, err := image.OpenImportURL(r.Context(), src, image.MaxImportURLSize)
 		if err != nil {
-			return errdefs.InvalidParameter(err)
+			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("import from %s: %w", src, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("import from %s: HTTP %d", src, resp.StatusCode)
-		}
-		body = resp.Body
+		defer rc.Close()
+		body = rc
 	}
 	ref := q.Get("repo")
 	if t := q.Get("tag"); ref != "" && t != "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -94,3 +95,61 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 	s.notify(events.ActionImport, id.String(), name)
 	return id, nil
 }
+
+// MaxImportURLSize bounds what an import reads from a URL: a server that
+// sends without end (or a mistyped URL to something huge) must not fill
+// the data root, where the engine and every container keep their files.
+const MaxImportURLSize = 8 << 30
+
+// OpenImportURL fetches the tarball of an import from an http(s) URL,
+// refusing one larger than limit bytes: at once when the server declares
+// its length, otherwise at the first byte beyond.
+func OpenImportURL(ctx context.Context, src string, limit int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("import from %s: %w", src, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("import from %s: HTTP %d", src, resp.StatusCode)
+	}
+	if resp.ContentLength > limit {
+		resp.Body.Close()
+		return nil, errdefs.InvalidParameter(tooLarge(src, limit))
+	}
+	return &boundedBody{rc: resp.Body, left: limit, limit: limit, src: src}, nil
+}
+
+func tooLarge(src string, limit int64) error {
+	return fmt.Errorf("import from %s: the source is larger than the %d bytes allowed", src, limit)
+}
+
+// boundedBody fails a read that would go past its bound.
+type boundedBody struct {
+	rc    io.ReadCloser
+	left  int64 // bytes still allowed
+	limit int64
+	src   string
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errdefs.InvalidParameter(tooLarge(b.src, b.limit))
+	}
+	// One byte more than allowed tells a source at its bound from a larger one.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n - 1, errdefs.InvalidParameter(tooLarge(b.src, b.limit))
+	}
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.rc.Close() }
