@@ -104,6 +104,12 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	if err := os.MkdirAll(root, 0o710); err != nil {
 		return nil, err
 	}
+	// Narrowed if an older engine made it wider (CVE-2021-41091).
+	if fi, err := os.Stat(root); err == nil && fi.Mode().Perm()&^0o710 != 0 {
+		if err := os.Chmod(root, fi.Mode().Perm()&0o710); err != nil {
+			return nil, fmt.Errorf("restrict containers directory: %w", err)
+		}
+	}
 	all, err := m.records.list()
 	if err != nil {
 		return nil, err

@@ -84,6 +84,12 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("create data root: %w", err)
 	}
+	// One made by an older engine (0711) is narrowed too: containers'
+	// files must not be reachable by other users (CVE-2021-41091).
+	if err := narrowMode(cfg.DataRoot, 0o710); err != nil {
+		undoData()
+		return fmt.Errorf("data root: %w", err)
+	}
 	if _, err := mkdirs(cfg.ExecRoot, 0o700); err != nil {
 		undoData()
 		return fmt.Errorf("create exec root: %w", err)
@@ -226,6 +232,19 @@ func mkdirs(path string, mode os.FileMode) (undo func(), err error) {
 			os.RemoveAll(first)
 		}
 	}, nil
+}
+
+// narrowMode takes from dir's permissions what mode does not allow; it
+// never widens them.
+func narrowMode(dir string, mode os.FileMode) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&^mode != 0 {
+		return os.Chmod(dir, perm&mode)
+	}
+	return nil
 }
 
 func kernelVersion() string {
