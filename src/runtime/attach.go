@@ -80,7 +80,7 @@ func (m *monitor) handleAttach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		fail(w, http.StatusInternalServerError, fmt.Errorf("no hijack"))
+		fail(w, fmt.Errorf("no hijack"))
 		return
 	}
 	conn, brw, err := hj.Hijack()

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
@@ -235,18 +236,18 @@ func execStartCode(err error) int {
 func (m *monitor) handleExecSignal(w http.ResponseWriter, r *http.Request) {
 	sig, err := strconv.Atoi(r.URL.Query().Get("signal"))
 	if err != nil || sig <= 0 || sig > 64 {
-		fail(w, http.StatusBadRequest, fmt.Errorf("invalid signal %q", r.URL.Query().Get("signal")))
+		fail(w, errdefs.InvalidParameter(fmt.Errorf("invalid signal %q", r.URL.Query().Get("signal"))))
 		return
 	}
 	m.mu.Lock()
 	pid, ok := m.execIDs[r.PathValue("exec")]
 	m.mu.Unlock()
 	if !ok {
-		fail(w, http.StatusNotFound, fmt.Errorf("no running exec %s", r.PathValue("exec")))
+		fail(w, errdefs.NotFound(fmt.Errorf("no running exec %s", r.PathValue("exec"))))
 		return
 	}
 	if err := unix.Kill(pid, syscall.Signal(sig)); err != nil {
-		fail(w, http.StatusConflict, fmt.Errorf("signal exec %s: %w", r.PathValue("exec"), err))
+		fail(w, errdefs.Conflict(fmt.Errorf("signal exec %s: %w", r.PathValue("exec"), err)))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

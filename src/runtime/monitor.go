@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
 	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/opencontainers/runc/libcontainer"
@@ -188,8 +189,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func fail(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+// fail answers err with the status code of its kind: the same table
+// (errdefs) the daemon's client reads it back with.
+func fail(w http.ResponseWriter, err error) {
+	writeJSON(w, errdefs.HTTPStatus(errdefs.KindOf(err)), map[string]string{"error": err.Error()})
 }
 
 func (m *monitor) get(id string) *ctr {
@@ -231,7 +234,7 @@ func process(p *specs.Process) (*libcontainer.Process, error) {
 func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 	var req StartRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Spec == nil || req.ID == "" {
-		fail(w, http.StatusBadRequest, fmt.Errorf("bad start request: %v", err))
+		fail(w, errdefs.InvalidParameter(fmt.Errorf("bad start request: %v", err)))
 		return
 	}
 	m.mu.Lock()
@@ -244,7 +247,7 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 		}
 		if running {
 			m.mu.Unlock()
-			fail(w, http.StatusConflict, fmt.Errorf("container %s is already running", req.ID))
+			fail(w, errdefs.Conflict(fmt.Errorf("container %s is already running", req.ID)))
 			return
 		}
 	}
@@ -261,7 +264,7 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 		c.endAttach()
 		unix.Unmount(req.Rootfs, unix.MNT_DETACH)
 		os.RemoveAll(m.ctrDir(req.ID))
-		fail(w, http.StatusInternalServerError, err)
+		fail(w, err)
 		return
 	}
 	c.mu.Lock()
@@ -565,7 +568,7 @@ func (m *monitor) persist(c *ctr) {
 func (m *monitor) handleState(w http.ResponseWriter, r *http.Request) {
 	c := m.get(r.PathValue("id"))
 	if c == nil {
-		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		fail(w, errdefs.NotFound(fmt.Errorf("no such container in the monitor: %s", r.PathValue("id"))))
 		return
 	}
 	c.mu.Lock()
@@ -577,7 +580,7 @@ func (m *monitor) handleState(w http.ResponseWriter, r *http.Request) {
 func (m *monitor) handleWait(w http.ResponseWriter, r *http.Request) {
 	c := m.get(r.PathValue("id"))
 	if c == nil {
-		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		fail(w, errdefs.NotFound(fmt.Errorf("no such container in the monitor: %s", r.PathValue("id"))))
 		return
 	}
 	select {
@@ -591,28 +594,28 @@ func (m *monitor) handleWait(w http.ResponseWriter, r *http.Request) {
 func (m *monitor) handleSignal(w http.ResponseWriter, r *http.Request) {
 	c := m.get(r.PathValue("id"))
 	if c == nil {
-		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		fail(w, errdefs.NotFound(fmt.Errorf("no such container in the monitor: %s", r.PathValue("id"))))
 		return
 	}
 	sig, err := strconv.Atoi(r.URL.Query().Get("signal"))
 	if err != nil || sig <= 0 || sig > 64 {
-		fail(w, http.StatusBadRequest, fmt.Errorf("invalid signal %q", r.URL.Query().Get("signal")))
+		fail(w, errdefs.InvalidParameter(fmt.Errorf("invalid signal %q", r.URL.Query().Get("signal"))))
 		return
 	}
 	c.mu.Lock()
 	lc, running := c.c, c.state.Running
 	c.mu.Unlock()
 	if !running || lc == nil {
-		fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", r.PathValue("id")))
+		fail(w, errdefs.Conflict(fmt.Errorf("container %s is not running", r.PathValue("id"))))
 		return
 	}
 	if err := lc.Signal(syscall.Signal(sig)); err != nil {
 		if errors.Is(err, libcontainer.ErrNotRunning) {
 			// Its init has just ended; the exit is on its way.
-			fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", r.PathValue("id")))
+			fail(w, errdefs.Conflict(fmt.Errorf("container %s is not running", r.PathValue("id"))))
 			return
 		}
-		fail(w, http.StatusInternalServerError, fmt.Errorf("signal container: %w", err))
+		fail(w, fmt.Errorf("signal container: %w", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -627,7 +630,7 @@ func (m *monitor) handleForget(w http.ResponseWriter, r *http.Request) {
 		case <-c.done:
 		default: // running, or starting
 			m.mu.Unlock()
-			fail(w, http.StatusConflict, fmt.Errorf("container %s is running", id))
+			fail(w, errdefs.Conflict(fmt.Errorf("container %s is running", id)))
 			return
 		}
 		delete(m.ctrs, id)
@@ -666,7 +669,7 @@ func (m *monitor) handleFreeze(pause bool) http.HandlerFunc {
 			err = lc.Resume()
 		}
 		if err != nil {
-			fail(w, http.StatusConflict, err)
+			fail(w, errdefs.Conflict(err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -678,14 +681,14 @@ func (m *monitor) handleFreeze(pause bool) http.HandlerFunc {
 func (m *monitor) running(w http.ResponseWriter, id string) *libcontainer.Container {
 	c := m.get(id)
 	if c == nil {
-		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", id))
+		fail(w, errdefs.NotFound(fmt.Errorf("no such container in the monitor: %s", id)))
 		return nil
 	}
 	c.mu.Lock()
 	lc, running := c.c, c.state.Running
 	c.mu.Unlock()
 	if !running || lc == nil {
-		fail(w, http.StatusConflict, fmt.Errorf("container %s is not running", id))
+		fail(w, errdefs.Conflict(fmt.Errorf("container %s is not running", id)))
 		return nil
 	}
 	return lc
@@ -700,12 +703,12 @@ func (m *monitor) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	var res specs.LinuxResources
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&res); err != nil {
-		fail(w, http.StatusBadRequest, fmt.Errorf("resources: %w", err))
+		fail(w, errdefs.InvalidParameter(fmt.Errorf("resources: %w", err)))
 		return
 	}
 	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: r.PathValue("id"), Spec: &specs.Spec{Linux: &specs.Linux{Resources: &res}}}, nil)
 	if err != nil {
-		fail(w, http.StatusBadRequest, err)
+		fail(w, errdefs.InvalidParameter(err))
 		return
 	}
 	cfg := lc.Config()
@@ -715,7 +718,7 @@ func (m *monitor) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	next.Resources = &nr
 	cfg.Cgroups = &next
 	if err := lc.Set(cfg); err != nil {
-		fail(w, http.StatusConflict, fmt.Errorf("set the container's cgroup limits: %w", err))
+		fail(w, errdefs.Conflict(fmt.Errorf("set the container's cgroup limits: %w", err)))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -729,7 +732,7 @@ func (m *monitor) handleStats(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := lc.Stats()
 	if err != nil || st.CgroupStats == nil {
-		fail(w, http.StatusInternalServerError, fmt.Errorf("container stats: %v", err))
+		fail(w, fmt.Errorf("container stats: %v", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, st.CgroupStats)
@@ -743,7 +746,7 @@ func (m *monitor) handleProcesses(w http.ResponseWriter, r *http.Request) {
 	}
 	pids, err := lc.Processes()
 	if err != nil {
-		fail(w, http.StatusInternalServerError, fmt.Errorf("container processes: %w", err))
+		fail(w, fmt.Errorf("container processes: %w", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, pids)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
 )
 
 // consolePair makes the socket over which libcontainer's init sends the
@@ -76,7 +78,7 @@ func sizeParams(r *http.Request) (uint16, uint16, error) {
 func (m *monitor) handleResize(w http.ResponseWriter, r *http.Request) {
 	h, wd, err := sizeParams(r)
 	if err != nil {
-		fail(w, http.StatusBadRequest, err)
+		fail(w, errdefs.InvalidParameter(err))
 		return
 	}
 	var master *os.File
@@ -90,11 +92,11 @@ func (m *monitor) handleResize(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 	}
 	if master == nil {
-		fail(w, http.StatusConflict, errors.New("no terminal to resize"))
+		fail(w, errdefs.Conflict(errors.New("no terminal to resize")))
 		return
 	}
 	if err := resize(master, h, wd); err != nil {
-		fail(w, http.StatusInternalServerError, err)
+		fail(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -106,14 +108,14 @@ func (m *monitor) handleResize(w http.ResponseWriter, r *http.Request) {
 func (m *monitor) handleStdin(w http.ResponseWriter, r *http.Request) {
 	c := m.get(r.PathValue("id"))
 	if c == nil {
-		fail(w, http.StatusNotFound, fmt.Errorf("no such container in the monitor: %s", r.PathValue("id")))
+		fail(w, errdefs.NotFound(fmt.Errorf("no such container in the monitor: %s", r.PathValue("id"))))
 		return
 	}
 	c.mu.Lock()
 	in, once := c.stdin, c.stdinOnce
 	c.mu.Unlock()
 	if in == nil {
-		fail(w, http.StatusConflict, errors.New("the container has no open input (run it with -i)"))
+		fail(w, errdefs.Conflict(errors.New("the container has no open input (run it with -i)")))
 		return
 	}
 	conn, brw, ok := upgrade(w)
@@ -138,7 +140,7 @@ func (m *monitor) handleStdin(w http.ResponseWriter, r *http.Request) {
 func upgrade(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		fail(w, http.StatusInternalServerError, errors.New("no hijack"))
+		fail(w, errors.New("no hijack"))
 		return nil, nil, false
 	}
 	conn, brw, err := hj.Hijack()

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
 )
 
 // A monitor moves to a new engine binary (an engine or OS update on a
@@ -46,11 +48,11 @@ type upgradeRequest struct {
 func (m *monitor) handleUpgrade(w http.ResponseWriter, r *http.Request) {
 	var req upgradeRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || !filepath.IsAbs(req.Binary) {
-		fail(w, http.StatusBadRequest, fmt.Errorf("bad upgrade request: %v", err))
+		fail(w, errdefs.InvalidParameter(fmt.Errorf("bad upgrade request: %v", err)))
 		return
 	}
 	if err := unix.Access(req.Binary, unix.X_OK); err != nil {
-		fail(w, http.StatusBadRequest, fmt.Errorf("new monitor binary %s: %w", req.Binary, err))
+		fail(w, errdefs.InvalidParameter(fmt.Errorf("new monitor binary %s: %w", req.Binary, err)))
 		return
 	}
 	// From here nothing else changes: no start, exec or forget runs
@@ -86,13 +88,13 @@ func (m *monitor) handleUpgrade(w http.ResponseWriter, r *http.Request) {
 		// lock's descriptor must lose its own.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 			m.mu.Unlock()
-			fail(w, http.StatusInternalServerError, fmt.Errorf("hand over descriptor %d: %w", fd, err))
+			fail(w, fmt.Errorf("hand over descriptor %d: %w", fd, err))
 			return
 		}
 	}
 	if err := writeJSONFile(handoverPath(m.root), h); err != nil {
 		m.mu.Unlock()
-		fail(w, http.StatusInternalServerError, fmt.Errorf("write the handover: %w", err))
+		fail(w, fmt.Errorf("write the handover: %w", err))
 		return
 	}
 	// Output read but not yet logged is written now; what the containers
