@@ -694,15 +694,25 @@ func (s *Server) archiveStat(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// archiveGet is docker cp from a container: a tar of the path.
+// archiveGet is docker cp from a container: a tar of the path, with the
+// stat of the same file in a header.
 func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.pathStatHeader(w, r)
-	if err != nil {
-		return err
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return errdefs.InvalidParameter(errors.New("path is required"))
 	}
-	w.Header().Set("Content-Type", "application/x-tar")
-	w.WriteHeader(http.StatusOK)
-	if err := s.cfg.Containers.ArchivePath(r.Context(), r.PathValue("id"), p, w); err != nil {
+	started := false
+	err := s.cfg.Containers.ArchivePath(r.Context(), r.PathValue("id"), p, func(st containertypes.PathStat) {
+		b, _ := json.Marshal(st)
+		w.Header().Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(b))
+		w.Header().Set("Content-Type", "application/x-tar")
+		w.WriteHeader(http.StatusOK)
+		started = true
+	}, w)
+	if err != nil && !started {
+		return err // before the answer: a proper error
+	}
+	if err != nil {
 		s.cfg.Log.Error("archive", "path", p, "err", err)
 		panic(http.ErrAbortHandler) // a cut tar must not look whole
 	}

@@ -196,7 +196,12 @@ func fileMode(m uint32) os.FileMode {
 // ArchivePath writes a tar of a container path to w (docker cp from the
 // container): the path's own name first, then what is below it. Symlinks
 // are archived as symlinks, never followed.
-func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) error {
+//
+// The path is resolved once: head is given the stat of the very file the
+// tar is then made of (docker cp's header), before the first byte of it,
+// so that a container swapping the path meanwhile cannot make the two
+// disagree.
+func (m *Manager) ArchivePath(ctx context.Context, ref, p string, head func(containertypes.PathStat), w io.Writer) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
@@ -211,6 +216,11 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, w io.Writer) e
 		return err
 	}
 	defer h.Close()
+	st, _, err := statOf(h, p)
+	if err != nil {
+		return err
+	}
+	head(st)
 	tw := tar.NewWriter(w)
 	if err := treepack.At(ctx, tw, h, archiveName(p)); err != nil {
 		return err
