@@ -67,15 +67,32 @@ func (s streamWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// ReadFrame reads one whole frame.
+// smallFrame is the payload size ReadFrame allocates at once: the
+// writers' frames are of this order (io.Copy's 32 KiB).
+const smallFrame = 64 << 10
+
+// ReadFrame reads one whole frame. A payload larger than smallFrame is
+// read as it arrives rather than allocated from its header: a header may
+// claim up to 4 GiB, which a 32-bit device cannot even allocate.
 func ReadFrame(r io.Reader) (stream byte, p []byte, err error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
-	p = make([]byte, binary.BigEndian.Uint32(hdr[4:]))
-	if _, err := io.ReadFull(r, p); err != nil {
+	n := int64(binary.BigEndian.Uint32(hdr[4:]))
+	if n <= smallFrame {
+		p = make([]byte, n)
+		if _, err := io.ReadFull(r, p); err != nil {
+			return 0, nil, err
+		}
+		return hdr[0], p, nil
+	}
+	p, err = io.ReadAll(io.LimitReader(r, n))
+	if err != nil {
 		return 0, nil, err
+	}
+	if int64(len(p)) != n {
+		return 0, nil, io.ErrUnexpectedEOF
 	}
 	return hdr[0], p, nil
 }
