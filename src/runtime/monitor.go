@@ -231,10 +231,25 @@ func process(p *specs.Process) (*libcontainer.Process, error) {
 	return lp, nil
 }
 
+// decodeStart reads and checks a start request. The ID names directories
+// the monitor removes and creates: one path element, never "..".
+func decodeStart(r io.Reader, req *StartRequest) error {
+	err := json.NewDecoder(io.LimitReader(r, 16<<20)).Decode(req)
+	switch {
+	case err != nil:
+		return errdefs.InvalidParameter(fmt.Errorf("bad start request: %w", err))
+	case req.Spec == nil || req.Spec.Process == nil:
+		return errdefs.InvalidParameter(errors.New("bad start request: no spec or no process in it"))
+	case req.ID == "" || req.ID == "." || req.ID == ".." || strings.ContainsAny(req.ID, "/\x00"):
+		return errdefs.InvalidParameter(fmt.Errorf("bad start request: invalid container ID %q", req.ID))
+	}
+	return nil
+}
+
 func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 	var req StartRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Spec == nil || req.ID == "" {
-		fail(w, errdefs.InvalidParameter(fmt.Errorf("bad start request: %v", err)))
+	if err := decodeStart(r.Body, &req); err != nil {
+		fail(w, err)
 		return
 	}
 	m.mu.Lock()
