@@ -188,18 +188,23 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) error 
 	}
 	var chains []digest.Digest
 	defer func() { s.unpin(chains) }()
+	// An image that fails after its layers were placed (a bad tag) leaves
+	// none of them behind.
+	fail := func(err error) error {
+		s.unpin(chains)
+		chains = nil
+		s.collectLayers()
+		return err
+	}
 	for _, am := range imgs {
 		chain, err := ld.place(am)
 		chains = append(chains, chain...)
 		if err != nil {
-			s.unpin(chains)
-			chains = nil
-			s.collectLayers()
-			return err
+			return fail(err)
 		}
 		id, err := ld.record(am)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		if len(am.RepoTags) == 0 {
 			s.notify(events.ActionLoad, id.String(), "")

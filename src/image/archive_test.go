@@ -168,13 +168,16 @@ func TestLoadBadArchives(t *testing.T) {
 		archive []byte
 		want    string
 	}{
-		"not a tar":        {[]byte("hello, this is not a tar archive at all ..........................."), "invalid archive"},
-		"no manifest":      {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}), "neither manifest.json nor index.json"},
-		"escaping entry":   {makeArchive(tarFile{name: "../layer.tar", body: l1.Tar}), "leaves the archive"},
-		"hostile layer":    {makeArchive(tarFile{name: "x/layer.tar", body: evil.Tar}), "path traversal"},
-		"missing layer":    {makeArchive(tarFile{name: "c.json", body: img.Config}, tarFile{name: "manifest.json", body: mj("x/layer.tar")}), "layer x/layer.tar missing"},
-		"wrong layer":      {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}, tarFile{name: "c.json", body: other.Config}, tarFile{name: "manifest.json", body: mj("x/layer.tar")}), "the config expects"},
-		"count mismatch":   {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}, tarFile{name: "c.json", body: img.Config}, tarFile{name: "manifest.json", body: mj("x/layer.tar", "x/layer.tar")}), "lists 1 layers, the manifest 2"},
+		"not a tar":      {[]byte("hello, this is not a tar archive at all ..........................."), "invalid archive"},
+		"no manifest":    {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}), "neither manifest.json nor index.json"},
+		"escaping entry": {makeArchive(tarFile{name: "../layer.tar", body: l1.Tar}), "leaves the archive"},
+		"hostile layer":  {makeArchive(tarFile{name: "x/layer.tar", body: evil.Tar}), "path traversal"},
+		"missing layer":  {makeArchive(tarFile{name: "c.json", body: img.Config}, tarFile{name: "manifest.json", body: mj("x/layer.tar")}), "layer x/layer.tar missing"},
+		"wrong layer":    {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}, tarFile{name: "c.json", body: other.Config}, tarFile{name: "manifest.json", body: mj("x/layer.tar")}), "the config expects"},
+		"count mismatch": {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}, tarFile{name: "c.json", body: img.Config}, tarFile{name: "manifest.json", body: mj("x/layer.tar", "x/layer.tar")}), "lists 1 layers, the manifest 2"},
+		"tag with a digest": {makeArchive(tarFile{name: "x/layer.tar", body: l1.Tar}, tarFile{name: "c.json", body: img.Config},
+			tarFile{name: "manifest.json", body: []byte(`[{"Config":"c.json","RepoTags":["bad@` + img.ConfigDesc.Digest.String() + `"],"Layers":["x/layer.tar"]}]`)}),
+			"refusing to create a tag with a digest reference"},
 		"corrupt OCI blob": {makeArchive(tarFile{name: "blobs/sha256/" + l1.Digest().Encoded(), body: l1.Blob[:len(l1.Blob)-3]}), ""},
 	}
 	for name, c := range cases {
