@@ -33,7 +33,7 @@ type env struct {
 	client *registry.Client
 }
 
-func openEnv(t *testing.T, root string, reg *testregistry.Registry) *env {
+func openEnv(t testing.TB, root string, reg *testregistry.Registry) *env {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(root, "engine.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {

@@ -323,6 +323,11 @@ func ParseTag(ref string) (reference.NamedTagged, error) {
 	if _, ok := n.(reference.Digested); ok {
 		return nil, errdefs.InvalidParameter(errors.New("refusing to create a tag with a digest reference"))
 	}
+	// "sha256:<64 hex>" would be a tag no lookup finds: it reads as an
+	// image ID first. Docker refuses the name altogether.
+	if reference.FamiliarName(n) == string(digest.Canonical) {
+		return nil, errdefs.InvalidParameter(errors.New("refusing to create an ambiguous tag using digest algorithm as name"))
+	}
 	nt, ok := reference.TagNameOnly(n).(reference.NamedTagged)
 	if !ok {
 		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid reference format: %s", ref))
