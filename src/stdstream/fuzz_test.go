@@ -51,7 +51,7 @@ func FuzzReadFrame(f *testing.F) {
 		runtime.ReadMemStats(&ms)
 		// io.ReadAll doubles its buffer: a few times the input, plus
 		// one small frame's allocation and the runtime's own.
-		if a := ms.TotalAlloc - before; a > 4*uint64(len(data))+64<<10+1<<20 {
+		if a := ms.TotalAlloc - before; a > 4*uint64(len(data))+smallFrame+1<<20 {
 			t.Fatalf("reading %d bytes allocated %d", len(data), a)
 		}
 		got := again.Bytes()
