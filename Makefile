@@ -26,7 +26,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)'
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test unit e2e cross-check qemu-smoke lint run clean toolchain bench FORCE
+.PHONY: all build cross size test unit race fuzz e2e cross-check qemu-smoke lint run clean toolchain bench FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -84,7 +84,7 @@ bench: build
 # i386 executables, the i386 guest below is their proof), the QEMU smoke
 # test of every architecture's guest, and ten power-cut trials in an x86_64
 # guest (make powercut N=200 for more).
-test: lint unit e2e cross-check qemu-smoke powercut-ci
+test: lint unit race fuzz e2e cross-check qemu-smoke powercut-ci
 
 # All six guests, as qemu-test-all, with the table in bin/qemu/ (not docs/).
 qemu-smoke: cross
@@ -93,6 +93,27 @@ qemu-smoke: cross
 
 unit:
 	$(GO) test -count=1 ./src/...
+
+# The unit tests again under the race detector, built as shipped (the
+# seccomp tag is cgo, as is -race).
+race:
+	$(GO) test -count=1 -race -tags '$(TAGS)' ./src/...
+
+# Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a real
+# search), starting from its committed corpus (testdata/fuzz/) and what
+# earlier runs found (the Go cache). New inputs are minimised for at most
+# FUZZMINIMIZE: the default, a minute each, would take most of a short run.
+FUZZTIME     ?= 10s
+FUZZMINIMIZE ?= 1s
+FUZZ_TARGETS := layer:FuzzApply layer:FuzzUnpack registry:FuzzResolve \
+	image:FuzzLoad image:FuzzReference api:FuzzContainerCreate api:FuzzContainerUpdate \
+	runtime:FuzzStartRequest runtime:FuzzExecRequest stdstream:FuzzReadFrame
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME)) ./src/$${t%%:*}"; \
+		$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) \
+			-fuzzminimizetime $(FUZZMINIMIZE) ./src/$${t%%:*}/; \
+	done
 
 e2e: bin/balena-engine
 	BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -tags e2e -run E2E ./src/cmd/balena-engine/
