@@ -55,7 +55,6 @@ func FuzzStartRequest(f *testing.F) {
 	})
 }
 
-
 // FuzzExecRequest reads an exec request line as the monitor's /exec
 // does. One it accepts, sent again as the daemon's client sends it (JSON
 // and a newline, then the stdin bytes), must arrive unchanged, with the
