@@ -90,7 +90,7 @@ func fuzzServer(f *testing.F) (*Server, *panicLog) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	cm, err := container.Open(context.Background(), filepath.Join(root, "containers"), db, is, vs, nil, quiet)
+	cm, err := container.Open(context.Background(), container.Options{Root: filepath.Join(root, "containers"), DB: db, Images: is, Volumes: vs, Log: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}
