@@ -116,10 +116,10 @@ fuzz:
 	done
 
 e2e: bin/balena-engine
-	BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -tags e2e -run E2E ./src/cmd/balena-engine/
+	BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -tags e2e -run E2E ./src/e2e/
 
 cross-check: cross
-	BALENA_ENGINE_BINDIR=$(CURDIR)/bin ARCH_DIR=$(CURDIR)/arch $(GO) test -count=1 -tags cross -run Cross -v ./src/cmd/balena-engine/
+	BALENA_ENGINE_BINDIR=$(CURDIR)/bin ARCH_DIR=$(CURDIR)/arch $(GO) test -count=1 -tags cross -run Cross -v ./src/e2e/
 
 lint:
 	@out=$$(gofmt -l src); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

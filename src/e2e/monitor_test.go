@@ -1,6 +1,6 @@
 //go:build e2e
 
-package main
+package e2e
 
 // The container monitor's loss: killed (as the OOM killer or a bug would),
 // it is replaced, and the next one takes the running containers back: the

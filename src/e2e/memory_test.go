@@ -1,6 +1,6 @@
 //go:build e2e
 
-package main
+package e2e
 
 // End-to-end checks that what a client asks for does not cost the daemon
 // memory in proportion to the data it touches.

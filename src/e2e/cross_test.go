@@ -1,6 +1,6 @@
 //go:build cross
 
-package main
+package e2e
 
 // The cross-built binaries (make cross) are checked here: each is static,
 // for the right machine, and prints its version under the CPU of its own

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package main
+package e2e
 
 // docker cp and docker export against a container that swaps a directory
 // and a symlink to "/" in a loop (CVE-2018-15664): whatever the timing,

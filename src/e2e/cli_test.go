@@ -1,6 +1,6 @@
 //go:build e2e
 
-package main
+package e2e
 
 // End-to-end tests of our own client's info, top, stats, cp and attach,
 // each checked against what the docker CLI makes of the same daemon.

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package main
+package e2e
 
 // End-to-end tests of the built binary (make e2e): the daemon role serving
 // the official docker CLI and our own client, socket activation, the
