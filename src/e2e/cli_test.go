@@ -21,29 +21,6 @@ import (
 	"time"
 )
 
-// ours runs our client against the test daemon.
-func ours(t *testing.T, p paths, args ...string) result {
-	t.Helper()
-	return run(t, nil, engineBin(t), append([]string{"-H", "unix://" + p.sock}, args...)...)
-}
-
-// oursWithStdin is ours with input.
-func oursWithStdin(t *testing.T, p paths, stdin io.Reader, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(engineBin(t), append([]string{"-H", "unix://" + p.sock}, args...)...)
-	cmd.Stdin = stdin
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
-}
-
 func TestE2ECLIInfo(t *testing.T) {
 	p, _, env := withBusybox(t)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "up", "busybox", "sleep", "1000")

@@ -25,45 +25,9 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
-	"github.com/balena-os/balena-engine/src/internal/testimage"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/net/websocket"
 )
-
-// withBusybox starts a daemon and loads the busybox test image into it.
-func withBusybox(t *testing.T, extra ...string) (paths, *daemonProc, []string) {
-	t.Helper()
-	return withBusyboxUnder(t, nil, extra...)
-}
-
-// withBusyboxUnder is withBusybox with the daemon started under a command
-// prefix (for example in a mount namespace of its own).
-func withBusyboxUnder(t *testing.T, prefix []string, extra ...string) (paths, *daemonProc, []string) {
-	t.Helper()
-	bin := engineBin(t)
-	p := newPaths(t)
-	args := append(append(append([]string{}, prefix...), bin), append(p.daemonArgs(), extra...)...)
-	d := startDaemon(t, exec.Command(args[0], args[1:]...), p.sock)
-	loadBusybox(t, p, bin)
-	return p, d, []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
-}
-
-// loadBusybox loads the busybox test image into p's daemon with bin.
-func loadBusybox(t *testing.T, p paths, bin string) {
-	t.Helper()
-	archive := filepath.Join(p.dir, "busybox.tar")
-	f, err := os.Create(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testimage.Archive(f, "busybox:latest", busyboxImage(t)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if r := run(t, nil, bin, "-H", "unix://"+p.sock, "load", "-i", archive); r.code != 0 {
-		t.Fatalf("load: %s", r.stderr)
-	}
-}
 
 func TestE2EContainersWithDockerCLI(t *testing.T) {
 	p, _, env := withBusybox(t)
@@ -606,35 +570,6 @@ func TestE2EDaemonInit(t *testing.T) {
 	}
 }
 
-// json-file with compress=true gzips the rotated files; docker logs reads
-// through them.
-func TestE2ELogCompress(t *testing.T) {
-	_, _, env := withBusybox(t)
-	r := run(t, env, "docker", "run", "--network", "none", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
-		"--log-opt", "compress=true", "busybox", "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
-	if r.code != 0 {
-		t.Fatalf("run: %d %q", r.code, r.stderr)
-	}
-	logPath := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.LogPath}}", "chatty").stdout)
-	zipped, _ := filepath.Glob(logPath + ".*.gz")
-	if len(zipped) != 2 {
-		t.Errorf("gzipped rotated logs: %v", zipped)
-	}
-	lines := strings.Split(strings.TrimSpace(run(t, env, "docker", "logs", "chatty").stdout), "\n")
-	if len(lines) < 40 || lines[len(lines)-1] != "line-199" {
-		t.Fatalf("docker logs over compressed files: %d lines, last %q", len(lines), lines[len(lines)-1])
-	}
-	for i := 1; i < len(lines); i++ {
-		var a, b int
-		fmt.Sscanf(lines[i-1], "line-%d", &a)
-		fmt.Sscanf(lines[i], "line-%d", &b)
-		if b != a+1 {
-			t.Fatalf("gap between %q and %q", lines[i-1], lines[i])
-		}
-	}
-	run(t, env, "docker", "rm", "chatty")
-}
-
 // A container that outgrows its memory limit is killed by the kernel and
 // says so: OOMKilled, exit 137, an "oom" event; one under its limit does not.
 func TestE2EOOM(t *testing.T) {
@@ -846,42 +781,6 @@ func TestE2EHealthChecks(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	run(t, env, "docker", "rm", "-f", "hc", "sick", "hung")
-}
-
-// runInPty runs the docker CLI on a terminal (script(1) makes one), feeding
-// it input line by line, as a person at a terminal would.
-func runInPty(t *testing.T, env []string, input []string, args ...string) string {
-	t.Helper()
-	return runProgramInPty(t, env, input, "docker", args...)
-}
-
-// runProgramInPty is runInPty for another client program.
-func runProgramInPty(t *testing.T, env []string, input []string, program string, args ...string) string {
-	t.Helper()
-	ctx := exec.Command("script", "-qec", program+" "+strings.Join(args, " "), "/dev/null")
-	ctx.Env = append(os.Environ(), env...)
-	stdin, _ := ctx.StdinPipe()
-	var out strings.Builder
-	ctx.Stdout, ctx.Stderr = &out, &out
-	if err := ctx.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for _, l := range input {
-			time.Sleep(700 * time.Millisecond)
-			io.WriteString(stdin, l+"\n")
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- ctx.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		ctx.Process.Kill()
-		<-done
-		t.Errorf("%s %v did not end; output %q", program, args, out.String())
-	}
-	return strings.ReplaceAll(out.String(), "\r", "")
 }
 
 func TestE2ETerminalAndStdin(t *testing.T) {
@@ -1229,120 +1128,6 @@ func TestE2EAttachPartialLine(t *testing.T) {
 	}
 }
 
-// The log drivers: local (files with Docker's local defaults), none
-// (nothing stored, attach still works), and the daemon's default.
-func TestE2ELogDrivers(t *testing.T) {
-	p, _, env := withBusybox(t, "--log-driver", "local", "--log-opt", "max-size=8k")
-	// The daemon's default, recorded in the container.
-	r := run(t, env, "docker", "run", "--network", "none", "--name", "loc", "busybox", "sh", "-c",
-		`i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done`)
-	if r.code != 0 || !strings.HasSuffix(r.stdout, "line 1999\n") {
-		t.Fatalf("run: %d %q", r.code, r.stderr)
-	}
-	if r := run(t, env, "docker", "inspect", "--format", "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}}", "loc"); r.stdout != "local map[max-size:8k]\n" {
-		t.Errorf("inspect: %q %q", r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "logs", "--tail", "2", "loc"); r.stdout != "line 1998\nline 1999\n" {
-		t.Errorf("logs --tail 2: %q %q", r.stdout, r.stderr)
-	}
-	// 2000 lines of ~60 bytes in 8 KiB files: rotated, 5 files kept, the
-	// old ones compressed (local's defaults).
-	id := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "loc").stdout)
-	files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log*"))
-	gz, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log.*.gz"))
-	if len(files) != 5 || len(gz) != 4 {
-		t.Errorf("local log files: %v (compressed %v)", files, gz)
-	}
-	if r := run(t, env, "docker", "info", "--format", "{{.LoggingDriver}} {{.Plugins.Log}}"); r.stdout != "local [json-file local journald none]\n" {
-		t.Errorf("info: %q", r.stdout)
-	}
-
-	// none: the output still reaches an attached client; nothing is kept.
-	r = run(t, env, "docker", "run", "--network", "none", "--log-driver", "none", "--name", "quiet", "busybox", "echo", "not kept")
-	if r.code != 0 || r.stdout != "not kept\n" {
-		t.Errorf("run --log-driver none: %d %q %q", r.code, r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "logs", "quiet"); r.code == 0 || !strings.Contains(r.stderr, "configured logging driver does not support reading") {
-		t.Errorf("logs of a none container: %d %q", r.code, r.stderr)
-	}
-	id = strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "quiet").stdout)
-	if files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, "*.log*")); len(files) != 0 {
-		t.Errorf("none stored %v", files)
-	}
-	// journald on a host without one: a clear error at start.
-	if _, err := os.Stat("/run/systemd/journal/socket"); os.IsNotExist(err) {
-		r := run(t, env, "docker", "run", "--rm", "--network", "none", "--log-driver", "journald", "busybox", "true")
-		if r.code == 0 || !strings.Contains(r.stderr, "journald is not enabled on this host") {
-			t.Errorf("journald without a journal: %d %q", r.code, r.stderr)
-		}
-	}
-	// Drivers left out, and options a driver does not take.
-	if r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "syslog", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "no log driver named 'syslog' is registered") {
-		t.Errorf("syslog: %d %q", r.code, r.stderr)
-	}
-	// (The docker CLI refuses options for none itself; ours leaves it to
-	// the daemon.)
-	ours := run(t, nil, engineBin(t), "-H", "unix://"+p.sock, "run", "--network", "none", "--log-driver", "none", "--log-opt", "max-size=1m", "busybox", "true")
-	if ours.code == 0 || !strings.Contains(ours.stderr, "unknown log opt 'max-size' for none log driver") {
-		t.Errorf("none with options: %d %q", ours.code, ours.stderr)
-	}
-	if r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "journald", "--log-opt", "max-size=1m", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "unknown log opt 'max-size' for journald log driver") {
-		t.Errorf("journald with max-size: %d %q", r.code, r.stderr)
-	}
-}
-
-// journald: entries carry Docker's fields, and docker logs reads them back
-// (through journalctl), following until the container exits. The daemon
-// runs in a mount namespace of its own with a journald of its own, so the
-// test neither needs nor touches the machine's journal.
-func TestE2EJournald(t *testing.T) {
-	const journald = "/lib/systemd/systemd-journald"
-	if _, err := os.Stat(journald); err != nil {
-		t.Skipf("no %s on this machine", journald)
-	}
-	dir := t.TempDir()
-	pidfile := filepath.Join(dir, "journald.pid")
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(pidfile); err == nil {
-			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 1 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
-	script := `set -e
-for d in /run/systemd /run/log /var/log/journal; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
-mkdir -p /run/systemd/journal
-` + journald + ` >/dev/null 2>&1 &
-echo $! > ` + pidfile + `
-for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
-exec "$@"`
-	_, _, env := withBusyboxUnder(t, []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"})
-	r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "journald", "--log-opt", "tag=app-{{.Name}}", "--name", "jd",
-		"busybox", "sh", "-c", "echo to-out; echo to-err >&2; printf no-newline")
-	if r.code != 0 || r.stdout != "to-out\nno-newline" || r.stderr != "to-err\n" {
-		t.Errorf("run: %d %q %q", r.code, r.stdout, r.stderr)
-	}
-	r = run(t, env, "docker", "logs", "jd")
-	if r.stdout != "to-out\nno-newline" || r.stderr != "to-err\n" {
-		t.Errorf("logs: %q %q", r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "logs", "--tail", "1", "jd"); r.stdout+r.stderr != "no-newline" {
-		t.Errorf("logs --tail 1: %q %q", r.stdout, r.stderr)
-	}
-	// Follow a running container until it exits; with --tail 0 only what
-	// comes after.
-	run(t, env, "docker", "run", "-d", "--network", "none", "--log-driver", "journald", "--name", "jf",
-		"busybox", "sh", "-c", "echo before; sleep 1; for i in 1 2 3; do echo tick $i; sleep 0.3; done")
-	time.Sleep(500 * time.Millisecond)
-	r = run(t, env, "docker", "logs", "-f", "--tail", "0", "jf")
-	if r.code != 0 || r.stdout != "tick 1\ntick 2\ntick 3\n" {
-		t.Errorf("logs -f --tail 0: %d %q %q", r.code, r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "logs", "jf"); r.stdout != "before\ntick 1\ntick 2\ntick 3\n" {
-		t.Errorf("logs after -f: %q %q", r.stdout, r.stderr)
-	}
-}
-
 // After a reboot (daemon, monitor and containers all gone) a container
 // with a restart policy starts with the daemon, not after the backoff its
 // restart count has grown to: that count survives reboots, and a device
@@ -1438,72 +1223,6 @@ func TestE2EOurClientTerminal(t *testing.T) {
 		t.Errorf("run -t: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	run(t, env, "docker", "rm", "-f", "tty1")
-}
-
-// A container logging onto a full disk: the daemon and the monitor go on
-// serving, the container keeps running (its output is dropped while the
-// disk is full, as with Docker), and rotation bounds a log that is limited.
-func TestE2ELogsDiskFull(t *testing.T) {
-	bin := engineBin(t)
-	p := newPaths(t)
-	if err := os.MkdirAll(p.dataRoot, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", p.dataRoot, "tmpfs", 0, "size=24m"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Unmount(p.dataRoot, syscall.MNT_DETACH) })
-	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
-	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
-	archive := filepath.Join(p.dir, "busybox.tar")
-	f, _ := os.Create(archive)
-	testimage.Archive(f, "busybox:latest", busyboxImage(t))
-	f.Close()
-	if r := run(t, env, "docker", "load", "-i", archive); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
-	free := func() uint64 {
-		var st syscall.Statfs_t
-		syscall.Statfs(p.dataRoot, &st)
-		return st.Bavail * uint64(st.Bsize)
-	}
-	chatty := `x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while true; do echo $x $x $x $x; done`
-	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "filler", "busybox", "sh", "-c", chatty)
-	deadline := time.Now().Add(60 * time.Second)
-	for free() > 64<<10 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if n := free(); n > 64<<10 {
-		t.Fatalf("the disk did not fill: %d bytes free", n)
-	}
-	time.Sleep(500 * time.Millisecond) // writes failing for a while
-	if r := run(t, env, "docker", "ps", "--format", "{{.Names}} {{.State}}"); r.code != 0 || r.stdout != "filler running\n" {
-		t.Errorf("ps with a full disk: %d %q %q", r.code, r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "exec", "filler", "echo", "still here"); r.code != 0 || r.stdout != "still here\n" {
-		t.Errorf("exec with a full disk: %d %q %q", r.code, r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "logs", "--tail", "1", "filler"); r.code != 0 || !strings.HasPrefix(r.stdout, "xxxx") {
-		t.Errorf("logs with a full disk: %d %.80q %q", r.code, r.stdout, r.stderr)
-	}
-	if r := run(t, env, "docker", "rm", "-f", "filler"); r.code != 0 {
-		t.Fatalf("rm -f with a full disk: %q", r.stderr)
-	}
-	// The space is back; a limited log stays within max-size x max-file.
-	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "bounded", "--log-opt", "max-size=512k", "--log-opt", "max-file=3", "busybox", "sh", "-c", chatty)
-	time.Sleep(3 * time.Second)
-	id := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "bounded").stdout)
-	files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log*"))
-	var total int64
-	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil {
-			total += fi.Size()
-		}
-	}
-	if len(files) != 3 || total > 3*512<<10 {
-		t.Errorf("bounded log: %d files, %d bytes (limit %d)", len(files), total, 3*512<<10)
-	}
-	run(t, env, "docker", "rm", "-f", "bounded")
 }
 
 // attach over a WebSocket (browser consoles): output in binary frames,

@@ -10,6 +10,14 @@
 //	BALENA_ENGINE_BIN=$PWD/bin/balena-engine go test -count=1 -tags e2e -run E2E ./src/e2e/
 //	BALENA_ENGINE_BIN=$PWD/bin/balena-engine go test -count=1 -tags e2e -run E2EMonitor ./src/e2e/
 //
+// The files are split by area: harness_test.go (a daemon's paths, its
+// start and stop, commands with a bounded time, polling, clean-up),
+// daemon_test.go (the daemon role, its flags and configuration),
+// images_test.go, containers_test.go, logs_test.go, memory_test.go (what a
+// client costs the daemon), monitor_test.go (the container monitor's loss
+// and upgrade), cli_test.go (our own client against the docker CLI) and
+// pathrace_test.go (CVE-2018-15664).
+//
 // cross_test.go, behind the cross build tag, checks the cross-built
 // binaries instead (make cross-check):
 //
