@@ -80,7 +80,8 @@ func TestE2ECLITopAndStats(t *testing.T) {
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "spin", "-m", "64m", "busybox",
 		"sh", "-c", "while true; do :; done")
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "sleeper", "busybox", "sleep", "1000")
-	time.Sleep(500 * time.Millisecond)
+	waitProgram(t, env, "spin", "sh")
+	waitProgram(t, env, "sleeper", "sleep")
 
 	r := ours(t, p, "top", "sleeper")
 	d := run(t, env, "docker", "top", "sleeper")
@@ -148,12 +149,16 @@ func TestE2ECLITopAndStats(t *testing.T) {
 	}
 	// Streaming: the screen cleared, then a frame a second until stopped.
 	cmd := exec.Command(engineBin(t), "-H", "unix://"+p.sock, "stats", "sleeper")
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	// Two frames with the container in them.
+	poll(20*time.Second, func() bool {
+		s := out.String()
+		return strings.Count(s, "\033[H") >= 2 && strings.Count(s, "sleeper") >= 2
+	})
 	cmd.Process.Signal(syscall.SIGINT)
 	cmd.Wait()
 	if s := out.String(); !strings.HasPrefix(s, "\033[2J\033[H") || strings.Count(s, "\033[H") < 2 || !strings.Contains(s, "sleeper") {
@@ -221,7 +226,7 @@ func TestE2ECLICopy(t *testing.T) {
 	p, _, env := withBusybox(t)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "cpc", "busybox", "sh", "-c",
 		"mkdir -p /data/sub /ours /theirs; echo v > /data/v; echo w > /data/sub/w; echo hi > /tmp/x; ln -s /tmp/x /tmp/lnk; sleep 1000")
-	time.Sleep(500 * time.Millisecond)
+	waitExec(t, env, "cpc", "test", "-L", "/tmp/lnk")
 
 	// From the container: the same cases through our client and docker's,
 	// each into a tree of its own; the trees must be alike.
@@ -396,7 +401,7 @@ func TestE2ECLIAttach(t *testing.T) {
 
 	// -i containers get the client's input (closed with it), unless --no-stdin.
 	run(t, env, "docker", "run", "-di", "--network", "none", "--name", "reader", "busybox", "sh", "-c", `read x; echo "got $x"; exit 4`)
-	time.Sleep(300 * time.Millisecond)
+	waitProgram(t, env, "reader", "sh")
 	r = oursWithStdin(t, p, strings.NewReader("hello\n"), "attach", "reader")
 	if r.code != 4 || r.stdout != "got hello\n" {
 		t.Errorf("attach with input: %d %q %q", r.code, r.stdout, r.stderr)
@@ -405,14 +410,15 @@ func TestE2ECLIAttach(t *testing.T) {
 	// --sig-proxy (the default): Ctrl-C goes to the container, the
 	// session goes on until it ends.
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "trapper", "busybox", "sh", "-c",
-		`trap 'echo got INT; exit 7' INT; echo ready; while true; do sleep 0.1; done`)
+		`trap 'echo got INT; exit 7' INT; while true; do echo ready; sleep 0.1; done`)
 	cmd := exec.Command(bin, append(host, "attach", "trapper")...)
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Attached, and the trap set: the loop's output comes through.
+	eventually(t, 20*time.Second, "attached to trapper", func() bool { return strings.Contains(out.String(), "ready") })
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -428,7 +434,7 @@ func TestE2ECLIAttach(t *testing.T) {
 
 	// -t: the local terminal in raw mode, keys to the container.
 	run(t, env, "docker", "run", "-dit", "--network", "none", "--name", "tty2", "busybox", "sh")
-	time.Sleep(300 * time.Millisecond)
+	waitProgram(t, env, "tty2", "sh")
 	o := runProgramInPty(t, nil, []string{"echo attached-$((6*7))", "tty", "exit 5"}, bin, append(host, "attach", "tty2")...)
 	if !strings.Contains(o, "attached-42") || !strings.Contains(o, "/dev/pts/0") {
 		t.Errorf("attach to a -t container: %q", o)

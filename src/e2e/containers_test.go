@@ -60,7 +60,9 @@ func TestE2EContainersWithDockerCLI(t *testing.T) {
 	if r.code != 0 || len(strings.TrimSpace(r.stdout)) != 64 {
 		t.Fatalf("docker run -d: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	time.Sleep(500 * time.Millisecond)
+	eventually(t, 20*time.Second, "svc's first tick in its log", func() bool {
+		return strings.Contains(run(t, env, "docker", "logs", "svc").stdout, "tick 0\n")
+	})
 	r = run(t, env, "docker", "ps", "--format", "{{.Names}} {{.State}}")
 	if r.stdout != "svc running\n" {
 		t.Errorf("docker ps: %q", r.stdout)
@@ -181,17 +183,19 @@ func TestE2ELiveRestore(t *testing.T) {
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "counter", "busybox", "sh", "-c",
 		`i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done`)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 5")
-	time.Sleep(300 * time.Millisecond)
+	waitProgram(t, env, "counter", "sh")
 	pidOf := func() string {
 		return strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.Pid}}", "counter").stdout)
 	}
 	pid := pidOf()
+	shortPid, _ := strconv.Atoi(strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.Pid}}", "short").stdout))
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	<-d.done
 	d.done <- nil
 	os.Remove(p.sock)
 	os.Remove(p.pidfile)
-	time.Sleep(1500 * time.Millisecond) // "short" ends while the daemon is down
+	// "short" ends while the daemon is down.
+	eventually(t, 20*time.Second, "short's end", func() bool { return exited(shortPid) })
 
 	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
 	if r := run(t, env, "docker", "inspect", "--format", "{{.State.Status}}", "counter"); r.stdout != "running\n" || pidOf() != pid {
@@ -228,13 +232,23 @@ func TestE2ELiveRestore(t *testing.T) {
 	attach.Process.Kill()
 	follow, followOut := background("logs", "-f", "counter")
 	wait, waitOut := background("wait", "counter")
-	time.Sleep(300 * time.Millisecond)
+	// logs -f is following before the stop (docker wait has nothing to
+	// show for it: on a stopped container it answers the same).
+	first := make(chan string, 1)
+	go func() { l, _ := followOut.ReadString('\n'); first <- l }()
+	var firstLine string
+	select {
+	case firstLine = <-first:
+	case <-time.After(20 * time.Second):
+		t.Error("logs -f after the restart: no output")
+	}
 	run(t, env, "docker", "stop", "-t", "1", "counter")
 	if code, _ := waitOut.ReadString('\n'); strings.TrimSpace(code) != "137" {
 		t.Errorf("wait after the restart: %q", code)
 	}
 	wait.Wait()
-	followed, _ := io.ReadAll(followOut) // ends with the container
+	rest, _ := io.ReadAll(followOut) // ends with the container
+	followed := firstLine + string(rest)
 	if err := follow.Wait(); err != nil || !strings.HasPrefix(string(followed), "0\n1\n") {
 		t.Errorf("logs -f after the restart: %v %.40q", err, followed)
 	}
@@ -273,11 +287,13 @@ func TestE2ERestartPolicies(t *testing.T) {
 	if got := inspect("done", "{{.RestartCount}} {{.State.Status}}"); got != "0 exited" {
 		t.Errorf("on-failure after success: %q", got)
 	}
-	time.Sleep(time.Second)
-	if n, _ := strconv.Atoi(inspect("always", "{{.RestartCount}}")); n < 2 {
-		t.Errorf("always restarted %d times in a second", n)
+	restarts := func() int { n, _ := strconv.Atoi(inspect("always", "{{.RestartCount}}")); return n }
+	if !poll(10*time.Second, func() bool { return restarts() >= 2 }) {
+		t.Errorf("always restarted %d times in 10 s", restarts())
 	}
 	run(t, env, "docker", "stop", "-t", "1", "always", "stopped")
+	// Part of the scenario: a restart wrongly scheduled after the stop
+	// would come within this (the backoff is 0.1 s after a short run).
 	time.Sleep(500 * time.Millisecond)
 	if got := inspect("always", "{{.State.Status}}"); got != "exited" {
 		t.Errorf("always after docker stop: %q", got)
@@ -625,7 +641,7 @@ func TestE2EExec(t *testing.T) {
 		t.Errorf("balena-engine exec: %q %q", r.stdout, r.stderr)
 	}
 	run(t, env, "docker", "exec", "-d", "target", "sh", "-c", "echo detached > /tmp/mark")
-	time.Sleep(300 * time.Millisecond)
+	waitExec(t, env, "target", "test", "-s", "/tmp/mark")
 	if r := run(t, env, "docker", "exec", "target", "cat", "/tmp/mark"); r.stdout != "detached\n" {
 		t.Errorf("exec -d did not run: %q %q", r.stdout, r.stderr)
 	}
@@ -639,12 +655,14 @@ func TestE2EInfoAndPause(t *testing.T) {
 	_, _, env := withBusybox(t)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "ticker", "busybox", "sh", "-c",
 		`i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done`)
-	time.Sleep(300 * time.Millisecond)
+	eventually(t, 20*time.Second, "ticker's output", func() bool { return run(t, env, "docker", "logs", "ticker").stdout != "" })
 	if r := run(t, env, "docker", "pause", "ticker"); r.code != 0 {
 		t.Fatalf("docker pause: %q", r.stderr)
 	}
 	lines := func() int { return len(strings.Fields(run(t, env, "docker", "logs", "ticker").stdout)) }
 	n1 := lines()
+	// Part of the scenario: a paused container has the time to write
+	// ten lines, and must not.
 	time.Sleep(500 * time.Millisecond)
 	if n2 := lines(); n2 != n1 {
 		t.Errorf("a paused container wrote %d more lines", n2-n1)
@@ -660,9 +678,8 @@ func TestE2EInfoAndPause(t *testing.T) {
 		t.Errorf("pause twice: %q", r.stderr)
 	}
 	run(t, env, "docker", "unpause", "ticker")
-	time.Sleep(300 * time.Millisecond)
-	if n3 := lines(); n3 <= n1 {
-		t.Errorf("no output after unpause (%d lines, %d before)", n3, n1)
+	if !poll(20*time.Second, func() bool { return lines() > n1 }) {
+		t.Errorf("no output after unpause (%d lines, %d before)", lines(), n1)
 	}
 	run(t, env, "docker", "pause", "ticker")
 	if r := run(t, env, "docker", "rm", "-f", "ticker"); r.code != 0 {
@@ -778,7 +795,7 @@ func TestE2EHealthChecks(t *testing.T) {
 		if n := strings.Count(top, "sleep 7777"); n > 1 {
 			t.Fatalf("%d hung probes running:\n%s", n, top)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // samples spread over the probes' turns
 	}
 	run(t, env, "docker", "rm", "-f", "hc", "sick", "hung")
 }
@@ -819,7 +836,7 @@ func TestE2ETopAndStats(t *testing.T) {
 	_, _, env := withBusybox(t)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "spin", "-m", "64m", "--pids-limit", "20", "busybox",
 		"sh", "-c", "while true; do :; done")
-	time.Sleep(500 * time.Millisecond)
+	waitProgram(t, env, "spin", "sh")
 	r := run(t, env, "docker", "top", "spin")
 	if r.code != 0 || !strings.Contains(r.stdout, "PID") || !strings.Contains(r.stdout, "while true") {
 		t.Errorf("docker top: %q %q", r.stdout, r.stderr)
@@ -842,7 +859,7 @@ func TestE2ECopy(t *testing.T) {
 	p, _, env := withBusybox(t)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "cpc", "-v", "cpvol:/data", "busybox", "sh", "-c",
 		"echo in-volume > /data/v; echo hi > /tmp/x; sleep 1000")
-	time.Sleep(300 * time.Millisecond)
+	waitExec(t, env, "cpc", "test", "-s", "/tmp/x")
 	out := filepath.Join(p.dir, "out")
 	os.MkdirAll(out, 0o755)
 	if r := run(t, env, "docker", "cp", "cpc:/tmp/x", filepath.Join(out, "x")); r.code != 0 {

@@ -10,12 +10,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -281,6 +283,9 @@ func runProgramInPty(t *testing.T, env []string, input []string, program string,
 	}
 	go func() {
 		for _, l := range input {
+			// A person's pace, part of the scenario: nothing outside
+			// says when a client has attached to a shell that prints
+			// nothing until a key comes, so each line waits a while.
 			time.Sleep(700 * time.Millisecond)
 			io.WriteString(stdin, l+"\n")
 		}
@@ -318,4 +323,71 @@ func oursWithStdin(t *testing.T, p paths, stdin io.Reader, args ...string) resul
 		t.Fatal(err)
 	}
 	return result{out.String(), errb.String(), code}
+}
+
+// poll calls cond every 20 ms until it holds or timeout has passed, and
+// says whether it held.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eventually waits until cond holds, a state the test needs, and fails the
+// test if it does not within timeout; what names the state.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("%s: not within %v", what, timeout)
+	}
+}
+
+// waitProgram waits until the main process of container name runs program
+// (its comm): the container's init has handed over to the command.
+func waitProgram(t *testing.T, env []string, name, program string) {
+	t.Helper()
+	pid := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.Pid}}", name).stdout)
+	eventually(t, 20*time.Second, name+" runs "+program, func() bool {
+		b, err := os.ReadFile("/proc/" + pid + "/comm")
+		return err == nil && strings.TrimSpace(string(b)) == program
+	})
+}
+
+// waitExec waits until cmd, run in container name, succeeds.
+func waitExec(t *testing.T, env []string, name string, cmd ...string) {
+	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("%v in %s", cmd, name), func() bool {
+		return run(t, env, "docker", append([]string{"exec", name}, cmd...)...).code == 0
+	})
+}
+
+// exited says whether process pid has ended (gone, or a zombie).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err != nil || strings.Contains(string(b), ") Z ")
+}
+
+// syncBuffer is a bytes.Buffer a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -445,7 +445,9 @@ func TestE2ECrashDuringPull(t *testing.T) {
 		d := startDaemon(t, exec.Command(bin, args...), p.sock)
 		c, _ := client.New("unix://" + p.sock)
 		go pullOnce()
-		time.Sleep(time.Duration(rng.Int64N(int64(full) * 13 / 10))) // some after the end
+		// Part of the scenario: the kill at a random moment of the pull
+		// (some after its end).
+		time.Sleep(time.Duration(rng.Int64N(int64(full) * 13 / 10)))
 		d.cmd.Process.Signal(syscall.SIGKILL)
 		<-d.done
 		d.done <- nil

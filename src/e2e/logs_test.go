@@ -152,7 +152,9 @@ exec "$@"`
 	// comes after.
 	run(t, env, "docker", "run", "-d", "--network", "none", "--log-driver", "journald", "--name", "jf",
 		"busybox", "sh", "-c", "echo before; sleep 1; for i in 1 2 3; do echo tick $i; sleep 0.3; done")
-	time.Sleep(500 * time.Millisecond)
+	eventually(t, 20*time.Second, `"before" in jf's log`, func() bool {
+		return strings.Contains(run(t, env, "docker", "logs", "jf").stdout, "before")
+	})
 	r = run(t, env, "docker", "logs", "-f", "--tail", "0", "jf")
 	if r.code != 0 || r.stdout != "tick 1\ntick 2\ntick 3\n" {
 		t.Errorf("logs -f --tail 0: %d %q %q", r.code, r.stdout, r.stderr)
@@ -213,9 +215,21 @@ func TestE2ELogsDiskFull(t *testing.T) {
 	}
 	// The space is back; a limited log stays within max-size x max-file.
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "bounded", "--log-opt", "max-size=512k", "--log-opt", "max-file=3", "busybox", "sh", "-c", chatty)
-	time.Sleep(3 * time.Second)
 	id := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.Id}}", "bounded").stdout)
-	files, _ := filepath.Glob(filepath.Join(p.dataRoot, "containers", id, id+"-json.log*"))
+	logs := filepath.Join(p.dataRoot, "containers", id, id+"-json.log")
+	// Rotated up to the last file, then once more, which drops the oldest:
+	// the limit is in play.
+	ino := func() uint64 {
+		var st syscall.Stat_t
+		if syscall.Stat(logs+".2", &st) != nil {
+			return 0
+		}
+		return st.Ino
+	}
+	var last uint64
+	eventually(t, 60*time.Second, "the log rotated up to max-file", func() bool { last = ino(); return last != 0 })
+	eventually(t, 60*time.Second, "the oldest rotated log dropped", func() bool { return ino() != last })
+	files, _ := filepath.Glob(logs + "*")
 	var total int64
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {

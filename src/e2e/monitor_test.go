@@ -171,7 +171,10 @@ func TestE2EMonitorKilled(t *testing.T) {
 	if r := run(t, env, "docker", "stats", "--no-stream", "--format", "{{.Name}}", "counter"); r.code != 0 {
 		t.Errorf("stats after the monitor's loss: %q", r.stderr)
 	}
-	time.Sleep(200 * time.Millisecond) // some output through the new monitor
+	// Some output through the new monitor.
+	logLines := func() int { return len(strings.Fields(run(t, env, "docker", "logs", "counter").stdout)) }
+	n0 := logLines()
+	eventually(t, 20*time.Second, "counter's output through the new monitor", func() bool { return logLines() > n0+2 })
 	r := run(t, env, "docker", "stop", "-t", "1", "counter")
 	if r.code != 0 {
 		t.Fatalf("stop: %s", r.stderr)
@@ -324,6 +327,7 @@ func TestE2EMonitorFaults(t *testing.T) {
 			}
 		}
 		if !killed {
+			// Part of the scenario: the monitor dies at the trial's random moment.
 			time.Sleep(kill - time.Since(begin))
 			old = killMonitor(t, p)
 		}
@@ -482,7 +486,11 @@ func TestE2EMonitorUpgrade(t *testing.T) {
 		}
 		return st.Ino
 	}
-	time.Sleep(200 * time.Millisecond) // output before the update
+	// Output before the update.
+	eventually(t, 20*time.Second, "output before the update", func() bool {
+		return len(strings.Fields(run(t, env, "docker", "logs", "counter").stdout)) > 2 &&
+			strings.Contains(run(t, env, "docker", "logs", "tty").stdout, "tick")
+	})
 	d.stop(t)
 	install()
 	if exeIno(fmt.Sprintf("/proc/%d/exe", mon)) == exeIno(bin) {
