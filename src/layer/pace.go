@@ -32,8 +32,9 @@ func newPacer(window int64) *pacer {
 	return &pacer{window: window, buf: make([]byte, chunkSize)}
 }
 
-// copy writes r to f, pacing writeback. It takes ownership of f: f is
-// closed by a later flush (or by copy itself on error).
+// copy writes r to f, pacing writeback. f stays the caller's: what is
+// kept for a later flush is a duplicate of its descriptor, so that the
+// caller may go on using f (its metadata is set through it) and close it.
 func (p *pacer) copy(f *os.File, r io.Reader) (int64, error) {
 	fd := int(f.Fd())
 	var off, dropped int64
@@ -41,7 +42,6 @@ func (p *pacer) copy(f *os.File, r io.Reader) (int64, error) {
 		n, rerr := io.ReadFull(r, p.buf)
 		if n > 0 {
 			if _, err := f.Write(p.buf[:n]); err != nil {
-				f.Close()
 				return off, err
 			}
 			// Start writeback of this chunk now, without waiting.
@@ -60,11 +60,16 @@ func (p *pacer) copy(f *os.File, r io.Reader) (int64, error) {
 			break
 		}
 		if rerr != nil {
-			f.Close()
 			return off, rerr
 		}
 	}
-	p.pending = append(p.pending, f)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		// Its pages are then left to the kernel: pacing is not
+		// correctness.
+		return off, nil
+	}
+	p.pending = append(p.pending, os.NewFile(uintptr(dup), f.Name()))
 	p.pendSz += off - dropped
 	if p.pendSz > p.window || len(p.pending) >= maxPendingOpen {
 		p.flush()
