@@ -165,3 +165,23 @@ func journalFields(c *Container, tagTemplate string) (map[string]string, error) 
 	}
 	return logs.JournalFields(c.ID, c.Name, c.ImageName, tag), nil
 }
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "m"), strings.HasSuffix(s, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "g"), strings.HasSuffix(s, "G"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		return 0, err
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,213 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/balena-os/balena-engine/src/runtime"
+	"github.com/balena-os/balena-engine/src/volume"
+	"github.com/moby/moby/api/types/events"
+	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
+	"golang.org/x/sys/unix"
+)
+
+// Start runs a created or stopped container. A container that would
+// remove itself on exit (run --rm) is removed when it cannot start, as
+// Docker does, so that a failed run leaves nothing behind.
+func (m *Manager) Start(ctx context.Context, ref string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	err = m.start(ctx, c)
+	if err != nil && !errors.Is(err, ErrAlreadyStarted) {
+		// Whatever stopped the start, those waiting for this run (docker
+		// run waits for the next exit, or removal, and attaches) hear of it.
+		m.updateOrLog(c.ID, func(c *Container) error {
+			c.State.Error = err.Error()
+			c.State.ExitCode = 128
+			return nil
+		})
+		m.exitWaiters(c.ID, 128)
+		m.rt.EndAttach(context.Background(), c.ID)
+	}
+	if err != nil && !errors.Is(err, ErrAlreadyStarted) && c.HostConfig.AutoRemove {
+		if rerr := m.Remove(context.Background(), c.ID, true); rerr != nil {
+			m.log.Warn("auto-remove after a failed start", "id", c.ID, "err", rerr)
+		}
+	}
+	return err
+}
+
+func (m *Manager) start(ctx context.Context, c *Container) error {
+	var err error
+	unlock := m.fsLock(c.ID)
+	defer unlock()
+	if c, err = m.records.get(c.ID); err != nil { // as it is now, under the lock
+		return err
+	}
+	if c.State.Status == StatusRunning {
+		return ErrAlreadyStarted
+	}
+	m.cancelRestart(c.ID)
+	img, err := m.images.Get(c.Image.String())
+	if err != nil {
+		return fmt.Errorf("image of container %s: %w", c.ID, err)
+	}
+	rootfs, err := m.mountRootfs(c)
+	if err != nil {
+		return err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unix.Unmount(rootfs, unix.MNT_DETACH)
+		}
+	}()
+	hostname := c.Config.Hostname
+	if hostname == "" {
+		hostname = c.ID[:12]
+	}
+	etc, err := m.etcFiles(c, hostname)
+	if err != nil {
+		return err
+	}
+	specHost, _, err := splitVolumes(c.HostConfig, nil)
+	if err != nil {
+		return err
+	}
+	if specHost.Init == nil && m.opts.DefaultInit {
+		yes := true
+		specHost.Init = &yes
+	}
+	initPath := m.opts.InitPath
+	if initPath == "" {
+		initPath = m.rt.Binary()
+	}
+	mountpoints := map[string]string{}
+	for _, v := range c.Volumes {
+		vol, err := m.vols.Create(v.Name, nil, nil) // recreated if it was removed meanwhile
+		if err != nil {
+			return err
+		}
+		mountpoints[v.Name] = vol.Mountpoint
+		if !v.NoCopy {
+			if err := volume.CopyUp(rootfs, v.Destination, vol.Mountpoint); err != nil {
+				return err
+			}
+		}
+	}
+	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled})
+	if err != nil {
+		return err
+	}
+	s.Linux.CgroupsPath = m.cgroupOf(c.ID)
+	lo, err := LogSettings(c.HostConfig.LogConfig)
+	if err != nil {
+		return err
+	}
+	req := &runtime.StartRequest{ID: c.ID, Spec: s, Rootfs: rootfs, LogDriver: lo.Driver, LogPath: c.LogPath,
+		LogMaxSize: lo.MaxSize, LogMaxFile: lo.MaxFile, LogCompress: lo.Compress, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce}
+	if lo.Driver == DriverJournald {
+		if !logs.JournalAvailable() {
+			return errdefs.Unavailable(errors.New("failed to initialize logging driver: journald is not enabled on this host"))
+		}
+		if req.JournalFields, err = journalFields(c, lo.Tag); err != nil {
+			return err
+		}
+	}
+	st, err := m.rt.Start(ctx, req)
+	if err != nil {
+		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
+	}
+	started = true
+	c, err = m.records.update(c.ID, func(c *Container) error {
+		c.State = State{Status: StatusRunning, Pid: st.Pid, StartedAt: st.StartedAt, Health: nil}
+		c.ManuallyStopped = false
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.notify(events.ActionStart, c, nil)
+	go m.follow(c.ID)
+	go m.runHealth(c.ID)
+	return nil
+}
+
+// ErrAlreadyStarted is the answer to starting a running container (Docker
+// answers 304 Not Modified).
+var ErrAlreadyStarted = errors.New("container already started")
+
+// follow waits for a running container to end and records how it ended.
+//
+// The monitor's end (the OOM killer, a bug) does not end the container:
+// the wait is made again, which starts the next monitor, and that one
+// takes the container back or, if it ended meanwhile, says so. Only the
+// monitor, which ends what it cannot follow, says that a container has
+// ended: never an error on the way to it.
+func (m *Manager) follow(id string) {
+	delay := 10 * time.Millisecond
+	for {
+		st, err := m.rt.Wait(context.Background(), id)
+		switch {
+		case err == nil:
+			m.finish(id, st)
+			return
+		case errdefs.KindOf(err) == errdefs.KindNotFound:
+			// No monitor knows it: the host restarted (the monitor's
+			// state is on a tmpfs), and the container with it.
+			m.finish(id, runtime.State{ExitCode: 255, FinishedAt: time.Now().UTC(),
+				Error: "the container ended while the engine was not running; its exit status is unknown"})
+			return
+		}
+		if _, gone := m.records.get(id); gone != nil || m.rt.Closed() {
+			return // removed meanwhile, or the daemon is going
+		}
+		m.log.Warn("lost the container monitor while following a container; asking again", "id", id, "err", err)
+		time.Sleep(delay)
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func (m *Manager) finish(id string, st runtime.State) {
+	c, err := m.records.update(id, func(c *Container) error {
+		c.State.Status = StatusExited
+		c.State.Pid = 0
+		c.State.ExitCode = st.ExitCode
+		c.State.OOMKilled = st.OOMKilled
+		c.State.Error = st.Error
+		c.State.FinishedAt = st.FinishedAt
+		return nil
+	})
+	m.exitWaiters(id, st.ExitCode)
+	if err != nil {
+		return // removed meanwhile
+	}
+	if st.OOMKilled {
+		m.notify(events.ActionOOM, c, nil)
+	}
+	m.notify(events.ActionDie, c, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
+	unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
+	m.mu.Lock()
+	inRestart := m.userRestarts[id]
+	m.mu.Unlock()
+	if c.HostConfig.AutoRemove && !inRestart {
+		if err := m.Remove(context.Background(), id, false); err != nil {
+			m.log.Warn("auto-remove", "id", id, "err", err)
+		}
+		return
+	}
+	if delay, ok := m.restartDelay(c); ok {
+		m.updateOrLog(id, func(r *Container) error { r.State.Status = StatusRestarting; return nil })
+		m.mu.Lock()
+		m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
+		m.mu.Unlock()
+	}
+}

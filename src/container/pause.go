@@ -1,0 +1,62 @@
+package container
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/moby/moby/api/types/events"
+)
+
+// Pause freezes a running container.
+func (m *Manager) Pause(ctx context.Context, ref string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	switch c.State.Status {
+	case StatusPaused:
+		return errdefs.Conflict(fmt.Errorf("container %s is already paused", c.ID))
+	case StatusRunning:
+	default:
+		return errdefs.Conflict(fmt.Errorf("container %s is not running", c.ID))
+	}
+	if err := m.rt.Pause(ctx, c.ID); err != nil {
+		return err
+	}
+	c, err = m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusPaused; return nil })
+	if err == nil {
+		m.notify(events.ActionPause, c, nil)
+	}
+	return err
+}
+
+// Unpause thaws a paused container.
+func (m *Manager) Unpause(ctx context.Context, ref string) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusPaused {
+		return errdefs.Conflict(fmt.Errorf("container %s is not paused", c.ID))
+	}
+	if err := m.rt.Resume(ctx, c.ID); err != nil {
+		return err
+	}
+	c, err = m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
+	if err == nil {
+		m.notify(events.ActionUnPause, c, nil)
+	}
+	return err
+}
+
+// thawIfPaused resumes a paused container so that a signal can end it, as
+// Docker does before stop, kill and forced removal.
+func (m *Manager) thawIfPaused(ctx context.Context, c *Container) {
+	if c.State.Status == StatusPaused {
+		if m.rt.Resume(ctx, c.ID) == nil {
+			m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
+			c.State.Status = StatusRunning
+		}
+	}
+}

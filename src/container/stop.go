@@ -1,0 +1,131 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/moby/moby/api/types/events"
+)
+
+// Kill sends a signal to a running container.
+func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	if sig == syscall.SIGKILL {
+		m.thawIfPaused(ctx, c)
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		return errdefs.Conflict(fmt.Errorf("cannot kill container: %s: container %s is not running", ref, c.ID))
+	}
+	if sig != syscall.SIGKILL && c.State.Status == StatusRunning && m.usesInit(c) {
+		awaitSignalHandler(c.State.Pid, sig, time.Second)
+	}
+	if err := m.rt.Signal(ctx, c.ID, sig); err != nil {
+		return err
+	}
+	m.notify(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(int(sig))})
+	return nil
+}
+
+// Stop sends the stop signal, waits up to timeout, then kills.
+func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	// Registered before the state is read again: an exit in between is
+	// then not missed.
+	exited := m.nextExit(c.ID).done
+	if c, err = m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil }); err != nil {
+		return err
+	}
+	m.thawIfPaused(ctx, c)
+	if m.cancelRestart(c.ID) {
+		m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		return nil
+	}
+	if c.State.Status != StatusRunning {
+		return ErrNotRunning
+	}
+	img, _ := m.images.Get(c.Image.String())
+	sig := syscall.SIGTERM
+	name := c.Config.StopSignal
+	if name == "" {
+		name = img.Config.Config.StopSignal
+	}
+	if name != "" {
+		s, err := ParseSignal(name)
+		if err != nil {
+			return err
+		}
+		sig = s
+	}
+	wait := 10
+	if c.Config.StopTimeout != nil {
+		wait = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		wait = *timeout
+	}
+	if m.usesInit(c) {
+		awaitSignalHandler(c.State.Pid, sig, time.Second)
+	}
+	if err := m.rt.Signal(ctx, c.ID, sig); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
+		return err
+	}
+	if wait >= 0 {
+		select {
+		case <-exited:
+			m.notify(events.ActionStop, c, nil)
+			return nil
+		case <-time.After(time.Duration(wait) * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
+		return err
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.notify(events.ActionStop, c, nil)
+	return nil
+}
+
+// Restart stops a container and starts it again. As with Docker, the stop
+// does not remove a container run with --rm: removing it while it is
+// started again would leave its new process running with no record.
+func (m *Manager) Restart(ctx context.Context, ref string, timeout *int) error {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.userRestarts[c.ID] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.userRestarts, c.ID)
+		m.mu.Unlock()
+	}()
+	if err := m.Stop(ctx, c.ID, timeout); err != nil && !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	if err := m.Start(ctx, c.ID); err != nil && !errors.Is(err, ErrAlreadyStarted) {
+		return err
+	}
+	return nil
+}
+
+// ErrNotRunning is stopping a container that is not running (Docker
+// answers 304 Not Modified).
+var ErrNotRunning = errors.New("container not running")
