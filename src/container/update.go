@@ -36,7 +36,7 @@ func (m *Manager) Update(ctx context.Context, ref string, u *containertypes.Upda
 			return nil, err
 		}
 		if c.HostConfig.AutoRemove && u.RestartPolicy.Name != "no" {
-			return nil, errdefs.InvalidParameter(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container")) //lint:ignore ST1005 Docker's wording
+			return nil, errdefs.InvalidParameter(errors.New("Restart policy cannot be updated because AutoRemove is enabled for the container"))
 		}
 	}
 	host := *c.HostConfig
