@@ -109,8 +109,11 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		}
 	}
 	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
-		Config: cfg, HostConfig: host, State: State{Status: StatusCreated}, Path: args[0], Args: args[1:], Volumes: vms,
+		Config: cfg, HostConfig: host, Path: args[0], Args: args[1:], Volumes: vms,
 		LogPath: filepath.Join(m.dir(id), id+"-json.log")}
+	if err = c.State.transition(evCreate, outcome{}); err != nil {
+		return nil, nil, err
+	}
 	for _, d := range []string{"upper", "work", "rootfs"} {
 		if err = os.MkdirAll(filepath.Join(m.dir(id), d), 0o700); err != nil {
 			os.RemoveAll(m.dir(id))

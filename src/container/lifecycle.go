@@ -25,18 +25,17 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		return err
 	}
 	err = m.start(ctx, c)
-	if err != nil && !errors.Is(err, ErrAlreadyStarted) {
+	// Refused before anything was tried (a paused container): the run it
+	// has goes on.
+	failed := err != nil && !errors.Is(err, ErrAlreadyStarted) && !refused(err)
+	if failed {
 		// Whatever stopped the start, those waiting for this run (docker
 		// run waits for the next exit, or removal, and attaches) hear of it.
-		m.updateOrLog(c.ID, func(c *Container) error {
-			c.State.Error = err.Error()
-			c.State.ExitCode = 128
-			return nil
-		})
+		m.transitionOrLog(c.ID, evStartFailed, outcome{ExitCode: 128, Error: err.Error()})
 		m.exitWaiters(c.ID, 128)
 		m.rt.EndAttach(context.Background(), c.ID)
 	}
-	if err != nil && !errors.Is(err, ErrAlreadyStarted) && c.HostConfig.AutoRemove {
+	if failed && c.HostConfig.AutoRemove {
 		if rerr := m.Remove(context.Background(), c.ID, true); rerr != nil {
 			m.log.Warn("auto-remove after a failed start", "id", c.ID, "err", rerr)
 		}
@@ -53,6 +52,9 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 	}
 	if c.State.Status == StatusRunning {
 		return ErrAlreadyStarted
+	}
+	if _, err := nextStatus(c.State.Status, evStart); err != nil {
+		return err
 	}
 	m.cancelRestart(c.ID)
 	img, err := m.images.Get(c.Image.String())
@@ -127,11 +129,7 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
 	}
 	started = true
-	c, err = m.records.update(c.ID, func(c *Container) error {
-		c.State = State{Status: StatusRunning, Pid: st.Pid, StartedAt: st.StartedAt, Health: nil}
-		c.ManuallyStopped = false
-		return nil
-	})
+	c, err = m.transition(c.ID, evStart, outcome{Pid: st.Pid, StartedAt: st.StartedAt}, func(c *Container) { c.ManuallyStopped = false })
 	if err != nil {
 		return err
 	}
@@ -177,18 +175,10 @@ func (m *Manager) follow(id string) {
 }
 
 func (m *Manager) finish(id string, st runtime.State) {
-	c, err := m.records.update(id, func(c *Container) error {
-		c.State.Status = StatusExited
-		c.State.Pid = 0
-		c.State.ExitCode = st.ExitCode
-		c.State.OOMKilled = st.OOMKilled
-		c.State.Error = st.Error
-		c.State.FinishedAt = st.FinishedAt
-		return nil
-	})
+	c, err := m.transitionOrLog(id, evExit, outcome{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, Error: st.Error, FinishedAt: st.FinishedAt})
 	m.exitWaiters(id, st.ExitCode)
 	if err != nil {
-		return // removed meanwhile
+		return // removed meanwhile, or not running (logged)
 	}
 	if st.OOMKilled {
 		m.notify(events.ActionOOM, c, nil)
@@ -205,7 +195,11 @@ func (m *Manager) finish(id string, st runtime.State) {
 		return
 	}
 	if delay, ok := m.restartDelay(c); ok {
-		m.updateOrLog(id, func(r *Container) error { r.State.Status = StatusRestarting; return nil })
+		// Started meanwhile: no restart. A record that could not be
+		// written does not keep the policy from restarting it.
+		if _, err := m.transitionOrLog(id, evRestartScheduled, outcome{}); refused(err) {
+			return
+		}
 		m.mu.Lock()
 		m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
 		m.mu.Unlock()

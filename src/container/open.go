@@ -34,16 +34,14 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	}
 	for _, c := range all {
 		if c.State.Status == StatusRestarting {
-			// A restart was waiting when the daemon went: do it now.
-			c.State.Status = StatusExited
-			m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+			// A restart was waiting when the daemon went, its timer
+			// with it: it is done now instead.
+			m.transitionOrLog(c.ID, evRestartCancelled, outcome{})
 			go m.restart(c.ID, 0)
 			continue
 		}
-		if c.State.Status == StatusPaused {
-			c.State.Status = StatusRunning // the monitor says whether it still runs
-		}
-		if c.State.Status != StatusRunning {
+		// A paused one too may have ended: the monitor says.
+		if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
 			// Docker starts "always" containers with the daemon, and
 			// "unless-stopped" ones unless a user stopped them.
 			p := c.HostConfig.RestartPolicy.Name

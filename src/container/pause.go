@@ -24,7 +24,8 @@ func (m *Manager) Pause(ctx context.Context, ref string) error {
 	if err := m.rt.Pause(ctx, c.ID); err != nil {
 		return err
 	}
-	c, err = m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusPaused; return nil })
+	// Checked again with the record: it may have exited since.
+	c, err = m.transition(c.ID, evPause, outcome{}, nil)
 	if err == nil {
 		m.notify(events.ActionPause, c, nil)
 	}
@@ -43,7 +44,7 @@ func (m *Manager) Unpause(ctx context.Context, ref string) error {
 	if err := m.rt.Resume(ctx, c.ID); err != nil {
 		return err
 	}
-	c, err = m.records.update(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
+	c, err = m.transition(c.ID, evUnpause, outcome{}, nil)
 	if err == nil {
 		m.notify(events.ActionUnPause, c, nil)
 	}
@@ -55,8 +56,10 @@ func (m *Manager) Unpause(ctx context.Context, ref string) error {
 func (m *Manager) thawIfPaused(ctx context.Context, c *Container) {
 	if c.State.Status == StatusPaused {
 		if m.rt.Resume(ctx, c.ID) == nil {
-			m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusRunning; return nil })
-			c.State.Status = StatusRunning
+			m.transitionOrLog(c.ID, evUnpause, outcome{})
+			// The caller's copy too, even if the record could not be
+			// written: the process runs, and a signal can end it.
+			c.State.transition(evUnpause, outcome{})
 		}
 	}
 }

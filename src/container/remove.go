@@ -63,12 +63,20 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 			return fmt.Errorf("container %s did not die after SIGKILL", c.ID)
 		}
 	}
+	// Nothing is undone unless the container may go as it is now.
+	removable := func(r *Container) error { _, err := nextStatus(r.State.Status, evRemove); return err }
+	if c, err = m.records.get(c.ID); err != nil {
+		return err
+	}
+	if err := removable(c); err != nil {
+		return err
+	}
 	if err := m.rt.Forget(ctx, c.ID); err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}
 	m.rt.EndAttach(ctx, c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
-	if err := m.records.remove(c.ID); err != nil {
+	if err := m.records.remove(c.ID, removable); err != nil {
 		return err
 	}
 	os.RemoveAll(m.dir(c.ID))

@@ -57,9 +57,9 @@ func (m *Manager) restart(id string, _ time.Duration) {
 	if _, err := m.records.update(id, func(r *Container) error { r.RestartCount++; return nil }); err != nil {
 		return
 	}
+	// A failed start leaves the container exited (see Start).
 	if err := m.Start(context.Background(), id); err != nil {
 		m.log.Warn("restart by policy failed", "id", id, "err", err)
-		m.updateOrLog(id, func(r *Container) error { r.State.Status = StatusExited; return nil })
 		return
 	}
 	m.notify(events.ActionRestart, c, nil)

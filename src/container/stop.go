@@ -47,7 +47,7 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	}
 	m.thawIfPaused(ctx, c)
 	if m.cancelRestart(c.ID) {
-		m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		m.transitionOrLog(c.ID, evRestartCancelled, outcome{})
 		return nil
 	}
 	if c.State.Status != StatusRunning {

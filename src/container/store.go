@@ -20,28 +20,6 @@ var (
 	bucketNames      = []byte("names")      // name -> ID
 )
 
-// Status values, as Docker names them.
-const (
-	StatusCreated    = "created"
-	StatusRunning    = "running"
-	StatusExited     = "exited"
-	StatusRemoving   = "removing"
-	StatusRestarting = "restarting"
-	StatusPaused     = "paused"
-)
-
-// State is a container's run state.
-type State struct {
-	Status     string
-	Pid        int
-	ExitCode   int
-	OOMKilled  bool
-	Error      string
-	StartedAt  time.Time
-	FinishedAt time.Time
-	Health     *containertypes.Health `json:",omitempty"`
-}
-
 // Container is a container's record.
 type Container struct {
 	ID           string
@@ -185,12 +163,17 @@ func (rs recordStore) update(id string, fn func(*Container) error) (*Container, 
 	return &c, nil
 }
 
-func (rs recordStore) remove(id string) error {
+// remove deletes a container's record if check, given the record as it
+// is in the same transaction, allows it.
+func (rs recordStore) remove(id string, check func(*Container) error) error {
 	return rs.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketContainers)
 		var c Container
 		if v := b.Get([]byte(id)); v != nil {
 			json.Unmarshal(v, &c)
+			if err := check(&c); err != nil {
+				return err
+			}
 		}
 		if c.Name != "" {
 			tx.Bucket(bucketNames).Delete([]byte(c.Name))

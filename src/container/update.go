@@ -63,7 +63,7 @@ func (m *Manager) Update(ctx context.Context, ref string, u *containertypes.Upda
 	}
 	if u.RestartPolicy.Name == "no" && m.cancelRestart(c.ID) {
 		// A restart was waiting out its back-off: the policy no longer asks for it.
-		m.updateOrLog(c.ID, func(r *Container) error { r.State.Status = StatusExited; return nil })
+		m.transitionOrLog(c.ID, evRestartCancelled, outcome{})
 	}
 	m.notify(events.ActionUpdate, c, nil)
 	return nil, nil
