@@ -195,13 +195,27 @@ func (m *Manager) finish(id string, st runtime.State) {
 		return
 	}
 	if delay, ok := m.restartDelay(c); ok {
-		// Started meanwhile: no restart. A record that could not be
-		// written does not keep the policy from restarting it.
-		if _, err := m.transitionOrLog(id, evRestartScheduled, outcome{}); refused(err) {
+		// Held from the record's change to the timer's registration: a
+		// stop in between would find the status restarting and no
+		// restart to cancel, and leave it so for the whole back-off.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		stopped := false
+		_, err := m.records.update(id, func(r *Container) error {
+			if r.ManuallyStopped { // a user's stop since the exit
+				stopped = true
+				return nil
+			}
+			return r.State.transition(evRestartScheduled, outcome{})
+		})
+		if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+			m.log.Error("container state not changed", "id", id, "event", string(evRestartScheduled), "err", err)
+		}
+		// Started meanwhile, or stopped: no restart. A record that could
+		// not be written does not keep the policy from restarting it.
+		if stopped || refused(err) {
 			return
 		}
-		m.mu.Lock()
 		m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
-		m.mu.Unlock()
 	}
 }

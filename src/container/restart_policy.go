@@ -51,7 +51,18 @@ func (m *Manager) restart(id string, _ time.Duration) {
 	delete(m.restarts, id)
 	m.mu.Unlock()
 	c, err := m.records.get(id)
-	if err != nil || c.ManuallyStopped || c.State.Status == StatusRunning {
+	if err != nil || c.State.Status == StatusRunning {
+		return
+	}
+	if c.ManuallyStopped {
+		// A user's stop came between the exit and the scheduling of this
+		// restart, and found nothing to cancel: the restart ends here.
+		m.updateOrLog(id, func(r *Container) error {
+			if r.State.Status != StatusRestarting {
+				return nil
+			}
+			return r.State.transition(evRestartCancelled, outcome{})
+		})
 		return
 	}
 	if _, err := m.records.update(id, func(r *Container) error { r.RestartCount++; return nil }); err != nil {
