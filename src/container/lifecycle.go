@@ -125,6 +125,14 @@ func (m *Manager) start(ctx context.Context, c *Container) error {
 		}
 	}
 	st, err := m.rt.Start(ctx, req)
+	if err != nil && runtime.MonitorLost(err) {
+		// The monitor went during the start: the next one may have taken
+		// the container back, running. Then it started, and is followed.
+		if now, serr := m.rt.State(context.Background(), c.ID); serr == nil && now.Running {
+			m.log.Warn("the container monitor was lost while starting a container; the next one took it back", "id", c.ID)
+			st, err = now, nil
+		}
+	}
 	if err != nil {
 		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
 	}
