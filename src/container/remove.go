@@ -76,10 +76,15 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 	}
 	m.rt.EndAttach(ctx, c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
+	// Its files go before its record: once nothing names the container,
+	// nothing of it is left (a failure here keeps the record, and a
+	// second rm finishes the work).
+	if err := os.RemoveAll(m.dir(c.ID)); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+	}
 	if err := m.records.remove(c.ID, removable); err != nil {
 		return err
 	}
-	os.RemoveAll(m.dir(c.ID))
 	m.forgetExecsOf(c.ID)
 	locked = false
 	unlock()
