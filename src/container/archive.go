@@ -154,7 +154,7 @@ func statOf(h *os.File, p string) (containertypes.PathStat, uint32, error) {
 	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
 		return containertypes.PathStat{}, 0, fmt.Errorf("stat %s: %w", p, err)
 	}
-	ps := containertypes.PathStat{Name: filepath.Base(p), Size: st.Size, Mode: fileMode(st.Mode), Mtime: time.Unix(st.Mtim.Unix())}
+	ps := containertypes.PathStat{Name: filepath.Base(p), Size: st.Size, Mode: treepack.FileMode(st.Mode), Mtime: time.Unix(st.Mtim.Unix())}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		buf := make([]byte, 4096)
 		if n, err := unix.Readlinkat(int(h.Fd()), "", buf); err == nil {
@@ -162,35 +162,6 @@ func statOf(h *os.File, p string) (containertypes.PathStat, uint32, error) {
 		}
 	}
 	return ps, st.Mode & unix.S_IFMT, nil
-}
-
-// fileMode is os.FileMode of a stat's mode, as os.Lstat gives it.
-func fileMode(m uint32) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFBLK:
-		mode |= os.ModeDevice
-	case unix.S_IFCHR:
-		mode |= os.ModeDevice | os.ModeCharDevice
-	case unix.S_IFDIR:
-		mode |= os.ModeDir
-	case unix.S_IFIFO:
-		mode |= os.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= os.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= os.ModeSocket
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
 }
 
 // ArchivePath writes a tar of a container path to w (docker cp from the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -110,42 +111,39 @@ func openFIFO(p string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), p), nil
 }
 
+// procStat returns the fields of /proc/PID/stat after the command name
+// (which, in parentheses, may hold spaces): [0] is field 3, the state.
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
 // procStart returns a process's start time (clock ticks after boot), and
 // false if there is no such process or it has ended (a zombie).
 func procStart(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	f := procStat(pid)
+	// Field 22 (starttime) is f[19].
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return 0, false
 	}
-	// The command name, in parentheses, may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state), so field 22 (starttime) is f[19].
-	if len(f) < 20 || f[0][0] == 'Z' || f[0][0] == 'X' {
-		return 0, false
-	}
-	t, err := strconv.ParseUint(string(f[19]), 10, 64)
+	t, err := strconv.ParseUint(f[19], 10, 64)
 	return t, err == nil
 }
 
 // procParent returns a process's parent PID, or 0.
 func procParent(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := bytes.Fields(b[i+1:])
+	f := procStat(pid)
 	if len(f) < 2 {
 		return 0
 	}
-	n, _ := strconv.Atoi(string(f[1]))
+	n, _ := strconv.Atoi(f[1])
 	return n
 }
 

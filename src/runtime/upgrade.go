@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,7 +178,7 @@ func (c *Client) NeedsUpgrade() bool {
 	if err != nil {
 		return false
 	}
-	pid, err := strconv.Atoi(string(trimNL(b)))
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
 	if err != nil || pid <= 0 {
 		return false
 	}
@@ -186,13 +187,6 @@ func (c *Client) NeedsUpgrade() bool {
 		return false
 	}
 	return running.Dev != ours.Dev || running.Ino != ours.Ino
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // Upgrade moves the running monitor to this client's binary and waits

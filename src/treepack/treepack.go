@@ -159,9 +159,12 @@ func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
 func (s statInfo) IsDir() bool        { return s.Mode().IsDir() }
 func (s statInfo) Sys() any           { return &s.st }
 
-func (s statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.st.Mode & 0o777)
-	switch s.st.Mode & syscall.S_IFMT {
+func (s statInfo) Mode() fs.FileMode { return FileMode(s.st.Mode) }
+
+// FileMode is the fs.FileMode of a stat's st_mode, as os.Lstat gives it.
+func FileMode(mode uint32) fs.FileMode {
+	m := fs.FileMode(mode & 0o777)
+	switch mode & syscall.S_IFMT {
 	case syscall.S_IFBLK:
 		m |= fs.ModeDevice
 	case syscall.S_IFCHR:
@@ -175,13 +178,13 @@ func (s statInfo) Mode() fs.FileMode {
 	case syscall.S_IFSOCK:
 		m |= fs.ModeSocket
 	}
-	if s.st.Mode&syscall.S_ISGID != 0 {
+	if mode&syscall.S_ISGID != 0 {
 		m |= fs.ModeSetgid
 	}
-	if s.st.Mode&syscall.S_ISUID != 0 {
+	if mode&syscall.S_ISUID != 0 {
 		m |= fs.ModeSetuid
 	}
-	if s.st.Mode&syscall.S_ISVTX != 0 {
+	if mode&syscall.S_ISVTX != 0 {
 		m |= fs.ModeSticky
 	}
 	return m

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -257,4 +258,24 @@ func Archive(w io.Writer, tag string, img Image) error {
 		}
 	}
 	return tw.Close()
+}
+
+// WriteHostBusybox writes, at path, a "docker save" archive tagged tag of
+// the busybox image for this machine's platform, from the host's
+// /bin/busybox (Debian's busybox-static): the image the benchmarks load.
+func WriteHostBusybox(path, tag string) error {
+	p := platforms.DefaultSpec()
+	img, err := Busybox(ocispec.Platform{OS: p.OS, Architecture: p.Architecture}, "/bin/busybox")
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := Archive(f, tag, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -30,8 +30,6 @@ import (
 	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/mounts"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
-	"github.com/containerd/platforms"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func main() {
@@ -74,15 +72,10 @@ func run(engine, out string, runs int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	p := platforms.DefaultSpec()
-	img, err := testimage.Busybox(ocispec.Platform{OS: p.OS, Architecture: p.Architecture}, "/bin/busybox")
-	if err != nil {
+	archive := filepath.Join(work, "busybox.tar")
+	if err := testimage.WriteHostBusybox(archive, "busybox:latest"); err != nil {
 		return err
 	}
-	archive := filepath.Join(work, "busybox.tar")
-	f, _ := os.Create(archive)
-	testimage.Archive(f, "busybox:latest", img)
-	f.Close()
 
 	all := map[string]*results{}
 	for _, name := range []string{"balena-engine", "docker"} {

@@ -31,8 +31,6 @@ import (
 	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/mounts"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
-	"github.com/containerd/platforms"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func main() {
@@ -82,15 +80,10 @@ func run(engine, out string, n, runs int) error {
 	if err := until(30*time.Second, func() bool { _, err := b.c.Ping(ctx); return err == nil }); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	p := platforms.DefaultSpec()
-	img, err := testimage.Busybox(ocispec.Platform{OS: p.OS, Architecture: p.Architecture}, "/bin/busybox")
-	if err != nil {
+	archive := filepath.Join(work, "busybox.tar")
+	if err := testimage.WriteHostBusybox(archive, "busybox:latest"); err != nil {
 		return err
 	}
-	archive := filepath.Join(work, "busybox.tar")
-	f, _ := os.Create(archive)
-	testimage.Archive(f, "busybox:latest", img)
-	f.Close()
 	if err := b.docker("load", "-i", archive); err != nil {
 		return err
 	}
