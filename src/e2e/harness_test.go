@@ -46,10 +46,17 @@ type paths struct {
 
 // cgroupDirs are the directories of a container's cgroup: cgroup v2's, or
 // v1's in each hierarchy the tests read.
+//
+// Every hierarchy mounted under /sys/fs/cgroup counts, v1's controllers
+// and a hybrid system's "unified" v2 alike: the runtime makes the
+// container's cgroup in each.
 func (p paths) cgroupDirs(id string) []string {
-	var out []string
-	for _, ctrl := range []string{"", "memory", "pids", "cpu", "cpuset", "blkio", "devices", "freezer"} {
-		out = append(out, filepath.Join("/sys/fs/cgroup", ctrl, p.cgroupParent, id))
+	out := []string{filepath.Join("/sys/fs/cgroup", p.cgroupParent, id)}
+	hierarchies, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, h := range hierarchies {
+		if h.IsDir() {
+			out = append(out, filepath.Join("/sys/fs/cgroup", h.Name(), p.cgroupParent, id))
+		}
 	}
 	return out
 }
