@@ -20,11 +20,24 @@ import (
 // remove itself on exit (run --rm) is removed when it cannot start, as
 // Docker does, so that a failed run leaves nothing behind.
 func (m *Manager) Start(ctx context.Context, ref string) error {
+	return m.startAs(ctx, ref, false)
+}
+
+// errStoppedByUser ends a restart policy's start that a user's stop came
+// before: the stop wins.
+var errStoppedByUser = errors.New("stopped by a user since its exit")
+
+// startAs is Start, for a user or (byPolicy) for a restart policy.
+func (m *Manager) startAs(ctx context.Context, ref string, byPolicy bool) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
 	}
-	err = m.start(ctx, c)
+	err = m.start(ctx, c, byPolicy)
+	if errors.Is(err, errStoppedByUser) {
+		m.transitionOrLog(c.ID, evRestartCancelled, outcome{})
+		return err
+	}
 	// Refused before anything was tried (a paused container): the run it
 	// has goes on.
 	failed := err != nil && !errors.Is(err, ErrAlreadyStarted) && !refused(err)
@@ -43,12 +56,18 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	return err
 }
 
-func (m *Manager) start(ctx context.Context, c *Container) error {
+func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error {
 	var err error
 	unlock := m.fsLock(c.ID)
 	defer unlock()
 	if c, err = m.records.get(c.ID); err != nil { // as it is now, under the lock
 		return err
+	}
+	// A stop takes the same lock to mark the container stopped: either
+	// it came first and this restart does not happen, or it finds the
+	// container running and stops it.
+	if byPolicy && c.ManuallyStopped {
+		return errStoppedByUser
 	}
 	if c.State.Status == StatusRunning {
 		return ErrAlreadyStarted

@@ -69,8 +69,10 @@ func (m *Manager) restart(id string, _ time.Duration) {
 		return
 	}
 	// A failed start leaves the container exited (see Start).
-	if err := m.Start(context.Background(), id); err != nil {
-		m.log.Warn("restart by policy failed", "id", id, "err", err)
+	if err := m.startAs(context.Background(), id, true); err != nil {
+		if !errors.Is(err, errStoppedByUser) {
+			m.log.Warn("restart by policy failed", "id", id, "err", err)
+		}
 		return
 	}
 	m.notify(events.ActionRestart, c, nil)

@@ -42,11 +42,19 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	// Registered before the state is read again: an exit in between is
 	// then not missed.
 	exited := m.nextExit(c.ID).done
-	if c, err = m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil }); err != nil {
+	// Under the start lock: a restart policy's start in progress ends
+	// first (and this stop finds the container running), or comes after
+	// and sees the mark.
+	unlock := m.fsLock(c.ID)
+	c, err = m.records.update(c.ID, func(r *Container) error { r.ManuallyStopped = true; return nil })
+	if err != nil {
+		unlock()
 		return err
 	}
+	cancelled := m.cancelRestart(c.ID)
+	unlock()
 	m.thawIfPaused(ctx, c)
-	if m.cancelRestart(c.ID) {
+	if cancelled {
 		m.transitionOrLog(c.ID, evRestartCancelled, outcome{})
 		return nil
 	}
