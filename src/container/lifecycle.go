@@ -44,9 +44,16 @@ func (m *Manager) startAs(ctx context.Context, ref string, byPolicy bool) error 
 	if failed {
 		// Whatever stopped the start, those waiting for this run (docker
 		// run waits for the next exit, or removal, and attaches) hear of it.
-		m.transitionOrLog(c.ID, evStartFailed, outcome{ExitCode: 128, Error: err.Error()})
+		now, _ := m.transitionOrLog(c.ID, evStartFailed, outcome{ExitCode: 128, Error: err.Error()})
 		m.exitWaiters(c.ID, 128)
 		m.rt.EndAttach(context.Background(), c.ID)
+		// The monitor was lost during a restart policy's start, and the
+		// next one ended the half-started container: that is not the
+		// container's failure, and its policy goes on.
+		if byPolicy && runtime.MonitorLost(err) && now != nil {
+			m.scheduleRestart(now)
+			return err
+		}
 	}
 	if failed && c.HostConfig.AutoRemove {
 		if rerr := m.Remove(context.Background(), c.ID, true); rerr != nil {
@@ -221,28 +228,36 @@ func (m *Manager) finish(id string, st runtime.State) {
 		}
 		return
 	}
-	if delay, ok := m.restartDelay(c); ok {
-		// Held from the record's change to the timer's registration: a
-		// stop in between would find the status restarting and no
-		// restart to cancel, and leave it so for the whole back-off.
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		stopped := false
-		_, err := m.records.update(id, func(r *Container) error {
-			if r.ManuallyStopped { // a user's stop since the exit
-				stopped = true
-				return nil
-			}
-			return r.State.transition(evRestartScheduled, outcome{})
-		})
-		if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
-			m.log.Error("container state not changed", "id", id, "event", string(evRestartScheduled), "err", err)
-		}
-		// Started meanwhile, or stopped: no restart. A record that could
-		// not be written does not keep the policy from restarting it.
-		if stopped || refused(err) {
-			return
-		}
-		m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
+	m.scheduleRestart(c)
+}
+
+// scheduleRestart arms c's restart policy, if it restarts c.
+func (m *Manager) scheduleRestart(c *Container) {
+	id := c.ID
+	delay, ok := m.restartDelay(c)
+	if !ok {
+		return
 	}
+	// Held from the record's change to the timer's registration: a stop
+	// in between would find the status restarting and no restart to
+	// cancel, and leave it so for the whole back-off.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	stopped := false
+	_, err := m.records.update(id, func(r *Container) error {
+		if r.ManuallyStopped { // a user's stop since the exit
+			stopped = true
+			return nil
+		}
+		return r.State.transition(evRestartScheduled, outcome{})
+	})
+	if err != nil && errdefs.KindOf(err) != errdefs.KindNotFound {
+		m.log.Error("container state not changed", "id", id, "event", string(evRestartScheduled), "err", err)
+	}
+	// Started meanwhile, or stopped: no restart. A record that could not
+	// be written does not keep the policy from restarting it.
+	if stopped || refused(err) {
+		return
+	}
+	m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
 }

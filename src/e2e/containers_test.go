@@ -358,11 +358,7 @@ func TestE2EUpdate(t *testing.T) {
 		t.Errorf("a refused update changed the container: %q", got)
 	}
 	// A malformed body is a 400 that changes nothing.
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	for _, body := range []string{"", "{", `{"RestartPolicy": 7}`} {
 		resp, err := c.Do(context.Background(), http.MethodPost, "/containers/flaky/update", nil, strings.NewReader(body))
 		var re *client.ResponseError

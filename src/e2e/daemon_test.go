@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/balena-os/balena-engine/src/client"
 )
 
 func TestE2EDaemonServesDockerCLI(t *testing.T) {
@@ -219,11 +217,7 @@ func TestE2ESecondDaemonRefused(t *testing.T) {
 	}
 	mustNotExist(t, q.sock, q.dataRoot, q.execRoot)
 
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	if _, err := c.ServerVersion(context.Background()); err != nil {
 		t.Errorf("first daemon stopped serving: %v", err)
 	}

@@ -166,6 +166,18 @@ func run(t *testing.T, env []string, name string, args ...string) result {
 	return result{out.String(), errb.String(), code}
 }
 
+// apiClient is an Engine API client of p's daemon, closed when the test
+// ends.
+func apiClient(t *testing.T, p paths) *client.Client {
+	t.Helper()
+	c, err := client.New("unix://" + p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // daemonProc is a running daemon process.
 type daemonProc struct {
 	cmd    *exec.Cmd

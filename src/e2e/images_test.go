@@ -243,11 +243,7 @@ func TestE2EImportAndDistribution(t *testing.T) {
 		t.Errorf("history comment %q", r.stdout)
 	}
 
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	resp, err := c.Do(context.Background(), "GET", "/distribution/"+ref+"/json", nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/mounts"
 )
 
@@ -96,11 +96,7 @@ func killMonitor(t *testing.T, p paths) int {
 func TestE2EMonitorKilled(t *testing.T) {
 	p, d, env := withBusybox(t)
 	dumpMonitorLog(t, p)
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	ctx := context.Background()
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "counter", "busybox", "sh", "-c",
 		`i=0; while true; do echo $i; i=$((i+1)); usleep 20000; done`)
@@ -269,11 +265,7 @@ func TestE2EMonitorFaults(t *testing.T) {
 	}
 	p, d, env := withBusybox(t)
 	dumpMonitorLog(t, p)
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	ctx := context.Background()
 	type view struct {
 		status  string
@@ -460,11 +452,7 @@ func TestE2EMonitorUpgrade(t *testing.T) {
 	d := startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
 	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
 	loadBusybox(t, p, bin)
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "counter", "busybox", "sh", "-c",
 		`i=0; while true; do echo $i; i=$((i+1)); usleep 10000; done`)
 	run(t, env, "docker", "run", "-d", "-t", "--network", "none", "--name", "tty", "busybox", "sh", "-c",
@@ -620,4 +608,93 @@ func TestE2ENoLeftovers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	check("daemon and monitor stopped", []string{keep}, []string{removed, rm}, stopped, ended)
+}
+
+// A monitor killed half-way through a start, after the container's
+// process was made and before its record named it, leaves the next one a
+// record without a PID. Where libcontainer knows the container running,
+// it is taken back (the same process goes on); where the runtime had kept
+// nothing yet (its init already in the cgroup), it is ended: its cgroup
+// emptied before the engine says it has exited. Here the daemon is down
+// while the records are set back to that moment, as a monitor killed
+// there leaves them.
+func TestE2EMonitorLostMidStart(t *testing.T) {
+	bin := engineBin(t)
+	p, d, env := withBusybox(t)
+	dumpMonitorLog(t, p)
+	c := apiClient(t, p)
+	ctx := context.Background()
+	ids := map[string]string{}
+	pids := map[string]int{}
+	for _, n := range []string{"taken", "ended"} {
+		run(t, env, "docker", "run", "-d", "--network", "none", "--name", n, "busybox", "sleep", "100000")
+		ci, err := c.ContainerInspect(ctx, n)
+		if err != nil || !ci.State.Running {
+			t.Fatalf("%s: %v %+v", n, err, ci.State)
+		}
+		ids[n], pids[n] = ci.ID, ci.State.Pid
+	}
+	d.stop(t)
+	killMonitor(t, p)
+	monRoot := filepath.Join(p.execRoot, "monitor")
+	for _, n := range []string{"taken", "ended"} {
+		path := filepath.Join(monRoot, "ctr", ids[n], "record.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		rec["Pid"], rec["PidStart"] = 0, 0
+		if b, err = json.Marshal(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(monRoot, "state", ids["ended"])); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+
+	ci, err := c.ContainerInspect(ctx, "taken")
+	if err != nil || !ci.State.Running || ci.State.Pid != pids["taken"] {
+		t.Fatalf("taken: %v %+v (pid was %d)", err, ci.State, pids["taken"])
+	}
+	if procs := cgroupProcs(p, ids["taken"]); !slicesContains(procs, pids["taken"]) {
+		t.Fatalf("taken: its cgroup holds %v, not %d", procs, pids["taken"])
+	}
+	var ended string
+	eventually(t, 20*time.Second, "the half-started container ended", func() bool {
+		ci, err := c.ContainerInspect(ctx, "ended")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended = fmt.Sprintf("%s %d", ci.State.Status, ci.State.ExitCode)
+		return !ci.State.Running
+	})
+	if ended != "exited 255" {
+		t.Errorf("ended: %s, want exited 255", ended)
+	}
+	if procs := cgroupProcs(p, ids["ended"]); len(procs) > 0 {
+		t.Fatalf("ended reported %s while its cgroup holds %v", ended, procs)
+	}
+	if err := syscall.Kill(pids["ended"], 0); err == nil {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pids["ended"])); !strings.Contains(string(b), ") Z ") {
+			t.Fatalf("ended's process %d still runs", pids["ended"])
+		}
+	}
+	// The one taken back is still followed: a stop reaches it and its
+	// end is recorded (its status is unknown, 255: it is not the new
+	// monitor's child).
+	run(t, env, "docker", "stop", "-t", "1", "taken")
+	if r := run(t, env, "docker", "inspect", "--format", "{{.State.Status}}", "taken"); strings.TrimSpace(r.stdout) != "exited" {
+		t.Errorf("taken after stop: %q %q", r.stdout, r.stderr)
+	}
+	if procs := cgroupProcs(p, ids["taken"]); len(procs) > 0 {
+		t.Errorf("taken stopped while its cgroup holds %v", procs)
+	}
 }

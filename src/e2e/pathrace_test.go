@@ -112,11 +112,7 @@ func TestE2EPathRace(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	c, err := client.New("unix://" + p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := apiClient(t, p)
 	ctx := context.Background()
 
 	// docker cp out: GET /w/d/TAG.

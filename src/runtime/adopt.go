@@ -2,11 +2,14 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 )
@@ -66,7 +69,7 @@ func (m *monitor) recoverState(handover map[string]handedFiles) {
 		}
 		if lc, err := libcontainer.Load(stateDir, e.Name()); err == nil {
 			m.log.Warn("ending a container no record follows", "id", e.Name())
-			lc.Destroy()
+			m.end(e.Name(), "", lc)
 		} else {
 			os.RemoveAll(filepath.Join(stateDir, e.Name()))
 		}
@@ -84,6 +87,20 @@ type handedFiles struct {
 func (m *monitor) adopt(id string, rec record, fds handedFiles) {
 	stateDir := filepath.Join(m.root, "state")
 	lc, err := libcontainer.Load(stateDir, id)
+	if err == nil && rec.Pid <= 0 {
+		// The last monitor died between the container's start and the
+		// record of its init: libcontainer knows the init. A container
+		// that got as far as running is taken back; one still in its
+		// runtime's set-up is ended (conclude).
+		if status, serr := lc.Status(); serr == nil && status == libcontainer.Running {
+			if st, serr := lc.State(); serr == nil {
+				rec.Pid, rec.PidStart, rec.StartedAt = st.InitProcessPid, st.InitProcessStartTime, st.Created
+				if werr := writeJSONFile(filepath.Join(m.ctrDir(id), "record.json"), rec); werr != nil {
+					m.log.Warn("container record", "id", id, "err", werr)
+				}
+			}
+		}
+	}
 	start, alive := procStart(rec.Pid)
 	if err != nil || rec.Pid <= 0 || !alive || start != rec.PidStart {
 		m.conclude(id, rec, lc)
@@ -133,9 +150,7 @@ func (m *monitor) adopt(id string, rec record, fds handedFiles) {
 // conclude records a container whose init has gone with no monitor to
 // collect its status, after ending whatever is left of it.
 func (m *monitor) conclude(id string, rec record, lc *libcontainer.Container) {
-	if lc != nil {
-		lc.Destroy()
-	}
+	m.end(id, rec.Cgroup, lc)
 	if rec.Req.Rootfs != "" {
 		unix.Unmount(rec.Req.Rootfs, unix.MNT_DETACH)
 	}
@@ -144,4 +159,62 @@ func (m *monitor) conclude(id string, rec record, lc *libcontainer.Container) {
 	m.ctrs[id] = c
 	m.persist(c)
 	m.log.Warn("container ended while no monitor followed it", "id", id)
+}
+
+// end kills every process of a container that no monitor can follow,
+// waits until its cgroup is empty, and removes its cgroup and its
+// libcontainer state (lc, nil where there is none). libcontainer refuses
+// to destroy a container whose init lives, and a container caught
+// half-way through its start may have its runtime's init in the cgroup
+// (cgroupPath) before libcontainer kept any state of it: so the cgroup
+// is emptied here, not left to Destroy. Until it is empty the container
+// is not reported ended: no container runs unseen.
+func (m *monitor) end(id, cgroupPath string, lc *libcontainer.Container) {
+	var cg cgroups.Manager
+	if lc != nil {
+		if st, err := lc.State(); err == nil && st.Config.Cgroups != nil {
+			cg, _ = manager.NewWithPaths(st.Config.Cgroups, st.CgroupPaths)
+		}
+	}
+	if cg == nil && cgroupPath != "" {
+		cg, _ = manager.New(&cgroups.Cgroup{Path: cgroupPath, Resources: &cgroups.Resources{SkipDevices: true}})
+	}
+	if cg != nil && cg.Exists() {
+		if err := emptyCgroup(cg, 10*time.Second); err != nil {
+			m.log.Error("cannot end the processes of a container", "id", id, "err", err)
+		}
+	}
+	switch {
+	case lc != nil:
+		if err := lc.Destroy(); err != nil {
+			m.log.Warn("container state", "id", id, "err", err)
+		}
+	case cg != nil:
+		if err := cg.Destroy(); err != nil {
+			m.log.Warn("container cgroup", "id", id, "err", err)
+		}
+	}
+}
+
+// emptyCgroup kills every process in cg, frozen so that none forks in
+// between, until the kernel lists none there or the deadline passes.
+func emptyCgroup(cg cgroups.Manager, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		pids, err := cg.GetAllPids()
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v are still there after %v", pids, limit)
+		}
+		// A freeze that fails (no freezer) still leaves the kill, and the
+		// next round catches what forked meanwhile.
+		_ = cg.Freeze(cgroups.Frozen)
+		for _, pid := range pids {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		_ = cg.Freeze(cgroups.Thawed)
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -306,6 +306,9 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 	// one running.
 	rec := record{Version: StateVersion, Req: *req}
 	rec.Req.Spec = nil
+	if req.Spec.Linux != nil {
+		rec.Cgroup = req.Spec.Linux.CgroupsPath
+	}
 	if err := writeJSONFile(filepath.Join(dir, "record.json"), rec); err != nil {
 		return fmt.Errorf("container record: %w", err)
 	}

@@ -42,6 +42,10 @@ type record struct {
 	Pid       int
 	PidStart  uint64
 	StartedAt time.Time
+	// Cgroup is the container's cgroup (the spec's cgroupsPath): where a
+	// container caught half-way through its start, before libcontainer
+	// kept any state of it, has its processes.
+	Cgroup string `json:",omitempty"`
 }
 
 func (m *monitor) ctrDir(id string) string { return filepath.Join(m.root, "ctr", id) }
