@@ -142,8 +142,8 @@ bin/busybox.tar: FORCE
 # by design (live restore): its PID is in /var/run/balena-engine/monitor/monitor.pid.
 run:
 	toolchain/install x86_64
-	@dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static; }
+	@for p in busybox-static iptables; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static iptables; break; }; done
 	$(MAKE) build bin/busybox.tar
 	@bin/balena-engine daemon & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid' EXIT INT TERM; \

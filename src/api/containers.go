@@ -117,7 +117,7 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
-	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		return err
 	}
@@ -332,6 +332,19 @@ func (s *Server) containerSummary(c *container.Container, now time.Time) contain
 		Labels: c.Config.Labels, State: containertypes.ContainerState(c.State.Status), Status: statusText(c, now),
 		Ports: []containertypes.PortSummary{}, Mounts: s.mountPoints(c)}
 	sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+	if s.cfg.Networks != nil {
+		ns := s.cfg.Networks.Settings(c.ID, c.HostConfig.NetworkMode, c.Networks, c.HostConfig.PortBindings, c.Config.ExposedPorts)
+		sum.NetworkSettings = &containertypes.NetworkSettingsSummary{Networks: ns.Networks}
+		for k, bs := range ns.Ports {
+			if len(bs) == 0 {
+				sum.Ports = append(sum.Ports, containertypes.PortSummary{PrivatePort: k.Num(), Type: string(k.Proto())})
+			}
+			for _, b := range bs {
+				hp, _ := strconv.Atoi(b.HostPort)
+				sum.Ports = append(sum.Ports, containertypes.PortSummary{IP: b.HostIP, PrivatePort: k.Num(), PublicPort: uint16(hp), Type: string(k.Proto())})
+			}
+		}
+	}
 	if h := c.State.Health; h != nil {
 		sum.Health = &containertypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
 	}
@@ -362,6 +375,9 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 			OOMKilled: st.OOMKilled, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt)},
 		NetworkSettings: &containertypes.NetworkSettings{},
+	}
+	if s.cfg.Networks != nil {
+		resp.NetworkSettings = s.cfg.Networks.Settings(c.ID, c.HostConfig.NetworkMode, c.Networks, c.HostConfig.PortBindings, c.Config.ExposedPorts)
 	}
 	if resp.Args == nil {
 		resp.Args = []string{}

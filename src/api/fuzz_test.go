@@ -19,6 +19,7 @@ import (
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
 	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/balena-os/balena-engine/src/network"
 	"github.com/balena-os/balena-engine/src/volume"
 	"github.com/containerd/platforms"
 	containertypes "github.com/moby/moby/api/types/container"
@@ -90,7 +91,13 @@ func fuzzServer(f *testing.F) (*Server, *panicLog) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	cm, err := container.Open(context.Background(), container.Options{Root: filepath.Join(root, "containers"), DB: db, Images: is, Volumes: vs, Log: quiet})
+	// Networking without a device or a rule: the fuzzer must not change
+	// the host's network (its API routes are not served here).
+	nm, err := network.New(network.Options{DB: db, ExecRoot: filepath.Join(root, "exec"), Log: quiet, Bridge: "none"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cm, err := container.Open(context.Background(), container.Options{Root: filepath.Join(root, "containers"), DB: db, Images: is, Volumes: vs, Log: quiet, Network: nm})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -38,9 +38,12 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		DefaultRuntime: "runc", LiveRestoreEnabled: true, Isolation: "", InitBinary: "docker-init (balena-engine)",
 		Runtimes:        map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "balena-engine (libcontainer, in-process)"}}},
 		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
-		Plugins:         system.PluginsInfo{Log: container.LogDrivers},
 		SecurityOptions: s.cfg.Containers.SecurityOptions(),
-		Warnings:        []string{"WARNING: bridge networking is not implemented yet: use --network host or none"},
+		Warnings:        []string{},
+		Plugins:         system.PluginsInfo{Log: container.LogDrivers, Network: []string{"bridge", "host", "null"}},
+	}
+	if s.cfg.Networks != nil && !s.cfg.Networks.IPTablesEnabled() {
+		in.Warnings = append(in.Warnings, "WARNING: the firewall is not managed (--iptables=false): published ports and masquerading do not work")
 	}
 	in.Name, _ = os.Hostname()
 	for _, c := range ctrs {

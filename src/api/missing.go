@@ -36,7 +36,7 @@ func registerMissing(s *Server) {
 	for _, prefix := range notYet {
 		if ((prefix == "/images" || prefix == "/distribution" || prefix == "/auth") && s.cfg.Images != nil) ||
 			(prefix == "/events" && s.cfg.Events != nil) || ((prefix == "/exec" || prefix == "/info") && s.cfg.Containers != nil) ||
-			(prefix == "/volumes" && s.cfg.Volumes != nil) {
+			(prefix == "/volumes" && s.cfg.Volumes != nil) || (prefix == "/networks" && s.cfg.Networks != nil) {
 			continue
 		}
 		if prefix == "/containers" && s.cfg.Containers != nil {

@@ -23,12 +23,12 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/events"
 	"github.com/balena-os/balena-engine/src/image"
+	"github.com/balena-os/balena-engine/src/network"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/version"
 	"github.com/balena-os/balena-engine/src/volume"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/common"
-	"github.com/moby/moby/api/types/network"
 )
 
 // Config is what the API server needs from the daemon.
@@ -46,6 +46,7 @@ type Config struct {
 	Images     *image.Store
 	Containers *container.Manager
 	Volumes    *volume.Store
+	Networks   *network.Manager
 	Registry   *registry.Client
 	Pull       image.PullOptions // defaults for pulls: concurrency, bandwidth
 }
@@ -88,16 +89,15 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Volumes != nil && cfg.Containers != nil && cfg.Images != nil {
 		s.handle("GET /system/df", s.systemDF)
-		// "docker system prune" prunes networks and the build cache too.
-		// The engine has neither user networks nor a builder, so there is
-		// nothing to delete: an empty report, not an error that would stop
-		// the prune of what does exist.
-		s.handle("POST /networks/prune", func(w http.ResponseWriter, _ *http.Request) error {
-			return writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
-		})
+		// "docker system prune" prunes the build cache too. The engine has
+		// no builder, so there is nothing to delete: an empty report, not
+		// an error that would stop the prune of what does exist.
 		s.handle("POST /build/prune", func(w http.ResponseWriter, _ *http.Request) error {
 			return writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: []string{}})
 		})
+	}
+	if cfg.Networks != nil && cfg.Containers != nil {
+		s.registerNetworks()
 	}
 	registerMissing(s)
 	// Unknown paths and known paths with the wrong method both answer 404

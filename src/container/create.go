@@ -12,21 +12,39 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	networktypes "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/cgroups"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 )
 
 // Create records a container after checking everything that can be
 // checked without running it; nothing is left behind if a check fails.
-func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig) (c *Container, warnings []string, err error) {
+func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig, netcfg *networktypes.NetworkingConfig) (c *Container, warnings []string, err error) {
 	if cfg == nil || cfg.Image == "" {
 		return nil, nil, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
 	if host == nil {
 		host = &containertypes.HostConfig{}
 	}
+	asked := host.NetworkMode
 	if host.NetworkMode == "" || host.NetworkMode == "default" {
 		host.NetworkMode = "bridge"
+	}
+	var eps map[string]*networktypes.EndpointSettings
+	if netcfg != nil && len(netcfg.EndpointsConfig) > 0 {
+		eps = map[string]*networktypes.EndpointSettings{}
+		for k, v := range netcfg.EndpointsConfig {
+			// The docker CLI names the network as the mode did: "default".
+			if k == "default" || (k == string(asked) && asked != "") {
+				k = string(host.NetworkMode)
+			}
+			if v != nil {
+				eps[k] = v
+			}
+		}
+	}
+	if err := m.opts.Network.CheckCreate(host.NetworkMode, eps); err != nil {
+		return nil, nil, err
 	}
 	if name != "" && !validName.MatchString(name) {
 		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
@@ -110,7 +128,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	}
 	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
 		Config: cfg, HostConfig: host, Path: args[0], Args: args[1:], Volumes: vms,
-		LogPath: filepath.Join(m.dir(id), id+"-json.log")}
+		LogPath: filepath.Join(m.dir(id), id+"-json.log"), Networks: eps}
 	if err = c.State.transition(evCreate, outcome{}); err != nil {
 		return nil, nil, err
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/balena-os/balena-engine/src/network"
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/volume"
 	"github.com/moby/moby/api/types/events"
@@ -101,10 +103,19 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if hostname == "" {
 		hostname = c.ID[:12]
 	}
-	etc, err := m.etcFiles(c, hostname)
+	sb, err := m.opts.Network.Join(network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
+		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
+		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
+		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if !started {
+			m.opts.Network.Leave(c.ID)
+		}
+	}()
+	etc := sb.Files
 	specHost, _, err := splitVolumes(c.HostConfig, nil)
 	if err != nil {
 		return err
@@ -131,7 +142,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled})
+	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath})
 	if err != nil {
 		return err
 	}
@@ -219,6 +230,9 @@ func (m *Manager) finish(id string, st runtime.State) {
 	}
 	m.notify(events.ActionDie, c, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
 	unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
+	if err := m.opts.Network.Leave(id); err != nil {
+		m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
+	}
 	m.mu.Lock()
 	inRestart := m.userRestarts[id]
 	m.mu.Unlock()
@@ -260,4 +274,12 @@ func (m *Manager) scheduleRestart(c *Container) {
 		return
 	}
 	m.restarts[id] = time.AfterFunc(delay, func() { m.restart(id, delay) })
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/image"
+	"github.com/balena-os/balena-engine/src/network"
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/volume"
 	containertypes "github.com/moby/moby/api/types/container"
@@ -43,6 +44,8 @@ type Options struct {
 	SeccompProfile string
 	// CgroupParent holds every container's cgroup ("/balena-engine").
 	CgroupParent string
+	// Network gives containers their network sandboxes.
+	Network *network.Manager
 }
 
 // Manager runs the container lifecycle: create, start, stop, kill, wait,

@@ -32,6 +32,14 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before any restart below makes a new sandbox: those of containers
+	// not running (a crash between an exit and its clean-up, a power
+	// cut) go; a running one's stays, and goes when it is found ended.
+	live := map[string]bool{}
+	for _, c := range all {
+		live[c.ID] = c.State.Status == StatusRunning || c.State.Status == StatusPaused
+	}
+	o.Network.Reconcile(func(id string) bool { return live[id] })
 	for _, c := range all {
 		if c.State.Status == StatusRestarting {
 			// A restart was waiting when the daemon went, its timer

@@ -79,6 +79,9 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 	// Its files go before its record: once nothing names the container,
 	// nothing of it is left (a failure here keeps the record, and a
 	// second rm finishes the work).
+	if err := m.opts.Network.Leave(c.ID); err != nil {
+		m.log.Warn("network sandbox of a removed container", "id", c.ID, "err", err)
+	}
 	if err := os.RemoveAll(m.dir(c.ID)); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}

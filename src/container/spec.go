@@ -72,6 +72,9 @@ type SpecInput struct {
 	SeccompProfile string
 	// NoSeccomp says the engine was built without seccomp support.
 	NoSeccomp bool
+	// NetnsPath is the network namespace a bridged container joins (its
+	// network sandbox's); "" for a new empty one.
+	NetnsPath string
 }
 
 // InitDest is where --init's executable appears in a container.
@@ -266,7 +269,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if hostname != "" {
 		s.Process.Env = appendIfMissing(s.Process.Env, "HOSTNAME="+hostname)
 	}
-	if err := setNamespaces(s, host); err != nil {
+	if err := setNamespaces(s, host, in.NetnsPath); err != nil {
 		return nil, err
 	}
 	if err := setSecurity(s, host, in); err != nil {
@@ -304,19 +307,7 @@ func appendIfMissing(env []string, kv string) []string {
 	return append(env, kv)
 }
 
-// NetworkSupported says whether the engine can give a container this
-// network mode yet.
-func NetworkSupported(mode containertypes.NetworkMode) error {
-	switch {
-	case mode.IsHost(), mode.IsNone():
-		return nil
-	case mode.IsContainer():
-		return nil
-	}
-	return errdefs.NotImplemented(fmt.Errorf("network mode %q is not implemented yet: balena-engine runs containers with --network host or --network none for now (bridge networking is its own issue)", mode))
-}
-
-func setNamespaces(s *specs.Spec, host *containertypes.HostConfig) error {
+func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath string) error {
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 	if !host.PidMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
@@ -327,14 +318,13 @@ func setNamespaces(s *specs.Spec, host *containertypes.HostConfig) error {
 	if !host.UTSMode.IsHost() && !host.NetworkMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
-	if err := NetworkSupported(host.NetworkMode); err != nil {
-		return err
-	}
 	if host.NetworkMode.IsContainer() {
 		return errdefs.NotImplemented(errors.New("--network container:NAME is not implemented yet"))
 	}
 	if !host.NetworkMode.IsHost() {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		// A bridged container joins the namespace its network sandbox
+		// made (NetnsPath); at create, and for none, a new empty one.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath})
 	}
 	if host.CgroupnsMode.IsPrivate() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})

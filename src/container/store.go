@@ -11,6 +11,7 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/randid"
 	containertypes "github.com/moby/moby/api/types/container"
+	networktypes "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -38,6 +39,10 @@ type Container struct {
 	Path            string
 	Args            []string
 	LogPath         string
+	// Networks are the container's networks besides the one its network
+	// mode names, and that one's settings (NetworkingConfig, connect),
+	// keyed by network name.
+	Networks map[string]*networktypes.EndpointSettings `json:",omitempty"`
 }
 
 // VolumeMount is a volume mounted into a container.

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/balena-os/balena-engine/src/network"
+	"github.com/balena-os/balena-engine/src/network/ipam"
 	"github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/spf13/pflag"
@@ -61,6 +65,28 @@ type Config struct {
 	// CgroupParent is the cgroup under which each container gets its own
 	// (dockerd's --cgroup-parent for the cgroupfs driver).
 	CgroupParent string
+
+	// Networking, dockerd's flags.
+	Bridge          string // -b: the default bridge's device; "none" disables it
+	BIP             string
+	FixedCIDR       string
+	AddressPools    []string // "base=172.30.0.0/16,size=24"
+	MTU             int
+	ICC             bool
+	IPMasq          bool
+	IPForward       bool
+	IPTables        bool
+	DNS             []string
+	DNSSearch       []string
+	DNSOptions      []string
+	FirewallBackend string
+	net             netSettings // parsed by normalize
+}
+
+// netSettings are the networking flags, parsed.
+type netSettings struct {
+	bip, fixedCIDR netip.Prefix
+	pools          []ipam.Pool
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -88,6 +114,19 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringToStringVar(&cfg.LogOpts, "log-opt", nil, "log driver options of containers that name no driver (key=value)")
 	fs.StringVar(&cfg.SeccompProfile, "seccomp-profile", container.SeccompBuiltin, "seccomp profile for containers that name none: builtin (Docker's default), unconfined, or the path of a JSON profile")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/balena-engine", "parent cgroup of every container's cgroup")
+	fs.StringVarP(&cfg.Bridge, "bridge", "b", network.DefaultBridge, "the default bridge network's device (made if missing); \"none\" disables the default bridge")
+	fs.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and prefix (e.g. 10.114.101.1/24)")
+	fs.StringVar(&cfg.FixedCIDR, "fixed-cidr", "", "the range the default bridge's containers get addresses from (inside --bip's subnet)")
+	fs.StringArrayVar(&cfg.AddressPools, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=N (Docker's pools by default)")
+	fs.IntVar(&cfg.MTU, "mtu", 0, "MTU of the default bridge's containers (0: the kernel's, 1500)")
+	fs.BoolVar(&cfg.ICC, "icc", true, "let containers on the default bridge talk to each other")
+	fs.BoolVar(&cfg.IPMasq, "ip-masq", true, "masquerade the default bridge's traffic to the outside")
+	fs.BoolVar(&cfg.IPForward, "ip-forward", true, "turn on the kernel's IPv4 forwarding")
+	fs.BoolVar(&cfg.IPTables, "iptables", true, "manage the firewall rules for networks and published ports")
+	fs.StringSliceVar(&cfg.DNS, "dns", nil, "nameservers for containers")
+	fs.StringSliceVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domains for containers")
+	fs.StringSliceVar(&cfg.DNSOptions, "dns-opt", nil, "resolv.conf options for containers")
+	fs.StringVar(&cfg.FirewallBackend, "firewall-backend", "iptables", "firewall backend: iptables (legacy or nf_tables, whichever iptables-restore is installed)")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
@@ -120,10 +159,12 @@ func ParseConfig(args []string, stderr io.Writer) (*Config, error) {
 // fileKeyToFlag maps the configuration file's keys to flag names where they
 // differ (dockerd's file says "hosts" for -H).
 var fileKeyToFlag = map[string]string{
-	"hosts":               "host",
-	"registry-mirrors":    "registry-mirror",
-	"insecure-registries": "insecure-registry",
-	"log-opts":            "log-opt",
+	"hosts":                 "host",
+	"registry-mirrors":      "registry-mirror",
+	"insecure-registries":   "insecure-registry",
+	"log-opts":              "log-opt",
+	"dns-opts":              "dns-opt",
+	"default-address-pools": "default-address-pool",
 }
 
 func mergeFile(fs *pflag.FlagSet, path string, explicit bool) error {
@@ -174,8 +215,24 @@ func mergeFile(fs *pflag.FlagSet, path string, explicit bool) error {
 
 // setFromJSON sets a flag from a JSON value of the flag's own type.
 func setFromJSON(f *pflag.Flag, val json.RawMessage) error {
+	if f.Name == "default-address-pool" {
+		// daemon.json gives objects: [{"base": "10.10.0.0/16", "size": 24}].
+		var pools []struct {
+			Base string
+			Size int
+		}
+		if err := json.Unmarshal(val, &pools); err != nil {
+			return fmt.Errorf("want a list of {\"base\": CIDR, \"size\": N}: %w", err)
+		}
+		for _, p := range pools {
+			if err := f.Value.Set(fmt.Sprintf("base=%s,size=%d", p.Base, p.Size)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	switch f.Value.Type() {
-	case "stringSlice":
+	case "stringSlice", "stringArray":
 		var list []string
 		if err := json.Unmarshal(val, &list); err != nil {
 			return fmt.Errorf("want a list of strings: %w", err)
@@ -275,6 +332,9 @@ func (c *Config) normalize() error {
 		}
 		c.seccompJSON = string(data)
 	}
+	if err := c.normalizeNet(); err != nil {
+		return err
+	}
 	if c.LayerSync != "syncfs" && c.LayerSync != "fsync" {
 		return fmt.Errorf("invalid layer-sync %q: want syncfs or fsync", c.LayerSync)
 	}
@@ -301,4 +361,69 @@ func (c *Config) bandwidth() (int64, error) {
 		return 0, fmt.Errorf("invalid max-download-bandwidth %q: want bytes per second, at least 1k (\"512k\", \"2M\")", c.MaxDownloadBandwidth)
 	}
 	return n, nil
+}
+
+// normalizeNet parses and checks the networking flags, with dockerd's
+// rules: --fixed-cidr inside --bip's subnet, pools as base=CIDR,size=N.
+func (c *Config) normalizeNet() error {
+	var err error
+	if c.BIP != "" {
+		if c.net.bip, err = netip.ParsePrefix(c.BIP); err != nil || !c.net.bip.Addr().Is4() {
+			return fmt.Errorf("invalid bip %q: want an IPv4 address with its prefix length, e.g. 10.114.101.1/24", c.BIP)
+		}
+	}
+	if c.FixedCIDR != "" {
+		if c.net.fixedCIDR, err = netip.ParsePrefix(c.FixedCIDR); err != nil || !c.net.fixedCIDR.Addr().Is4() {
+			return fmt.Errorf("invalid fixed-cidr %q: want an IPv4 subnet", c.FixedCIDR)
+		}
+		if c.net.bip.IsValid() && (!c.net.bip.Masked().Contains(c.net.fixedCIDR.Addr()) || c.net.fixedCIDR.Bits() < c.net.bip.Bits()) {
+			return fmt.Errorf("invalid fixed-cidr %s: it must be inside the bip subnet %s", c.FixedCIDR, c.net.bip.Masked())
+		}
+	}
+	for _, p := range c.AddressPools {
+		var pool ipam.Pool
+		for _, kv := range strings.Split(p, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+			switch k {
+			case "base":
+				pool.Base, err = netip.ParsePrefix(v)
+			case "size":
+				pool.Size, err = strconv.Atoi(v)
+			default:
+				err = fmt.Errorf("unknown key %q", k)
+			}
+			if err != nil {
+				return fmt.Errorf("invalid default-address-pool %q: %w", p, err)
+			}
+		}
+		if !pool.Base.IsValid() || pool.Size < pool.Base.Bits() || pool.Size > 32 || !pool.Base.Addr().Is4() {
+			return fmt.Errorf("invalid default-address-pool %q: want base=IPv4 CIDR,size=N with N between its prefix length and 32", p)
+		}
+		c.net.pools = append(c.net.pools, pool)
+	}
+	if c.MTU != 0 && (c.MTU < 68 || c.MTU > 65535) {
+		return fmt.Errorf("invalid mtu %d", c.MTU)
+	}
+	if c.Bridge == "" {
+		c.Bridge = network.DefaultBridge
+	}
+	if c.Bridge != "none" && (len(c.Bridge) > 15 || strings.ContainsAny(c.Bridge, "/ ")) {
+		return fmt.Errorf("invalid bridge name %q", c.Bridge)
+	}
+	if c.Bridge == "none" && (c.BIP != "" || c.FixedCIDR != "") {
+		return errors.New("--bip and --fixed-cidr need the default bridge: they cannot be used with --bridge=none")
+	}
+	for _, d := range c.DNS {
+		if _, err := netip.ParseAddr(d); err != nil {
+			return fmt.Errorf("invalid dns %q: want an IP address", d)
+		}
+	}
+	switch c.FirewallBackend {
+	case "iptables":
+	case "nftables":
+		return errors.New("firewall-backend nftables is not implemented yet: balena-engine drives iptables-restore (legacy or nf_tables)")
+	default:
+		return fmt.Errorf("invalid firewall-backend %q: want iptables", c.FirewallBackend)
+	}
+	return nil
 }

@@ -44,7 +44,8 @@ func TestParseConfigFlags(t *testing.T) {
 		Pidfile: "/tmp/p.pid", Debug: true, LogLevel: "debug", ConfigFile: cfg.ConfigFile,
 		RegistryMirrors: nil, InsecureRegistries: nil,
 		MaxConcurrentDownloads: 3, MaxDownloadAttempts: 5, LayerSync: "syncfs", PullIOPriority: "best-effort:7", SeccompProfile: "builtin",
-		LogDriver: "json-file", CgroupParent: "/balena-engine"}
+		LogDriver: "json-file", CgroupParent: "/balena-engine",
+		Bridge: "balena0", ICC: true, IPMasq: true, IPForward: true, IPTables: true, FirewallBackend: "iptables"}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
@@ -84,7 +85,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"relative socket", []string{"-H", "unix://x.sock"}, "{}", "must be absolute"},
 		{"bad fd", []string{"-H", "fd://1"}, "{}", "N >= 3"},
 		{"bad level", []string{"--log-level", "loud"}, "{}", `invalid log level "loud"`},
-		{"unknown key", nil, `{"data-root": "/x", "storage-driver": "aufs", "bip": "1"}`, "don't match any configuration option: bip, storage-driver"},
+		{"unknown key", nil, `{"data-root": "/x", "storage-driver": "aufs", "cluster-store": "1"}`, "don't match any configuration option: cluster-store, storage-driver"},
 		{"both", []string{"--data-root", "/a"}, `{"data-root": "/b"}`, "specified both as a flag and in the configuration file: data-root"},
 		{"bad json", nil, `{"debug": `, "unexpected end of JSON input"},
 		{"wrong type", nil, `{"debug": "yes"}`, "debug: want true or false"},
@@ -102,6 +103,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad log opt", nil, `{"log-driver": "local", "log-opts": {"tag": "x"}}`, "unknown log opt 'tag' for local log driver"},
 		{"log opts not an object", nil, `{"log-opts": ["max-size=1m"]}`, "want an object of strings"},
 		{"missing seccomp profile", []string{"--seccomp-profile", "/nonexistent/p.json"}, "{}", "opening seccomp profile (/nonexistent/p.json) failed"},
+		{"fixed-cidr outside bip", []string{"--bip", "10.114.101.1/24", "--fixed-cidr", "10.114.102.0/25"}, "{}", "must be inside the bip subnet"},
+		{"bad bip", nil, `{"bip": "10.0.0.1"}`, `invalid bip "10.0.0.1"`},
+		{"bip without bridge", []string{"-b", "none", "--bip", "10.0.0.1/24"}, "{}", "cannot be used with --bridge=none"},
+		{"bad pool", nil, `{"default-address-pools": [{"base": "10.10.0.0/16", "size": 8}]}`, "invalid default-address-pool"},
+		{"nftables", []string{"--firewall-backend", "nftables"}, "{}", "nftables is not implemented yet"},
+		{"bad dns", nil, `{"dns": ["resolver"]}`, `invalid dns "resolver"`},
 		{"bad seccomp profile", nil, `{"seccomp-profile": "` + writeFile(t, `{"defaultAction": 7}`) + `"}`, "cannot unmarshal number"},
 	}
 	for _, c := range cases {
@@ -160,5 +167,21 @@ func TestCgroupParent(t *testing.T) {
 	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, `{"cgroup-parent": "dev"}`)}, io.Discard)
 	if err != nil || cfg.CgroupParent != "/dev" {
 		t.Errorf("cgroup-parent in daemon.json: %v %+v", err, cfg)
+	}
+}
+
+// balenaOS's networking settings, in daemon.json as dockerd spells them.
+func TestParseConfigNetwork(t *testing.T) {
+	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, `{"bridge": "balena0", "bip": "10.114.101.1/24", "fixed-cidr": "10.114.101.0/25",
+		"dns": ["10.114.102.1"], "dns-opts": ["ndots:1"], "mtu": 1400, "icc": false, "iptables": false,
+		"default-address-pools": [{"base": "10.10.0.0/16", "size": 24}]}`)}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bridge != "balena0" || cfg.net.bip.String() != "10.114.101.1/24" || cfg.net.fixedCIDR.String() != "10.114.101.0/25" ||
+		!reflect.DeepEqual(cfg.DNS, []string{"10.114.102.1"}) || !reflect.DeepEqual(cfg.DNSOptions, []string{"ndots:1"}) ||
+		cfg.MTU != 1400 || cfg.ICC || cfg.IPTables || !cfg.IPMasq || len(cfg.net.pools) != 1 ||
+		cfg.net.pools[0].Base.String() != "10.10.0.0/16" || cfg.net.pools[0].Size != 24 {
+		t.Errorf("network settings: %+v", cfg)
 	}
 }

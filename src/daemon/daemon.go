@@ -117,6 +117,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			Events:        eng.events,
 			Containers:    eng.containers,
 			Volumes:       eng.volumes,
+			Networks:      eng.network,
 			DataRoot:      cfg.DataRoot,
 			Debug:         cfg.Debug,
 			EngineID:      engineID(cfg.DataRoot),

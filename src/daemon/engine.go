@@ -15,6 +15,7 @@ import (
 	"github.com/balena-os/balena-engine/src/events"
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/layer"
+	"github.com/balena-os/balena-engine/src/network"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/version"
@@ -31,6 +32,7 @@ type engine struct {
 	events     *events.Log
 	containers *container.Manager
 	volumes    *volume.Store
+	network    *network.Manager
 	db         *bolt.DB
 	layers     *layer.Store
 	images     *image.Store
@@ -99,6 +101,12 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	if cfg.seccompJSON != "" {
 		seccomp = cfg.seccompJSON
 	}
+	if e.network, err = network.New(network.Options{DB: db, ExecRoot: cfg.ExecRoot, Log: log, Bridge: cfg.Bridge,
+		BIP: cfg.net.bip, FixedCIDR: cfg.net.fixedCIDR, MTU: cfg.MTU, Pools: cfg.net.pools, ICC: cfg.ICC, IPMasq: cfg.IPMasq,
+		IPForward: cfg.IPForward, IPTables: cfg.IPTables, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("networking: %w", err)
+	}
 	if e.containers, err = container.Open(context.Background(), container.Options{
 		Root: filepath.Join(cfg.DataRoot, "containers"), DB: db, Images: e.images, Volumes: e.volumes, Runtime: rt, Log: log,
 		Notify: func(action eventtypes.Action, id string, attrs map[string]string) {
@@ -106,7 +114,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		},
 		DefaultInit: cfg.Init, InitPath: cfg.InitPath,
 		DefaultLogConfig: containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts},
-		SeccompProfile:   seccomp, CgroupParent: cfg.CgroupParent,
+		SeccompProfile:   seccomp, CgroupParent: cfg.CgroupParent, Network: e.network,
 	}); err != nil {
 		db.Close()
 		return nil, err

@@ -36,7 +36,7 @@ func TestE2ECLIInfo(t *testing.T) {
 			t.Errorf("info lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stderr, "WARNING: bridge networking is not implemented yet") {
+	if !strings.Contains(r.stderr, "WARNING: the firewall is not managed (--iptables=false)") {
 		t.Errorf("info's warnings: %q", r.stderr)
 	}
 	// The server's lines are the docker CLI's, label for label.

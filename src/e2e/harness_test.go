@@ -138,7 +138,10 @@ func stopMonitor(p paths) {
 
 func (p paths) daemonArgs() []string {
 	return []string{"daemon", "-H", "unix://" + p.sock, "--data-root", p.dataRoot,
-		"--exec-root", p.execRoot, "--pidfile", p.pidfile, "--config-file", p.config, "--cgroup-parent", p.cgroupParent}
+		"--exec-root", p.execRoot, "--pidfile", p.pidfile, "--config-file", p.config, "--cgroup-parent", p.cgroupParent,
+		// The host's network is left alone: tests of networking run their
+		// daemon in a network namespace of its own (withNetDaemon).
+		"--bridge=none", "--iptables=false", "--ip-forward=false"}
 }
 
 type result struct {

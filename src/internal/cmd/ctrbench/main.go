@@ -91,7 +91,8 @@ func run(engine, out string, runs int) error {
 		} else {
 			os.WriteFile(filepath.Join(e.work, "daemon.json"), []byte("{}"), 0o644)
 			e.args = []string{engine, "daemon", "--data-root", filepath.Join(e.work, "data"), "--exec-root", e.execDir,
-				"-H", "unix://" + e.sock, "--pidfile", filepath.Join(e.work, "pid"), "--config-file", filepath.Join(e.work, "daemon.json")}
+				"-H", "unix://" + e.sock, "--pidfile", filepath.Join(e.work, "pid"), "--config-file", filepath.Join(e.work, "daemon.json"),
+				"--bridge=none", "--iptables=false", "--ip-forward=false"} // its runs use --network none: the host's network is left alone
 			e.comms = map[string]bool{"balena-engine": true}
 		}
 		r, err := measure(e, archive, runs)

@@ -67,7 +67,7 @@ func run(engine, out string, n, runs int) error {
 	os.WriteFile(filepath.Join(work, "daemon.json"), []byte("{}"), 0o644)
 	b.cmd = exec.Command(engine, "daemon", "--data-root", filepath.Join(work, "data"), "--exec-root", b.execRoot,
 		"-H", "unix://"+b.sock, "--pidfile", filepath.Join(work, "pid"), "--config-file", filepath.Join(work, "daemon.json"),
-		"--cgroup-parent", b.cgroupParent)
+		"--cgroup-parent", b.cgroupParent, "--bridge=none", "--iptables=false", "--ip-forward=false") // --network none runs: leave the host's network alone
 	logf, _ := os.Create(filepath.Join(work, "daemon.log"))
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
 	if err := b.cmd.Start(); err != nil {

@@ -355,7 +355,7 @@ func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample
 			sync = "fsync"
 		}
 		cmd = exec.Command(engine, "daemon", "--data-root", root, "--exec-root", execRoot, "-H", "unix://"+sock,
-			"--pidfile", pidfile, "--config-file", cfg, "--layer-sync", sync)
+			"--pidfile", pidfile, "--config-file", cfg, "--layer-sync", sync, "--bridge=none", "--iptables=false", "--ip-forward=false")
 	}
 	logf, _ := os.Create(filepath.Join(work, which+".log"))
 	defer logf.Close()
