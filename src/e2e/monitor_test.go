@@ -282,13 +282,7 @@ func TestE2EMonitorFaults(t *testing.T) {
 		}
 		return view{string(ci.State.Status), ci.State.Running, ci.State.Pid, ci.State.StartedAt, ci.RestartCount, ci.ID}
 	}
-	docker := func(args ...string) string {
-		r := run(t, env, "docker", args...)
-		if r.code != 0 {
-			t.Fatalf("docker %v: %s", args, r.stderr)
-		}
-		return strings.TrimSpace(r.stdout)
-	}
+	docker := dockerOK(t, env)
 	docker("run", "-d", "--network", "none", "--name", "steady", "--restart", "unless-stopped", "busybox", "sleep", "100000")
 	docker("run", "-d", "--network", "none", "--name", "counter", "busybox", "sh", "-c",
 		`i=0; while true; do echo $i; i=$((i+1)); usleep 10000; done`)
@@ -536,13 +530,7 @@ func TestE2EMonitorUpgrade(t *testing.T) {
 func TestE2ENoLeftovers(t *testing.T) {
 	p, d, env := withBusybox(t)
 	dumpMonitorLog(t, p)
-	docker := func(args ...string) string {
-		r := run(t, env, "docker", args...)
-		if r.code != 0 {
-			t.Fatalf("docker %v: %s", args, r.stderr)
-		}
-		return strings.TrimSpace(r.stdout)
-	}
+	docker := dockerOK(t, env)
 	mounted := func(id string) bool {
 		for _, m := range mounts.Under(p.dataRoot) {
 			if strings.Contains(m, id) {

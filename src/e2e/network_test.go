@@ -72,12 +72,12 @@ var netDaemonArgs = []string{"--bridge=balena0", "--iptables=true", "--ip-forwar
 
 // withNetDaemon starts a daemon with networking on in a network namespace
 // of its own, and loads the busybox image.
-func withNetDaemon(t *testing.T) (paths, netHost, *daemonProc, []string) {
+func withNetDaemon(t *testing.T, extra ...string) (paths, netHost, *daemonProc, []string) {
 	t.Helper()
 	bin := engineBin(t)
 	p := newPaths(t)
 	h := newNetHost(t, p)
-	args := append(append(h.prefix(), bin), append(p.daemonArgs(), netDaemonArgs...)...)
+	args := append(append(h.prefix(), bin), append(append(p.daemonArgs(), netDaemonArgs...), extra...)...)
 	d := startDaemon(t, exec.Command(args[0], args[1:]...), p.sock)
 	loadBusybox(t, p, bin)
 	return p, h, d, []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
@@ -112,14 +112,7 @@ type ctrNet struct {
 func TestE2EBridgeNetworking(t *testing.T) {
 	p, h, d, env := withNetDaemon(t)
 	dumpMonitorLog(t, p)
-	docker := func(args ...string) string {
-		t.Helper()
-		r := run(t, env, "docker", args...)
-		if r.code != 0 {
-			t.Fatalf("docker %v: %d %s", args, r.code, r.stderr)
-		}
-		return strings.TrimSpace(r.stdout)
-	}
+	docker := dockerOK(t, env)
 	web := `mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www`
 	docker("run", "-d", "--name", "web", "-p", "8080:80", "busybox", "sh", "-c", web)
 	var in ctrNet
@@ -341,6 +334,22 @@ func TestE2ENetworkAPI(t *testing.T) {
 		t.Errorf("main_1's interfaces: %s", out)
 	}
 
+	// A running container connected to one more network, and back.
+	run(t, env, "docker", "network", "create", "--subnet", "10.66.0.0/24", "late")
+	if r := run(t, env, "docker", "network", "connect", "--alias", "late-main", "late", "main_1"); r.code != 0 {
+		t.Fatalf("connect a running container: %s", r.stderr)
+	}
+	if out := run(t, env, "docker", "exec", "main_1", "ip", "-o", "-4", "addr").stdout; !strings.Contains(out, "eth2") || !strings.Contains(out, "10.66.0.") {
+		t.Errorf("after connect: %s", out)
+	}
+	if r := run(t, env, "docker", "network", "disconnect", "late", "main_1"); r.code != 0 {
+		t.Fatalf("disconnect a running container: %s", r.stderr)
+	}
+	if out := run(t, env, "docker", "exec", "main_1", "ip", "-o", "-4", "addr").stdout; strings.Contains(out, "10.66.0.") {
+		t.Errorf("after disconnect: %s", out)
+	}
+	run(t, env, "docker", "network", "rm", "late")
+
 	// Bad input: Docker's codes and messages, and nothing changed.
 	before := run(t, env, "docker", "network", "ls", "-q").stdout
 	for _, c := range []struct {
@@ -356,7 +365,7 @@ func TestE2ENetworkAPI(t *testing.T) {
 		{"DELETE", "/networks/supervisor0", "", 403, "has active endpoints"},
 		{"DELETE", "/networks/bridge", "", 403, "pre-defined network"},
 		{"GET", "/networks/nosuch", "", 404, "network nosuch not found"},
-		{"POST", "/networks/supervisor0/connect", `{"Container":"main_1"}`, 501, "running container"},
+		{"POST", "/networks/supervisor0/connect", `{"Container":"main_1"}`, 403, "already exists in network supervisor0"},
 		{"POST", "/containers/create?name=badip", `{"Image":"busybox","HostConfig":{"NetworkMode":"supervisor0"},"NetworkingConfig":{"EndpointsConfig":{"supervisor0":{"IPAMConfig":{"IPv4Address":"10.9.9.9"}}}}}`, 400, "10.9.9.9"},
 	} {
 		code, body := apiCall(t, p, c.method, c.path, c.body)

@@ -59,7 +59,11 @@ func (m *Manager) writeEtc(req JoinRequest, sb *sandbox, nets []*Network) (map[s
 	if err := write("hosts", hosts); err != nil {
 		return nil, err
 	}
-	if err := write("resolv.conf", m.resolvFor(req, host)); err != nil {
+	resolvConf := m.resolvFor(req, host)
+	if sb != nil && sb.resolved() {
+		resolvConf = m.embeddedResolv(req)
+	}
+	if err := write("resolv.conf", resolvConf); err != nil {
 		return nil, err
 	}
 	return files, nil
@@ -165,4 +169,49 @@ func (m *Manager) resolvFor(req JoinRequest, host bool) string {
 		b.WriteString("options " + strings.Join(r.options, " ") + "\n")
 	}
 	return b.String()
+}
+
+// embeddedResolv is the resolv.conf of a container on a user network:
+// the engine's resolver, which answers the network's names and forwards
+// the rest to the upstreams, as Docker writes it.
+func (m *Manager) embeddedResolv(req JoinRequest) string {
+	r := resolvConf(readHostResolv())
+	search := r.search
+	if len(req.DNSSearch) > 0 {
+		search = req.DNSSearch
+	} else if len(m.opts.DNSSearch) > 0 {
+		search = m.opts.DNSSearch
+	}
+	opts := r.options
+	if len(req.DNSOptions) > 0 {
+		opts = req.DNSOptions
+	} else if len(m.opts.DNSOptions) > 0 {
+		opts = m.opts.DNSOptions
+	}
+	var b strings.Builder
+	b.WriteString("nameserver 127.0.0.11\n")
+	if len(search) > 0 && !(len(search) == 1 && search[0] == ".") {
+		b.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	b.WriteString("options " + strings.Join(append([]string{"ndots:0"}, opts...), " ") + "\n")
+	b.WriteString("\n# ExtServers: [" + strings.Join(m.upstreams(req), " ") + "]\n")
+	return b.String()
+}
+
+// upstreams are where the resolver at 127.0.0.11 forwards names it does
+// not know: the container's --dns, else the daemon's, else the host's.
+// They are reached from the host's namespace (the monitor's), so the
+// host's own loopback resolver (systemd-resolved) works too.
+func (m *Manager) upstreams(req JoinRequest) []string {
+	if len(req.DNS) > 0 {
+		return req.DNS
+	}
+	if len(m.opts.DNS) > 0 {
+		return m.opts.DNS
+	}
+	ns := resolvConf(readHostResolv()).nameservers
+	if len(ns) == 0 {
+		ns = []string{"8.8.8.8", "8.8.4.4"}
+	}
+	return ns
 }

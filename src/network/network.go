@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/balena-os/balena-engine/src/network/dns"
 	"github.com/balena-os/balena-engine/src/network/firewall"
 	"github.com/balena-os/balena-engine/src/network/ipam"
 	bolt "go.etcd.io/bbolt"
@@ -49,6 +50,10 @@ type Options struct {
 	DNSOptions []string
 	// Firewall, when IPTables is set; nil selects the iptables backend.
 	Firewall *firewall.Firewall
+	// PublishDNS hands the name resolution table to whatever serves it
+	// in the containers' namespaces (the container monitor, which
+	// outlives the daemon); nil: names are not served.
+	PublishDNS func(*dns.Table) error
 }
 
 // DefaultBridge is the default bridge's device, balenaEngine's name.

@@ -81,6 +81,9 @@ func (m *Manager) CheckCreate(mode containertypes.NetworkMode, eps map[string]*n
 	}
 	for _, name := range names {
 		n, err := m.Lookup(name)
+		if errdefs.KindOf(err) == errdefs.KindNotFound && name == NameBridge {
+			return errdefs.InvalidParameter(errors.New("the default bridge network is disabled (the daemon runs with --bridge=none): choose a network with --network"))
+		}
 		if err != nil {
 			return err
 		}
@@ -173,6 +176,12 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 		if sb.Ports, err = m.bindPorts(req, sb.Endpoints[0], nets[0], all); err != nil {
 			return err
 		}
+		for _, n := range nets {
+			if !n.Default {
+				sb.Upstreams = m.upstreams(req)
+				break
+			}
+		}
 		return putJSON(tx, bucketSandboxes, req.ContainerID, sb)
 	})
 	if err != nil {
@@ -181,6 +190,13 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 	if err := m.build(sb, nets); err != nil {
 		m.leave(req.ContainerID)
 		return nil, err
+	}
+	if sb.resolved() {
+		// Before the container runs: its first lookup finds the server.
+		if err := m.publishDNS(false); err != nil {
+			m.leave(req.ContainerID)
+			return nil, fmt.Errorf("name resolution for container %s: %w", req.ContainerID[:12], err)
+		}
 	}
 	files, err := m.writeEtc(req, sb, nets)
 	if err != nil {
@@ -311,6 +327,11 @@ func (m *Manager) leave(containerID string) error {
 	}
 	if len(sb.Ports) > 0 {
 		if err := m.applyFirewall(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if sb.resolved() {
+		if err := m.publishDNS(true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -612,4 +633,97 @@ func ephemeralRange() (uint16, uint16) {
 		}
 	}
 	return 49153, 65535
+}
+
+// Attach connects a running container's sandbox to one more network: a
+// new interface (eth1, eth2, …) in its namespace, with no default route.
+func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes.EndpointSettings) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var sb *sandbox
+	var ep endpoint
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if sb, err = m.getSandbox(tx, containerID); err != nil {
+			return err
+		}
+		if sb == nil || sb.Netns == "" {
+			return errdefs.Forbidden(fmt.Errorf("container %s has no network sandbox to connect", containerID[:12]))
+		}
+		used := map[string]bool{}
+		for _, e := range sb.Endpoints {
+			if e.NetworkID == n.ID {
+				return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", name, n.Name))
+			}
+			used[e.IfName] = true
+		}
+		all, err := m.allSandboxes(tx)
+		if err != nil {
+			return err
+		}
+		if ep, err = m.allocate(n, cfg, all, sb, JoinRequest{ContainerID: containerID, Name: name}); err != nil {
+			return err
+		}
+		for i := 1; ; i++ {
+			if ep.IfName = "eth" + strconv.Itoa(i); !used[ep.IfName] {
+				break
+			}
+		}
+		ep.Gateway = netip.Addr{}
+		sb.Endpoints = append(sb.Endpoints, ep)
+		if !n.Default && !sb.resolved() {
+			sb.Upstreams = m.upstreams(JoinRequest{})
+		}
+		return putJSON(tx, bucketSandboxes, containerID, sb)
+	})
+	if err != nil {
+		return err
+	}
+	mac, _ := net.ParseMAC(ep.MAC)
+	if err := m.ensureDevice(n); err == nil {
+		err = link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName, Addr: ep.Addr, MAC: mac, MTU: m.mtu(n)})
+		if err == nil {
+			return m.publishDNS(true)
+		}
+		m.dropEndpoint(containerID, n.ID)
+		return fmt.Errorf("network %s for container %s: %w", n.Name, containerID[:12], err)
+	} else {
+		m.dropEndpoint(containerID, n.ID)
+		return err
+	}
+}
+
+// Detach disconnects a running container from one of its networks.
+func (m *Manager) Detach(containerID string, n *Network) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropEndpoint(containerID, n.ID)
+}
+
+// dropEndpoint removes a sandbox's interface on a network, and its
+// record.
+func (m *Manager) dropEndpoint(containerID, networkID string) error {
+	var gone *endpoint
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		sb, err := m.getSandbox(tx, containerID)
+		if err != nil || sb == nil {
+			return err
+		}
+		for i, e := range sb.Endpoints {
+			if e.NetworkID == networkID {
+				gone = &e
+				sb.Endpoints = slices.Delete(sb.Endpoints, i, i+1)
+				break
+			}
+		}
+		return putJSON(tx, bucketSandboxes, containerID, sb)
+	})
+	if err != nil {
+		return err
+	}
+	if gone == nil {
+		return errdefs.Forbidden(fmt.Errorf("container %s is not connected to network %s", containerID[:12], networkID))
+	}
+	err = link.DetachVeth(gone.Veth)
+	return errors.Join(err, m.publishDNS(true))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/balena-os/balena-engine/src/network/dns"
 	"github.com/balena-os/balena-engine/src/network/firewall"
 	"github.com/balena-os/balena-engine/src/network/ipam"
 	networktypes "github.com/moby/moby/api/types/network"
@@ -56,7 +57,14 @@ type sandbox struct {
 	Netns       string // "" for host and none
 	Endpoints   []endpoint
 	Ports       []port
+	// Upstreams are the nameservers its resolver at 127.0.0.11 forwards
+	// to, for a container on a user network.
+	Upstreams []string `json:",omitempty"`
 }
+
+// resolved says whether the sandbox has an endpoint on a user network:
+// its names are served at 127.0.0.11.
+func (s *sandbox) resolved() bool { return len(s.Upstreams) > 0 }
 
 // endpoint is one network's interface in a sandbox.
 type endpoint struct {
@@ -162,4 +170,65 @@ func (m *Manager) applyFirewall() error {
 		return err
 	}
 	return m.fw.Apply(st)
+}
+
+// dnsTable is every sandbox on a user network, with the names of every
+// endpoint on one.
+func (m *Manager) dnsTable(tx *bolt.Tx) (*dns.Table, error) {
+	t := &dns.Table{Sandboxes: []dns.Sandbox{}, Entries: []dns.Entry{}}
+	sbs, err := m.allSandboxes(tx)
+	if err != nil {
+		return nil, err
+	}
+	nets, err := m.allNetworks(tx)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, n := range nets {
+		if !n.Default {
+			names[n.ID] = n.Name
+		}
+	}
+	for _, s := range sbs {
+		var on []string
+		for _, e := range s.Endpoints {
+			if name, ok := names[e.NetworkID]; ok {
+				on = append(on, e.NetworkID)
+				t.Entries = append(t.Entries, dns.Entry{Network: e.NetworkID, NetworkName: name, Names: e.DNSNames, Addr: e.Addr.Addr()})
+			}
+		}
+		if len(on) > 0 && s.resolved() {
+			t.Sandboxes = append(t.Sandboxes, dns.Sandbox{ID: s.ContainerID, Netns: s.Netns, Networks: on, Upstreams: s.Upstreams})
+		}
+	}
+	return t, nil
+}
+
+// publishDNS hands the current table on; force also hands an empty one
+// (a daemon start, where the server may still hold names of containers
+// that ended while the daemon was away).
+func (m *Manager) publishDNS(force bool) error {
+	if m.opts.PublishDNS == nil {
+		return nil
+	}
+	var t *dns.Table
+	if err := m.db.View(func(tx *bolt.Tx) (err error) { t, err = m.dnsTable(tx); return err }); err != nil {
+		return err
+	}
+	if len(t.Sandboxes) == 0 && !force {
+		return nil
+	}
+	return m.opts.PublishDNS(t)
+}
+
+// SyncDNS hands the table on at the daemon's start, after the sandboxes
+// of ended containers were dropped; force when a monitor was found
+// running (it may serve names that are gone).
+func (m *Manager) SyncDNS(force bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.publishDNS(force); err != nil {
+		m.log.Warn("container name resolution", "err", err)
+	}
 }

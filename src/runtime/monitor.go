@@ -45,6 +45,7 @@ type monitor struct {
 	execIDs  map[string]int         // exec ID -> PID, to signal it
 	pending  map[string][]*attacher // attachers waiting for a container to start
 	lockFD   int                    // holds the lock that makes this the one monitor
+	dns      *dnsHost
 }
 
 type ctr struct {
@@ -114,6 +115,8 @@ func MonitorMain(args []string) int {
 		handed = h.Ctrs
 	}
 	m.recoverState(handed)
+	m.dns = &dnsHost{path: dnsTablePath(*root), servers: map[string]*dnsServer{}, log: log.Warn}
+	m.dns.load()
 	sock := filepath.Join(*root, SocketName)
 	os.Remove(sock)
 	l, err := net.Listen("unix", sock)
@@ -145,6 +148,7 @@ func MonitorMain(args []string) int {
 	mux.HandleFunc("POST /end-attach/{id}", m.handleEndAttach)
 	mux.HandleFunc("POST /upgrade", m.handleUpgrade)
 	mux.HandleFunc("POST /exec-signal/{exec}", m.handleExecSignal)
+	mux.HandleFunc("POST /dns", m.handleDNS)
 	srv := &http.Server{Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
