@@ -113,7 +113,8 @@ FUZZTIME     ?= 10s
 FUZZMINIMIZE ?= 1s
 FUZZ_TARGETS := layer:FuzzApply layer:FuzzUnpack registry:FuzzResolve \
 	image:FuzzLoad image:FuzzReference api:FuzzContainerCreate api:FuzzContainerUpdate \
-	runtime:FuzzStartRequest runtime:FuzzExecRequest stdstream:FuzzReadFrame
+	runtime:FuzzStartRequest runtime:FuzzExecRequest stdstream:FuzzReadFrame \
+	network/dns:FuzzAnswer
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} ($(FUZZTIME)) ./src/$${t%%:*}"; \
