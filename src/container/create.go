@@ -46,6 +46,11 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if err := m.opts.Network.CheckCreate(host.NetworkMode, eps); err != nil {
 		return nil, nil, err
 	}
+	if host.NetworkMode.IsContainer() {
+		if err := m.checkContainerNetwork(cfg, host); err != nil {
+			return nil, nil, err
+		}
+	}
 	if name != "" && !validName.MatchString(name) {
 		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
 	}

@@ -103,11 +103,19 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if hostname == "" {
 		hostname = c.ID[:12]
 	}
-	sb, err := m.opts.Network.Join(network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
+	cfg := c.Config
+	var sb *network.Sandbox
+	if c.HostConfig.NetworkMode.IsContainer() {
+		if sb, hostname, err = m.sharedSandbox(c); err != nil {
+			return err
+		}
+		shared := *c.Config
+		shared.Hostname = hostname
+		cfg = &shared
+	} else if sb, err = m.opts.Network.Join(network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
 		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
 		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
-		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)})
-	if err != nil {
+		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)}); err != nil {
 		return err
 	}
 	defer func() {
@@ -142,7 +150,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: c.Config, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath})
+	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/network"
@@ -99,4 +102,55 @@ func (m *Manager) Disconnect(ref string, n *network.Network, force bool) error {
 		return nil
 	})
 	return err
+}
+
+// checkContainerNetwork checks --network container:NAME at create, with
+// Docker's refusals of what the other container's network decides.
+func (m *Manager) checkContainerNetwork(cfg *containertypes.Config, host *containertypes.HostConfig) error {
+	ref := host.NetworkMode.ConnectedContainer()
+	if ref == "" {
+		return errdefs.InvalidParameter(errors.New("invalid network mode: container: needs a container name or ID"))
+	}
+	if _, err := m.records.get(ref); err != nil {
+		return err
+	}
+	switch {
+	case cfg.Hostname != "":
+		return errdefs.InvalidParameter(errors.New("conflicting options: hostname and the network mode"))
+	case len(host.ExtraHosts) > 0:
+		return errdefs.InvalidParameter(errors.New("conflicting options: custom host-to-IP mapping and the network mode"))
+	case len(host.DNS) > 0 || len(host.DNSSearch) > 0 || len(host.DNSOptions) > 0:
+		return errdefs.InvalidParameter(errors.New("conflicting options: dns and the network mode"))
+	case len(host.PortBindings) > 0 || host.PublishAllPorts:
+		return errdefs.InvalidParameter(errors.New("conflicting options: port publishing and the container type network mode"))
+	}
+	return nil
+}
+
+// sharedSandbox is the sandbox of a container run with --network
+// container:NAME: the other container's namespace (it must run) and its
+// /etc files; the hostname is the other one's too.
+func (m *Manager) sharedSandbox(c *Container) (*network.Sandbox, string, error) {
+	other, err := m.records.get(c.HostConfig.NetworkMode.ConnectedContainer())
+	if err != nil {
+		return nil, "", err
+	}
+	if other.ID == c.ID {
+		return nil, "", errdefs.InvalidParameter(errors.New("cannot join own network"))
+	}
+	if other.State.Status != StatusRunning && other.State.Status != StatusPaused {
+		return nil, "", errdefs.Conflict(fmt.Errorf("cannot join network of a non running container: %s", other.ID))
+	}
+	sb := &network.Sandbox{NetnsPath: fmt.Sprintf("/proc/%d/ns/net", other.State.Pid), Files: map[string]string{}}
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		p := filepath.Join(m.dir(other.ID), f)
+		if _, err := os.Stat(p); err == nil {
+			sb.Files["/etc/"+f] = p
+		}
+	}
+	hostname := other.Config.Hostname
+	if hostname == "" {
+		hostname = other.ID[:12]
+	}
+	return sb, hostname, nil
 }

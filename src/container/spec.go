@@ -318,12 +318,10 @@ func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath str
 	if !host.UTSMode.IsHost() && !host.NetworkMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
-	if host.NetworkMode.IsContainer() {
-		return errdefs.NotImplemented(errors.New("--network container:NAME is not implemented yet"))
-	}
 	if !host.NetworkMode.IsHost() {
 		// A bridged container joins the namespace its network sandbox
-		// made (NetnsPath); at create, and for none, a new empty one.
+		// made (NetnsPath), container:NAME the other one's; at create,
+		// and for none, a new empty one.
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath})
 	}
 	if host.CgroupnsMode.IsPrivate() {

@@ -193,7 +193,6 @@ func TestSpecErrors(t *testing.T) {
 	}{
 		{"unknown user", containertypes.Config{User: "nobody-here"}, containertypes.HostConfig{}, errdefs.KindInvalidParameter, "unable to find user nobody-here"},
 		{"relative workdir", containertypes.Config{WorkingDir: "srv"}, containertypes.HostConfig{}, errdefs.KindInvalidParameter, "needs to be an absolute path"},
-		{"container network", containertypes.Config{}, containertypes.HostConfig{NetworkMode: "container:web"}, errdefs.KindNotImplemented, "not implemented yet"},
 		{"bad cap", containertypes.Config{}, containertypes.HostConfig{CapAdd: []string{"FLY"}}, errdefs.KindInvalidParameter, `invalid capability to add: "CAP_FLY"`},
 		{"seccomp path", containertypes.Config{}, containertypes.HostConfig{SecurityOpt: []string{"seccomp=/x.json"}}, errdefs.KindInvalidParameter, "Decoding seccomp profile failed"},
 		{"seccomp empty", containertypes.Config{}, containertypes.HostConfig{SecurityOpt: []string{"seccomp="}}, errdefs.KindInvalidParameter, "seccomp needs a profile"},

@@ -204,6 +204,22 @@ func TestE2EBridgeNetworking(t *testing.T) {
 			t.Errorf("a container on %s reached api on app: %q", net, r.stdout)
 		}
 	}
+	// --network container:api shares api's namespace and files.
+	if got := docker("run", "--rm", "--network", "container:api", "busybox", "wget", "-qO-", "http://127.0.0.1/"); !strings.HasPrefix(got, want) {
+		t.Errorf("container:api reaching api's server on 127.0.0.1: %q", got)
+	}
+	if got, apiHost := docker("run", "--rm", "--network", "container:api", "busybox", "hostname"), docker("exec", "api", "hostname"); got != apiHost {
+		t.Errorf("container:api's hostname %q, api's %q", got, apiHost)
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "container:api", "-p", "9999:80", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "conflicting options") {
+		t.Errorf("container: with -p: %d %q", r.code, r.stderr)
+	}
+	docker("create", "--name", "idle", "busybox", "true")
+	if r := run(t, env, "docker", "run", "--rm", "--network", "container:idle", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "cannot join network of a non running container") {
+		t.Errorf("container: of a stopped one: %d %q", r.code, r.stderr)
+	}
+	docker("rm", "idle")
+
 	// An internal network has no route out and no masquerading.
 	docker("network", "create", "--internal", "sealed")
 	if out := docker("run", "--rm", "--network", "sealed", "busybox", "ip", "route"); strings.Contains(out, "default") {

@@ -68,10 +68,7 @@ func primary(mode containertypes.NetworkMode) string {
 // exist and a static address is one it can have.
 func (m *Manager) CheckCreate(mode containertypes.NetworkMode, eps map[string]*networktypes.EndpointSettings) error {
 	if !IsBridged(mode) {
-		if mode.IsContainer() {
-			return errdefs.NotImplemented(errors.New("--network container:NAME is not implemented yet"))
-		}
-		return nil
+		return nil // container:NAME is the container code's to check
 	}
 	names := []string{primary(mode)}
 	for k := range eps {
