@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/balena-os/balena-engine/src/internal/mounts"
 )
 
 // netHost is a network namespace a test makes to stand for the host: a
@@ -407,4 +409,88 @@ func TestE2ENetworkAPI(t *testing.T) {
 	if out := run(t, env, "docker", "network", "ls", "--format", "{{.Name}}").stdout; strings.Fields(out) == nil || len(strings.Fields(out)) != 3 {
 		t.Errorf("after prune: %q", out)
 	}
+}
+
+// crashEngine ends the daemon, the monitor and every container process
+// at once, as a crash of the whole engine (or a power cut, for the
+// processes) does.
+func crashEngine(t *testing.T, p paths, d *daemonProc, ids ...string) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	d.done <- nil
+	killMonitor(t, p)
+	for _, id := range ids {
+		for _, pid := range cgroupProcs(p, id) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		eventually(t, 10*time.Second, "the container's processes gone", func() bool { return len(cgroupProcs(p, id)) == 0 })
+	}
+}
+
+// The engine's kernel state after faults: a crash leaves namespaces,
+// veths and rules of containers that no longer run, which the next start
+// removes; a power cut loses every bridge, rule and namespace while the
+// database keeps them, and the next start rebuilds the networks and the
+// rules, and the restarted containers answer on their published ports.
+func TestE2ENetworkFaults(t *testing.T) {
+	p, h, d, env := withNetDaemon(t)
+	dumpMonitorLog(t, p)
+	docker := dockerOK(t, env)
+	docker("network", "create", "--subnet", "10.77.0.0/24", "app")
+	web := `mkdir -p /www && echo "hello from web" > /www/index.html && exec httpd -f -p 80 -h /www`
+	always := docker("run", "-d", "--restart", "always", "--name", "web", "--network", "app", "-p", "8080:80", "busybox", "sh", "-c", web)
+	once := docker("run", "-d", "--name", "once", "-p", "8081:80", "busybox", "sh", "-c", web)
+	answers := func(port string) bool {
+		got, ok := h.fetch(t, "http://127.0.0.1:"+port+"/")
+		return ok && got == "hello from web\n"
+	}
+	eventually(t, 20*time.Second, "web answers", func() bool { return answers("8080") && answers("8081") })
+	start := func() {
+		args := append(append(h.prefix(), engineBin(t)), append(p.daemonArgs(), netDaemonArgs...)...)
+		d = startDaemon(t, exec.Command(args[0], args[1:]...), p.sock)
+	}
+	countVeths := func() int { return strings.Count(h.run(t, "ip", "-o", "link").stdout, "veth") }
+
+	// A crash of everything, the kernel's state kept: once's sandbox is
+	// removed (it does not run again), web's is made anew.
+	crashEngine(t, p, d, always, once)
+	start()
+	eventually(t, 20*time.Second, "web back", func() bool { return answers("8080") })
+	if n := countVeths(); n != 1 {
+		t.Errorf("veths after the crash: %d, want 1 (web's)\n%s", n, h.run(t, "ip", "-o", "link").stdout)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(p.execRoot, "netns")); len(ents) != 1 {
+		t.Errorf("namespaces after the crash: %d, want 1", len(ents))
+	}
+	if rules := h.run(t, "iptables-save", "-t", "nat").stdout; strings.Contains(rules, "--dport 8081") {
+		t.Errorf("once's published port survived the crash:\n%s", rules)
+	}
+
+	// A power cut: processes, devices, rules and the exec root's tmpfs
+	// all gone; the database kept.
+	crashEngine(t, p, d, always)
+	mounts.DetachUnder(p.execRoot)
+	if err := os.RemoveAll(p.execRoot); err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range strings.Fields(h.run(t, "sh", "-c", `ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'`).stdout) {
+		h.run(t, "ip", "link", "del", dev)
+	}
+	for _, table := range []string{"filter", "nat"} {
+		h.run(t, "iptables", "-t", table, "-F")
+		h.run(t, "iptables", "-t", table, "-X")
+	}
+	start()
+	eventually(t, 20*time.Second, "web back after the power cut", func() bool { return answers("8080") })
+	if out := h.run(t, "ip", "-o", "addr", "show").stdout; !strings.Contains(out, "10.77.0.1/24") || !strings.Contains(out, "balena0") {
+		t.Errorf("bridges after the power cut:\n%s", out)
+	}
+	if rules := h.run(t, "iptables-save").stdout; !strings.Contains(rules, "-s 10.77.0.0/24 ! -o br-") || !strings.Contains(rules, "-j DOCKER-USER") {
+		t.Errorf("rules after the power cut:\n%s", rules)
+	}
+	docker("rm", "-f", "web", "once")
+	docker("network", "rm", "app")
 }
