@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/internal/mounts"
+	"github.com/balena-os/balena-engine/src/internal/procmem"
 	"github.com/balena-os/balena-engine/src/internal/testimage"
 )
 
@@ -185,27 +185,12 @@ func (e *engineRun) engineMemory() (rss, pss, anon int64) {
 		if !strings.Contains(string(cmdline), e.work) && !strings.HasPrefix(strings.TrimSpace(string(comm)), "containerd-shim") {
 			continue
 		}
-		f, err := os.Open("/proc/" + ent.Name() + "/smaps_rollup")
+		pid, _ := strconv.Atoi(ent.Name())
+		r, err := procmem.Read(pid)
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 2 {
-				continue
-			}
-			n, _ := strconv.ParseInt(fields[1], 10, 64)
-			switch fields[0] {
-			case "Rss:":
-				rss += n << 10
-			case "Pss:":
-				pss += n << 10
-			case "Anonymous:":
-				anon += n << 10
-			}
-		}
-		f.Close()
+		rss, pss, anon = rss+r.RSS, pss+r.PSS, anon+r.Anon
 	}
 	return rss, pss, anon
 }
