@@ -126,7 +126,7 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringSliceVar(&cfg.DNS, "dns", nil, "nameservers for containers")
 	fs.StringSliceVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domains for containers")
 	fs.StringSliceVar(&cfg.DNSOptions, "dns-opt", nil, "resolv.conf options for containers")
-	fs.StringVar(&cfg.FirewallBackend, "firewall-backend", "iptables", "firewall backend: iptables (legacy or nf_tables, whichever iptables-restore is installed)")
+	fs.StringVar(&cfg.FirewallBackend, "firewall-backend", "iptables", "firewall backend: iptables (legacy or nf_tables, whichever iptables-restore is installed) or nftables (nft, table ip docker-bridges)")
 	fs.StringVar(&cfg.LayerSync, "layer-sync", "syncfs", "how a pulled layer is made durable: syncfs (one filesystem flush) or fsync (every file)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: balena-engine daemon [OPTIONS]\n\nA container engine for embedded and IoT devices.\n\nOptions:\n%s", fs.FlagUsages())
@@ -419,11 +419,9 @@ func (c *Config) normalizeNet() error {
 		}
 	}
 	switch c.FirewallBackend {
-	case "iptables":
-	case "nftables":
-		return errors.New("firewall-backend nftables is not implemented yet: balena-engine drives iptables-restore (legacy or nf_tables)")
+	case "iptables", "nftables":
 	default:
-		return fmt.Errorf("invalid firewall-backend %q: want iptables", c.FirewallBackend)
+		return fmt.Errorf("invalid firewall-backend %q: want iptables or nftables", c.FirewallBackend)
 	}
 	return nil
 }

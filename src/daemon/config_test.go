@@ -107,7 +107,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad bip", nil, `{"bip": "10.0.0.1"}`, `invalid bip "10.0.0.1"`},
 		{"bip without bridge", []string{"-b", "none", "--bip", "10.0.0.1/24"}, "{}", "cannot be used with --bridge=none"},
 		{"bad pool", nil, `{"default-address-pools": [{"base": "10.10.0.0/16", "size": 8}]}`, "invalid default-address-pool"},
-		{"nftables", []string{"--firewall-backend", "nftables"}, "{}", "nftables is not implemented yet"},
+		{"bad firewall backend", []string{"--firewall-backend", "ebtables"}, "{}", `invalid firewall-backend "ebtables": want iptables or nftables`},
 		{"bad dns", nil, `{"dns": ["resolver"]}`, `invalid dns "resolver"`},
 		{"bad seccomp profile", nil, `{"seccomp-profile": "` + writeFile(t, `{"defaultAction": 7}`) + `"}`, "cannot unmarshal number"},
 	}
@@ -167,6 +167,24 @@ func TestCgroupParent(t *testing.T) {
 	cfg, err := ParseConfig([]string{"--config-file", writeFile(t, `{"cgroup-parent": "dev"}`)}, io.Discard)
 	if err != nil || cfg.CgroupParent != "/dev" {
 		t.Errorf("cgroup-parent in daemon.json: %v %+v", err, cfg)
+	}
+}
+
+// --firewall-backend nftables is accepted, as a flag and in daemon.json.
+func TestParseConfigFirewallBackend(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		file string
+	}{
+		{[]string{"--firewall-backend", "nftables"}, "{}"},
+		{nil, `{"firewall-backend": "nftables"}`},
+	} {
+		cfg, err := ParseConfig(append([]string{"--config-file", writeFile(t, c.file)}, c.args...), io.Discard)
+		if err != nil {
+			t.Errorf("%v %s: %v", c.args, c.file, err)
+		} else if cfg.FirewallBackend != "nftables" {
+			t.Errorf("%v %s: backend %q", c.args, c.file, cfg.FirewallBackend)
+		}
 	}
 }
 

@@ -494,3 +494,35 @@ func TestE2ENetworkFaults(t *testing.T) {
 	docker("rm", "-f", "web", "once")
 	docker("network", "rm", "app")
 }
+
+// --firewall-backend nftables: the same published port through nft's
+// table of the engine's own, and nothing in iptables.
+func TestE2ENFTablesBackend(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed")
+	}
+	_, h, _, env := withNetDaemon(t, "--firewall-backend", "nftables")
+	docker := dockerOK(t, env)
+	web := `mkdir -p /www && echo "hello from web" > /www/index.html && exec httpd -f -p 80 -h /www`
+	docker("run", "-d", "--name", "web", "-p", "8080:80", "busybox", "sh", "-c", web)
+	var in ctrNet
+	inspectJSON(t, env, "web", &in)
+	gw := in.NetworkSettings.Networks["bridge"].Gateway
+	eventually(t, 20*time.Second, "the published port answers", func() bool {
+		got, ok := h.fetch(t, "http://127.0.0.1:8080/")
+		return ok && got == "hello from web\n"
+	})
+	if got := docker("run", "--rm", "busybox", "wget", "-qO-", "http://"+gw+":8080/"); got != "hello from web" {
+		t.Errorf("from another container: %q", got)
+	}
+	if out := h.run(t, "nft", "list", "table", "ip", "docker-bridges").stdout; !strings.Contains(out, "dport 8080 dnat") {
+		t.Errorf("nft table:\n%s", out)
+	}
+	if out := h.run(t, "iptables-save").stdout; strings.Contains(out, "DOCKER") {
+		t.Errorf("iptables rules with the nftables backend:\n%s", out)
+	}
+	docker("rm", "-f", "web")
+	if out := h.run(t, "nft", "list", "table", "ip", "docker-bridges").stdout; strings.Contains(out, "dnat") {
+		t.Errorf("the removed container's port is still in the table:\n%s", out)
+	}
+}

@@ -48,8 +48,12 @@ type Options struct {
 	DNS        []string
 	DNSSearch  []string
 	DNSOptions []string
-	// Firewall, when IPTables is set; nil selects the iptables backend.
-	Firewall *firewall.Firewall
+	// Firewall, when IPTables is set; nil makes the one FirewallBackend
+	// names.
+	Firewall firewall.Firewall
+	// FirewallBackend is --firewall-backend: "iptables" (also "") or
+	// "nftables".
+	FirewallBackend string
 	// PublishDNS hands the name resolution table to whatever serves it
 	// in the containers' namespaces (the container monitor, which
 	// outlives the daemon); nil: names are not served.
@@ -75,7 +79,7 @@ type Manager struct {
 	opts Options
 	db   *bolt.DB
 	log  *slog.Logger
-	fw   *firewall.Firewall
+	fw   firewall.Firewall
 
 	// mu serialises every change: an address is chosen and recorded in
 	// one critical section, and the firewall is applied from the records.
@@ -115,7 +119,7 @@ func New(opts Options) (*Manager, error) {
 	if opts.IPTables {
 		m.fw = opts.Firewall
 		if m.fw == nil {
-			fw, err := firewall.New(firewall.Options{StateDir: filepath.Join(opts.ExecRoot, "firewall")})
+			fw, err := firewall.New(firewall.Options{Backend: opts.FirewallBackend, StateDir: filepath.Join(opts.ExecRoot, "firewall")})
 			if err != nil {
 				return nil, err
 			}

@@ -1,17 +1,26 @@
-// Package firewall keeps the engine's IPv4 iptables rules equal to a desired
+// Package firewall keeps the engine's IPv4 firewall rules equal to a desired
 // state: masquerading for bridge networks, isolation between them, and
 // published ports done entirely in the kernel with DNAT, so no userland proxy
 // process runs per port (dockerd's --userland-proxy=false). On a small device
 // a proxy per published port costs memory and a copy of every byte.
 //
-// The rules are driven through iptables-restore and iptables-save, which the
-// legacy and the nf_tables variants of iptables both provide with the same
-// language; balenaOS ships iptables-legacy, desktops mostly the nft one.
-// Docker's chain names are kept so that tools written for Docker keep
-// working, above all anything that hooks into DOCKER-USER (balena's device
-// agent puts its own chain under it).
+// New returns one of two backends behind the Firewall interface, as
+// dockerd's --firewall-backend chooses:
 //
-// # Layout
+//   - iptables (the default): iptables-restore and iptables-save, which the
+//     legacy and the nf_tables variants of iptables both provide with the
+//     same language; balenaOS ships iptables-legacy, desktops mostly the nft
+//     one. Docker's chain names are kept so that tools written for Docker
+//     keep working, above all anything that hooks into DOCKER-USER (balena's
+//     device agent puts its own chain under it).
+//   - nftables: nft -f, for images that have nftables and no iptables. The
+//     engine owns one table, Docker 29's "ip docker-bridges".
+//
+// Both print the same rules (build in rules.go works them out once; each
+// backend only writes them in its language), so the two behave alike packet
+// for packet; TestTraffic sends the same packets through each.
+//
+// # The iptables layout
 //
 // The layout is Docker 28's for bridge networks with the userland proxy off,
 // with the masquerade rules moved into an own nat chain. Chains the engine
@@ -85,4 +94,61 @@
 // FORWARD policy are the caller's business. Rule text is written exactly as
 // iptables-save prints it, so the current rules are compared with the
 // desired ones as strings.
+//
+// # The nftables layout
+//
+// The engine's rules live in a table of its own, "table ip docker-bridges",
+// the name Docker 29 gives its IPv4 bridge table, so that tools and
+// documentation written for Docker's nftables backend find it. Its base
+// chains are Docker 29's, with its hooks and priorities; the regular chains
+// hold the same rules as the iptables chains named after each, in the same
+// order:
+//
+//	chain filter-FORWARD             type filter hook forward priority filter (0); DOCKER-FORWARD's rules
+//	chain filter-isolation-1         DOCKER-ISOLATION-STAGE-1
+//	chain filter-isolation-2         DOCKER-ISOLATION-STAGE-2
+//	chain filter-published           filter/DOCKER: ip daddr <ctrIP> iifname != <br> oifname <br> tcp dport <ctrPort> accept
+//	chain nat-PREROUTING             type nat hook prerouting priority dstnat (-100):
+//	  fib daddr type local jump nat-prerouting-and-output
+//	chain nat-OUTPUT                 type nat hook output priority -100: the same jump (no 127.0.0.0/8 exclusion)
+//	chain nat-prerouting-and-output  nat/DOCKER: [ip daddr <hostIP>] tcp dport <hostPort> dnat to <ctrIP>:<ctrPort>
+//	chain nat-POSTROUTING            type nat hook postrouting priority srcnat (100); DOCKER-POSTROUTING's rules:
+//	  oifname <br> fib saddr type local masquerade
+//	  ip saddr <subnet> oifname != <br> masquerade
+//	  ip saddr <ctrIP> ip daddr <ctrIP> tcp dport <ctrPort> masquerade
+//
+// Docker 29 spreads the same work over per-bridge chains reached through
+// verdict maps; one chain per purpose keeps the rules, their order and so
+// their meaning those of the iptables backend, and a device has few bridges.
+// Priorities are written as numbers, which every nft version reads.
+//
+// Apply writes the whole table in one nft -f run, which the kernel commits
+// as one transaction:
+//
+//	table ip docker-bridges {}          (made if missing)
+//	flush table ip docker-bridges       (every chain emptied, base chains stay hooked)
+//	table ip docker-bridges { chain … }  (every chain declared again with its rules)
+//
+// Packets see the old rules or the new ones, never a mix nor none. The table
+// is the engine's whole: a rule someone adds to it goes at the next change
+// (a chain someone adds stays, emptied). Nothing outside it is read or
+// touched, so no record of ownership is kept. An unchanged state runs
+// nothing; a new NFTables (a restarted daemon) writes the table once rather
+// than reading and comparing it: reading costs the same one run of nft, and
+// nft's listing varies between versions. Clear deletes the table (an absent
+// one is fine). A future layout that changes a base chain's type, hook or
+// priority must delete the table first, since flushing keeps base chains.
+//
+// DOCKER-USER has no counterpart: in nftables every table's base chains see
+// every packet, and a drop anywhere is final while an accept only ends its
+// own chain. Rules that must win over the engine's go in a table of the
+// user's own, in a forward chain at a lower priority (such as filter - 1) to
+// run first; a drop there cannot be undone by the engine's accepts.
+//
+// For the same reason the filter tables of iptables (legacy or nf_tables) on
+// the same host still apply: a FORWARD policy of DROP there drops what the
+// engine's table accepted (Docker 29's documentation warns the same). The
+// engine does not manage other tables; whoever set that policy must accept
+// the bridges' traffic, or leave the policy at ACCEPT. Switching backends
+// without a reboot leaves the other backend's rules in place.
 package firewall

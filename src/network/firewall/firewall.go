@@ -2,15 +2,9 @@ package firewall
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,211 +13,77 @@ import (
 
 // Options for New.
 type Options struct {
-	// RestoreCmd and SaveCmd are the programs to run; "" means
-	// "iptables-restore" / "iptables-save" looked up in PATH.
+	// Backend is "iptables" (also "") or "nftables" (dockerd's
+	// --firewall-backend).
+	Backend string
+	// RestoreCmd and SaveCmd are the iptables backend's programs; ""
+	// means "iptables-restore" / "iptables-save" looked up in PATH.
 	RestoreCmd, SaveCmd string
+	// NFTCmd is the nftables backend's program; "" means "nft" looked up
+	// in PATH.
+	NFTCmd string
 	// StateDir is a directory on a tmpfs (the engine's exec root) where the
-	// package remembers which rules it put into built-in chains, so that
-	// after a daemon crash it can remove exactly its own leftovers. After a
-	// reboot both the kernel's rules and this directory are gone together.
-	// "" keeps that record in memory only.
+	// iptables backend remembers which rules it put into built-in chains,
+	// so that after a daemon crash it can remove exactly its own
+	// leftovers. After a reboot both the kernel's rules and this directory
+	// are gone together. "" keeps that record in memory only. The nftables
+	// backend owns a whole table and needs no record.
 	StateDir string
 }
 
 // Firewall drives the kernel's IPv4 rules. Its methods may be called
 // concurrently.
-type Firewall struct {
-	restore, save string // resolved paths
-	backend       string
-	stateFile     string // "" when nothing is persisted
-
-	mu sync.Mutex
-	// owned are the rules in built-in chains that the engine added.
-	owned []builtinRule
-	// applied is the key of the rules last applied successfully, "" when
-	// unknown (a new Firewall, after an error or Clear): then the next Apply
-	// looks at the kernel.
-	applied string
-
-	// runs counts the programs run, for tests.
-	runs atomic.Int64
+type Firewall interface {
+	// Apply makes the engine's rules equal to s, and runs nothing at all
+	// when s renders to what was last applied.
+	Apply(s State) error
+	// Clear removes everything Apply created.
+	Clear() error
+	// Backend names the backend in use: "iptables (legacy)",
+	// "iptables (nf_tables)" or "nftables".
+	Backend() string
 }
 
-// programTimeout bounds one run of iptables-restore or iptables-save; a
-// hung xtables lock must not hang the daemon.
+// New returns the backend that opts.Backend names, once it has checked
+// that the backend's programs exist.
+func New(opts Options) (Firewall, error) {
+	switch opts.Backend {
+	case "", "iptables":
+		f, err := newIPTables(opts)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	case "nftables":
+		f, err := newNFTables(opts)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("firewall: unknown backend %q: want iptables or nftables", opts.Backend)
+}
+
+// programTimeout bounds one run of a firewall program; a hung xtables lock
+// must not hang the daemon.
 const programTimeout = time.Minute
 
-// lockWait is how long iptables-restore (legacy) waits for the xtables lock
-// held by another iptables command, instead of failing at once.
-const lockWait = "--wait=10"
-
-// New checks that the programs exist and reads the record in StateDir.
-func New(opts Options) (*Firewall, error) {
-	f := &Firewall{}
-	var err error
-	if f.restore, err = lookPath(cmp.Or(opts.RestoreCmd, "iptables-restore")); err != nil {
-		return nil, err
-	}
-	if f.save, err = lookPath(cmp.Or(opts.SaveCmd, "iptables-save")); err != nil {
-		return nil, err
-	}
-	if opts.StateDir != "" {
-		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("firewall: %w", err)
-		}
-		f.stateFile = filepath.Join(opts.StateDir, stateFileName)
-		if f.owned, err = loadRecord(f.stateFile); err != nil {
-			return nil, fmt.Errorf("firewall: reading what the engine added to built-in chains (remove the file to start afresh): %w", err)
-		}
-	}
-	// A save of one variant compared with a restore into the other would
-	// never match, and would add the jumps again on every change.
-	rv, sv := f.variant(f.restore), f.variant(f.save)
-	if rv != "" && sv != "" && rv != sv {
-		return nil, fmt.Errorf("firewall: %s is %s but %s is %s: use the same iptables variant for both", f.restore, rv, f.save, sv)
-	}
-	f.backend = "iptables"
-	if rv != "" {
-		f.backend += " (" + rv + ")"
-	}
-	return f, nil
-}
-
-func lookPath(name string) (string, error) {
+// lookPath finds a backend's program; install names the package to install.
+func lookPath(name, install string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%s not found: install iptables or run with --iptables=false", name)
+		return "", fmt.Errorf("%s not found: install %s or run with --iptables=false", name, install)
 	}
 	return p, nil
 }
 
-// variant is what "<prog> --version" says in parentheses, "legacy" or
-// "nf_tables"; "" when it says nothing (iptables before 1.8 was legacy
-// only, but this does not guess).
-func (f *Firewall) variant(prog string) string {
-	out, err := f.run(prog, "", "--version")
-	if err != nil {
-		return ""
-	}
-	lo, hi := strings.LastIndex(out, "("), strings.LastIndex(out, ")")
-	if lo < 0 || hi < lo {
-		return ""
-	}
-	return out[lo+1 : hi]
-}
-
-// Backend names the iptables variant in use, e.g. "iptables (legacy)" or
-// "iptables (nf_tables)".
-func (f *Firewall) Backend() string { return f.backend }
-
-// Apply makes the kernel's rules equal to s. It changes only the engine's
-// own chains and its jumps from built-in chains, in one iptables-restore
-// --noflush run, and runs nothing at all when s renders to what was last
-// applied.
-func (f *Firewall) Apply(s State) error {
-	want, err := render(s)
-	if err != nil {
-		return fmt.Errorf("firewall: %w", err)
-	}
-	key := want.key()
-
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if key == f.applied {
-		return nil
-	}
-	f.applied = ""
-	cur, err := f.current()
-	if err != nil {
-		return err
-	}
-	script, after, before := planApply(want, cur, f.owned)
-	if script != "" {
-		// Record the jumps about to be added before adding them: a crash
-		// right after must not leave a jump nobody knows is the engine's.
-		if err := f.setOwned(before); err != nil {
-			return err
-		}
-		if err := f.restoreRules(script); err != nil {
-			return err
-		}
-	}
-	if err := f.setOwned(after); err != nil {
-		return err
-	}
-	f.applied = key
-	return nil
-}
-
-// Clear removes everything Apply created: the engine's chains, its jumps,
-// and DOCKER-USER unless it holds rules. Rules the engine did not add stay.
-func (f *Firewall) Clear() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.applied = ""
-	cur, err := f.current()
-	if err != nil {
-		return err
-	}
-	if script := planClear(cur, f.owned); script != "" {
-		if err := f.restoreRules(script); err != nil {
-			return err
-		}
-	}
-	return f.setOwned(nil)
-}
-
-// setOwned records rules as the engine's, in the state file and in memory.
-func (f *Firewall) setOwned(rules []builtinRule) error {
-	if slices.Equal(rules, f.owned) {
-		return nil
-	}
-	if f.stateFile != "" {
-		if err := writeRecord(f.stateFile, rules); err != nil {
-			return fmt.Errorf("firewall: recording the engine's rules in built-in chains: %w", err)
-		}
-	}
-	f.owned = slices.Clone(rules)
-	return nil
-}
-
-// current reads the kernel's rules.
-func (f *Firewall) current() (saved, error) {
-	out, err := f.run(f.save, "")
-	if err != nil {
-		return nil, fmt.Errorf("firewall: reading the current rules: %w", err)
-	}
-	s, err := parseSave(out)
-	if err != nil {
-		return nil, fmt.Errorf("firewall: reading the current rules: %s: %w", f.save, err)
-	}
-	return s, nil
-}
-
-var failedLine = regexp.MustCompile(`line (\d+)`)
-
-// restoreRules feeds script to iptables-restore --noflush; each table in it
-// is committed whole or not at all.
-func (f *Firewall) restoreRules(script string) error {
-	_, err := f.run(f.restore, script, "--noflush", lockWait)
-	if err == nil {
-		return nil
-	}
-	// Point at the input line iptables-restore complains about: its message
-	// alone ("line 7 failed") says little.
-	if m := failedLine.FindStringSubmatch(err.Error()); m != nil {
-		lines := strings.Split(script, "\n")
-		if n, _ := strconv.Atoi(m[1]); n >= 1 && n <= len(lines) {
-			err = fmt.Errorf("%w (input line %d: %q)", err, n, lines[n-1])
-		}
-	}
-	return fmt.Errorf("firewall: applying rules: %w", err)
-}
+// runner runs the backends' programs and counts the runs, for tests.
+type runner struct{ runs atomic.Int64 }
 
 // run runs prog with stdin and returns its standard output; the error
 // carries the standard error.
-func (f *Firewall) run(prog, stdin string, args ...string) (string, error) {
-	f.runs.Add(1)
+func (r *runner) run(prog, stdin string, args ...string) (string, error) {
+	r.runs.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), programTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
@@ -238,4 +98,37 @@ func (f *Firewall) run(prog, stdin string, args ...string) (string, error) {
 		return "", fmt.Errorf("%s %s: %w: %s", prog, strings.Join(args, " "), err, msg)
 	}
 	return stdout.String(), nil
+}
+
+// lastApplied serialises a backend's changes and remembers the key of the
+// rules last applied successfully, so that applying them again runs
+// nothing.
+type lastApplied struct {
+	mu sync.Mutex
+	// key is "" when unknown (a new backend, after an error or Clear):
+	// then the next apply does its work.
+	key string
+}
+
+// apply runs do unless key is what was last applied.
+func (l *lastApplied) apply(key string, do func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if key == l.key {
+		return nil
+	}
+	l.key = ""
+	if err := do(); err != nil {
+		return err
+	}
+	l.key = key
+	return nil
+}
+
+// clear runs do and forgets what was applied.
+func (l *lastApplied) clear(do func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.key = ""
+	return do()
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/balena-os/balena-engine/src/internal/nstest"
@@ -36,13 +35,13 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	}
 }
 
-func (b backend) firewall(t *testing.T, stateDir string) *Firewall {
+func (b backend) firewall(t *testing.T, stateDir string) *IPTables {
 	t.Helper()
 	f, err := New(Options{RestoreCmd: b.restore, SaveCmd: b.save, StateDir: stateDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return f.(*IPTables)
 }
 
 // raw feeds script to iptables-restore --noflush, as another program would
@@ -227,11 +226,7 @@ func TestApplyAndClear(t *testing.T) {
 		s := testState()
 		slices.Reverse(s.Ports)
 		slices.Reverse(s.Networks)
-		n := f.runs.Load()
-		if err := f.Apply(s); err != nil {
-			t.Fatal(err)
-		}
-		if got := f.runs.Load() - n; got != 0 {
+		if got := countRuns(t, &f.runner, func() error { return f.Apply(s) }); got != 0 {
 			t.Errorf("Apply of an unchanged state ran %d programs", got)
 		}
 		expectDump(t, b, builtinChains, withTop, others, testRules)
@@ -316,11 +311,7 @@ func TestRestart(t *testing.T) {
 		// Started again with nothing changed: one iptables-save to check,
 		// no iptables-restore.
 		f3 := b.firewall(t, dir)
-		n := f3.runs.Load()
-		if err := f3.Apply(smallerState()); err != nil {
-			t.Fatal(err)
-		}
-		if got := f3.runs.Load() - n; got != 1 {
+		if got := countRuns(t, &f3.runner, func() error { return f3.Apply(smallerState()) }); got != 1 {
 			t.Errorf("first Apply after a restart ran %d programs, want 1 (iptables-save)", got)
 		}
 		expectDump(t, b, builtinChains, engine, smallerRules())
@@ -352,23 +343,7 @@ func TestClearForeignJump(t *testing.T) {
 
 func TestConcurrentApply(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		f := b.firewall(t, t.TempDir())
-		states := []State{testState(), smallerState(), {}}
-		var wg sync.WaitGroup
-		errs := make(chan error, 12)
-		for i := range 12 {
-			wg.Go(func() { errs <- f.Apply(states[i%len(states)]) })
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Error(err)
-			}
-		}
-		if err := f.Apply(testState()); err != nil {
-			t.Fatal(err)
-		}
+		applyConcurrently(t, b.firewall(t, t.TempDir()))
 		expectDump(t, b, builtinChains, engineBare(), testRules)
 	})
 }

@@ -50,12 +50,155 @@ const (
 // tables are the tables touched, in the order they are restored.
 var tables = []string{tFilter, tNat}
 
-// ownChains are the chains whose whole contents the engine owns, per table.
-// DOCKER-USER is not one: it is created but never flushed.
-var ownChains = map[string][]string{
-	tFilter: {chainDocker, chainForward, chainIsolation1, chainIsolation2},
-	tNat:    {chainDocker, chainPostroute},
+// chain is one of the engine's own chains, whose rules build works out.
+type chain int
+
+const (
+	cPublished   chain = iota // accepts to published ports
+	cForward                  // what goes through a bridge; reached from the forward hook
+	cIsolation1               // between bridges, stage 1
+	cIsolation2               // between bridges, stage 2
+	cDNAT                     // published ports; reached for local destinations
+	cPostrouting              // masquerading; reached from the postrouting hook
+	nChains
+)
+
+// chains are the names of the chains: their iptables table and name, and
+// their name in the nftables table (see nftables.go). Within each iptables
+// table, this order is ownChains'.
+var chains = [nChains]struct{ table, ipt, nft string }{
+	cPublished:   {tFilter, chainDocker, "filter-published"},
+	cForward:     {tFilter, chainForward, "filter-FORWARD"},
+	cIsolation1:  {tFilter, chainIsolation1, "filter-isolation-1"},
+	cIsolation2:  {tFilter, chainIsolation2, "filter-isolation-2"},
+	cDNAT:        {tNat, chainDocker, "nat-prerouting-and-output"},
+	cPostrouting: {tNat, chainPostroute, "nat-POSTROUTING"},
 }
+
+// chainRules are the rules of every chain, in order.
+type chainRules [nChains][]rule
+
+// ownChains are the iptables chains whose whole contents the engine owns,
+// per table. DOCKER-USER is not one: it is created but never flushed.
+var ownChains = func() map[string][]string {
+	m := map[string][]string{}
+	for _, c := range chains {
+		m[c.table] = append(m[c.table], c.ipt)
+	}
+	return m
+}()
+
+// verdict is what a rule does with a packet it matches.
+type verdict int
+
+const (
+	accept verdict = iota
+	drop
+	masquerade
+	dnatTo // to rule.to
+	jump   // to rule.target, returning at its end
+)
+
+// rule is one rule of the engine's chains; every field left at its zero
+// value matches anything.
+type rule struct {
+	src, dst      netip.Prefix
+	in, out       string // input and output interface
+	notIn, notOut bool   // in and out are negated
+	proto         string // "tcp" or "udp", with dport
+	dport         uint16
+	replies       bool // a connection's replies and related packets (conntrack)
+	srcLocal      bool // a source address of the host
+	verdict       verdict
+	target        chain
+	to            netip.AddrPort
+}
+
+// syntax is how a backend writes the parts of a rule, in the order rule.write
+// writes them.
+type syntax struct {
+	src, dst               string // before an address
+	bare32                 bool   // a /32 address is written without its length
+	in, notIn, out, notOut string // before an interface name
+	quote                  string // around an interface name
+	proto                  string // before a destination port, "{}" the protocol
+	replies, srcLocal      string
+	verdicts               [jump + 1]string // dnatTo's is followed by the address, jump's by the chain
+	chain                  func(chain) string
+}
+
+// iptablesSyntax is iptables-save's: a rule in this syntax is compared with
+// the kernel's as text.
+var iptablesSyntax = syntax{
+	src: "-s ", dst: "-d ",
+	in: "-i ", notIn: "! -i ", out: "-o ", notOut: "! -o ",
+	proto:    "-p {} -m {} --dport ",
+	replies:  "-m conntrack --ctstate RELATED,ESTABLISHED",
+	srcLocal: "-m addrtype --src-type LOCAL",
+	verdicts: [...]string{accept: "-j ACCEPT", drop: "-j DROP", masquerade: "-j MASQUERADE", dnatTo: "-j DNAT --to-destination ", jump: "-j "},
+	chain:    func(c chain) string { return chains[c].ipt },
+}
+
+// nftSyntax is nft's, as nft lists it.
+var nftSyntax = syntax{
+	src: "ip saddr ", dst: "ip daddr ", bare32: true,
+	in: "iifname ", notIn: "iifname != ", out: "oifname ", notOut: "oifname != ", quote: `"`,
+	proto:    "{} dport ",
+	replies:  "ct state established,related",
+	srcLocal: "fib saddr type local",
+	verdicts: [...]string{accept: "accept", drop: "drop", masquerade: "masquerade", dnatTo: "dnat to ", jump: "jump "},
+	chain:    func(c chain) string { return chains[c].nft },
+}
+
+// write writes r in sx.
+func (r rule) write(sx *syntax) string {
+	var parts []string
+	addr := func(before string, p netip.Prefix) {
+		if p.IsValid() {
+			a := p.String()
+			if sx.bare32 && p.IsSingleIP() {
+				a = p.Addr().String()
+			}
+			parts = append(parts, before+a)
+		}
+	}
+	iface := func(name string, not bool, before, notBefore string) {
+		if name == "" {
+			return
+		}
+		if not {
+			before = notBefore
+		}
+		parts = append(parts, before+sx.quote+name+sx.quote)
+	}
+	addr(sx.src, r.src)
+	addr(sx.dst, r.dst)
+	iface(r.in, r.notIn, sx.in, sx.notIn)
+	iface(r.out, r.notOut, sx.out, sx.notOut)
+	if r.proto != "" {
+		parts = append(parts, strings.ReplaceAll(sx.proto, "{}", r.proto)+strconv.Itoa(int(r.dport)))
+	}
+	if r.replies {
+		parts = append(parts, sx.replies)
+	}
+	if r.srcLocal {
+		parts = append(parts, sx.srcLocal)
+	}
+	v := sx.verdicts[r.verdict]
+	switch r.verdict {
+	case dnatTo:
+		v += r.to.String()
+	case jump:
+		v += sx.chain(r.target)
+	}
+	return strings.Join(append(parts, v), " ")
+}
+
+// iptables is r as iptables-save prints it after "-A <chain> ".
+func (r rule) iptables() string { return r.write(&iptablesSyntax) }
+
+// nft is r in nft's language, as nft lists it.
+func (r rule) nft() string { return r.write(&nftSyntax) }
 
 func isOwnChain(table, chain string) bool {
 	return slices.Contains(ownChains[table], chain)
@@ -124,20 +267,21 @@ type port struct {
 	wildcardLater int // 0 for a specific host address, 1 for all: specific DNATs go first
 }
 
-// render validates s and turns it into the rules of the engine's chains.
-// The result does not depend on the order of s's slices.
-func render(s State) (ruleset, error) {
+// build validates s and turns it into the rules of the engine's chains, as
+// both backends print them. The result does not depend on the order of s's
+// slices.
+func build(s State) (chainRules, error) {
 	nets := slices.Clone(s.Networks)
 	internal := make(map[string]bool, len(nets))
 	for _, n := range nets {
 		if err := checkIfname(n.Bridge); err != nil {
-			return nil, fmt.Errorf("network %q: %w", n.Bridge, err)
+			return chainRules{}, fmt.Errorf("network %q: %w", n.Bridge, err)
 		}
 		if _, dup := internal[n.Bridge]; dup {
-			return nil, fmt.Errorf("network %q: bridge listed twice", n.Bridge)
+			return chainRules{}, fmt.Errorf("network %q: bridge listed twice", n.Bridge)
 		}
 		if !n.Subnet.IsValid() {
-			return nil, fmt.Errorf("network %q: invalid subnet %v", n.Bridge, n.Subnet)
+			return chainRules{}, fmt.Errorf("network %q: invalid subnet %v", n.Bridge, n.Subnet)
 		}
 		internal[n.Bridge] = n.Internal
 	}
@@ -147,7 +291,7 @@ func render(s State) (ruleset, error) {
 	for _, p := range s.Ports {
 		q, ok, err := checkPort(p, internal)
 		if err != nil {
-			return nil, fmt.Errorf("port %s/%d -> %v:%d: %w", p.Proto, p.HostPort, p.ContainerIP, p.ContainerPort, err)
+			return chainRules{}, fmt.Errorf("port %s/%d -> %v:%d: %w", p.Proto, p.HostPort, p.ContainerIP, p.ContainerPort, err)
 		}
 		if ok {
 			ports = append(ports, q)
@@ -166,46 +310,46 @@ func render(s State) (ruleset, error) {
 	})
 	ports = slices.Compact(ports)
 
-	rs := ruleset{tFilter: {}, tNat: {}}
-	f, nat := rs[tFilter], rs[tNat]
+	var c chainRules
+	add := func(ch chain, rs ...rule) { c[ch] = append(c[ch], rs...) }
 	// addOnce skips a rule already in the chain: two host ports mapped to
 	// one container port want the same accept and hairpin rule.
-	addOnce := func(m map[string][]string, chain, rule string) {
-		if !slices.Contains(m[chain], rule) {
-			m[chain] = append(m[chain], rule)
+	addOnce := func(ch chain, r rule) {
+		if !slices.Contains(c[ch], r) {
+			add(ch, r)
 		}
 	}
 
-	// DOCKER-FORWARD: replies first, then isolation, then what each bridge
-	// lets in and out.
+	// The forward chain: replies first, then isolation, then what each
+	// bridge lets in and out.
 	for _, n := range nets {
 		if !n.Internal {
-			f[chainForward] = append(f[chainForward], "-o "+n.Bridge+" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+			add(cForward, rule{out: n.Bridge, replies: true, verdict: accept})
 		}
 	}
 	if len(nets) > 0 {
-		f[chainForward] = append(f[chainForward], "-j "+chainIsolation1)
+		add(cForward, rule{verdict: jump, target: cIsolation1})
 	}
 	for _, n := range nets {
 		br := n.Bridge
 		if !n.Internal {
-			f[chainForward] = append(f[chainForward], "-o "+br+" -j "+chainDocker, "-i "+br+" ! -o "+br+" -j ACCEPT")
+			add(cForward, rule{out: br, verdict: jump, target: cPublished},
+				rule{in: br, out: br, notOut: true, verdict: accept})
 		}
-		verdict := "ACCEPT"
+		icc := rule{in: br, out: br, verdict: accept}
 		if !n.ICC {
-			verdict = "DROP"
+			icc.verdict = drop
 		}
-		f[chainForward] = append(f[chainForward], "-i "+br+" -o "+br+" -j "+verdict)
+		add(cForward, icc)
 	}
 
 	// Isolation: internal bridges are sealed first; traffic from one
-	// bridge to another then reaches published ports only (DOCKER) and is
-	// otherwise dropped.
+	// bridge to another then reaches published ports only and is otherwise
+	// dropped.
 	for _, n := range nets {
 		if n.Internal {
-			f[chainIsolation1] = append(f[chainIsolation1],
-				"-i "+n.Bridge+" ! -o "+n.Bridge+" -j DROP",
-				"! -i "+n.Bridge+" -o "+n.Bridge+" -j DROP")
+			add(cIsolation1, rule{in: n.Bridge, out: n.Bridge, notOut: true, verdict: drop},
+				rule{in: n.Bridge, notIn: true, out: n.Bridge, verdict: drop})
 		}
 	}
 	for _, n := range nets {
@@ -213,28 +357,43 @@ func render(s State) (ruleset, error) {
 			continue
 		}
 		br := n.Bridge
-		f[chainIsolation1] = append(f[chainIsolation1], "-i "+br+" ! -o "+br+" -j "+chainIsolation2)
-		if len(f[chainIsolation2]) == 0 {
-			f[chainIsolation2] = append(f[chainIsolation2], "-j "+chainDocker)
+		add(cIsolation1, rule{in: br, out: br, notOut: true, verdict: jump, target: cIsolation2})
+		if len(c[cIsolation2]) == 0 {
+			add(cIsolation2, rule{verdict: jump, target: cPublished})
 		}
-		f[chainIsolation2] = append(f[chainIsolation2], "-o "+br+" -j DROP")
-		nat[chainPostroute] = append(nat[chainPostroute], "-o "+br+" -m addrtype --src-type LOCAL -j MASQUERADE")
+		add(cIsolation2, rule{out: br, verdict: drop})
+		add(cPostrouting, rule{out: br, srcLocal: true, verdict: masquerade})
 		if n.Masquerade && n.Subnet.Addr().Is4() {
-			nat[chainPostroute] = append(nat[chainPostroute], "-s "+n.Subnet.Masked().String()+" ! -o "+br+" -j MASQUERADE")
+			add(cPostrouting, rule{src: n.Subnet.Masked(), out: br, notOut: true, verdict: masquerade})
 		}
 	}
 
 	for _, p := range ports {
-		match := "-p " + p.proto + " -m " + p.proto + " --dport "
-		ctr := p.ctrIP.String() + "/32"
-		addOnce(f, chainDocker, "-d "+ctr+" ! -i "+p.bridge+" -o "+p.bridge+" "+match+strconv.Itoa(int(p.ctrPort))+" -j ACCEPT")
-		dnat := match + strconv.Itoa(int(p.hostPort)) + " -j DNAT --to-destination " +
-			p.ctrIP.String() + ":" + strconv.Itoa(int(p.ctrPort))
+		ctr := netip.PrefixFrom(p.ctrIP, 32)
+		addOnce(cPublished, rule{dst: ctr, in: p.bridge, notIn: true, out: p.bridge, proto: p.proto, dport: p.ctrPort, verdict: accept})
+		dnat := rule{proto: p.proto, dport: p.hostPort, verdict: dnatTo, to: netip.AddrPortFrom(p.ctrIP, p.ctrPort)}
 		if p.hostIP.IsValid() {
-			dnat = "-d " + p.hostIP.String() + "/32 " + dnat
+			dnat.dst = netip.PrefixFrom(p.hostIP, 32)
 		}
-		addOnce(nat, chainDocker, dnat)
-		addOnce(nat, chainPostroute, "-s "+ctr+" -d "+ctr+" "+match+strconv.Itoa(int(p.ctrPort))+" -j MASQUERADE")
+		addOnce(cDNAT, dnat)
+		addOnce(cPostrouting, rule{src: ctr, dst: ctr, proto: p.proto, dport: p.ctrPort, verdict: masquerade})
+	}
+	return c, nil
+}
+
+// render is build printed for iptables: the full contents of every own
+// chain, per table.
+func render(s State) (ruleset, error) {
+	c, err := build(s)
+	if err != nil {
+		return nil, err
+	}
+	rs := ruleset{tFilter: {}, tNat: {}}
+	for ch, rules := range c {
+		name := chains[ch]
+		for _, r := range rules {
+			rs[name.table][name.ipt] = append(rs[name.table][name.ipt], r.iptables())
+		}
 	}
 	return rs, nil
 }

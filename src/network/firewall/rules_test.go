@@ -93,6 +93,7 @@ func rulesText(rs ruleset) string {
 	return b.String()
 }
 
+// TestRender checks both backends' texts; see also TestRenderNFT.
 func TestRender(t *testing.T) {
 	rs, err := render(testState())
 	if err != nil {
@@ -100,6 +101,9 @@ func TestRender(t *testing.T) {
 	}
 	if got := rulesText(rs); got != testRules {
 		t.Errorf("rules:\n%s\nwant:\n%s", got, testRules)
+	}
+	if got := mustRenderNFT(t, testState()); got != testNFT {
+		t.Errorf("nft script:\n%s\nwant:\n%s", got, testNFT)
 	}
 
 	// The order of the state's slices does not matter.
@@ -110,7 +114,7 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs2.key() != rs.key() {
+	if rs2.key() != rs.key() || mustRenderNFT(t, s) != testNFT {
 		t.Error("reordering the state changed the rules")
 	}
 
@@ -120,6 +124,9 @@ func TestRender(t *testing.T) {
 	}
 	if got, want := rulesText(empty), "*filter\n*nat\n"; got != want {
 		t.Errorf("empty state: %q, want %q", got, want)
+	}
+	if got := mustRenderNFT(t, State{}); got != emptyNFT {
+		t.Errorf("empty state:\n%s\nwant:\n%s", got, emptyNFT)
 	}
 }
 
@@ -390,10 +397,11 @@ printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0
 cat >/dev/null; echo "iptables-restore: line 3 failed" >&2; exit 1`)
 	nft := fakeProgram(t, dir, "nft-restore", `echo "iptables-restore v1.8.9 (nf_tables)"`)
 
-	f, err := New(Options{RestoreCmd: restore, SaveCmd: save, StateDir: filepath.Join(dir, "state")})
+	fw, err := New(Options{RestoreCmd: restore, SaveCmd: save, StateDir: filepath.Join(dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := fw.(*IPTables)
 	if got := f.Backend(); got != "iptables (legacy)" {
 		t.Errorf("backend %q", got)
 	}

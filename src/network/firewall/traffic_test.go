@@ -203,7 +203,7 @@ func (c container) dial(proto, addr string, timeout time.Duration) (string, erro
 // (network namespaces joined by veths) inside the test's own namespace,
 // the test binary serving and dialling in them.
 func TestTraffic(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	forEachFirewall(t, func(t *testing.T, newFW func(*testing.T) Firewall) {
 		for _, p := range []string{"ip", "nsenter"} {
 			if _, err := exec.LookPath(p); err != nil {
 				t.Skipf("%s not found", p)
@@ -218,7 +218,7 @@ func TestTraffic(t *testing.T) {
 		c2 := startContainer(t, "c2", "br-b", netip.MustParsePrefix("172.30.2.2/24"), mustAddr("172.30.2.1"))
 		c3 := startContainer(t, "c3", "br-i", netip.MustParsePrefix("172.30.3.2/24"), mustAddr("172.30.3.1"))
 
-		f := b.firewall(t, t.TempDir())
+		f := newFW(t)
 		err := f.Apply(State{
 			Networks: []Network{
 				{Bridge: "br-a", Subnet: netip.MustParsePrefix("172.30.1.0/24"), Masquerade: true, ICC: true},
