@@ -48,6 +48,11 @@ func newNetHost(t *testing.T, p paths) netHost {
 	if r := h.run(t, "busybox", "ip", "link", "set", "lo", "up"); r.code != 0 {
 		t.Fatalf("lo up: %s", r.stderr)
 	}
+	// As a freshly booted device: forwarding off (a new namespace may
+	// inherit the host's setting), so the engine turns it on itself.
+	if r := h.run(t, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"); r.code != 0 {
+		t.Fatalf("ip_forward: %s", r.stderr)
+	}
 	return h // unmounted with everything under p.dir (stopMonitor)
 }
 
@@ -483,12 +488,15 @@ func TestE2ENetworkFaults(t *testing.T) {
 		h.run(t, "iptables", "-t", table, "-F")
 		h.run(t, "iptables", "-t", table, "-X")
 	}
+	h.run(t, "iptables", "-P", "FORWARD", "ACCEPT")
+	h.run(t, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
 	start()
 	eventually(t, 20*time.Second, "web back after the power cut", func() bool { return answers("8080") })
 	if out := h.run(t, "ip", "-o", "addr", "show").stdout; !strings.Contains(out, "10.77.0.1/24") || !strings.Contains(out, "balena0") {
 		t.Errorf("bridges after the power cut:\n%s", out)
 	}
-	if rules := h.run(t, "iptables-save").stdout; !strings.Contains(rules, "-s 10.77.0.0/24 ! -o br-") || !strings.Contains(rules, "-j DOCKER-USER") {
+	if rules := h.run(t, "iptables-save").stdout; !strings.Contains(rules, "-s 10.77.0.0/24 ! -o br-") || !strings.Contains(rules, "-j DOCKER-USER") ||
+		!strings.Contains(rules, ":FORWARD DROP") {
 		t.Errorf("rules after the power cut:\n%s", rules)
 	}
 	docker("rm", "-f", "web", "once")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -146,8 +147,17 @@ func (m *Manager) restore() error {
 		}
 	}
 	if m.opts.IPForward {
+		was, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 		if err := link.SetSysctl("net/ipv4/ip_forward", "1"); err != nil {
 			m.log.Warn("cannot enable IP forwarding", "err", err)
+		} else if strings.TrimSpace(string(was)) == "0" {
+			// Forwarding is the engine's doing: as Docker, the host then
+			// forwards only what the rules accept.
+			if d, ok := m.fw.(interface{ DropForwarded() error }); ok {
+				if err := d.DropForwarded(); err != nil {
+					m.log.Warn("cannot set the FORWARD policy to DROP", "err", err)
+				}
+			}
 		}
 	}
 	return m.applyFirewall()

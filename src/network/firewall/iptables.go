@@ -175,3 +175,11 @@ func (f *IPTables) restoreRules(script string) error {
 	}
 	return fmt.Errorf("firewall: applying rules: %w", err)
 }
+
+// DropForwarded sets the filter table's FORWARD policy to DROP, as Docker
+// does when it turns on the kernel's forwarding itself: the host then
+// routes only what the engine's rules (or the user's) accept, not
+// everything between its interfaces.
+func (f *IPTables) DropForwarded() error {
+	return f.restoreRules("*filter\n:FORWARD DROP [0:0]\nCOMMIT\n")
+}
