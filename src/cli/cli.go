@@ -76,6 +76,8 @@ func init() {
 		"diff":      {"Inspect changes to files or directories on a container's filesystem", runDiff},
 		"container": {"Manage containers", runContainer},
 		"volume":    {"Manage volumes", runVolume},
+		"network":   {"Manage networks", runNetwork},
+		"port":      {"List port mappings or a specific mapping for the container", runPort},
 		"system":    {"Manage balena-engine", runSystem},
 		"exec":      {"Execute a command in a running container", runExec},
 		"pause":     {"Pause all processes within one or more containers", runSimple("pause")},
@@ -174,8 +176,6 @@ func (e *env) connect() (*client.Client, error) {
 	return e.client, nil
 }
 
-// flags returns a FlagSet for a command whose errors become usage errors
-// and whose --help prints the command's usage.
 // confirm asks a yes/no question on the terminal, as docker's prune does.
 func confirm(e *env, warning string) bool {
 	fmt.Fprint(e.stdout, warning+"\nAre you sure you want to continue? [y/N] ")
@@ -197,10 +197,27 @@ func parseFilters(list []string) (map[string][]string, error) {
 	return m, nil
 }
 
-// setFilters puts filters in a query as the API's JSON, when there are any.
+// addFilters reads --filter NAME=VALUE flags into the query.
+func addFilters(q url.Values, list []string) error {
+	m, err := parseFilters(list)
+	if err == nil {
+		setFilters(q, m)
+	}
+	return err
+}
+
+// setFilters puts filters in a query, when there are any, as the docker CLI
+// sends them: {"name":{"value":true}}.
 func setFilters(q url.Values, m map[string][]string) {
 	if len(m) > 0 {
-		b, _ := json.Marshal(m)
+		d := map[string]map[string]bool{}
+		for k, vs := range m {
+			d[k] = map[string]bool{}
+			for _, v := range vs {
+				d[k][v] = true
+			}
+		}
+		b, _ := json.Marshal(d)
 		q.Set("filters", string(b))
 	}
 }
@@ -229,11 +246,15 @@ func (e *env) parseConnect(fs *pflag.FlagSet, args []string, n int) (*client.Cli
 	return e.connect()
 }
 
+// flags returns a FlagSet for a command whose errors become usage errors
+// and whose --help prints the command's usage. name is the command, or a
+// group and its command ("network create").
 func (e *env) flags(name, usage string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	group, _, _ := strings.Cut(name, " ")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stdout, "Usage:  balena-engine %s\n\n%s\n", usage, commands[name].summary)
+		fmt.Fprintf(e.stdout, "Usage:  balena-engine %s\n\n%s\n", usage, commands[group].summary)
 		if f := fs.FlagUsages(); f != "" {
 			fmt.Fprintf(e.stdout, "\nOptions:\n%s", f)
 		}

@@ -22,17 +22,18 @@ import (
 
 // runFlags are the flags of "run" and "create".
 type runFlags struct {
-	name, user, workdir, hostname, network, entrypoint, stopSignal, logDriver, restart string
-	shmSize                                                                            string
-	healthCmd                                                                          string
-	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
-	healthRetries                                                                      int
-	noHealthcheck                                                                      bool
-	env, envFile, volumes, mounts, labels, capAdd, capDrop, devices, deviceRules       []string
-	securityOpts, tmpfs, ulimits, sysctls, groupAdd, addHosts, logOpts                 []string
-	stopTimeout                                                                        int
-	privileged, readOnly, rm, detach, interactive, tty, init                           bool
+	name, user, workdir, hostname, entrypoint, stopSignal, logDriver, restart    string
+	shmSize                                                                      string
+	healthCmd                                                                    string
+	healthInterval, healthTimeout, healthStartPeriod                             time.Duration
+	healthRetries                                                                int
+	noHealthcheck                                                                bool
+	env, envFile, volumes, mounts, labels, capAdd, capDrop, devices, deviceRules []string
+	securityOpts, tmpfs, ulimits, sysctls, groupAdd, logOpts                     []string
+	stopTimeout                                                                  int
+	privileged, readOnly, rm, detach, interactive, tty, init                     bool
 	resourceFlags
+	netFlags
 }
 
 // resourceFlags are the cgroup limits "run", "create" and "update" share.
@@ -96,7 +97,6 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
-	fs.StringVar(&f.network, "network", "", "connect a container to a network (host, none)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
 	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container")
 	fs.IntVar(&f.stopTimeout, "stop-timeout", -1, "timeout (in seconds) to stop a container")
@@ -119,7 +119,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options")
 	fs.StringArrayVar(&f.sysctls, "sysctl", nil, "sysctl options")
 	fs.StringArrayVar(&f.groupAdd, "group-add", nil, "add additional groups to join")
-	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip)")
+	f.netFlags.register(fs)
 	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
 	fs.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
@@ -179,9 +179,9 @@ func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.Cre
 			cfg.Labels[k] = v
 		}
 	}
-	host := &containertypes.HostConfig{Binds: f.volumes, NetworkMode: containertypes.NetworkMode(f.network),
+	host := &containertypes.HostConfig{Binds: f.volumes,
 		Privileged: f.privileged, ReadonlyRootfs: f.readOnly, AutoRemove: f.rm, CapAdd: f.capAdd, CapDrop: f.capDrop,
-		SecurityOpt: f.securityOpts, GroupAdd: f.groupAdd, ExtraHosts: f.addHosts,
+		SecurityOpt: f.securityOpts, GroupAdd: f.groupAdd,
 		LogConfig: containertypes.LogConfig{Type: f.logDriver}}
 	if f.init {
 		t := true
@@ -249,7 +249,8 @@ func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.Cre
 		}
 		r.Ulimits = append(r.Ulimits, &containertypes.Ulimit{Name: ul.Name, Hard: ul.Hard, Soft: ul.Soft})
 	}
-	return containertypes.CreateRequest{Config: cfg, HostConfig: host}, nil
+	req := containertypes.CreateRequest{Config: cfg, HostConfig: host}
+	return req, f.netFlags.apply(&req)
 }
 
 func expandEnv(e string) string {
@@ -675,11 +676,9 @@ func runPs(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	q := url.Values{"all": {fmt.Sprint(*all || *latest)}}
-	m, err := parseFilters(*filter)
-	if err != nil {
+	if err := addFilters(q, *filter); err != nil {
 		return err
 	}
-	setFilters(q, m)
 	c, err := e.connect()
 	if err != nil {
 		return err
@@ -710,7 +709,7 @@ func runPs(ctx context.Context, e *env, args []string) error {
 	for _, s := range list {
 		created := time.Unix(s.Created, 0)
 		r := psRow{ID: s.ID, Image: s.Image, Command: strconv.Quote(s.Command), CreatedAt: created.Format("2006-01-02 15:04:05 -0700 MST"),
-			RunningFor: units.HumanDuration(time.Since(created)) + " ago", Status: s.Status, State: string(s.State)}
+			RunningFor: units.HumanDuration(time.Since(created)) + " ago", Status: s.Status, State: string(s.State), Ports: displayPorts(s.Ports)}
 		var names []string
 		for _, n := range s.Names {
 			names = append(names, strings.TrimPrefix(n, "/"))
@@ -764,7 +763,7 @@ var containerSubcommands = map[string]func(context.Context, *env, []string) erro
 	"kill": runStopLike("kill"), "rm": runRm, "remove": runRm, "ls": runPs, "list": runPs, "ps": runPs, "logs": runLogs,
 	"wait": runWait, "rename": runRename, "inspect": runInspect, "prune": runContainerPrune, "exec": runExec,
 	"pause": runSimple("pause"), "unpause": runSimple("unpause"), "update": runUpdate,
-	"export": runExport, "diff": runDiff, "attach": runAttach, "top": runTop, "stats": runStats, "cp": runCp,
+	"export": runExport, "diff": runDiff, "attach": runAttach, "top": runTop, "stats": runStats, "cp": runCp, "port": runPort,
 }
 
 func runContainer(ctx context.Context, e *env, args []string) error {

@@ -30,11 +30,9 @@ func runEvents(ctx context.Context, e *env, args []string) error {
 	if *until != "" {
 		q.Set("until", *until)
 	}
-	m, err := parseFilters(*filter)
-	if err != nil {
+	if err := addFilters(q, *filter); err != nil {
 		return err
 	}
-	setFilters(q, m)
 	var f *formatter
 	if *format != "" {
 		var err error

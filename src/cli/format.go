@@ -46,8 +46,11 @@ type formatter struct {
 }
 
 func newFormatter(w io.Writer, format, def string, headers map[string]string) (*formatter, error) {
-	if format == "" {
+	switch format {
+	case "":
 		format = def
+	case "json":
+		format = "{{json .}}"
 	}
 	f := &formatter{w: w}
 	if rest, ok := strings.CutPrefix(format, "table"); ok {

@@ -263,9 +263,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var objs []json.RawMessage
-	var errs []string
-	for _, name := range fs.Args() {
+	return inspectEach(e, fs.Args(), *format, func(name string) (json.RawMessage, error) {
 		var raw json.RawMessage
 		err := errors.New("unknown type " + *typ)
 		if *typ == "" || *typ == "container" {
@@ -274,22 +272,11 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		if (*typ == "" && errdefs.KindOf(err) == errdefs.KindNotFound) || *typ == "image" {
 			raw, err = c.ImageInspectRaw(ctx, name)
 		}
-		if err != nil {
-			if errdefs.KindOf(err) == errdefs.KindNotFound && *typ == "" {
-				err = fmt.Errorf("Error: No such object: %s", name)
-			}
-			errs = append(errs, err.Error())
-			continue
+		if errdefs.KindOf(err) == errdefs.KindNotFound && *typ == "" {
+			err = fmt.Errorf("Error: No such object: %s", name)
 		}
-		objs = append(objs, raw)
-	}
-	if err := printObjects(e, objs, *format); err != nil {
-		return err
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "\n"))
-	}
-	return nil
+		return raw, err
+	})
 }
 
 type historyRow struct {
@@ -616,9 +603,10 @@ func runImageInspect(ctx context.Context, e *env, args []string) error {
 }
 
 // printObjects prints inspect results: through a --format template each,
-// or as an indented JSON array.
+// or as a JSON array of the objects as the daemon sent them, indented (or,
+// with "json", on one line).
 func printObjects(e *env, objs []json.RawMessage, format string) error {
-	if format != "" {
+	if format != "" && format != "json" {
 		f, err := newFormatter(e.stdout, format, "", nil)
 		if err != nil {
 			return err
@@ -630,14 +618,25 @@ func printObjects(e *env, objs []json.RawMessage, format string) error {
 				return err
 			}
 		}
+		if len(objs) == 0 {
+			fmt.Fprintln(e.stdout) // as Docker's
+		}
 		return nil
 	}
-	if objs == nil {
-		objs = []json.RawMessage{}
+	list := []byte("[")
+	for i, raw := range objs {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, raw...)
 	}
-	b, _ := json.Marshal(objs)
+	list = append(list, ']')
 	var buf bytes.Buffer
-	json.Indent(&buf, b, "", "    ")
+	if format == "json" {
+		json.Compact(&buf, list)
+	} else {
+		json.Indent(&buf, list, "", "    ")
+	}
 	fmt.Fprintln(e.stdout, buf.String())
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/build"
 	containertypes "github.com/moby/moby/api/types/container"
 	imagetypes "github.com/moby/moby/api/types/image"
+	networktypes "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/system"
 	volumetypes "github.com/moby/moby/api/types/volume"
 )
@@ -146,7 +147,7 @@ func shortID(id string) string {
 }
 
 // runSystemPrune removes what nothing uses, in Docker's order: stopped
-// containers, (networks: the engine has no user networks), with --volumes
+// containers, networks no container uses, with --volumes
 // anonymous volumes no container uses, dangling images (all unused ones
 // with -a), (the build cache: there is no builder).
 func runSystemPrune(ctx context.Context, e *env, args []string) error {
@@ -158,7 +159,7 @@ func runSystemPrune(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if !*force {
-		warning := "WARNING! This will remove:\n  - all stopped containers\n"
+		warning := "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n"
 		if *volumes {
 			warning += "  - all anonymous volumes not used by at least one container\n"
 		}
@@ -194,6 +195,11 @@ func runSystemPrune(ctx context.Context, e *env, args []string) error {
 	}
 	section(e, "Deleted Containers:", cr.ContainersDeleted)
 	total += cr.SpaceReclaimed
+	var nr networktypes.PruneReport
+	if err := post("/networks/prune", "", &nr); err != nil {
+		return err
+	}
+	section(e, "Deleted Networks:", nr.NetworksDeleted)
 	if *volumes {
 		var vr volumetypes.PruneReport
 		if err := post("/volumes/prune", "", &vr); err != nil {

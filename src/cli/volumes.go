@@ -123,18 +123,15 @@ func runVolumeInspect(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var objs []json.RawMessage
-	for _, name := range fs.Args() {
-		var raw json.RawMessage
+	return inspectEach(e, fs.Args(), *format, func(name string) (json.RawMessage, error) {
 		resp, err := c.Do(ctx, "GET", "/volumes/"+name, nil, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		json.NewDecoder(resp.Body).Decode(&raw)
-		resp.Body.Close()
-		objs = append(objs, raw)
-	}
-	return printObjects(e, objs, *format)
+		defer resp.Body.Close()
+		var raw json.RawMessage
+		return raw, json.NewDecoder(resp.Body).Decode(&raw)
+	})
 }
 
 func runVolumeRm(ctx context.Context, e *env, args []string) error {
