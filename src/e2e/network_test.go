@@ -534,3 +534,49 @@ func TestE2ENFTablesBackend(t *testing.T) {
 		t.Errorf("the removed container's port is still in the table:\n%s", out)
 	}
 }
+
+// IPv6 on a user network: addresses from the given subnet (or a unique
+// local /64 when none is given), a static --ip6, names answering AAAA,
+// traffic between containers over IPv6, and inspect's IPv6 fields.
+func TestE2EIPv6(t *testing.T) {
+	_, _, _, env := withNetDaemon(t)
+	docker := dockerOK(t, env)
+	docker("network", "create", "--ipv6", "--subnet", "fd00:dead:beef::/64", "six")
+	web := `mkdir -p /www && echo "hello over v6" > /www/index.html && exec httpd -f -p 80 -h /www`
+	docker("run", "-d", "--name", "web6", "--network", "six", "--ip6", "fd00:dead:beef::80", "busybox", "sh", "-c", web)
+	var in struct {
+		NetworkSettings struct {
+			Networks map[string]struct {
+				IPAddress, GlobalIPv6Address, IPv6Gateway string
+				GlobalIPv6PrefixLen                       int
+			}
+		}
+	}
+	inspectJSON(t, env, "web6", &in)
+	if e := in.NetworkSettings.Networks["six"]; e.GlobalIPv6Address != "fd00:dead:beef::80" || e.GlobalIPv6PrefixLen != 64 || e.IPv6Gateway != "fd00:dead:beef::1" || e.IPAddress == "" {
+		t.Fatalf("web6's endpoint: %+v", e)
+	}
+	if got := docker("run", "--rm", "--network", "six", "busybox", "wget", "-qO-", "http://[fd00:dead:beef::80]/"); got != "hello over v6" {
+		t.Errorf("over IPv6 by address: %q", got)
+	}
+	if out := docker("run", "--rm", "--network", "six", "busybox", "nslookup", "-type=AAAA", "web6", "127.0.0.11"); !strings.Contains(out, "fd00:dead:beef::80") {
+		t.Errorf("AAAA of web6:\n%s", out)
+	}
+	if out := docker("network", "inspect", "six", "-f", "{{.EnableIPv6}} {{range .Containers}}{{.IPv6Address}}{{end}}"); out != "true fd00:dead:beef::80/64" {
+		t.Errorf("network inspect: %q", out)
+	}
+	// Without a subnet: a unique local /64 of the network's own.
+	docker("network", "create", "--ipv6", "auto6")
+	if out := docker("network", "inspect", "auto6", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"); !strings.Contains(out, "::/64") || !strings.HasPrefix(strings.Fields(out)[1], "fd") {
+		t.Errorf("auto6's subnets: %q", out)
+	}
+	// A static IPv6 address outside the subnet, or taken.
+	if r := run(t, env, "docker", "run", "--rm", "--network", "six", "--ip6", "fd00:1::5", "busybox", "true"); r.code == 0 {
+		t.Error("an --ip6 outside the subnet was accepted")
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "six", "--ip6", "fd00:dead:beef::80", "busybox", "true"); r.code == 0 || !strings.Contains(r.stderr, "Address already in use") {
+		t.Errorf("a taken --ip6: %d %q", r.code, r.stderr)
+	}
+	docker("rm", "-f", "web6")
+	docker("network", "rm", "six", "auto6")
+}

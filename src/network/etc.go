@@ -55,6 +55,9 @@ func (m *Manager) writeEtc(req JoinRequest, sb *sandbox, nets []*Network) (map[s
 			names = req.Hostname + "." + req.Domainname + " " + req.Hostname
 		}
 		hosts += sb.Endpoints[0].Addr.Addr().String() + "\t" + names + "\n"
+		if a6 := sb.Endpoints[0].Addr6; a6.IsValid() {
+			hosts += a6.Addr().String() + "\t" + names + "\n"
+		}
 	}
 	if err := write("hosts", hosts); err != nil {
 		return nil, err

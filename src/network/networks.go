@@ -1,6 +1,7 @@
 package network
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -175,6 +176,16 @@ func (m *Manager) ensureDevice(n *Network) error {
 	if _, err := link.EnsureBridge(n.Device, gw, m.mtu(n)); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
+	if r6 := n.ranges6(); len(r6) > 0 {
+		if _, err := link.EnsureBridge(n.Device, netip.PrefixFrom(r6[0].Gateway, r6[0].Subnet.Bits()), m.mtu(n)); err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		if m.opts.IPForward {
+			if err := link.SetSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+				m.log.Warn("cannot enable IPv6 forwarding", "err", err)
+			}
+		}
+	}
 	if err := link.SetSysctl("net/ipv4/conf/"+n.Device+"/route_localnet", "1"); err != nil {
 		m.log.Warn("published ports will not answer on 127.0.0.1", "bridge", n.Device, "err", err)
 	}
@@ -246,7 +257,7 @@ func (m *Manager) Inspect(ref string) (*networktypes.Inspect, error) {
 				if e.NetworkID == n.ID {
 					mac, _ := parseMAC(e.MAC)
 					out.Containers[s.ContainerID] = networktypes.EndpointResource{Name: s.Name, EndpointID: e.EndpointID,
-						MacAddress: mac, IPv4Address: e.Addr}
+						MacAddress: mac, IPv4Address: e.Addr, IPv6Address: e.Addr6}
 				}
 			}
 		}
@@ -271,9 +282,6 @@ func (m *Manager) Create(req networktypes.CreateRequest) (*Network, error) {
 	if req.ConfigFrom != nil && req.ConfigFrom.Network != "" {
 		return nil, errdefs.NotImplemented(errors.New("networks made from a config-only network (--config-from) are not implemented"))
 	}
-	if req.EnableIPv6 != nil && *req.EnableIPv6 {
-		return nil, errdefs.NotImplemented(errors.New("IPv6 networks are not implemented yet"))
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := &Network{Network: networktypes.Network{Name: req.Name, ID: randid.Hex(32), Created: time.Now(), Scope: "local",
@@ -281,6 +289,12 @@ func (m *Manager) Create(req networktypes.CreateRequest) (*Network, error) {
 		Options: maps.Clone(req.Options), Labels: maps.Clone(req.Labels), IPAM: networktypes.IPAM{Driver: "default", Config: []networktypes.IPAMConfig{}}}}
 	if req.EnableIPv4 != nil {
 		n.EnableIPv4 = *req.EnableIPv4
+	}
+	if req.EnableIPv6 != nil {
+		n.EnableIPv6 = *req.EnableIPv6
+	}
+	if !n.EnableIPv4 {
+		return nil, errdefs.NotImplemented(errors.New("IPv6-only networks (EnableIPv4 false) are not implemented"))
 	}
 	if n.Options == nil {
 		n.Options = map[string]string{}
@@ -324,13 +338,31 @@ func (m *Manager) Create(req networktypes.CreateRequest) (*Network, error) {
 			}
 		}
 		for _, c := range n.IPAM.Config {
-			if c.Subnet.IsValid() && c.Subnet.Addr().Is6() {
-				return errdefs.NotImplemented(errors.New("IPv6 subnets are not implemented yet"))
+			if c.Subnet.IsValid() && c.Subnet.Addr().Is6() && !n.EnableIPv6 {
+				return errdefs.InvalidParameter(errors.New("an IPv6 subnet needs an IPv6 network (--ipv6, EnableIPv6)"))
 			}
 		}
+		for _, o := range nets {
+			if !o.ConfigOnly {
+				for _, r := range o.ranges6() {
+					taken = append(taken, r.Subnet)
+				}
+			}
+		}
+		for _, r := range n.ranges6() {
+			if err := r.Validate(); err != nil {
+				return errdefs.InvalidParameter(err)
+			}
+			if _, ok := ipam.Overlaps(r.Subnet, taken); ok && !n.ConfigOnly {
+				return errdefs.Forbidden(errors.New("Pool overlaps with other one on this address space")) //lint:ignore ST1005 Docker's wording
+			}
+			taken = append(taken, r.Subnet)
+		}
 		rs := n.ranges()
-		if len(n.IPAM.Config) > 0 && len(rs) == 0 {
-			return errdefs.InvalidParameter(errors.New("invalid network config: a subnet is needed for an IP range or gateway"))
+		for _, c := range n.IPAM.Config {
+			if !c.Subnet.IsValid() {
+				return errdefs.InvalidParameter(errors.New("invalid network config: a subnet is needed for an IP range or gateway"))
+			}
 		}
 		for _, r := range rs {
 			if err := r.Validate(); err != nil {
@@ -348,7 +380,17 @@ func (m *Manager) Create(req networktypes.CreateRequest) (*Network, error) {
 			if err != nil {
 				return errdefs.Forbidden(err)
 			}
-			n.IPAM.Config = []networktypes.IPAMConfig{{Subnet: sub, Gateway: ipam.DefaultGateway(sub)}}
+			n.IPAM.Config = append([]networktypes.IPAMConfig{{Subnet: sub, Gateway: ipam.DefaultGateway(sub)}}, n.IPAM.Config...)
+		}
+		if n.EnableIPv6 && len(n.ranges6()) == 0 && !n.ConfigOnly {
+			// As Docker: a unique local /64 when none is given, here from
+			// the network's ID (the first 40 bits of a /48's global ID).
+			id, _ := hex.DecodeString(n.ID[:10])
+			sub := netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, id[0], id[1], id[2], id[3], id[4]}), 64)
+			if _, ok := ipam.Overlaps(sub, taken); ok {
+				return errdefs.Forbidden(errors.New("Pool overlaps with other one on this address space")) //lint:ignore ST1005 Docker's wording
+			}
+			n.IPAM.Config = append(n.IPAM.Config, networktypes.IPAMConfig{Subnet: sub, Gateway: ipam.DefaultGateway(sub)})
 		}
 		if !n.ConfigOnly {
 			n.Device = n.Options[optBridgeName]

@@ -98,6 +98,9 @@ func (m *Manager) CheckCreate(mode containertypes.NetworkMode, eps map[string]*n
 				return errdefs.InvalidParameter(fmt.Errorf("no configured subnet or ip-range contain the IP address %s", ep.IPAMConfig.IPv4Address))
 			}
 		}
+		if ep := eps[name]; ep != nil && ep.IPAMConfig != nil && ep.IPAMConfig.IPv6Address.IsValid() && !inRanges(n.ranges6(), ep.IPAMConfig.IPv6Address) {
+			return errdefs.InvalidParameter(fmt.Errorf("no configured subnet or ip-range contain the IP address %s", ep.IPAMConfig.IPv6Address))
+		}
 		if ep := eps[name]; ep != nil && len(ep.Aliases) > 0 && n.Default {
 			return errdefs.InvalidParameter(errors.New("network-scoped alias is supported only for containers in user defined networks"))
 		}
@@ -165,7 +168,7 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 			if i > 0 || n.Internal {
 				// The first network's gateway is the default route; an
 				// internal network gives none: no route out.
-				ep.Gateway = netip.Addr{}
+				ep.Gateway, ep.Gateway6 = netip.Addr{}, netip.Addr{}
 			}
 			sb.Endpoints = append(sb.Endpoints, ep)
 			nets = append(nets, n)
@@ -221,40 +224,27 @@ func (m *Manager) allocate(n *Network, cfg *networktypes.EndpointSettings, all [
 		for _, e := range s.Endpoints {
 			if e.NetworkID == n.ID {
 				used[e.Addr.Addr()] = true
+				used[e.Addr6.Addr()] = true
 			}
 		}
 	}
 	ep := endpoint{NetworkID: n.ID, EndpointID: randid.Hex(32), Veth: "veth" + randid.Hex(4)[:7]}
-	var addr netip.Addr
-	r := rs[0]
-	if cfg != nil && cfg.IPAMConfig != nil && cfg.IPAMConfig.IPv4Address.IsValid() {
-		addr = cfg.IPAMConfig.IPv4Address
-		found := false
-		for _, x := range rs {
-			if x.Subnet.Contains(addr) {
-				r, found = x, true
-			}
-		}
-		if !found {
-			return ep, errdefs.InvalidParameter(fmt.Errorf("no configured subnet or ip-range contain the IP address %s", addr))
-		}
-		if used[addr] || addr == r.Gateway || !r.Usable(addr) {
-			return ep, errdefs.Conflict(fmt.Errorf("Address already in use")) //lint:ignore ST1005 Docker's wording
-		}
-	} else {
-		var err error
-		for _, x := range rs {
-			if addr, err = ipam.Allocate(x, func(a netip.Addr) bool { return used[a] }); err == nil {
-				r = x
-				break
-			}
-		}
-		if err != nil {
-			return ep, errdefs.Unavailable(err)
-		}
+	var static, static6 netip.Addr
+	if cfg != nil && cfg.IPAMConfig != nil {
+		static, static6 = cfg.IPAMConfig.IPv4Address, cfg.IPAMConfig.IPv6Address
 	}
-	ep.Addr = netip.PrefixFrom(addr, r.Subnet.Bits())
-	ep.Gateway = r.Gateway
+	var err error
+	if ep.Addr, ep.Gateway, err = pickAddr(rs, static, used); err != nil {
+		return ep, err
+	}
+	if rs6 := n.ranges6(); len(rs6) > 0 {
+		if ep.Addr6, ep.Gateway6, err = pickAddr(rs6, static6, used); err != nil {
+			return ep, err
+		}
+	} else if static6.IsValid() {
+		return ep, errdefs.InvalidParameter(fmt.Errorf("no configured subnet or ip-range contain the IP address %s", static6))
+	}
+	addr := ep.Addr.Addr()
 	mac := link.GenerateMAC(addr)
 	if cfg != nil && len(cfg.MacAddress) > 0 {
 		mac = net.HardwareAddr(cfg.MacAddress)
@@ -283,7 +273,7 @@ func (m *Manager) build(sb *sandbox, nets []*Network) error {
 		}
 		mac, _ := net.ParseMAC(ep.MAC)
 		if err := link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName,
-			Addr: ep.Addr, Gateway: ep.Gateway, MAC: mac, MTU: m.mtu(n)}); err != nil {
+			Addr: ep.Addr, Gateway: ep.Gateway, Addr6: ep.Addr6, Gateway6: ep.Gateway6, MAC: mac, MTU: m.mtu(n)}); err != nil {
 			return fmt.Errorf("network %s for container %s: %w", n.Name, sb.ContainerID[:12], err)
 		}
 	}
@@ -406,6 +396,12 @@ func (m *Manager) Settings(containerID string, mode containertypes.NetworkMode, 
 					}
 					es.MacAddress, _ = parseMAC(ep.MAC)
 					es.DNSNames = ep.DNSNames
+					if ep.Addr6.IsValid() {
+						es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.Addr6.Addr(), ep.Addr6.Bits()
+						if r6 := n.ranges6(); len(r6) > 0 {
+							es.IPv6Gateway = r6[0].Gateway
+						}
+					}
 				}
 			}
 		}
@@ -666,7 +662,7 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 				break
 			}
 		}
-		ep.Gateway = netip.Addr{}
+		ep.Gateway, ep.Gateway6 = netip.Addr{}, netip.Addr{}
 		sb.Endpoints = append(sb.Endpoints, ep)
 		if !n.Default && !sb.resolved() {
 			sb.Upstreams = m.upstreams(JoinRequest{})
@@ -678,7 +674,7 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 	}
 	mac, _ := net.ParseMAC(ep.MAC)
 	if err := m.ensureDevice(n); err == nil {
-		err = link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName, Addr: ep.Addr, MAC: mac, MTU: m.mtu(n)})
+		err = link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName, Addr: ep.Addr, Addr6: ep.Addr6, MAC: mac, MTU: m.mtu(n)})
 		if err == nil {
 			return m.publishDNS(true)
 		}
@@ -723,4 +719,29 @@ func (m *Manager) dropEndpoint(containerID, networkID string) error {
 	}
 	err = link.DetachVeth(gone.Veth)
 	return errors.Join(err, m.publishDNS(true))
+}
+
+// pickAddr chooses an address of the ranges: the static one asked for,
+// checked, or the first free one.
+func pickAddr(rs []ipam.Range, static netip.Addr, used map[netip.Addr]bool) (netip.Prefix, netip.Addr, error) {
+	if static.IsValid() {
+		for _, r := range rs {
+			if !r.Subnet.Contains(static) {
+				continue
+			}
+			if used[static] || static == r.Gateway || !r.Usable(static) {
+				return netip.Prefix{}, netip.Addr{}, errdefs.Conflict(errors.New("Address already in use")) //lint:ignore ST1005 Docker's wording
+			}
+			return netip.PrefixFrom(static, r.Subnet.Bits()), r.Gateway, nil
+		}
+		return netip.Prefix{}, netip.Addr{}, errdefs.InvalidParameter(fmt.Errorf("no configured subnet or ip-range contain the IP address %s", static))
+	}
+	var err error
+	for _, r := range rs {
+		var a netip.Addr
+		if a, err = ipam.Allocate(r, func(a netip.Addr) bool { return used[a] }); err == nil {
+			return netip.PrefixFrom(a, r.Subnet.Bits()), r.Gateway, nil
+		}
+	}
+	return netip.Prefix{}, netip.Addr{}, errdefs.Unavailable(err)
 }

@@ -22,10 +22,20 @@ type Network struct {
 }
 
 // ranges are the network's IPv4 subnets, as allocation sees them.
-func (n *Network) ranges() []ipam.Range {
+func (n *Network) ranges() []ipam.Range { return n.rangesOf(false) }
+
+// ranges6 are its IPv6 subnets; none unless IPv6 is enabled.
+func (n *Network) ranges6() []ipam.Range {
+	if !n.EnableIPv6 {
+		return nil
+	}
+	return n.rangesOf(true)
+}
+
+func (n *Network) rangesOf(v6 bool) []ipam.Range {
 	var out []ipam.Range
 	for _, c := range n.IPAM.Config {
-		if !c.Subnet.IsValid() || !c.Subnet.Addr().Is4() {
+		if !c.Subnet.IsValid() || c.Subnet.Addr().Is6() != v6 {
 			continue
 		}
 		r := ipam.Range{Subnet: c.Subnet, IPRange: c.IPRange, Gateway: c.Gateway}
@@ -74,6 +84,8 @@ type endpoint struct {
 	Veth       string // on the host
 	Addr       netip.Prefix
 	Gateway    netip.Addr
+	Addr6      netip.Prefix `json:",omitzero"` // on a network with IPv6
+	Gateway6   netip.Addr   `json:",omitzero"`
 	MAC        string
 	Aliases    []string
 	DNSNames   []string
@@ -196,6 +208,9 @@ func (m *Manager) dnsTable(tx *bolt.Tx) (*dns.Table, error) {
 			if name, ok := names[e.NetworkID]; ok {
 				on = append(on, e.NetworkID)
 				t.Entries = append(t.Entries, dns.Entry{Network: e.NetworkID, NetworkName: name, Names: e.DNSNames, Addr: e.Addr.Addr()})
+				if e.Addr6.IsValid() {
+					t.Entries = append(t.Entries, dns.Entry{Network: e.NetworkID, NetworkName: name, Names: e.DNSNames, Addr: e.Addr6.Addr()})
+				}
 			}
 		}
 		if len(on) > 0 && s.resolved() {
