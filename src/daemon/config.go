@@ -70,6 +70,8 @@ type Config struct {
 	Bridge          string // -b: the default bridge's device; "none" disables it
 	BIP             string
 	FixedCIDR       string
+	IPv6            bool
+	FixedCIDRv6     string
 	AddressPools    []string // "base=172.30.0.0/16,size=24"
 	MTU             int
 	ICC             bool
@@ -85,8 +87,8 @@ type Config struct {
 
 // netSettings are the networking flags, parsed.
 type netSettings struct {
-	bip, fixedCIDR netip.Prefix
-	pools          []ipam.Pool
+	bip, fixedCIDR, fixedCIDRv6 netip.Prefix
+	pools                       []ipam.Pool
 }
 
 var logLevels = []string{"debug", "info", "warn", "error", "fatal"}
@@ -117,6 +119,8 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVarP(&cfg.Bridge, "bridge", "b", network.DefaultBridge, "the default bridge network's device (made if missing); \"none\" disables the default bridge")
 	fs.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and prefix (e.g. 10.114.101.1/24)")
 	fs.StringVar(&cfg.FixedCIDR, "fixed-cidr", "", "the range the default bridge's containers get addresses from (inside --bip's subnet)")
+	fs.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6")
+	fs.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (with --ipv6; default: a unique local /64)")
 	fs.StringArrayVar(&cfg.AddressPools, "default-address-pool", nil, "where networks without a subnet get one: base=CIDR,size=N (Docker's pools by default)")
 	fs.IntVar(&cfg.MTU, "mtu", 0, "MTU of the default bridge's containers (0: the kernel's, 1500)")
 	fs.BoolVar(&cfg.ICC, "icc", true, "let containers on the default bridge talk to each other")
@@ -378,6 +382,14 @@ func (c *Config) normalizeNet() error {
 		}
 		if c.net.bip.IsValid() && (!c.net.bip.Masked().Contains(c.net.fixedCIDR.Addr()) || c.net.fixedCIDR.Bits() < c.net.bip.Bits()) {
 			return fmt.Errorf("invalid fixed-cidr %s: it must be inside the bip subnet %s", c.FixedCIDR, c.net.bip.Masked())
+		}
+	}
+	if c.FixedCIDRv6 != "" {
+		if c.net.fixedCIDRv6, err = netip.ParsePrefix(c.FixedCIDRv6); err != nil || !c.net.fixedCIDRv6.Addr().Is6() || c.net.fixedCIDRv6.Bits() > 120 {
+			return fmt.Errorf("invalid fixed-cidr-v6 %q: want an IPv6 subnet", c.FixedCIDRv6)
+		}
+		if !c.IPv6 {
+			return errors.New("--fixed-cidr-v6 needs --ipv6")
 		}
 	}
 	for _, p := range c.AddressPools {

@@ -103,7 +103,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		seccomp = cfg.seccompJSON
 	}
 	if e.network, err = network.New(network.Options{DB: db, ExecRoot: cfg.ExecRoot, Log: log, Bridge: cfg.Bridge,
-		BIP: cfg.net.bip, FixedCIDR: cfg.net.fixedCIDR, MTU: cfg.MTU, Pools: cfg.net.pools, ICC: cfg.ICC, IPMasq: cfg.IPMasq,
+		BIP: cfg.net.bip, FixedCIDR: cfg.net.fixedCIDR, IPv6: cfg.IPv6, FixedCIDRv6: cfg.net.fixedCIDRv6, MTU: cfg.MTU, Pools: cfg.net.pools, ICC: cfg.ICC, IPMasq: cfg.IPMasq,
 		IPForward: cfg.IPForward, IPTables: cfg.IPTables, FirewallBackend: cfg.FirewallBackend, DNS: cfg.DNS, DNSSearch: cfg.DNSSearch, DNSOptions: cfg.DNSOptions,
 		PublishDNS: func(t *dns.Table) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -537,10 +537,14 @@ func TestE2ENFTablesBackend(t *testing.T) {
 
 // IPv6 on a user network: addresses from the given subnet (or a unique
 // local /64 when none is given), a static --ip6, names answering AAAA,
-// traffic between containers over IPv6, and inspect's IPv6 fields.
+// traffic between containers over IPv6, and inspect's IPv6 fields; and on
+// the default bridge with the daemon's --ipv6 --fixed-cidr-v6.
 func TestE2EIPv6(t *testing.T) {
-	_, _, _, env := withNetDaemon(t)
+	_, _, _, env := withNetDaemon(t, "--ipv6", "--fixed-cidr-v6", "fd00:b::/64")
 	docker := dockerOK(t, env)
+	if out := docker("run", "--rm", "busybox", "ip", "-6", "addr", "show", "eth0"); !strings.Contains(out, "fd00:b::") {
+		t.Errorf("a default bridge container's IPv6 addresses:\n%s", out)
+	}
 	docker("network", "create", "--ipv6", "--subnet", "fd00:dead:beef::/64", "six")
 	web := `mkdir -p /www && echo "hello over v6" > /www/index.html && exec httpd -f -p 80 -h /www`
 	docker("run", "-d", "--name", "web6", "--network", "six", "--ip6", "fd00:dead:beef::80", "busybox", "sh", "-c", web)

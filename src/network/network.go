@@ -37,7 +37,11 @@ type Options struct {
 	// limits its containers' addresses (--fixed-cidr).
 	BIP       netip.Prefix
 	FixedCIDR netip.Prefix
-	MTU       int
+	// IPv6 gives the default bridge IPv6 (--ipv6), from FixedCIDRv6
+	// (--fixed-cidr-v6) or a unique local /64 of its own.
+	IPv6        bool
+	FixedCIDRv6 netip.Prefix
+	MTU         int
 	// Pools are where subnets of networks without one come from
 	// (--default-address-pool); nil: Docker's.
 	Pools      []ipam.Pool

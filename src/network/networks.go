@@ -84,6 +84,14 @@ func (m *Manager) predefine() error {
 		if err := m.defaultBridgeIPAM(n, nets); err != nil {
 			return err
 		}
+		n.EnableIPv6 = m.opts.IPv6
+		if m.opts.IPv6 {
+			sub := m.opts.FixedCIDRv6
+			if !sub.IsValid() {
+				sub = ulaSubnet(n.ID)
+			}
+			n.IPAM.Config = append(n.IPAM.Config, networktypes.IPAMConfig{Subnet: sub.Masked(), Gateway: ipam.DefaultGateway(sub)})
+		}
 		n.Options = map[string]string{optDefault: "true", optBridgeName: m.opts.Bridge, optICC: strconv.FormatBool(m.opts.ICC),
 			optMasq: strconv.FormatBool(m.opts.IPMasq), optHostBinding: "0.0.0.0", optMTU: strconv.Itoa(max(m.opts.MTU, 1500))}
 		return putJSON(tx, bucketNetworks, n.ID, n)
@@ -109,7 +117,8 @@ func (m *Manager) defaultBridgeIPAM(n *Network, others []*Network) error {
 		}
 	}
 	if !gw.IsValid() && len(n.IPAM.Config) > 0 && n.IPAM.Config[0].Subnet.IsValid() {
-		return nil // as before
+		n.IPAM.Config = n.IPAM.Config[:1] // as before; IPv6 is decided anew
+		return nil
 	}
 	if !gw.IsValid() {
 		var taken []netip.Prefix
@@ -385,8 +394,7 @@ func (m *Manager) Create(req networktypes.CreateRequest) (*Network, error) {
 		if n.EnableIPv6 && len(n.ranges6()) == 0 && !n.ConfigOnly {
 			// As Docker: a unique local /64 when none is given, here from
 			// the network's ID (the first 40 bits of a /48's global ID).
-			id, _ := hex.DecodeString(n.ID[:10])
-			sub := netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, id[0], id[1], id[2], id[3], id[4]}), 64)
+			sub := ulaSubnet(n.ID)
 			if _, ok := ipam.Overlaps(sub, taken); ok {
 				return errdefs.Forbidden(errors.New("Pool overlaps with other one on this address space")) //lint:ignore ST1005 Docker's wording
 			}
@@ -465,4 +473,12 @@ func (m *Manager) Remove(ref string, inUse func(networkID, name string) bool) er
 // Predefined says whether a network is one of bridge, host and none.
 func Predefined(n *Network) bool {
 	return n.Name == NameBridge || n.Name == NameHost || n.Name == NameNone
+}
+
+// ulaSubnet is a network's unique local IPv6 /64 when none is given, as
+// Docker picks one: here from the network's ID (the first 40 bits of a
+// /48's global ID).
+func ulaSubnet(id string) netip.Prefix {
+	b, _ := hex.DecodeString(id[:10])
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, b[0], b[1], b[2], b[3], b[4]}), 64)
 }
