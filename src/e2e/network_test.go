@@ -540,11 +540,22 @@ func TestE2ENFTablesBackend(t *testing.T) {
 // traffic between containers over IPv6, and inspect's IPv6 fields; and on
 // the default bridge with the daemon's --ipv6 --fixed-cidr-v6.
 func TestE2EIPv6(t *testing.T) {
-	_, _, _, env := withNetDaemon(t, "--ipv6", "--fixed-cidr-v6", "fd00:b::/64")
+	_, h, _, env := withNetDaemon(t, "--ipv6", "--fixed-cidr-v6", "fd00:b::/64")
 	docker := dockerOK(t, env)
 	if out := docker("run", "--rm", "busybox", "ip", "-6", "addr", "show", "eth0"); !strings.Contains(out, "fd00:b::") {
 		t.Errorf("a default bridge container's IPv6 addresses:\n%s", out)
 	}
+	// A published port answers on the host's IPv6 addresses too.
+	pub := `mkdir -p /www && echo "published" > /www/index.html && exec httpd -f -p 80 -h /www`
+	docker("run", "-d", "--name", "pub", "-p", "8080:80", "busybox", "sh", "-c", pub)
+	eventually(t, 20*time.Second, "the published port over IPv6", func() bool {
+		r := h.run(t, "curl", "-gsS", "-m", "5", "http://[fd00:b::1]:8080/")
+		return r.code == 0 && r.stdout == "published\n"
+	})
+	if out := docker("port", "pub", "80"); !strings.Contains(out, "0.0.0.0:8080") || !strings.Contains(out, "[::]:8080") {
+		t.Errorf("docker port over both families: %q", out)
+	}
+	docker("rm", "-f", "pub")
 	docker("network", "create", "--ipv6", "--subnet", "fd00:dead:beef::/64", "six")
 	web := `mkdir -p /www && echo "hello over v6" > /www/index.html && exec httpd -f -p 80 -h /www`
 	docker("run", "-d", "--name", "web6", "--network", "six", "--ip6", "fd00:dead:beef::80", "busybox", "sh", "-c", web)

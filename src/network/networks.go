@@ -190,8 +190,15 @@ func (m *Manager) ensureDevice(n *Network) error {
 			return fmt.Errorf("network %s: %w", n.Name, err)
 		}
 		if m.opts.IPForward {
+			was, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding")
 			if err := link.SetSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
 				m.log.Warn("cannot enable IPv6 forwarding", "err", err)
+			} else if strings.TrimSpace(string(was)) == "0" {
+				if d, ok := m.fw.(interface{ DropForwarded6() error }); ok {
+					if err := d.DropForwarded6(); err != nil {
+						m.log.Warn("cannot set the IPv6 FORWARD policy to DROP", "err", err)
+					}
+				}
 			}
 		}
 	}

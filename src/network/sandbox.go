@@ -498,8 +498,8 @@ func (m *Manager) bindPorts(req JoinRequest, ep endpoint, n *Network, all []*san
 			if w.hostIP.IsValid() && w.hostIP.IsUnspecified() {
 				w.hostIP = netip.Addr{}
 			}
-			if w.hostIP.IsValid() && w.hostIP.Is6() {
-				continue // IPv6 bindings wait for IPv6 networks
+			if w.hostIP.IsValid() && w.hostIP.Is6() && !ep.Addr6.IsValid() {
+				continue // an IPv6 host address for a container without IPv6, as Docker skips it
 			}
 			lo, hi, err := parsePortRange(b.HostPort)
 			if err != nil {
@@ -546,8 +546,17 @@ func (m *Manager) bindPorts(req JoinRequest, ep endpoint, n *Network, all []*san
 			return nil, errdefs.Unavailable(fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", req.Name, ep.EndpointID, lastErr))
 		}
 		taken[portKey(proto, w.hostIP, got)] = true
+		ctr := ep.Addr.Addr()
+		if w.hostIP.IsValid() && w.hostIP.Is6() {
+			ctr = ep.Addr6.Addr()
+		}
 		out = append(out, port{Container: w.key.String(), HostIP: w.hostIP, HostPort: got,
-			Rule: firewall.Port{Proto: proto, HostIP: w.hostIP, HostPort: got, ContainerIP: ep.Addr.Addr(), ContainerPort: w.key.Num(), Bridge: n.Device}})
+			Rule: firewall.Port{Proto: proto, HostIP: w.hostIP, HostPort: got, ContainerIP: ctr, ContainerPort: w.key.Num(), Bridge: n.Device}})
+		if !w.hostIP.IsValid() && ep.Addr6.IsValid() {
+			// On every address: the IPv6 ones too, as Docker's [::]:port.
+			out = append(out, port{Container: w.key.String(), HostIP: netip.IPv6Unspecified(), HostPort: got,
+				Rule: firewall.Port{Proto: proto, HostIP: netip.IPv6Unspecified(), HostPort: got, ContainerIP: ep.Addr6.Addr(), ContainerPort: w.key.Num(), Bridge: n.Device}})
+		}
 	}
 	return out, nil
 }

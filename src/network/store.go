@@ -56,8 +56,12 @@ func (n *Network) fwNetwork() (firewall.Network, bool) {
 	if n.Device == "" || len(rs) == 0 {
 		return firewall.Network{}, false
 	}
-	return firewall.Network{Bridge: n.Device, Subnet: rs[0].Subnet.Masked(), Masquerade: optBool(n.Options, optMasq, true),
-		ICC: optBool(n.Options, optICC, true), Internal: n.Internal}, true
+	fn := firewall.Network{Bridge: n.Device, Subnet: rs[0].Subnet.Masked(), Masquerade: optBool(n.Options, optMasq, true),
+		ICC: optBool(n.Options, optICC, true), Internal: n.Internal}
+	if r6 := n.ranges6(); len(r6) > 0 {
+		fn.Subnet6 = r6[0].Subnet.Masked()
+	}
+	return fn, true
 }
 
 // sandbox is a container's network namespace and its endpoints.

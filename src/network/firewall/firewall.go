@@ -19,6 +19,12 @@ type Options struct {
 	// RestoreCmd and SaveCmd are the iptables backend's programs; ""
 	// means "iptables-restore" / "iptables-save" looked up in PATH.
 	RestoreCmd, SaveCmd string
+	// Restore6Cmd and Save6Cmd are its IPv6 programs; "" means
+	// "ip6tables-restore" / "ip6tables-save" looked up in PATH. They are
+	// looked for when a state first has IPv6: without them New still
+	// succeeds, and Apply fails only for a state with IPv6 (after
+	// applying the IPv4 rules).
+	Restore6Cmd, Save6Cmd string
 	// NFTCmd is the nftables backend's program; "" means "nft" looked up
 	// in PATH.
 	NFTCmd string
@@ -31,8 +37,8 @@ type Options struct {
 	StateDir string
 }
 
-// Firewall drives the kernel's IPv4 rules. Its methods may be called
-// concurrently.
+// Firewall drives the kernel's IPv4 and IPv6 rules. Its methods may be
+// called concurrently.
 type Firewall interface {
 	// Apply makes the engine's rules equal to s, and runs nothing at all
 	// when s renders to what was last applied.

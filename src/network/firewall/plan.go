@@ -89,15 +89,16 @@ func (s *restoreScript) String() string {
 	return b.String()
 }
 
-// planApply works out the iptables-restore input that makes cur equal to
-// want. owned are the built-in-chain rules the engine added earlier. It
-// returns the script, the rules owned once it has run, and the rules to
-// record as owned before it runs (a superset of both, so that a crash in
-// between loses no record).
-func planApply(want ruleset, cur saved, owned []builtinRule) (script string, after, before []builtinRule) {
+// planApply works out the iptables-restore input that makes cur, the rules
+// of family fam, equal to want. owned are the built-in-chain rules the
+// engine added earlier. It returns the script, the rules owned once it has
+// run, and the rules to record as owned before it runs (a superset of both,
+// so that a crash in between loses no record).
+func planApply(fam family, want ruleset, cur saved, owned []builtinRule) (script string, after, before []builtinRule) {
 	sc := newScript()
+	builtins := builtinRules[fam]
 	wanted := func(r builtinRule) bool {
-		return slices.ContainsFunc(builtinRules, func(s builtinSpec) bool { return s.builtinRule == r })
+		return slices.ContainsFunc(builtins, func(s builtinSpec) bool { return s.builtinRule == r })
 	}
 	for _, t := range tables {
 		ct := cur.table(t)
@@ -143,7 +144,7 @@ func planApply(want ruleset, cur saved, owned []builtinRule) (script string, aft
 			sim[chainOf(r)] = slices.Delete(l, i, i+1)
 		}
 	}
-	for i, w := range builtinRules {
+	for i, w := range builtins {
 		l := list(w.builtinRule)
 		if slices.Contains(l, w.Rule) {
 			// Present: ours if recorded, someone else's otherwise; either
@@ -152,7 +153,7 @@ func planApply(want ruleset, cur saved, owned []builtinRule) (script string, aft
 		}
 		if w.top {
 			pos := 0 // index in l to insert at
-			for _, prev := range builtinRules[:i] {
+			for _, prev := range builtins[:i] {
 				if prev.top && chainOf(prev.builtinRule) == chainOf(w.builtinRule) {
 					if j := slices.Index(l, prev.Rule); j >= 0 {
 						pos = j + 1

@@ -9,22 +9,46 @@ import (
 	"strings"
 )
 
-// Network is one bridge network as the firewall sees it.
+// Network is one bridge network as the firewall sees it. It has a subnet of
+// one address family or of both; each family's rules cover the networks
+// that have a subnet of it, as Docker's do, so an IPv4-only network gets no
+// IPv6 rules and an IPv6-only one no IPv4 rules.
 type Network struct {
-	Bridge     string       // the bridge device, e.g. "balena0" or "br-0123456789ab"
-	Subnet     netip.Prefix // e.g. 172.17.0.0/16; an IPv6 subnet gets no IPv4 masquerading
-	Masquerade bool         // --ip-masq / com.docker.network.bridge.enable_ip_masquerade
-	ICC        bool         // inter-container connectivity on this bridge (com.docker.network.bridge.enable_icc)
-	Internal   bool         // no traffic in or out of the bridge except between its members
+	Bridge string // the bridge device, e.g. "balena0" or "br-0123456789ab"
+	// Subnet is the IPv4 subnet, e.g. 172.17.0.0/16; zero for an
+	// IPv6-only network. An IPv6 prefix here is read as Subnet6 when that
+	// is zero.
+	Subnet netip.Prefix
+	// Subnet6 is the IPv6 subnet, e.g. fd00:17::/64; zero (the default)
+	// means the network has no IPv6.
+	Subnet6    netip.Prefix
+	Masquerade bool // --ip-masq / com.docker.network.bridge.enable_ip_masquerade, for both subnets (NAT66 for IPv6, Docker's default)
+	ICC        bool // inter-container connectivity on this bridge (com.docker.network.bridge.enable_icc)
+	Internal   bool // no traffic in or out of the bridge except between its members
 }
 
-// Port is one published port. Ports with an IPv6 host or container address
-// are skipped (IPv4 only for now), and so are ports on internal networks.
+// subnet is n's subnet of family fam; zero when it has none.
+func (n Network) subnet(fam family) netip.Prefix {
+	if fam == ipv6 {
+		return n.Subnet6
+	}
+	return n.Subnet
+}
+
+// Port is one published port of one address family, its ContainerIP's. A
+// port published on all the host's addresses of a container with an IPv4
+// and an IPv6 address is two Ports, one to each address (as Docker binds
+// 0.0.0.0 and ::), each with HostIP zero or its family's unspecified
+// address. Skipped without an error, as they need Docker's userland proxy,
+// which the engine does not run: a HostIP of the other family than
+// ContainerIP, and the HostIP ::1 (IPv6 has no route_localnet: the kernel
+// sends no packet from ::1 into a bridge). Ports on internal networks are
+// skipped too.
 type Port struct {
 	Proto         string     // "tcp" or "udp"
-	HostIP        netip.Addr // zero value (invalid) = all addresses (0.0.0.0)
+	HostIP        netip.Addr // zero value (invalid), 0.0.0.0 or :: = all the host's addresses of the port's family
 	HostPort      uint16
-	ContainerIP   netip.Addr
+	ContainerIP   netip.Addr // IPv4 or IPv6; the network must have a subnet of its family
 	ContainerPort uint16
 	Bridge        string // the bridge the container is on
 }
@@ -34,6 +58,36 @@ type State struct {
 	Networks []Network
 	Ports    []Port
 }
+
+// family is an address family: each has rules, programs and tables of its
+// own.
+type family int
+
+const (
+	ipv4 family = iota
+	ipv6
+	nFamilies
+)
+
+// families are what differs between the families' rules beyond the
+// addresses.
+var families = [nFamilies]struct {
+	name string // in messages
+	nft  string // nft's table family and address keyword
+	// notLoopback is what the jump to the DNAT rules from the host's own
+	// connections (the OUTPUT hook) starts with: IPv6 leaves ::1 alone,
+	// since no packet from it reaches a bridge (see Port); a host process
+	// listening there is reached as without the engine.
+	notLoopback, nftNotLoopback string
+}{
+	ipv4: {"IPv4", "ip", "", ""},
+	ipv6: {"IPv6", "ip6", "! -d ::1/128 ", "ip6 daddr != ::1 "},
+}
+
+// linkLocal6 are the IPv6 link-local addresses, which the DNAT rules leave
+// alone as Docker's do: a reply to one cannot be routed back through
+// another link.
+var linkLocal6 = netip.MustParsePrefix("fe80::/10")
 
 const (
 	tFilter = "filter"
@@ -103,6 +157,7 @@ const (
 // value matches anything.
 type rule struct {
 	src, dst      netip.Prefix
+	notSrc        bool   // src is negated
 	in, out       string // input and output interface
 	notIn, notOut bool   // in and out are negated
 	proto         string // "tcp" or "udp", with dport
@@ -117,8 +172,8 @@ type rule struct {
 // syntax is how a backend writes the parts of a rule, in the order rule.write
 // writes them.
 type syntax struct {
-	src, dst               string // before an address
-	bare32                 bool   // a /32 address is written without its length
+	src, notSrc, dst       string // before an address
+	bareHost               bool   // a single address is written without its length
 	in, notIn, out, notOut string // before an interface name
 	quote                  string // around an interface name
 	proto                  string // before a destination port, "{}" the protocol
@@ -130,7 +185,7 @@ type syntax struct {
 // iptablesSyntax is iptables-save's: a rule in this syntax is compared with
 // the kernel's as text.
 var iptablesSyntax = syntax{
-	src: "-s ", dst: "-d ",
+	src: "-s ", notSrc: "! -s ", dst: "-d ",
 	in: "-i ", notIn: "! -i ", out: "-o ", notOut: "! -o ",
 	proto:    "-p {} -m {} --dport ",
 	replies:  "-m conntrack --ctstate RELATED,ESTABLISHED",
@@ -139,16 +194,21 @@ var iptablesSyntax = syntax{
 	chain:    func(c chain) string { return chains[c].ipt },
 }
 
-// nftSyntax is nft's, as nft lists it.
-var nftSyntax = syntax{
-	src: "ip saddr ", dst: "ip daddr ", bare32: true,
-	in: "iifname ", notIn: "iifname != ", out: "oifname ", notOut: "oifname != ", quote: `"`,
-	proto:    "{} dport ",
-	replies:  "ct state established,related",
-	srcLocal: "fib saddr type local",
-	verdicts: [...]string{accept: "accept", drop: "drop", masquerade: "masquerade", dnatTo: "dnat to ", jump: "jump "},
-	chain:    func(c chain) string { return chains[c].nft },
-}
+// nftSyntax is nft's, as nft lists it, per family.
+var nftSyntax = func() (sx [nFamilies]syntax) {
+	for fam, f := range families {
+		sx[fam] = syntax{
+			src: f.nft + " saddr ", notSrc: f.nft + " saddr != ", dst: f.nft + " daddr ", bareHost: true,
+			in: "iifname ", notIn: "iifname != ", out: "oifname ", notOut: "oifname != ", quote: `"`,
+			proto:    "{} dport ",
+			replies:  "ct state established,related",
+			srcLocal: "fib saddr type local",
+			verdicts: [...]string{accept: "accept", drop: "drop", masquerade: "masquerade", dnatTo: "dnat to ", jump: "jump "},
+			chain:    func(c chain) string { return chains[c].nft },
+		}
+	}
+	return sx
+}()
 
 // write writes r in sx.
 func (r rule) write(sx *syntax) string {
@@ -156,7 +216,7 @@ func (r rule) write(sx *syntax) string {
 	addr := func(before string, p netip.Prefix) {
 		if p.IsValid() {
 			a := p.String()
-			if sx.bare32 && p.IsSingleIP() {
+			if sx.bareHost && p.IsSingleIP() {
 				a = p.Addr().String()
 			}
 			parts = append(parts, before+a)
@@ -171,7 +231,11 @@ func (r rule) write(sx *syntax) string {
 		}
 		parts = append(parts, before+sx.quote+name+sx.quote)
 	}
-	addr(sx.src, r.src)
+	if r.notSrc {
+		addr(sx.notSrc, r.src)
+	} else {
+		addr(sx.src, r.src)
+	}
 	addr(sx.dst, r.dst)
 	iface(r.in, r.notIn, sx.in, sx.notIn)
 	iface(r.out, r.notOut, sx.out, sx.notOut)
@@ -197,8 +261,8 @@ func (r rule) write(sx *syntax) string {
 // iptables is r as iptables-save prints it after "-A <chain> ".
 func (r rule) iptables() string { return r.write(&iptablesSyntax) }
 
-// nft is r in nft's language, as nft lists it.
-func (r rule) nft() string { return r.write(&nftSyntax) }
+// nft is r in nft's language for a table of family fam, as nft lists it.
+func (r rule) nft(fam family) string { return r.write(&nftSyntax[fam]) }
 
 func isOwnChain(table, chain string) bool {
 	return slices.Contains(ownChains[table], chain)
@@ -224,22 +288,27 @@ type builtinSpec struct {
 	top bool
 }
 
-// builtinRules are the jumps into the engine's chains. They do not depend
-// on the state: with no network they lead to empty chains.
-var builtinRules = []builtinSpec{
-	{builtinRule{tFilter, "FORWARD", "-j " + chainUser}, true},
-	{builtinRule{tFilter, "FORWARD", "-j " + chainForward}, true},
-	{builtinRule{tNat, "PREROUTING", "-m addrtype --dst-type LOCAL -j " + chainDocker}, false},
-	{builtinRule{tNat, "OUTPUT", "-m addrtype --dst-type LOCAL -j " + chainDocker}, false},
-	{builtinRule{tNat, "POSTROUTING", "-j " + chainPostroute}, false},
-}
+// builtinRules are the jumps into the engine's chains, per family. They do
+// not depend on the state: with no network they lead to empty chains.
+var builtinRules = func() (b [nFamilies][]builtinSpec) {
+	for fam, f := range families {
+		b[fam] = []builtinSpec{
+			{builtinRule{tFilter, "FORWARD", "-j " + chainUser}, true},
+			{builtinRule{tFilter, "FORWARD", "-j " + chainForward}, true},
+			{builtinRule{tNat, "PREROUTING", "-m addrtype --dst-type LOCAL -j " + chainDocker}, false},
+			{builtinRule{tNat, "OUTPUT", f.notLoopback + "-m addrtype --dst-type LOCAL -j " + chainDocker}, false},
+			{builtinRule{tNat, "POSTROUTING", "-j " + chainPostroute}, false},
+		}
+	}
+	return b
+}()
 
 // ruleset is the rendered desired state: for each table, the full contents
 // of every own chain (rule text after "-A <chain> ").
 type ruleset map[string]map[string][]string
 
 // key is a canonical text of the rules, to tell cheaply whether anything
-// changed since the last Apply.
+// changed since the last Apply of their family.
 func (rs ruleset) key() string {
 	var b strings.Builder
 	for _, t := range tables {
@@ -250,13 +319,10 @@ func (rs ruleset) key() string {
 			}
 		}
 	}
-	for _, r := range builtinRules {
-		b.WriteString(r.String() + "\n")
-	}
 	return b.String()
 }
 
-// port is a validated IPv4 Port.
+// port is a validated Port; ctrIP's family is the port's.
 type port struct {
 	proto         string
 	hostIP        netip.Addr // invalid = all addresses
@@ -267,37 +333,47 @@ type port struct {
 	wildcardLater int // 0 for a specific host address, 1 for all: specific DNATs go first
 }
 
-// build validates s and turns it into the rules of the engine's chains, as
-// both backends print them. The result does not depend on the order of s's
-// slices.
-func build(s State) (chainRules, error) {
-	nets := slices.Clone(s.Networks)
-	internal := make(map[string]bool, len(nets))
-	for _, n := range nets {
+// build validates s and turns it into the rules of the engine's chains, per
+// family, as both backends print them. uses6 tells whether any network has
+// IPv6; when none has, the IPv6 family is not used at all (IPv4 always is,
+// if only for its empty chains). The result does not depend on the order of
+// s's slices. (It sorts pointers: sorting structs would add a copy of the
+// sort code per struct type to the binary.)
+func build(s State) (c [nFamilies]chainRules, uses6 bool, err error) {
+	nets := make([]*Network, 0, len(s.Networks))
+	byBridge := make(map[string]*Network, len(s.Networks))
+	for _, n := range s.Networks {
 		if err := checkIfname(n.Bridge); err != nil {
-			return chainRules{}, fmt.Errorf("network %q: %w", n.Bridge, err)
+			return c, false, fmt.Errorf("network %q: %w", n.Bridge, err)
 		}
-		if _, dup := internal[n.Bridge]; dup {
-			return chainRules{}, fmt.Errorf("network %q: bridge listed twice", n.Bridge)
+		if _, dup := byBridge[n.Bridge]; dup {
+			return c, false, fmt.Errorf("network %q: bridge listed twice", n.Bridge)
 		}
-		if !n.Subnet.IsValid() {
-			return chainRules{}, fmt.Errorf("network %q: invalid subnet %v", n.Bridge, n.Subnet)
+		if n.Subnet.Addr().Is6() && !n.Subnet6.IsValid() {
+			n.Subnet, n.Subnet6 = netip.Prefix{}, n.Subnet
 		}
-		internal[n.Bridge] = n.Internal
+		if !n.Subnet.IsValid() && !n.Subnet6.IsValid() || n.Subnet.IsValid() && !n.Subnet.Addr().Is4() ||
+			n.Subnet6.IsValid() && (!n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6()) {
+			return c, false, fmt.Errorf("network %q: invalid subnets %v (IPv4) and %v (IPv6)", n.Bridge, n.Subnet, n.Subnet6)
+		}
+		n.Subnet, n.Subnet6 = n.Subnet.Masked(), n.Subnet6.Masked()
+		uses6 = uses6 || n.Subnet6.IsValid()
+		byBridge[n.Bridge] = &n
+		nets = append(nets, &n)
 	}
-	slices.SortFunc(nets, func(a, b Network) int { return strings.Compare(a.Bridge, b.Bridge) })
+	slices.SortFunc(nets, func(a, b *Network) int { return strings.Compare(a.Bridge, b.Bridge) })
 
-	var ports []port
+	var ports []*port
 	for _, p := range s.Ports {
-		q, ok, err := checkPort(p, internal)
+		q, ok, err := checkPort(p, byBridge)
 		if err != nil {
-			return chainRules{}, fmt.Errorf("port %s/%d -> %v:%d: %w", p.Proto, p.HostPort, p.ContainerIP, p.ContainerPort, err)
+			return c, false, fmt.Errorf("port %s/%d -> %v:%d: %w", p.Proto, p.HostPort, p.ContainerIP, p.ContainerPort, err)
 		}
 		if ok {
-			ports = append(ports, q)
+			ports = append(ports, &q)
 		}
 	}
-	slices.SortFunc(ports, func(a, b port) int {
+	slices.SortFunc(ports, func(a, b *port) int {
 		return cmp.Or(
 			strings.Compare(a.proto, b.proto),
 			cmp.Compare(a.hostPort, b.hostPort),
@@ -308,8 +384,29 @@ func build(s State) (chainRules, error) {
 			strings.Compare(a.bridge, b.bridge),
 		)
 	})
-	ports = slices.Compact(ports)
+	ports = slices.CompactFunc(ports, func(a, b *port) bool { return *a == *b })
 
+	for fam := range nFamilies {
+		var fnets []*Network
+		var fports []*port
+		for _, n := range nets {
+			if n.subnet(fam).IsValid() {
+				fnets = append(fnets, n)
+			}
+		}
+		for _, p := range ports {
+			if p.ctrIP.Is6() == (fam == ipv6) {
+				fports = append(fports, p)
+			}
+		}
+		c[fam] = buildFamily(fam, fnets, fports)
+	}
+	return c, uses6, nil
+}
+
+// buildFamily works out the rules of family fam for its networks and ports,
+// in build's order.
+func buildFamily(fam family, nets []*Network, ports []*port) chainRules {
 	var c chainRules
 	add := func(ch chain, rs ...rule) { c[ch] = append(c[ch], rs...) }
 	// addOnce skips a rule already in the chain: two host ports mapped to
@@ -363,44 +460,54 @@ func build(s State) (chainRules, error) {
 		}
 		add(cIsolation2, rule{out: br, verdict: drop})
 		add(cPostrouting, rule{out: br, srcLocal: true, verdict: masquerade})
-		if n.Masquerade && n.Subnet.Addr().Is4() {
-			add(cPostrouting, rule{src: n.Subnet.Masked(), out: br, notOut: true, verdict: masquerade})
+		if n.Masquerade {
+			add(cPostrouting, rule{src: n.subnet(fam), out: br, notOut: true, verdict: masquerade})
 		}
 	}
 
 	for _, p := range ports {
-		ctr := netip.PrefixFrom(p.ctrIP, 32)
+		ctr := netip.PrefixFrom(p.ctrIP, p.ctrIP.BitLen())
 		addOnce(cPublished, rule{dst: ctr, in: p.bridge, notIn: true, out: p.bridge, proto: p.proto, dport: p.ctrPort, verdict: accept})
 		dnat := rule{proto: p.proto, dport: p.hostPort, verdict: dnatTo, to: netip.AddrPortFrom(p.ctrIP, p.ctrPort)}
+		if fam == ipv6 {
+			dnat.src, dnat.notSrc = linkLocal6, true
+		}
 		if p.hostIP.IsValid() {
-			dnat.dst = netip.PrefixFrom(p.hostIP, 32)
+			dnat.dst = netip.PrefixFrom(p.hostIP, p.hostIP.BitLen())
 		}
 		addOnce(cDNAT, dnat)
 		addOnce(cPostrouting, rule{src: ctr, dst: ctr, proto: p.proto, dport: p.ctrPort, verdict: masquerade})
 	}
-	return c, nil
+	return c
 }
 
-// render is build printed for iptables: the full contents of every own
-// chain, per table.
-func render(s State) (ruleset, error) {
-	c, err := build(s)
+// render is build printed for iptables: per family, the full contents of
+// every own chain, per table. The IPv6 ruleset is nil when the IPv6 family
+// is not used.
+func render(s State) ([nFamilies]ruleset, error) {
+	var rs [nFamilies]ruleset
+	c, uses6, err := build(s)
 	if err != nil {
-		return nil, err
+		return rs, err
 	}
-	rs := ruleset{tFilter: {}, tNat: {}}
-	for ch, rules := range c {
-		name := chains[ch]
-		for _, r := range rules {
-			rs[name.table][name.ipt] = append(rs[name.table][name.ipt], r.iptables())
+	for fam := range nFamilies {
+		if fam == ipv6 && !uses6 {
+			break
+		}
+		rs[fam] = ruleset{tFilter: {}, tNat: {}}
+		for ch, rules := range c[fam] {
+			name := chains[ch]
+			for _, r := range rules {
+				rs[fam][name.table][name.ipt] = append(rs[fam][name.table][name.ipt], r.iptables())
+			}
 		}
 	}
 	return rs, nil
 }
 
-// checkPort validates p; ok is false for a port this package leaves alone
-// (IPv6, or on an internal network).
-func checkPort(p Port, internal map[string]bool) (q port, ok bool, err error) {
+// checkPort validates p against the networks; ok is false for a port this
+// package leaves alone (see Port).
+func checkPort(p Port, nets map[string]*Network) (q port, ok bool, err error) {
 	q.proto = strings.ToLower(p.Proto)
 	if q.proto != "tcp" && q.proto != "udp" {
 		return q, false, fmt.Errorf("unsupported protocol %q", p.Proto)
@@ -408,7 +515,7 @@ func checkPort(p Port, internal map[string]bool) (q port, ok bool, err error) {
 	if p.HostPort == 0 || p.ContainerPort == 0 {
 		return q, false, fmt.Errorf("port 0")
 	}
-	isInternal, known := internal[p.Bridge]
+	n, known := nets[p.Bridge]
 	if !known {
 		return q, false, fmt.Errorf("bridge %q is not one of the state's networks", p.Bridge)
 	}
@@ -417,13 +524,26 @@ func checkPort(p Port, internal map[string]bool) (q port, ok bool, err error) {
 	}
 	q.ctrIP = p.ContainerIP.Unmap()
 	q.hostIP = p.HostIP.Unmap()
-	if q.hostIP.IsValid() && q.hostIP.IsUnspecified() && q.hostIP.Is4() {
+	if q.ctrIP.Zone() != "" || q.hostIP.Zone() != "" {
+		return q, false, fmt.Errorf("an address with a zone")
+	}
+	fam := ipv4
+	if q.ctrIP.Is6() {
+		fam = ipv6
+	}
+	if !n.subnet(fam).IsValid() {
+		return q, false, fmt.Errorf("network %q has no %s subnet", p.Bridge, families[fam].name)
+	}
+	sameFamily := q.hostIP.Is6() == q.ctrIP.Is6()
+	if q.hostIP.IsUnspecified() && sameFamily {
 		q.hostIP = netip.Addr{}
 	}
 	if !q.hostIP.IsValid() {
 		q.wildcardLater = 1
+	} else if !sameFamily || q.hostIP == netip.IPv6Loopback() {
+		return q, false, nil
 	}
-	if q.ctrIP.Is6() || q.hostIP.Is6() || isInternal {
+	if n.Internal {
 		return q, false, nil
 	}
 	q.hostPort, q.ctrPort, q.bridge = p.HostPort, p.ContainerPort, p.Bridge

@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 )
 
-// stateFileName is the record, in Options.StateDir, of the rules the engine
-// added to built-in chains. It lives on a tmpfs so that it disappears with
-// the kernel's rules on reboot and survives only a daemon restart.
-const stateFileName = "iptables-v4.json"
+// stateFileNames are the records, in Options.StateDir, of the rules the
+// engine added to built-in chains, per family. They live on a tmpfs so that
+// they disappear with the kernel's rules on reboot and survive only a
+// daemon restart.
+var stateFileNames = [nFamilies]string{"iptables-v4.json", "iptables-v6.json"}
 
 const recordVersion = 1
 
