@@ -1,0 +1,86 @@
+package network
+
+import (
+	"net/netip"
+
+	"reflect"
+	"strings"
+	"testing"
+
+	networktypes "github.com/moby/moby/api/types/network"
+)
+
+func TestResolvConf(t *testing.T) {
+	r := resolvConf("# a comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan example.com\noptions ndots:2 edns0\nsortlist 10.0.0.0\n")
+	if !reflect.DeepEqual(r.nameservers, []string{"127.0.0.53", "10.0.0.2"}) || !reflect.DeepEqual(r.search, []string{"lan", "example.com"}) ||
+		!reflect.DeepEqual(r.options, []string{"ndots:2", "edns0"}) || len(r.other) != 1 {
+		t.Errorf("%+v", r)
+	}
+}
+
+func TestResolvFor(t *testing.T) {
+	m := &Manager{opts: Options{DNS: []string{"10.114.102.1"}}}
+	got := m.resolvFor(JoinRequest{DNSSearch: []string{"example.com"}, DNSOptions: []string{"ndots:1"}}, false)
+	if got != "nameserver 10.114.102.1\nsearch example.com\noptions ndots:1\n" {
+		t.Errorf("daemon --dns with the container's search and options:\n%s", got)
+	}
+	// A container's own --dns wins; loopback nameservers are dropped and
+	// Docker's fallback takes their place.
+	got = m.resolvFor(JoinRequest{DNS: []string{"127.0.0.1"}}, false)
+	if !strings.HasPrefix(got, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n") {
+		t.Errorf("loopback only:\n%s", got)
+	}
+	if ups := m.upstreams(JoinRequest{DNS: []string{"127.0.0.1"}}); !reflect.DeepEqual(ups, []string{"127.0.0.1"}) {
+		t.Errorf("the resolver's upstreams keep loopback (reached from the host): %v", ups)
+	}
+	emb := m.embeddedResolv(JoinRequest{DNSSearch: []string{"lan"}})
+	if !strings.HasPrefix(emb, "nameserver 127.0.0.11\nsearch lan\noptions ndots:0\n") || !strings.Contains(emb, "# ExtServers: [10.114.102.1]") {
+		t.Errorf("embedded:\n%s", emb)
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		lo, hi uint16
+		ok     bool
+	}{{"", 0, 0, true}, {"0", 0, 0, true}, {"8080", 8080, 8080, true}, {"8000-8010", 8000, 8010, true},
+		{"8010-8000", 0, 0, false}, {"x", 0, 0, false}, {"70000", 0, 0, false}} {
+		lo, hi, err := parsePortRange(tc.in)
+		if (err == nil) != tc.ok || lo != tc.lo || hi != tc.hi {
+			t.Errorf("%q: %d %d %v", tc.in, lo, hi, err)
+		}
+	}
+}
+
+func TestULASubnet(t *testing.T) {
+	s := ulaSubnet("de29fef070fc1190d026cc722e8d49d35638c3fb8b318d1dbc1d6941fa622e79")
+	if s.String() != "fdde:29fe:f070::/64" {
+		t.Errorf("%s", s)
+	}
+}
+
+func TestNetworkRanges(t *testing.T) {
+	n := &Network{}
+	n.EnableIPv6 = false
+	n.IPAM.Config = append(n.IPAM.Config,
+		ipamConfig("172.20.0.0/16", ""), ipamConfig("fd00:1::/64", "fd00:1::fe"))
+	if rs := n.ranges(); len(rs) != 1 || rs[0].Gateway.String() != "172.20.0.1" {
+		t.Errorf("v4: %+v", rs)
+	}
+	if rs := n.ranges6(); len(rs) != 0 {
+		t.Errorf("v6 without EnableIPv6: %+v", rs)
+	}
+	n.EnableIPv6 = true
+	if rs := n.ranges6(); len(rs) != 1 || rs[0].Gateway.String() != "fd00:1::fe" {
+		t.Errorf("v6: %+v", rs)
+	}
+}
+
+func ipamConfig(subnet, gw string) networktypes.IPAMConfig {
+	c := networktypes.IPAMConfig{Subnet: netip.MustParsePrefix(subnet)}
+	if gw != "" {
+		c.Gateway = netip.MustParseAddr(gw)
+	}
+	return c
+}
