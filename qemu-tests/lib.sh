@@ -13,6 +13,20 @@ QEMU_CACHE=${QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/balena-engine-qemu}
 # Per-architecture build outputs (initramfs, disk image, serial log).
 QEMU_OUT=${QEMU_OUT:-$TOP/bin/qemu}
 
+# The kernel modules of bridged networking, in every guest's initramfs
+# (build_initramfs) on top of its arch/*.conf QEMU_MODULES: the bridge and
+# veth drivers, and netfilter for the engine's iptables backend (the
+# tables, conntrack, NAT, and the matches and targets its rules use:
+# src/network/firewall/doc.go). Not in arch/*.conf: they are what the
+# engine needs of any kernel (docs/networking.md), not a fact of one
+# architecture, and modprobe --show-depends resolves them against each
+# kernel (a built-in one is left out, a missing one fails the build by
+# name). All are modules in Debian's 6.1 kernels for the five guests.
+# br_netfilter is not needed: the engine does not filter bridged traffic
+# through iptables.
+QEMU_NET_MODULES="bridge veth nf_conntrack nf_nat ip_tables iptable_filter iptable_nat
+	xt_MASQUERADE xt_nat xt_addrtype xt_conntrack xt_tcpudp"
+
 log() { echo "qemu-tests: $*" >&2; }
 die() { log "$*"; exit 1; }
 
@@ -32,14 +46,34 @@ kernel_fetch() {
 	deb_fetch "$arch" "$pkg" "$QEMU_CACHE/debs/$arch"
 }
 
+# iptables_fetch DEBIAN_ARCH: download Debian's iptables for that
+# architecture and the libraries it depends on (the lib* packages of its
+# Depends, and theirs: libxtables12, libip4tc2, libnftnl11, libmnl0, libc6,
+# ...), and print their extraction directories, one a line.
+iptables_fetch() {
+	local arch=$1 p seen=' ' queue=(iptables)
+	while [ ${#queue[@]} -gt 0 ]; do
+		p=${queue[0]}
+		queue=("${queue[@]:1}")
+		case $seen in *" $p "*) continue ;; esac
+		seen+="$p "
+		deb_fetch "$arch" "$p" "$QEMU_CACHE/debs/$arch" || return 1
+		# "a (>= 1), b | c, d:any": a, b, d; the lib* ones only.
+		mapfile -t -O ${#queue[@]} queue < <(apt_foreign "$arch" cache show --no-all-versions "$p" |
+			sed -n 's/^\(Pre-\)\{0,1\}Depends: //p' | tr ',' '\n' |
+			sed 's/|.*//; s/^ *//; s/[ (].*//; s/:any$//' | grep '^lib' || true)
+	done
+}
+
 # The steps every QEMU test takes (qemu-tests/run, powercut, crashstates),
 # written once. They set and read these globals:
 #   arch platform bb_arch guest engine out kdir kver vmlinuz busybox disk_dev
-#   qargs (the QEMU command line being built), qpid (the running QEMU).
+#   iptables_dirs (the unpacked iptables packages), qargs (the QEMU command
+#   line being built), qpid (the running QEMU).
 
 # guest_setup ARCH [OUTNAME]: read arch/ARCH.conf (and its QEMU_GUEST's),
-# fetch the guest kernel and ARCH's busybox, and make the output directory
-# $QEMU_OUT/OUTNAME (default ARCH).
+# fetch the guest kernel and ARCH's busybox and iptables, and make the
+# output directory $QEMU_OUT/OUTNAME (default ARCH).
 # shellcheck disable=SC2034 # the globals are read by the sourcing scripts
 guest_setup() {
 	arch=$1
@@ -66,6 +100,11 @@ guest_setup() {
 	vmlinuz=$kdir/boot/vmlinuz-$kver
 	[ -f "$vmlinuz" ] || die "no kernel in $kdir"
 	busybox=$bbdir/bin/busybox
+	# iptables (legacy) for the engine's firewall, of the binary's own
+	# Debian architecture, like busybox.
+	local ipt
+	ipt=$(iptables_fetch "$bb_arch")
+	mapfile -t iptables_dirs <<<"$ipt"
 	disk_dev=vda
 	[ "$QEMU_DISK" != sd ] || disk_dev=mmcblk0
 }
@@ -78,9 +117,88 @@ build_test_image() {
 		-tag busybox:latest -busybox "$busybox" -platform "$platform")
 }
 
+# install_iptables ROOT: Debian's iptables, legacy variant (balenaOS ships
+# iptables-legacy), into ROOT at Debian's paths, from the packages
+# iptables_fetch unpacked: /usr/sbin/xtables-legacy-multi with its
+# iptables-legacy* names, iptables, iptables-save and iptables-restore
+# pointing at those (as Debian's alternatives do when legacy is chosen),
+# the IPv4 extensions (/usr/lib/TRIPLET/xtables/lib{xt,ipt}_*.so), and
+# every shared library these need (their ELF NEEDED entries, recursively)
+# with the dynamic loader (PT_INTERP) and the symlinks leading to them.
+install_iptables() {
+	local root=$1 d ipt='' f n rel interp queue=() seen=' '
+	for d in "${iptables_dirs[@]}"; do
+		case $(basename "$d") in iptables_*) ipt=$d ;; esac
+	done
+	[ -n "$ipt" ] || die "$arch: iptables is not unpacked"
+	[ -x "$ipt/usr/sbin/xtables-legacy-multi" ] || die "no xtables-legacy-multi in $ipt"
+	pkg_copy usr/sbin/xtables-legacy-multi "$root"
+	for n in iptables-legacy iptables-legacy-save iptables-legacy-restore; do
+		pkg_copy "usr/sbin/$n" "$root"
+	done
+	ln -sfn iptables-legacy "$root/usr/sbin/iptables"
+	ln -sfn iptables-legacy-save "$root/usr/sbin/iptables-save"
+	ln -sfn iptables-legacy-restore "$root/usr/sbin/iptables-restore"
+	queue=("$ipt/usr/sbin/xtables-legacy-multi")
+	for f in "$ipt"/usr/lib/*/xtables/lib{xt,ipt}_*.so; do
+		pkg_copy "${f#"$ipt"/}" "$root"
+		queue+=("$f")
+	done
+	interp=$(readelf -lW "$ipt/usr/sbin/xtables-legacy-multi" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+	[ -n "$interp" ] || die "xtables-legacy-multi names no program interpreter"
+	pkg_copy "${interp#/}" "$root"
+	# The libraries, found in the packages' lib/TRIPLET and usr/lib/TRIPLET.
+	while [ ${#queue[@]} -gt 0 ]; do
+		f=${queue[0]}
+		queue=("${queue[@]:1}")
+		for n in $(readelf -dW "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+			case $seen in *" $n "*) continue ;; esac
+			seen+="$n "
+			rel=''
+			for d in "${iptables_dirs[@]}"; do
+				rel=$(cd "$d" && compgen -G "lib/*/$n" || compgen -G "usr/lib/*/$n") && break
+			done
+			[ -n "$rel" ] || die "$arch: $n (needed by ${f##*/}) is in none of the iptables packages"
+			pkg_copy "$rel" "$root"
+			queue+=("$(pkg_find "$rel")/$rel")
+		done
+	done
+}
+
+# pkg_find REL: the unpacked package (of iptables_dirs) holding REL.
+pkg_find() {
+	local d
+	for d in "${iptables_dirs[@]}"; do
+		if [ -e "$d/$1" ] || [ -L "$d/$1" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	die "$arch: $1 is in none of the iptables packages"
+}
+
+# pkg_copy REL ROOT: copy REL from the package holding it to ROOT/REL,
+# a symlink as a symlink, then what it points to.
+pkg_copy() {
+	local rel=$1 root=$2 d t
+	d=$(pkg_find "$rel")
+	mkdir -p "$root/$(dirname "$rel")"
+	cp -a "$d/$rel" "$root/$rel"
+	if [ -L "$d/$rel" ]; then
+		t=$(readlink "$d/$rel")
+		case $t in
+		/*) t=${t#/} ;;
+		*) t=$(dirname "$rel")/$t ;;
+		esac
+		t=$(realpath -ms --relative-to=/ "/$t")
+		[ -e "$root/$t" ] || pkg_copy "$t" "$root"
+	fi
+}
+
 # build_initramfs SCRIPT [MODULE...]: $out/initrd.gz holding busybox,
-# guest/init, guest/SCRIPT (which /init runs) and the kernel modules of
-# QEMU_MODULES and MODULE... with their dependencies, in load order.
+# guest/init, guest/SCRIPT (which /init runs), iptables (install_iptables)
+# and the kernel modules of arch/*.conf's QEMU_MODULES, QEMU_NET_MODULES
+# (above) and MODULE... with their dependencies, in load order.
 build_initramfs() {
 	local script=$1 root=$out/initramfs m kind path rel
 	shift
@@ -96,7 +214,8 @@ build_initramfs() {
 	printf 'SMOKE_DISK=%s\nSMOKE_SCRIPT=%s\n' "$disk_dev" "$script" >"$root/etc/smoke/env"
 	[ -f "$kdir/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir" "$kver"
 	: >"$root/etc/smoke/modules"
-	for m in $QEMU_MODULES "$@"; do
+	install_iptables "$root"
+	for m in $QEMU_MODULES $QEMU_NET_MODULES "$@"; do
 		modprobe -d "$kdir" -S "$kver" --show-depends "$m" | while read -r kind path _; do
 			[ "$kind" = insmod ] || continue # "builtin NAME": nothing to load
 			rel=${path#"$kdir"}
