@@ -119,7 +119,7 @@ func TestE2EConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, exec.Command(bin, "daemon", "--config-file", p.config,
-		"--exec-root", p.execRoot, "--pidfile", p.pidfile), p.sock)
+		"--exec-root", p.execRoot, "--pidfile", p.pidfile, "--bridge=none", "--iptables=false", "--ip-forward=false"), p.sock)
 	if _, err := os.Stat(p.dataRoot); err != nil {
 		t.Errorf("data-root from daemon.json not used: %v", err)
 	}
