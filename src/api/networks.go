@@ -86,7 +86,7 @@ func (s *Server) networkRemove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Networks.Remove(n.ID, nil); err != nil {
+	if err := s.cfg.Networks.Remove(n.ID); err != nil {
 		return err
 	}
 	s.publishNetwork("destroy", n)
@@ -154,7 +154,7 @@ func (s *Server) networkPrune(w http.ResponseWriter, r *http.Request) error {
 		if len(s.cfg.Containers.NetworkUsers(n.ID, n.Name)) > 0 {
 			continue
 		}
-		err := s.cfg.Networks.Remove(n.ID, nil)
+		err := s.cfg.Networks.Remove(n.ID)
 		if errdefs.KindOf(err) == errdefs.KindForbidden {
 			continue // in use
 		}

@@ -62,9 +62,10 @@ func (m *Manager) writeEtc(req JoinRequest, sb *sandbox, nets []*Network) (map[s
 	if err := write("hosts", hosts); err != nil {
 		return nil, err
 	}
-	resolvConf := m.resolvFor(req, host)
+	hostConf := readHostResolv() // once: the files below read it
+	resolvConf := m.resolvFor(req, host, hostConf)
 	if sb != nil && sb.resolved() {
-		resolvConf = m.embeddedResolv(req)
+		resolvConf = m.embeddedResolv(req, hostConf, sb.Upstreams)
 	}
 	if err := write("resolv.conf", resolvConf); err != nil {
 		return nil, err
@@ -94,17 +95,16 @@ type resolv struct {
 func readHostResolv() string {
 	// systemd-resolved's stub (127.0.0.53) is useless in a container;
 	// its list of the real servers is what Docker reads instead.
-	for _, p := range []string{"/etc/resolv.conf"} {
-		if b, err := os.ReadFile(p); err == nil {
-			if strings.Contains(string(b), "127.0.0.53") {
-				if b2, err := os.ReadFile("/run/systemd/resolve/resolv.conf"); err == nil {
-					return string(b2)
-				}
-			}
-			return string(b)
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return ""
+	}
+	if strings.Contains(string(b), "127.0.0.53") {
+		if b2, err := os.ReadFile("/run/systemd/resolve/resolv.conf"); err == nil {
+			return string(b2)
 		}
 	}
-	return ""
+	return string(b)
 }
 
 func resolvConf(s string) resolv {
@@ -130,37 +130,19 @@ func resolvConf(s string) resolv {
 	return r
 }
 
-// resolvFor is a container's resolv.conf: its --dns settings over the
-// daemon's over the host's, with the host's loopback nameservers dropped
-// (they are not reachable from the container's namespace) and Google's
-// as Docker's fallback when none is left.
-func (m *Manager) resolvFor(req JoinRequest, host bool) string {
-	hostConf := readHostResolv()
-	if host && len(req.DNS) == 0 && len(req.DNSSearch) == 0 && len(req.DNSOptions) == 0 {
-		return hostConf
+// pick is the container's setting, else the daemon's, else the host's.
+func pick(ctr, daemon, host []string) []string {
+	if len(ctr) > 0 {
+		return ctr
 	}
-	r := resolvConf(hostConf)
-	pick := func(c, d, h []string) []string {
-		if len(c) > 0 {
-			return c
-		}
-		if len(d) > 0 {
-			return d
-		}
-		return h
+	if len(daemon) > 0 {
+		return daemon
 	}
-	r.nameservers = pick(req.DNS, m.opts.DNS, r.nameservers)
-	r.search = pick(req.DNSSearch, m.opts.DNSSearch, r.search)
-	r.options = pick(req.DNSOptions, m.opts.DNSOptions, r.options)
-	if !host {
-		r.nameservers = slices.DeleteFunc(slices.Clone(r.nameservers), func(ns string) bool {
-			a, err := netip.ParseAddr(ns)
-			return err == nil && a.IsLoopback()
-		})
-		if len(r.nameservers) == 0 {
-			r.nameservers = []string{"8.8.8.8", "8.8.4.4"}
-		}
-	}
+	return host
+}
+
+// String is r as a resolv.conf.
+func (r resolv) String() string {
 	var b strings.Builder
 	for _, ns := range r.nameservers {
 		b.WriteString("nameserver " + ns + "\n")
@@ -174,31 +156,39 @@ func (m *Manager) resolvFor(req JoinRequest, host bool) string {
 	return b.String()
 }
 
+// resolvFor is a container's resolv.conf: its --dns settings over the
+// daemon's over the host's (hostConf), with the host's loopback
+// nameservers dropped (they are not reachable from the container's
+// namespace) and Google's as Docker's fallback when none is left.
+func (m *Manager) resolvFor(req JoinRequest, host bool, hostConf string) string {
+	if host && len(req.DNS) == 0 && len(req.DNSSearch) == 0 && len(req.DNSOptions) == 0 {
+		return hostConf
+	}
+	r := resolvConf(hostConf)
+	r.nameservers = pick(req.DNS, m.opts.DNS, r.nameservers)
+	r.search = pick(req.DNSSearch, m.opts.DNSSearch, r.search)
+	r.options = pick(req.DNSOptions, m.opts.DNSOptions, r.options)
+	if !host {
+		r.nameservers = slices.DeleteFunc(slices.Clone(r.nameservers), func(ns string) bool {
+			a, err := netip.ParseAddr(ns)
+			return err == nil && a.IsLoopback()
+		})
+		if len(r.nameservers) == 0 {
+			r.nameservers = []string{"8.8.8.8", "8.8.4.4"}
+		}
+	}
+	return r.String()
+}
+
 // embeddedResolv is the resolv.conf of a container on a user network:
 // the engine's resolver, which answers the network's names and forwards
-// the rest to the upstreams, as Docker writes it.
-func (m *Manager) embeddedResolv(req JoinRequest) string {
-	r := resolvConf(readHostResolv())
-	search := r.search
-	if len(req.DNSSearch) > 0 {
-		search = req.DNSSearch
-	} else if len(m.opts.DNSSearch) > 0 {
-		search = m.opts.DNSSearch
-	}
-	opts := r.options
-	if len(req.DNSOptions) > 0 {
-		opts = req.DNSOptions
-	} else if len(m.opts.DNSOptions) > 0 {
-		opts = m.opts.DNSOptions
-	}
-	var b strings.Builder
-	b.WriteString("nameserver 127.0.0.11\n")
-	if len(search) > 0 && !(len(search) == 1 && search[0] == ".") {
-		b.WriteString("search " + strings.Join(search, " ") + "\n")
-	}
-	b.WriteString("options " + strings.Join(append([]string{"ndots:0"}, opts...), " ") + "\n")
-	b.WriteString("\n# ExtServers: [" + strings.Join(m.upstreams(req), " ") + "]\n")
-	return b.String()
+// the rest to upstreams, as Docker writes it.
+func (m *Manager) embeddedResolv(req JoinRequest, hostConf string, upstreams []string) string {
+	r := resolvConf(hostConf)
+	r.nameservers = []string{"127.0.0.11"}
+	r.search = pick(req.DNSSearch, m.opts.DNSSearch, r.search)
+	r.options = append([]string{"ndots:0"}, pick(req.DNSOptions, m.opts.DNSOptions, r.options)...)
+	return r.String() + "\n# ExtServers: [" + strings.Join(upstreams, " ") + "]\n"
 }
 
 // upstreams are where the resolver at 127.0.0.11 forwards names it does

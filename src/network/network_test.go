@@ -20,20 +20,21 @@ func TestResolvConf(t *testing.T) {
 
 func TestResolvFor(t *testing.T) {
 	m := &Manager{opts: Options{DNS: []string{"10.114.102.1"}}}
-	got := m.resolvFor(JoinRequest{DNSSearch: []string{"example.com"}, DNSOptions: []string{"ndots:1"}}, false)
+	got := m.resolvFor(JoinRequest{DNSSearch: []string{"example.com"}, DNSOptions: []string{"ndots:1"}}, false, readHostResolv())
 	if got != "nameserver 10.114.102.1\nsearch example.com\noptions ndots:1\n" {
 		t.Errorf("daemon --dns with the container's search and options:\n%s", got)
 	}
 	// A container's own --dns wins; loopback nameservers are dropped and
 	// Docker's fallback takes their place.
-	got = m.resolvFor(JoinRequest{DNS: []string{"127.0.0.1"}}, false)
+	got = m.resolvFor(JoinRequest{DNS: []string{"127.0.0.1"}}, false, readHostResolv())
 	if !strings.HasPrefix(got, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n") {
 		t.Errorf("loopback only:\n%s", got)
 	}
 	if ups := m.upstreams(JoinRequest{DNS: []string{"127.0.0.1"}}); !reflect.DeepEqual(ups, []string{"127.0.0.1"}) {
 		t.Errorf("the resolver's upstreams keep loopback (reached from the host): %v", ups)
 	}
-	emb := m.embeddedResolv(JoinRequest{DNSSearch: []string{"lan"}})
+	req := JoinRequest{DNSSearch: []string{"lan"}}
+	emb := m.embeddedResolv(req, readHostResolv(), m.upstreams(req))
 	if !strings.HasPrefix(emb, "nameserver 127.0.0.11\nsearch lan\noptions ndots:0\n") || !strings.Contains(emb, "# ExtServers: [10.114.102.1]") {
 		t.Errorf("embedded:\n%s", emb)
 	}

@@ -438,7 +438,7 @@ func (m *Manager) removeRecord(n *Network) {
 }
 
 // Remove deletes a user-defined network that no container uses.
-func (m *Manager) Remove(ref string, inUse func(networkID, name string) bool) error {
+func (m *Manager) Remove(ref string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.Lookup(ref)
@@ -460,7 +460,7 @@ func (m *Manager) Remove(ref string, inUse func(networkID, name string) bool) er
 	}); err != nil {
 		return err
 	}
-	if busy || (inUse != nil && inUse(n.ID, n.Name)) {
+	if busy {
 		return errdefs.Forbidden(fmt.Errorf("error while removing network: network %s id %s has active endpoints", n.Name, n.ID))
 	}
 	if err := m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketNetworks).Delete([]byte(n.ID)) }); err != nil {

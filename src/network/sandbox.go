@@ -384,9 +384,6 @@ func (m *Manager) Settings(containerID string, mode containertypes.NetworkMode, 
 			es.NetworkID = n.ID
 			name = n.Name
 		}
-		if es.Aliases == nil {
-			es.Aliases = nil
-		}
 		if sb != nil && n != nil {
 			for _, ep := range sb.Endpoints {
 				if ep.NetworkID == n.ID {
