@@ -32,7 +32,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAG
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test unit race fuzz e2e cross-check qemu-smoke lint run clean toolchain bench FORCE
+.PHONY: all build cross size test unit race fuzz e2e cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -88,10 +88,16 @@ bench: build
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
 # against the built binary (with the real docker CLI), the cross binaries
 # each run under the CPU of their architecture (where this kernel refuses
-# i386 executables, the i386 guest below is their proof), the QEMU smoke
-# test of every architecture's guest, and ten power-cut trials in an x86_64
+# i386 executables, the i386 guest below is their proof), the kernel
+# check of the guests' configurations, the QEMU smoke test of every
+# architecture's guest, and ten power-cut trials in an x86_64
 # guest (make powercut N=200 for more).
-test: lint unit race fuzz e2e cross-check qemu-smoke powercut-ci
+test: lint unit race fuzz e2e cross-check check-config qemu-smoke powercut-ci
+
+# contrib/check-config against the kernel of every QEMU guest (and once
+# against a configuration it must refuse).
+check-config:
+	qemu-tests/check-config
 
 # All six guests, as qemu-test-all, with the table in bin/qemu/ (not docs/).
 qemu-smoke: cross

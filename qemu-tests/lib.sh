@@ -257,6 +257,9 @@ qemu_base_args() {
 		[ -z "$QEMU_DTB_DELETE" ] || fdtput -r "$out/board.dtb" "$QEMU_DTB_DELETE"
 		qargs+=(-dtb "$out/board.dtb")
 	fi
+	# QEMU_ARGS is a list of options: split on spaces on purpose.
+	# shellcheck disable=SC2206
+	[ -z "$QEMU_ARGS" ] || qargs+=($QEMU_ARGS)
 }
 
 # qemu_disk_args IMAGE: add IMAGE as the guest's data disk.

@@ -52,6 +52,7 @@ type Arch struct {
 	QEMUModules   string `conf:"QEMU_MODULES"`
 	QEMUDTB       string `conf:"QEMU_DTB"`
 	QEMUDTBDelete string `conf:"QEMU_DTB_DELETE"`
+	QEMUArgs      string `conf:"QEMU_ARGS"` // more QEMU options for this machine
 }
 
 // required are the keys that may not be empty.

@@ -60,7 +60,7 @@ func TestParseErrors(t *testing.T) {
 	base := "NAME=x\nPLATFORM=linux/amd64\nGOARCH=amd64\nGOARM=\nGO386=\nGOAMD64=v1\nDEBIAN_ARCH=amd64\nCC=cc\nCC_PACKAGE=gcc\n" +
 		"LIBC_PACKAGE=libc6-dev\nYOCTO_TARGET_ARCH=x86_64\nYOCTO_TUNE=core2-64\nBR2_ARCH=BR2_x86_64\nBR2_CPU=BR2_x86_x86_64\n" +
 		"QEMU_USER=\nQEMU_USER_CPU=\nQEMU_SYSTEM=\nQEMU_MACHINE=\nQEMU_CPU=\nKERNEL_PACKAGE=\n" +
-		"QEMU_GUEST=\nQEMU_CONSOLE=\nQEMU_MEMORY=\nQEMU_DISK=\nQEMU_MODULES=\nQEMU_DTB=\nQEMU_DTB_DELETE=\n"
+		"QEMU_GUEST=\nQEMU_CONSOLE=\nQEMU_MEMORY=\nQEMU_DISK=\nQEMU_MODULES=\nQEMU_DTB=\nQEMU_DTB_DELETE=\nQEMU_ARGS=\n"
 	if _, err := Parse(strings.NewReader(base)); err != nil {
 		t.Fatalf("base definition rejected: %v", err)
 	}
