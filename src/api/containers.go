@@ -297,11 +297,23 @@ func statusText(c *container.Container, now time.Time) string {
 }
 
 func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor")
+	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor", "since", "before")
 	if err != nil {
 		return err
 	}
 	all := boolParam(r, "all")
+	// since= and before= name a container: those created after it or
+	// before it.
+	var since, before time.Time
+	for key, t := range map[string]*time.Time{"since": &since, "before": &before} {
+		for _, ref := range f[key] {
+			c, err := s.cfg.Containers.Get(ref)
+			if err != nil {
+				return err
+			}
+			*t = c.Created
+		}
+	}
 	list, err := s.cfg.Containers.List()
 	if err != nil {
 		return err
@@ -313,7 +325,8 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if !filterMatch(f["status"], c.State.Status) || !filterMatchPrefix(f["id"], c.ID) ||
-			!filterContains(f["name"], c.Name) || !filterMatch(f["exited"], strconv.Itoa(c.State.ExitCode)) ||
+			!nameMatch(f["name"], c.Name) || !filterMatch(f["exited"], strconv.Itoa(c.State.ExitCode)) ||
+			(!since.IsZero() && !c.Created.After(since)) || (!before.IsZero() && !c.Created.Before(before)) ||
 			!matchLabels(c.Config.Labels, f["label"]) || !filterMatch(f["ancestor"], c.ImageName) {
 			continue
 		}
@@ -624,7 +637,7 @@ func (s *Server) mountPoints(c *container.Container) []containertypes.MountPoint
 		}
 		out = append(out, mp)
 	}
-	return out
+	return append(out, container.BindMountPoints(c.HostConfig)...)
 }
 
 // termSize reads the h and w parameters of a resize.

@@ -120,7 +120,7 @@ func (s *Server) eventsStream(w http.ResponseWriter, r *http.Request) error {
 			return false
 		}
 		if eventMatches(f, m) {
-			enc.Encode(m)
+			enc.Encode(withLegacyFields(m))
 			flush()
 		}
 		return true
@@ -151,4 +151,29 @@ func (s *Server) eventsStream(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+}
+
+// legacyMessage is an event as Docker sent it before API 1.52, with the
+// fields that predate Type, Action and Actor. They are sent at every
+// version: balena's device agent (dockerode, no pinned version) reads
+// status, id and from, and newer clients ignore them.
+type legacyMessage struct {
+	Status string `json:"status,omitempty"`
+	ID     string `json:"id,omitempty"`
+	From   string `json:"from,omitempty"`
+	events.Message
+}
+
+// withLegacyFields fills them as dockerd did: for container events the
+// action, the container's ID and its image; for image events the action
+// and the image; none for other types.
+func withLegacyFields(m events.Message) legacyMessage {
+	l := legacyMessage{Message: m}
+	switch m.Type {
+	case events.ContainerEventType:
+		l.Status, l.ID, l.From = string(m.Action), m.Actor.ID, m.Actor.Attributes["image"]
+	case events.ImageEventType:
+		l.Status, l.ID = string(m.Action), m.Actor.ID
+	}
+	return l
 }

@@ -18,10 +18,7 @@ import (
 )
 
 func TestEventsStream(t *testing.T) {
-	log := events.New(100)
-	s := New(Config{Events: log, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ts := httptest.NewServer(s)
-	defer ts.Close()
+	log, ts := eventsServer(t)
 	start := time.Now()
 	log.Publish(eventtypes.ImageEventType, eventtypes.ActionPull, "busybox:latest", map[string]string{"name": "busybox:latest"})
 	log.Publish(eventtypes.ImageEventType, eventtypes.ActionTag, "sha256:abc", map[string]string{"name": "mine:1"})
@@ -137,4 +134,51 @@ func TestEventFiltersByName(t *testing.T) {
 			t.Errorf("%v on %s %s: %v, want %v", tc.f, tc.m.Type, tc.m.Actor.ID, got, tc.want)
 		}
 	}
+}
+
+// The balena-supervisor reads status, id and from, on unversioned paths
+// and at every version.
+func TestEventsLegacyFields(t *testing.T) {
+	log, ts := eventsServer(t)
+	start := time.Now()
+	log.Publish(eventtypes.ContainerEventType, eventtypes.ActionDie, "c1", map[string]string{"image": "busybox", "exitCode": "3"})
+	log.Publish(eventtypes.ImageEventType, eventtypes.ActionTag, "sha256:abc", map[string]string{"name": "mine:1"})
+	log.Publish(eventtypes.NetworkEventType, eventtypes.ActionCreate, "n1", map[string]string{"name": "net"})
+	q := url.Values{"since": {fmt.Sprintf("%d.%09d", start.Unix(), start.Nanosecond())}, "until": {fmt.Sprint(time.Now().Add(time.Second).Unix())}}
+	for _, prefix := range []string{"", "/v1.24", "/v1.52"} {
+		resp, err := http.Get(ts.URL + prefix + "/events?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []map[string]any
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m)
+		}
+		resp.Body.Close()
+		if len(got) != 3 {
+			t.Fatalf("%s: %d events, want 3", prefix, len(got))
+		}
+		if c := got[0]; c["status"] != "die" || c["id"] != "c1" || c["from"] != "busybox" || c["Action"] != "die" {
+			t.Errorf("%s: container event %v", prefix, c)
+		}
+		if i := got[1]; i["status"] != "tag" || i["id"] != "sha256:abc" || i["from"] != nil {
+			t.Errorf("%s: image event %v", prefix, i)
+		}
+		if n := got[2]; n["status"] != nil || n["id"] != nil || n["Type"] != "network" {
+			t.Errorf("%s: network event %v", prefix, n)
+		}
+	}
+}
+
+// eventsServer is an API server with only an event log.
+func eventsServer(t *testing.T) (*events.Log, *httptest.Server) {
+	log := events.New(100)
+	ts := httptest.NewServer(New(Config{Events: log, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	t.Cleanup(ts.Close)
+	return log, ts
 }

@@ -70,7 +70,10 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	conn, in, mw, err := hijackStream(w, r, e.Config.Tty)
+	// As Docker, the start request's Tty decides the framing, whatever the
+	// exec was created with: a client that asks for no TTY here
+	// (dockerode's default) demultiplexes, and gets frames.
+	conn, in, mw, err := hijackStream(w, r, req.Tty)
 	if err != nil {
 		return err
 	}
@@ -83,7 +86,7 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 		if (stream == 1 && !e.Config.AttachStdout) || (stream == 2 && !e.Config.AttachStderr) {
 			return nil
 		}
-		if e.Config.Tty {
+		if req.Tty {
 			return mw.Raw(p)
 		}
 		return mw.Frame(stream, p)

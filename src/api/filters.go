@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -98,4 +99,15 @@ func filterMatchPrefix(want []string, v string) bool {
 // filterContains: v contains one of them (names, with or without "/").
 func filterContains(want []string, v string) bool {
 	return anyOf(want, func(x string) bool { return strings.Contains(v, strings.TrimPrefix(x, "/")) })
+}
+
+// nameMatch is Docker's name= filter for containers: a regular
+// expression matched against the name with and without its leading "/"
+// (so "^web$" and "^/web$" both find web). An invalid expression
+// matches nothing, as Docker.
+func nameMatch(want []string, name string) bool {
+	return anyOf(want, func(x string) bool {
+		re, err := regexp.Compile(x)
+		return err == nil && (re.MatchString("/"+name) || re.MatchString(name))
+	})
 }

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/image"
 	"github.com/balena-os/balena-engine/src/registry"
@@ -285,7 +287,51 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 	for _, d := range c.RootFS.DiffIDs {
 		resp.RootFS.Layers = append(resp.RootFS.Layers, d.String())
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	var out map[string]json.RawMessage
+	if err := json.Unmarshal(b, &out); err != nil {
+		return err
+	}
+	if out["Config"], err = imageConfigFields(out["Config"], RequestVersion(r.Context())); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// imageConfigFields adds the fields of an image's Config that the OCI
+// form leaves out when empty and Docker sends anyway (clients index them:
+// docker-py's image.attrs["Config"]["Entrypoint"]), and before API 1.50
+// the container-only fields Docker sent, always empty.
+func imageConfigFields(cfg json.RawMessage, version string) (json.RawMessage, error) {
+	fields := map[string]json.RawMessage{}
+	if len(cfg) > 0 && string(cfg) != "null" {
+		if err := json.Unmarshal(cfg, &fields); err != nil {
+			return nil, err
+		}
+	}
+	set := func(key, empty string) {
+		if _, ok := fields[key]; !ok {
+			fields[key] = json.RawMessage(empty)
+		}
+	}
+	for _, k := range []string{"User", "WorkingDir", "StopSignal"} {
+		set(k, `""`)
+	}
+	for _, k := range []string{"Env", "Cmd", "Entrypoint", "Volumes", "OnBuild", "Labels"} {
+		set(k, "null")
+	}
+	if apiversion.Compare(version, "1.50") < 0 {
+		for _, k := range []string{"Hostname", "Domainname", "Image"} {
+			set(k, `""`)
+		}
+		for _, k := range []string{"AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce"} {
+			set(k, "false")
+		}
+	}
+	return json.Marshal(fields)
 }
 
 func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
@@ -401,11 +447,28 @@ func (s *Server) imagesSave(w http.ResponseWriter, r *http.Request, names []stri
 	if len(names) == 0 {
 		return errdefs.InvalidParameter(errors.New("no image names given"))
 	}
+	// platform= (API 1.48, JSON or "os/arch[/variant]"): the images kept
+	// here are of one platform each, which must be among those asked for.
+	var want []platforms.Matcher
+	for _, p := range r.URL.Query()["platform"] {
+		var pl ocispec.Platform
+		if err := json.Unmarshal([]byte(p), &pl); err != nil || pl.OS == "" {
+			if pl, err = platforms.Parse(p); err != nil {
+				return errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", p, err))
+			}
+		}
+		want = append(want, platforms.NewMatcher(platforms.Normalize(pl)))
+	}
 	// Every name must resolve before the first byte: errors after that can
 	// only cut the stream.
 	for _, n := range names {
-		if _, err := s.cfg.Images.Get(n); err != nil {
+		img, err := s.cfg.Images.Get(n)
+		if err != nil {
 			return err
+		}
+		have := platforms.Normalize(ocispec.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant})
+		if len(want) > 0 && !slices.ContainsFunc(want, func(m platforms.Matcher) bool { return m.Match(have) }) {
+			return errdefs.NotFound(fmt.Errorf("image with reference %s was found but does not provide the specified platform (%s)", n, platforms.Format(have)))
 		}
 	}
 	w.Header().Set("Content-Type", "application/x-tar")

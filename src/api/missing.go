@@ -61,6 +61,15 @@ func registerMissing(s *Server) {
 		s.handle(prefix, h)
 		s.handle(prefix+"/", h)
 	}
+	// No plugin is ever installed, so listing and looking one up answer
+	// as Docker with none: clients that probe every object type (docker
+	// inspect NAME) go on to the next one instead of failing.
+	s.handle("GET /plugins", func(w http.ResponseWriter, _ *http.Request) error {
+		return writeJSON(w, http.StatusOK, []struct{}{})
+	})
+	s.handle("GET /plugins/{name}/json", func(_ http.ResponseWriter, r *http.Request) error {
+		return errdefs.NotFound(fmt.Errorf("plugin %q not found", r.PathValue("name")))
+	})
 	for prefix, msg := range leftOut {
 		err := errdefs.NotImplemented(errors.New(msg))
 		h := func(http.ResponseWriter, *http.Request) error { return err }

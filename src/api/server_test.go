@@ -84,6 +84,11 @@ func TestVersion(t *testing.T) {
 	if len(v.Components) != 1 || v.Components[0].Name != "Engine" || v.Components[0].Details["ApiVersion"] != apiversion.Max {
 		t.Errorf("unexpected components: %+v", v.Components)
 	}
+	// balenaEngine's field, by which balena's docker-progress knows it.
+	var engine struct{ Engine string }
+	if json.Unmarshal([]byte(body), &engine); engine.Engine != "balena-engine" {
+		t.Errorf("Engine = %q, want balena-engine", engine.Engine)
+	}
 }
 
 func TestErrors(t *testing.T) {
@@ -104,7 +109,8 @@ func TestErrors(t *testing.T) {
 		{"POST", "/images/create", 501, "not implemented"},
 		{"GET", "/v1.44/swarm", 501, "balena-engine does not support swarm mode"},
 		{"POST", "/build", 501, "no BuildKit"},
-		{"GET", "/plugins/foo/json", 501, "does not support plugins"},
+		{"GET", "/plugins/foo/json", 404, `plugin "foo" not found`},
+		{"POST", "/plugins/pull", 501, "does not support plugins"},
 	}
 	for _, c := range cases {
 		resp, body := do(t, ts, c.method, c.path)
@@ -120,6 +126,10 @@ func TestErrors(t *testing.T) {
 		if !strings.Contains(e.Message, c.msg) {
 			t.Errorf("%s %s: message %q does not contain %q", c.method, c.path, e.Message, c.msg)
 		}
+	}
+	// No plugin is installed: an empty list, not an error.
+	if resp, body := do(t, ts, "GET", "/plugins"); resp.StatusCode != 200 || strings.TrimSpace(body) != "[]" {
+		t.Errorf("GET /plugins = %d %q", resp.StatusCode, body)
 	}
 }
 

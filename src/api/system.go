@@ -26,7 +26,7 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
 	v := s.cfg.Version
-	return writeJSON(w, http.StatusOK, system.VersionResponse{
+	return writeJSON(w, http.StatusOK, balenaVersion{Engine: "balena-engine", VersionResponse: system.VersionResponse{
 		Platform: system.PlatformInfo{Name: "balenaEngine"},
 		Components: []system.ComponentVersion{{
 			Name:    "Engine",
@@ -52,5 +52,12 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) error {
 		Arch:          v.Arch,
 		KernelVersion: s.cfg.KernelVersion,
 		BuildTime:     v.BuildTime,
-	})
+	}})
+}
+
+// balenaVersion is /version with balenaEngine's Engine field, which
+// balena's docker-progress reads to follow a pull by its "Total" line.
+type balenaVersion struct {
+	Engine string
+	system.VersionResponse
 }

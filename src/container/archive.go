@@ -102,7 +102,17 @@ func openIn(root *os.File, p string) (*os.File, error) {
 
 func lookupIn(root *os.File, p string) (*os.File, error) {
 	clean := path.Clean("/" + p)
-	if clean == "/" || strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.") {
+	if clean == "/" {
+		// The root itself, reopened from the handle: a running
+		// container's handle came through /proc/PID/root, which is a
+		// (magic) symlink when looked up again by name.
+		fd, err := unix.Openat(int(root.Fd()), ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: "/", Err: err}
+		}
+		return os.NewFile(uintptr(fd), "/"), nil
+	}
+	if strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.") {
 		return pathrs.OpenatInRoot(root, clean)
 	}
 	dir, base := path.Split(clean)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,12 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 			return nil, nil, err
 		}
 	}
+	if host.PidsLimit != nil && *host.PidsLimit <= 0 {
+		host.PidsLimit = nil // as Docker: 0 and -1 are no limit, shown as null
+	}
+	if host.UTSMode.IsHost() && cfg.Hostname != "" {
+		return nil, nil, errdefs.InvalidParameter(errors.New("conflicting options: hostname and the UTS mode"))
+	}
 	if name != "" && !validName.MatchString(name) {
 		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)) //lint:ignore ST1005 Docker's wording
 	}
@@ -79,6 +86,21 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	}
 	if err := checkRestartPolicy(host.RestartPolicy); err != nil {
 		return nil, nil, err
+	}
+	if err := checkSettings(cfg, host); err != nil {
+		return nil, nil, err
+	}
+	// Docker's defaults, recorded so that inspect shows them: a private
+	// IPC namespace, the masked and read-only /proc paths (none when
+	// privileged).
+	if host.IpcMode == "" {
+		host.IpcMode = containertypes.IPCModePrivate
+	}
+	if host.MaskedPaths == nil && !host.Privileged {
+		host.MaskedPaths = slices.Clone(defaultMaskedPaths)
+	}
+	if host.ReadonlyPaths == nil && !host.Privileged {
+		host.ReadonlyPaths = slices.Clone(defaultReadonlyPaths)
 	}
 	if host.AutoRemove && host.RestartPolicy.Name != "" && host.RestartPolicy.Name != "no" {
 		return nil, nil, errdefs.InvalidParameter(errors.New("can't create 'AutoRemove' container with restart policy"))
@@ -149,4 +171,31 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	}
 	m.notify(events.ActionCreate, c, nil)
 	return c, warnings, nil
+}
+
+// checkSettings refuses, with Docker's words and 400, the values Docker
+// refuses at create that nothing else here would catch.
+func checkSettings(cfg *containertypes.Config, host *containertypes.HostConfig) error {
+	for _, e := range cfg.Env {
+		if k, _, _ := strings.Cut(e, "="); k == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid environment variable: %s", e))
+		}
+	}
+	switch {
+	case !host.PidMode.Valid():
+		return errdefs.InvalidParameter(fmt.Errorf("invalid PID mode: %v", host.PidMode))
+	case !host.IpcMode.Valid():
+		return errdefs.InvalidParameter(fmt.Errorf("invalid IPC mode: %v", host.IpcMode))
+	case !host.UTSMode.Valid():
+		return errdefs.InvalidParameter(fmt.Errorf("invalid UTS mode: %v", host.UTSMode))
+	case host.OomScoreAdj < -1000 || host.OomScoreAdj > 1000:
+		return errdefs.InvalidParameter(fmt.Errorf("invalid value %d, range for oom score adj is [-1000, 1000]", host.OomScoreAdj))
+	case host.ShmSize < 0:
+		return errdefs.InvalidParameter(errors.New("SHM size can not be less than 0"))
+	case host.CPUShares < 0:
+		return errdefs.InvalidParameter(fmt.Errorf("invalid CPU shares (%d): value must be a positive integer", host.CPUShares))
+	case host.Memory < 0 || host.MemoryReservation < 0 || host.NanoCPUs < 0 || host.CPUQuota < 0 && host.CPUQuota != -1 || host.CPUPeriod < 0:
+		return errdefs.InvalidParameter(errors.New("invalid resource value: memory, memory reservation, CPUs, CPU quota and CPU period cannot be negative"))
+	}
+	return nil
 }

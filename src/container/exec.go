@@ -150,7 +150,8 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 	if userSpec == "" {
 		userSpec = img.Config.Config.User
 	}
-	u, err := ResolveUser(rootfs, userSpec, nil)
+	// As Docker, the container's --group-add applies to its execs too.
+	u, err := ResolveUser(rootfs, userSpec, c.HostConfig.GroupAdd)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -13,6 +14,7 @@ import (
 	"github.com/balena-os/balena-engine/src/network"
 	"github.com/balena-os/balena-engine/src/runtime"
 	"github.com/balena-os/balena-engine/src/volume"
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"golang.org/x/sys/unix"
@@ -46,8 +48,9 @@ func (m *Manager) startAs(ctx context.Context, ref string, byPolicy bool) error 
 	if failed {
 		// Whatever stopped the start, those waiting for this run (docker
 		// run waits for the next exit, or removal, and attaches) hear of it.
-		now, _ := m.transitionOrLog(c.ID, evStartFailed, outcome{ExitCode: 128, Error: err.Error()})
-		m.exitWaiters(c.ID, 128)
+		code := startExitCode(err)
+		now, _ := m.transitionOrLog(c.ID, evStartFailed, outcome{ExitCode: code, Error: err.Error()})
+		m.exitWaiters(c.ID, code)
 		m.rt.EndAttach(context.Background(), c.ID)
 		// The monitor was lost during a restart policy's start, and the
 		// next one ended the half-started container: that is not the
@@ -99,10 +102,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 			unix.Unmount(rootfs, unix.MNT_DETACH)
 		}
 	}()
-	hostname := c.Config.Hostname
-	if hostname == "" {
-		hostname = c.ID[:12]
-	}
+	hostname := defaultHostname(c.Config, c.HostConfig, c.ID)
 	cfg := c.Config
 	var sb *network.Sandbox
 	if c.HostConfig.NetworkMode.IsContainer() {
@@ -173,16 +173,24 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if err != nil && runtime.MonitorLost(err) {
 		// The monitor went during the start: the next one may have taken
 		// the container back, running. Then it started, and is followed.
-		if now, serr := m.rt.State(context.Background(), c.ID); serr == nil && now.Running {
+		if now, serr := m.stateAfterLoss(c.ID); serr == nil && now.Running {
 			m.log.Warn("the container monitor was lost while starting a container; the next one took it back", "id", c.ID)
 			st, err = now, nil
 		}
 	}
 	if err != nil {
-		return errdefs.Unavailable(fmt.Errorf("failed to start container %s: %w", c.ID[:12], err))
+		return startFailure(c.ID, c.Path, err)
 	}
 	started = true
-	c, err = m.transition(c.ID, evStart, outcome{Pid: st.Pid, StartedAt: st.StartedAt}, func(c *Container) { c.ManuallyStopped = false })
+	// A container with a health check is "starting" from its start on,
+	// never without a Health for a moment (clients read it at once).
+	hasHealth := healthConfig(c.Config.Healthcheck, img.Config.Config.Healthcheck) != nil
+	c, err = m.transition(c.ID, evStart, outcome{Pid: st.Pid, StartedAt: st.StartedAt}, func(c *Container) {
+		c.ManuallyStopped = false
+		if hasHealth {
+			c.State.Health = &containertypes.Health{Status: containertypes.Starting}
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -290,4 +298,59 @@ func addrStrings(as []netip.Addr) []string {
 		out = append(out, a.String())
 	}
 	return out
+}
+
+// startError is a start the runtime refused, with the exit code Docker
+// records for it.
+type startError struct {
+	code int
+	err  error
+}
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
+
+// startFailure classifies a failed start as Docker does: the command
+// (cmd) not found (127), not executable (126) or a mount of a file onto a
+// directory or the reverse (127) are the request's fault (400); anything
+// else is the engine's (503, exit code 128).
+func startFailure(id, cmd string, err error) error {
+	msg := strings.ToLower(err.Error())
+	wrapped := fmt.Errorf("failed to start container %s: %w", id[:12], err)
+	switch {
+	case strings.Contains(msg, strings.ToLower(cmd)) &&
+		(strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory")):
+		return &startError{127, errdefs.InvalidParameter(wrapped)}
+	case strings.Contains(msg, "permission denied"):
+		return &startError{126, errdefs.InvalidParameter(wrapped)}
+	case strings.Contains(msg, "not a directory"):
+		return &startError{127, errdefs.InvalidParameter(fmt.Errorf("%w: Are you trying to mount a directory onto a file (or vice-versa)? Check if the specified host path exists and is the expected type", wrapped))}
+	}
+	return &startError{128, errdefs.Unavailable(wrapped)}
+}
+
+// startExitCode is the exit code recorded for a failed start.
+func startExitCode(err error) int {
+	var se *startError
+	if errors.As(err, &se) {
+		return se.code
+	}
+	return 128
+}
+
+// stateAfterLoss asks for a container's state once a monitor is there
+// again after the last one was lost. A new monitor answers only once it
+// has taken back or ended every container (a start it caught half-way
+// included, whose processes it kills), so a start is not recorded failed
+// while its processes still run; a call that reaches the dying monitor is
+// made again, for up to 10 s.
+func (m *Manager) stateAfterLoss(id string) (runtime.State, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := m.rt.State(context.Background(), id)
+		if err == nil || !runtime.MonitorLost(err) || time.Now().After(deadline) {
+			return st, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

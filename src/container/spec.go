@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -233,10 +234,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if !filepath.IsAbs(cwd) {
 		return nil, errdefs.InvalidParameter(fmt.Errorf("the working directory '%s' is invalid, it needs to be an absolute path", cwd))
 	}
-	hostname := cfg.Hostname
-	if hostname == "" && !host.NetworkMode.IsHost() {
-		hostname = in.ID[:min(12, len(in.ID))]
-	}
+	hostname := defaultHostname(cfg, host, in.ID)
 
 	s := &specs.Spec{
 		Version: specs.Version,
@@ -297,6 +295,22 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	return s, nil
 }
 
+// defaultHostname is the container's host name: the one asked for, else
+// on the host's network the host's (as Docker), else the ID's first 12
+// characters; none with --uts=host.
+func defaultHostname(cfg *containertypes.Config, host *containertypes.HostConfig, id string) string {
+	switch {
+	case host.UTSMode.IsHost():
+		return ""
+	case cfg.Hostname != "":
+		return cfg.Hostname
+	case host.NetworkMode.IsHost():
+		h, _ := os.Hostname()
+		return h
+	}
+	return id[:min(12, len(id))]
+}
+
 func appendIfMissing(env []string, kv string) []string {
 	k, _, _ := strings.Cut(kv, "=")
 	for _, e := range env {
@@ -315,7 +329,10 @@ func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath str
 	if !host.IpcMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})
 	}
-	if !host.UTSMode.IsHost() && !host.NetworkMode.IsHost() {
+	// As Docker: a UTS namespace of its own unless --uts=host, also on the
+	// host's network (balena's device agent names its host-network
+	// services after the device).
+	if !host.UTSMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
 	if !host.NetworkMode.IsHost() {

@@ -112,13 +112,26 @@ func TestSpecHostNetworkAndPrivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	uts := false
 	for _, n := range s.Linux.Namespaces {
-		if n.Type == specs.NetworkNamespace || n.Type == specs.UTSNamespace {
+		if n.Type == specs.NetworkNamespace {
 			t.Errorf("host network still has a %s namespace", n.Type)
 		}
+		uts = uts || n.Type == specs.UTSNamespace
 	}
-	if s.Hostname != "" {
-		t.Errorf("host network sets hostname %q", s.Hostname)
+	// As Docker: its own UTS namespace, named after the host.
+	if h, _ := os.Hostname(); !uts || s.Hostname != h {
+		t.Errorf("host network: UTS namespace %v, hostname %q, want the host's %q", uts, s.Hostname, h)
+	}
+	// A host name of its own on the host's network (balena's agent does it).
+	named, err := spec(t, containertypes.Config{Hostname: "device-1"}, containertypes.HostConfig{NetworkMode: "host"})
+	if err != nil || named.Hostname != "device-1" {
+		t.Errorf("host network with a host name: %v, %q", err, named.Hostname)
+	}
+	// --uts=host: the host's namespace, no host name set.
+	shared, err := spec(t, containertypes.Config{}, containertypes.HostConfig{NetworkMode: "host", UTSMode: "host"})
+	if err != nil || shared.Hostname != "" || slices.ContainsFunc(shared.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UTSNamespace }) {
+		t.Errorf("--uts=host: %v, hostname %q, namespaces %v", err, shared.Hostname, shared.Linux.Namespaces)
 	}
 	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") || len(s.Linux.MaskedPaths) != 0 {
 		t.Error("privileged is not privileged")

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -199,5 +200,30 @@ func TestManagerTransition(t *testing.T) {
 	}
 	if _, err := m.transition(c.ID, evStart, outcome{}, nil); errdefs.KindOf(err) != errdefs.KindNotFound {
 		t.Fatalf("start of a removed container: %v", err)
+	}
+}
+
+func TestStartFailure(t *testing.T) {
+	id := "0123456789abcdef"
+	for _, tc := range []struct {
+		msg  string
+		code int
+		kind errdefs.Kind
+	}{
+		{`exec: "nosuchcmd": executable file not found in $PATH`, 127, errdefs.KindInvalidParameter},
+		{`exec: "/bin/gone": stat /bin/gone: no such file or directory`, 127, errdefs.KindInvalidParameter},
+		{`exec: "/etc/passwd": permission denied`, 126, errdefs.KindInvalidParameter},
+		{`mount /x to rootfs: not a directory`, 127, errdefs.KindInvalidParameter},
+		{`open /sys/fs/cgroup/x: no such file or directory`, 128, errdefs.KindUnavailable},
+		{`the monitor went away`, 128, errdefs.KindUnavailable},
+	} {
+		cmd := "nosuchcmd"
+		if strings.Contains(tc.msg, "/bin/gone") {
+			cmd = "/bin/gone"
+		}
+		err := startFailure(id, cmd, errors.New(tc.msg))
+		if startExitCode(err) != tc.code || errdefs.KindOf(err) != tc.kind || !strings.Contains(err.Error(), "failed to start container 0123456789ab") {
+			t.Errorf("%q: code %d kind %v (%v), want %d %v", tc.msg, startExitCode(err), errdefs.KindOf(err), err, tc.code, tc.kind)
+		}
 	}
 }

@@ -87,15 +87,19 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	if err := m.rt.Signal(ctx, c.ID, sig); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 		return err
 	}
+	// As Docker: a negative timeout waits for the exit for ever, never
+	// killing.
+	var deadline <-chan time.Time
 	if wait >= 0 {
-		select {
-		case <-exited:
-			m.notify(events.ActionStop, c, nil)
-			return nil
-		case <-time.After(time.Duration(wait) * time.Second):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		deadline = time.After(time.Duration(wait) * time.Second)
+	}
+	select {
+	case <-exited:
+		m.notify(events.ActionStop, c, nil)
+		return nil
+	case <-deadline:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 		return err

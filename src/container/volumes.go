@@ -66,6 +66,12 @@ func splitVolumes(host *containertypes.HostConfig, imageVolumes map[string]struc
 		if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil && m.VolumeOptions.DriverConfig.Name != "" && m.VolumeOptions.DriverConfig.Name != "local" {
 			return nil, nil, errdefs.NotImplemented(fmt.Errorf("volume driver %q is not implemented (only local)", m.VolumeOptions.DriverConfig.Name))
 		}
+		if m.VolumeOptions != nil && m.VolumeOptions.Subpath != "" {
+			// Not ignored: a bind of a path inside a volume that a running
+			// container can change needs the mount made from a handle,
+			// which the runtime does not do yet.
+			return nil, nil, errdefs.NotImplemented(fmt.Errorf("volume-subpath (--mount type=volume,volume-subpath=%s) is not implemented yet", m.VolumeOptions.Subpath))
+		}
 		vm := VolumeMount{Name: m.Source, Destination: filepath.Clean(m.Target), ReadOnly: m.ReadOnly, Anonymous: m.Source == ""}
 		if m.VolumeOptions != nil {
 			vm.NoCopy = m.VolumeOptions.NoCopy
@@ -104,6 +110,52 @@ func volumeSpecMounts(vols []VolumeMount, mountpoint func(name string) string) [
 			opts = append(opts, "ro")
 		}
 		out = append(out, specs.Mount{Destination: v.Destination, Type: "bind", Source: mountpoint(v.Name), Options: opts})
+	}
+	return out
+}
+
+// BindMountPoints are the container's bind and tmpfs mounts ("-v
+// /host:/ctr[:mode]" and --mount type=bind|tmpfs) as inspect's Mounts
+// lists them beside its volumes, in Docker's form: the mode string as
+// given, RW, and the propagation (rprivate unless asked) of binds.
+func BindMountPoints(host *containertypes.HostConfig) []containertypes.MountPoint {
+	h, _, err := splitVolumes(host, nil)
+	if err != nil {
+		return nil
+	}
+	var out []containertypes.MountPoint
+	for _, b := range h.Binds {
+		parts := strings.Split(b, ":")
+		if len(parts) < 2 {
+			continue
+		}
+		mp := containertypes.MountPoint{Type: mount.TypeBind, Source: parts[0], Destination: filepath.Clean(parts[1]),
+			RW: true, Propagation: mount.PropagationRPrivate}
+		if len(parts) == 3 {
+			mp.Mode = parts[2]
+			for _, o := range strings.Split(parts[2], ",") {
+				switch o {
+				case "ro":
+					mp.RW = false
+				case "shared", "rshared", "slave", "rslave", "private", "rprivate":
+					mp.Propagation = mount.Propagation(o)
+				}
+			}
+		}
+		out = append(out, mp)
+	}
+	for _, m := range h.Mounts {
+		switch m.Type {
+		case mount.TypeBind:
+			mp := containertypes.MountPoint{Type: mount.TypeBind, Source: m.Source, Destination: m.Target,
+				RW: !m.ReadOnly, Propagation: mount.PropagationRPrivate}
+			if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+				mp.Propagation = m.BindOptions.Propagation
+			}
+			out = append(out, mp)
+		case mount.TypeTmpfs:
+			out = append(out, containertypes.MountPoint{Type: mount.TypeTmpfs, Destination: m.Target, RW: !m.ReadOnly})
+		}
 	}
 	return out
 }

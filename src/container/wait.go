@@ -50,38 +50,69 @@ func (m *Manager) nextExit(id string) *exit {
 
 // Wait blocks until the container is not running (condition
 // "not-running"), has next exited ("next-exit"), or is removed
-// ("removed"), and returns its exit code.
+// ("removed"), and returns its exit code. As Docker, a paused or
+// restarting container counts as running, and "removed" of a container
+// that is not running waits for its removal only.
 func (m *Manager) Wait(ctx context.Context, ref, condition string) (int, error) {
+	switch condition {
+	case "", "not-running", "next-exit", "removed":
+	default:
+		return 0, errdefs.InvalidParameter(fmt.Errorf("invalid condition: %q", condition))
+	}
 	c, err := m.records.get(ref)
 	if err != nil {
 		return 0, err
 	}
-	switch condition {
-	case "", "not-running":
-		if c.State.Status != StatusRunning {
-			return c.State.ExitCode, nil
-		}
-	case "next-exit", "removed":
-	default:
-		return 0, errdefs.InvalidParameter(fmt.Errorf("invalid condition: %q", condition))
-	}
+	// Registered before the state is read again: an exit in between is
+	// then not missed.
 	e := m.nextExit(c.ID)
-	select {
-	case <-e.done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if c, err = m.records.get(c.ID); err != nil {
+		if condition == "removed" {
+			return 0, nil
+		}
+		return 0, err
 	}
+	code := c.State.ExitCode
 	if condition == "removed" {
+		// As Docker: the removal only is waited for, and the code is
+		// that of the last exit before it (docker run --rm starts the
+		// container after asking).
+		done := e.done
 		for {
-			if _, err := m.records.get(c.ID); err != nil {
-				break
-			}
 			select {
+			case <-done:
+				code, done = e.code, nil
 			case <-time.After(50 * time.Millisecond):
 			case <-ctx.Done():
 				return 0, ctx.Err()
 			}
+			r, err := m.records.get(c.ID)
+			if err != nil {
+				break
+			}
+			if done != nil { // no exit seen yet: the recorded one
+				code = r.State.ExitCode
+			}
 		}
+		if done != nil {
+			m.dropExitWait(c.ID)
+		}
+		return code, nil
 	}
-	return e.code, nil
+	if condition == "next-exit" || isRunning(c.State.Status) {
+		select {
+		case <-e.done:
+			code = e.code
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	} else {
+		m.dropExitWait(c.ID)
+	}
+	return code, nil
+}
+
+// isRunning is Docker's State.Running: paused and restarting included.
+func isRunning(status string) bool {
+	return status == StatusRunning || status == StatusPaused || status == StatusRestarting
 }

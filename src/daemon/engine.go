@@ -98,6 +98,9 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		db.Close()
 		return nil, err
 	}
+	e.volumes.Notify = func(action, name string, attrs map[string]string) {
+		e.events.Publish(eventtypes.VolumeEventType, eventtypes.Action(action), name, attrs)
+	}
 	seccomp := cfg.SeccompProfile
 	if cfg.seccompJSON != "" {
 		seccomp = cfg.seccompJSON

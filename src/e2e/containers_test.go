@@ -5,6 +5,7 @@ package e2e
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +28,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/net/websocket"
 )
@@ -53,6 +57,81 @@ func TestE2EContainersWithDockerCLI(t *testing.T) {
 	r = run(t, env, "docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Image}}", "c1")
 	if r.stdout != "exited 3 /c1 busybox\n" {
 		t.Errorf("docker inspect: %q %q", r.stdout, r.stderr)
+	}
+	// On the host's network with a host name of its own (balena's device
+	// agent names its host-network services after the device), and
+	// without one: the host's, as Docker.
+	r = run(t, env, "docker", "run", "--rm", "--network", "host", "--hostname", "device-1", "busybox", "sh", "-c", "hostname; cat /etc/hostname")
+	if r.code != 0 || r.stdout != "device-1\ndevice-1\n" {
+		t.Errorf("run --network host --hostname: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if h, _ := os.Hostname(); h != "" {
+		if r := run(t, env, "docker", "run", "--rm", "--network", "host", "busybox", "hostname"); r.stdout != h+"\n" {
+			t.Errorf("run --network host: hostname %q, want the host's %q (%s)", r.stdout, h, r.stderr)
+		}
+	}
+	// Inspect's Mounts lists binds beside volumes; image inspect sends
+	// the empty fields of the image's config.
+	dir := t.TempDir()
+	run(t, env, "docker", "create", "--network", "none", "--name", "bound", "-v", dir+":/data:ro", "-v", "vol1:/v", "--pids-limit", "-1", "busybox", "true")
+	if r := run(t, env, "docker", "inspect", "--format", "{{.HostConfig.PidsLimit}}", "bound"); r.stdout != "<nil>\n" {
+		t.Errorf("--pids-limit -1 is no limit (null), got %q", r.stdout)
+	}
+	// Docker's defaults are recorded: private IPC, masked and read-only
+	// /proc paths.
+	if r := run(t, env, "docker", "inspect", "--format", "{{.HostConfig.IpcMode}} {{len .HostConfig.MaskedPaths}} {{len .HostConfig.ReadonlyPaths}}", "bound"); !strings.HasPrefix(r.stdout, "private ") || strings.Contains(r.stdout, " 0") {
+		t.Errorf("inspect's IPC mode and masked paths: %q", r.stdout)
+	}
+	// Refused as Docker refuses them.
+	for _, bad := range []string{`"Env":["=x"],"HostConfig":{"NetworkMode":"none"}`, `"HostConfig":{"NetworkMode":"none","PidMode":"bogus"}`,
+		`"HostConfig":{"NetworkMode":"none","OomScoreAdj":2000}`} {
+		r := run(t, nil, "curl", "-s", "-w", " %{http_code}", "--unix-socket", p.sock, "-H", "Content-Type: application/json",
+			"-d", `{"Image":"busybox",`+bad+`}`, "http://engine/containers/create")
+		if !strings.HasSuffix(r.stdout, " 400") || !strings.Contains(strings.ToLower(r.stdout), "invalid") {
+			t.Errorf("create with %s: %q", bad, r.stdout)
+		}
+	}
+	// save with platform=: the image's own is saved, another is 404.
+	for q, want := range map[string]string{"linux/s390x": "404", "not/a/plat/form": "400", runtime.GOOS + "/" + runtime.GOARCH: "200"} {
+		if r := run(t, nil, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", p.sock, "http://engine/images/get?names=busybox&platform="+url.QueryEscape(q)); r.stdout != want {
+			t.Errorf("save platform=%s: HTTP %q, want %s", q, r.stdout, want)
+		}
+	}
+	r = run(t, env, "docker", "inspect", "--format", "{{range .Mounts}}{{.Type}} {{.Source}} {{.Destination}} {{.RW}}|{{end}}", "bound")
+	if !strings.Contains(r.stdout, "bind "+dir+" /data false|") || !strings.Contains(r.stdout, "volume ") {
+		t.Errorf("inspect Mounts: %q %q", r.stdout, r.stderr)
+	}
+	run(t, env, "docker", "rm", "-v", "bound")
+	run(t, env, "docker", "volume", "rm", "vol1")
+	r = run(t, env, "docker", "events", "--since", "5m", "--until", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10), "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}}")
+	if !strings.Contains(r.stdout, "create vol1\n") || !strings.Contains(r.stdout, "destroy vol1\n") {
+		t.Errorf("volume events: %q %q", r.stdout, r.stderr)
+	}
+	// (Raw: a client's decoding hides a missing field.)
+	r = run(t, nil, "curl", "-sS", "--unix-socket", p.sock, "http://engine/images/busybox/json")
+	var img struct{ Config map[string]json.RawMessage }
+	if err := json.Unmarshal([]byte(r.stdout), &img); err != nil {
+		t.Errorf("image inspect: %v %q %q", err, r.stdout, r.stderr)
+	}
+	for _, k := range []string{"User", "Entrypoint", "Volumes", "StopSignal"} {
+		if _, ok := img.Config[k]; !ok {
+			t.Errorf("image inspect: Config.%s missing: %q", k, r.stdout)
+		}
+	}
+	// A command that is not there: 400 and exit code 127, as Docker
+	// (the start failed for the request's reason, not the engine's).
+	run(t, env, "docker", "create", "--network", "none", "--name", "nocmd", "busybox", "nosuchcmd")
+	if r := run(t, nil, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--unix-socket", p.sock, "http://engine/containers/nocmd/start"); r.stdout != "400" {
+		t.Errorf("start of a missing command: HTTP %q, want 400", r.stdout)
+	}
+	if r := run(t, env, "docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "nocmd"); r.stdout != "created 127\n" {
+		t.Errorf("after a start of a missing command: %q, want created 127", r.stdout)
+	}
+	run(t, env, "docker", "rm", "nocmd")
+	// An object of no type: each type's lookup says not found (plugins
+	// included: none is ever installed), so the CLI says so.
+	if r := run(t, env, "docker", "inspect", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "No such object: nosuch") {
+		t.Errorf("docker inspect of nothing: %d %q", r.code, r.stderr)
 	}
 	// A long-running one: ps, logs -f, stop with SIGTERM handled.
 	r = run(t, env, "docker", "run", "-d", "--network", "host", "--name", "svc", "busybox", "sh", "-c",
@@ -88,6 +167,29 @@ func TestE2EContainersWithDockerCLI(t *testing.T) {
 	run(t, env, "docker", "stop", "-t", "1", "stubborn")
 	if r := run(t, env, "docker", "inspect", "--format", "{{.State.ExitCode}}", "stubborn"); r.stdout != "137\n" || time.Since(start) < time.Second {
 		t.Errorf("stop of a process ignoring SIGTERM: %q after %v", r.stdout, time.Since(start))
+	}
+	// stop -t -1 waits for the exit for ever, never killing: a process
+	// that takes its time to end gets to end on its own.
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "patient", "busybox", "sh", "-c",
+		`trap 'sleep 1; exit 7' TERM; touch /tmp/ready; while :; do sleep 0.1; done`)
+	waitExec(t, env, "patient", "test", "-e", "/tmp/ready")
+	run(t, env, "docker", "stop", "-t", "-1", "patient")
+	if r := run(t, env, "docker", "inspect", "--format", "{{.State.ExitCode}}", "patient"); r.stdout != "7\n" {
+		t.Errorf("stop -t -1: exit code %q, want the process's own 7", r.stdout)
+	}
+	run(t, env, "docker", "rm", "patient")
+	// ps filters: since=/before= a container (by creation), name= a
+	// regular expression with or without the "/".
+	for _, tc := range []struct{ filter, want string }{
+		{"since=c1", "stubborn svc"}, {"before=stubborn", "svc c1"}, {"name=^c1$", "c1"}, {"name=^/svc$", "svc"}, {"name=stub", "stubborn"},
+	} {
+		r := run(t, env, "docker", "ps", "-a", "--filter", tc.filter, "--format", "{{.Names}}")
+		if got := strings.Join(strings.Fields(r.stdout), " "); got != tc.want || r.code != 0 {
+			t.Errorf("ps --filter %s: %q, want %q (%s)", tc.filter, got, tc.want, r.stderr)
+		}
+	}
+	if r := run(t, env, "docker", "ps", "--filter", "since=nosuch"); r.code == 0 || !strings.Contains(r.stderr, "No such container: nosuch") {
+		t.Errorf("ps --filter since=nosuch: %d %q", r.code, r.stderr)
 	}
 	// Our CLI agrees.
 	r = run(t, nil, bin, "-H", "unix://"+p.sock, "ps", "-a", "--format", "{{.Names}}")
@@ -753,6 +855,12 @@ func TestE2EHealthChecks(t *testing.T) {
 			t.Fatalf("%s health %q, want %q", name, got, want)
 		}
 	}
+	// "starting" from the start itself (the first probe is an hour away).
+	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "hcs", "--health-cmd", "true", "--health-interval", "1h", "busybox", "sleep", "1000")
+	if got := health("hcs"); !strings.HasPrefix(got, "starting") {
+		t.Errorf("health right after start: %q, want starting", got)
+	}
+	run(t, env, "docker", "rm", "-f", "hcs")
 	run(t, env, "docker", "run", "-d", "--network", "none", "--name", "hc", "--health-cmd", "test -f /tmp/ok",
 		"--health-interval", "200ms", "--health-retries", "2", "busybox", "sleep", "1000")
 	waitFor("hc", "unhealthy")
@@ -922,6 +1030,19 @@ func TestE2ECopy(t *testing.T) {
 	if r := run(t, env, "docker", "exec", "cpc", "cat", "/in/f.txt"); r.stdout != "from the host\n" {
 		t.Errorf("copied into /: %q %q", r.stdout, r.stderr)
 	}
+	// A single file into "/": the CLI stats "/" first, which must be a
+	// directory, not the symlink /proc/PID/root is.
+	if r := run(t, env, "docker", "cp", filepath.Join(in, "f.txt"), "cpc:/"); r.code != 0 {
+		t.Errorf("cp FILE ctr:/: %q", r.stderr)
+	}
+	if r := run(t, env, "docker", "exec", "cpc", "cat", "/f.txt"); r.stdout != "from the host\n" {
+		t.Errorf("copied a file into /: %q %q", r.stdout, r.stderr)
+	}
+	hc, _ := client.New("unix://" + p.sock)
+	if st, err := hc.ContainerStatPath(context.Background(), "cpc", "/"); err != nil || !st.Mode.IsDir() || st.LinkTarget != "" {
+		t.Errorf("HEAD archive of /: %+v %v, want a directory", st, err)
+	}
+	hc.Close()
 	if r := run(t, env, "docker", "cp", "cpc:/nothing", out); r.code == 0 || !strings.Contains(r.stderr, "Could not find the file /nothing") {
 		t.Errorf("cp of a missing path: %q", r.stderr)
 	}
@@ -1331,4 +1452,116 @@ func TestE2ESessionKeyring(t *testing.T) {
 		t.Errorf("/proc/keys is not masked in a container: %q", r.stdout)
 	}
 	run(t, env, "docker", "rm", "-f", ids[0], ids[1])
+}
+
+// The wait conditions, as Docker: not-running returns at once for a
+// stopped container and waits through a pause; next-exit waits for the
+// next exit whatever the state; removed of a stopped container waits for
+// its removal only.
+func TestE2EWaitConditions(t *testing.T) {
+	p, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	c := apiClient(t, p)
+	ctx := context.Background()
+	type waited struct {
+		code int
+		err  error
+	}
+	wait := func(id, condition string) chan waited {
+		t.Helper()
+		res, err := c.ContainerWait(ctx, id, condition)
+		if err != nil {
+			t.Fatalf("wait %s %s: %v", id, condition, err)
+		}
+		ch := make(chan waited, 1)
+		go func() { code, err := res(); ch <- waited{code, err} }()
+		return ch
+	}
+	got := func(ch chan waited, what string) waited {
+		t.Helper()
+		select {
+		case w := <-ch:
+			return w
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: still waiting", what)
+		}
+		return waited{}
+	}
+	quiet := func(ch chan waited, what string) {
+		t.Helper()
+		select {
+		case w := <-ch:
+			t.Fatalf("%s returned %+v too early", what, w)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+
+	docker("create", "--network", "none", "--name", "idle", "busybox", "true")
+	removed := wait("idle", "removed")
+	quiet(removed, "removed of a created container")
+	docker("rm", "idle")
+	if w := got(removed, "removed"); w.err != nil || w.code != 0 {
+		t.Errorf("removed: %+v", w)
+	}
+
+	if r := run(t, env, "docker", "run", "--network", "none", "--name", "done", "busybox", "sh", "-c", "exit 5"); r.code != 5 {
+		t.Fatalf("docker run: exit %d, want 5 (%s)", r.code, r.stderr)
+	}
+	if w := got(wait("done", "not-running"), "not-running of an exited container"); w.code != 5 {
+		t.Errorf("not-running of an exited container: %+v", w)
+	}
+	next := wait("done", "next-exit")
+	quiet(next, "next-exit of an exited container")
+	run(t, env, "docker", "start", "done")
+	if w := got(next, "next-exit"); w.code != 5 {
+		t.Errorf("next-exit: %+v", w)
+	}
+	docker("rm", "done")
+
+	docker("run", "-d", "--network", "none", "--name", "sleeper", "busybox", "sleep", "1000")
+	docker("pause", "sleeper")
+	notRunning := wait("sleeper", "not-running")
+	quiet(notRunning, "not-running of a paused container")
+	docker("unpause", "sleeper")
+	docker("kill", "sleeper")
+	if w := got(notRunning, "not-running of a killed container"); w.code != 137 {
+		t.Errorf("a killed container's code: %+v, want 137", w)
+	}
+	docker("rm", "sleeper")
+}
+
+// Execs as Docker's: the container's extra groups; and an exec made with
+// a TTY but started without one (dockerode's default
+// start request) is framed, as Docker frames it: the start request's Tty
+// decides, and the client demultiplexes.
+func TestE2EExecStartFraming(t *testing.T) {
+	p, _, env := withBusybox(t)
+	dockerOK(t, env)("run", "-d", "--network", "none", "--group-add", "4321", "--name", "ex", "busybox", "sleep", "1000")
+	// The container's --group-add applies to its execs too.
+	if r := run(t, env, "docker", "exec", "ex", "id", "-G"); !slices.Contains(strings.Fields(r.stdout), "4321") {
+		t.Errorf("exec's groups %q lack the container's --group-add 4321 (%s)", r.stdout, r.stderr)
+	}
+	c := apiClient(t, p)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		startTty bool
+		framed   bool
+	}{{false, true}, {true, false}} {
+		id, err := c.ExecCreate(ctx, "ex", containertypes.ExecCreateRequest{Tty: true, AttachStdout: true, Cmd: []string{"echo", "hello"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(containertypes.ExecStartRequest{Tty: tc.startTty})
+		conn, err := c.Hijack(ctx, "/exec/"+id+"/start", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(conn)
+		conn.Close()
+		framed := len(out) >= 8 && out[0] == 1 && out[1] == 0 && out[2] == 0 && out[3] == 0
+		if framed != tc.framed || !bytes.Contains(out, []byte("hello")) {
+			t.Errorf("start Tty=%v: %q, framed %v, want %v", tc.startTty, out, framed, tc.framed)
+		}
+	}
+	run(t, env, "docker", "rm", "-f", "ex")
 }

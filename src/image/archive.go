@@ -62,12 +62,21 @@ func (s *Store) Save(ctx context.Context, w io.Writer, names []string) error {
 	}
 	tw := tar.NewWriter(w)
 	written := map[string]bool{}
+	// Entries carry their image's creation time, as Docker's (the files
+	// of the archive as a whole, the newest image's): the same images
+	// always give the same archive.
+	mtime, newest := time.Unix(0, 0), time.Unix(0, 0)
+	for _, e := range entries {
+		if c := e.img.Config.Created; c != nil && c.After(newest) {
+			newest = *c
+		}
+	}
 	put := func(name string, size int64, content func(io.Writer) error) error {
 		if written[name] {
 			return nil
 		}
 		written[name] = true
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o444, Size: size, ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o444, Size: size, ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
 			return err
 		}
 		return content(tw)
@@ -87,6 +96,10 @@ func (s *Store) Save(ctx context.Context, w io.Writer, names []string) error {
 		m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
 			Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: e.img.ID, Size: int64(len(e.img.RawConfig))}}
 		m.SchemaVersion = 2
+		mtime = time.Unix(0, 0)
+		if e.img.Config.Created != nil {
+			mtime = *e.img.Config.Created
+		}
 		am := archiveManifest{Config: blobPath(e.img.ID), RepoTags: e.tags}
 		if err := putBytes(blobPath(e.img.ID), e.img.RawConfig); err != nil {
 			return err
@@ -144,6 +157,7 @@ func (s *Store) Save(ctx context.Context, w io.Writer, names []string) error {
 		}
 		s.notify(events.ActionSave, e.img.ID.String(), name)
 	}
+	mtime = newest
 	ib, _ := json.Marshal(idx)
 	mb, _ := json.Marshal(manifests)
 	if err := putBytes("index.json", ib); err != nil {

@@ -40,6 +40,10 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			break
 		}
 		names[h.Name]++
+		// Entries carry the image's creation time (as Docker's), not 1970.
+		if !h.ModTime.Equal(*imgA.Config.Created) {
+			t.Errorf("%s: time %v, want the images' creation %v", h.Name, h.ModTime, imgA.Config.Created)
+		}
 	}
 	if names["manifest.json"] != 1 || names["index.json"] != 1 || names["blobs/sha256/"+imgA.Config.RootFS.DiffIDs[0].Encoded()] != 1 {
 		t.Errorf("archive entries: %v", names)

@@ -120,6 +120,19 @@ func TestPullListGetTagDelete(t *testing.T) {
 			t.Errorf("progress lacks %q: %s", want, stream)
 		}
 	}
+	// balenaEngine's "Total" line, no status, ending at the layers' size.
+	var last *Message
+	for i, m := range msgs {
+		if m.ID == "Total" {
+			if m.Status != "" || m.Detail == nil {
+				t.Errorf("Total line %+v", m)
+			}
+			last = &msgs[i]
+		}
+	}
+	if last == nil || last.Detail.Current != last.Detail.Total || last.Detail.Total != int64(len(bb.Layers[0].Blob)) {
+		t.Errorf("last Total line %+v, want %d bytes", last, len(bb.Layers[0].Blob))
+	}
 	// The layer really holds busybox, and rebuilds to its diffID.
 	l, err := e.layers.Get(img.ChainIDs[0])
 	if err != nil {

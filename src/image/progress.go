@@ -62,6 +62,7 @@ type counter struct {
 	mu       sync.Mutex
 	progress Progress
 	status   string // "Downloading" when empty
+	bare     bool   // no status at all (balenaEngine's "Total" line)
 	id       string
 	total    int64
 	current  int64
@@ -77,7 +78,7 @@ func (c *counter) add(n int) {
 	}
 	c.last = time.Now()
 	status := c.status
-	if status == "" {
+	if status == "" && !c.bare {
 		status = "Downloading"
 	}
 	c.progress.send(Message{Status: status, ID: c.id,

@@ -128,6 +128,14 @@ func (s *Store) fetchLayers(ctx context.Context, repo *registry.Repository, desc
 		p.send(Message{Status: "Pulling fs layer", ID: short})
 		todo = append(todo, i)
 	}
+	// balenaEngine's "Total" line: the bytes of all the missing layers
+	// together, which balena's docker-progress (the device agent's pull
+	// progress) reads instead of the per-layer lines when /version says
+	// Engine "balena-engine".
+	total := &counter{progress: p, id: "Total", bare: true}
+	for _, i := range todo {
+		total.total += descs[i].Size
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -150,7 +158,7 @@ func (s *Store) fetchLayers(ctx context.Context, repo *registry.Repository, desc
 				if i > 0 {
 					parent = chain[i-1]
 				}
-				if err := s.fetchLayer(ctx, repo, descs[i], parent, diffIDs[i], shortID(descs[i].Digest), opts); err != nil {
+				if err := s.fetchLayer(ctx, repo, descs[i], parent, diffIDs[i], shortID(descs[i].Digest), total, opts); err != nil {
 					fail(err)
 					cancel()
 				}
@@ -172,7 +180,7 @@ feed:
 }
 
 func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc ocispec.Descriptor,
-	parent, diffID digest.Digest, short string, opts PullOptions) error {
+	parent, diffID digest.Digest, short string, total *counter, opts PullOptions) error {
 	p := opts.Progress
 	in, err := s.layers.Ingest(parent, diffID)
 	if err != nil {
@@ -185,7 +193,7 @@ func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc 
 	}
 	defer rc.Close()
 	c := &counter{progress: p, id: short, total: desc.Size}
-	var r io.Reader = &countingReader{r: rc, c: c}
+	var r io.Reader = &countingReader{r: rc, c: c, total: total}
 	if opts.Limiter != nil {
 		r = &limitedReader{ctx: ctx, r: r, l: opts.Limiter}
 	}
@@ -203,14 +211,18 @@ func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc 
 }
 
 type countingReader struct {
-	r io.Reader
-	c *counter
+	r     io.Reader
+	c     *counter
+	total *counter // all the pull's layers; may be nil
 }
 
 func (cr *countingReader) Read(b []byte) (int, error) {
 	n, err := cr.r.Read(b)
 	if n > 0 {
 		cr.c.add(n)
+		if cr.total != nil {
+			cr.total.add(n)
+		}
 	}
 	return n, err
 }

@@ -23,7 +23,7 @@ func (m *Manager) writeEtc(req JoinRequest, sb *sandbox, nets []*Network) (map[s
 		return nil
 	}
 	host := req.Mode.IsHost()
-	if !host {
+	if req.Hostname != "" {
 		if err := write("hostname", req.Hostname+"\n"); err != nil {
 			return nil, err
 		}

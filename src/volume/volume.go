@@ -37,6 +37,15 @@ type Volume struct {
 type Store struct {
 	root string
 	db   *bolt.DB
+	// Notify, if set, hears of each volume created and destroyed
+	// (Docker's "create" and "destroy" volume events).
+	Notify func(action, name string, attrs map[string]string)
+}
+
+func (s *Store) notify(action, name string) {
+	if s.Notify != nil {
+		s.Notify(action, name, map[string]string{"driver": "local"})
+	}
 }
 
 // Open opens the store; volume directories the database does not record
@@ -121,6 +130,7 @@ func (s *Store) Create(name string, labels, opts map[string]string) (Volume, err
 		os.RemoveAll(filepath.Join(s.root, name))
 		return Volume{}, err
 	}
+	s.notify("create", name)
 	return v, nil
 }
 
@@ -165,5 +175,6 @@ func (s *Store) Remove(name string, users []string) error {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVolumes).Delete([]byte(name)) }); err != nil {
 		return err
 	}
+	s.notify("destroy", name)
 	return os.RemoveAll(filepath.Join(s.root, name))
 }

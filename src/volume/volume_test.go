@@ -3,6 +3,7 @@ package volume
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +124,37 @@ func TestRootMode(t *testing.T) {
 			t.Errorf("existing %o: volumes directory mode %o, want %o", pre, got, want)
 		}
 	}
+}
+
+// Docker's volume events: create once (not again for an existing name),
+// destroy on removal.
+func TestVolumeEvents(t *testing.T) {
+	s := openStore(t)
+	var got []string
+	s.Notify = func(action, name string, attrs map[string]string) {
+		got = append(got, action+" "+name+" "+attrs["driver"])
+	}
+	s.Create("ev", nil, nil)
+	s.Create("ev", nil, nil)
+	if err := s.Remove("ev", nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "|") != "create ev local|destroy ev local" {
+		t.Errorf("events %q", got)
+	}
+}
+
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := Open(filepath.Join(dir, "volumes"), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
