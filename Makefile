@@ -32,7 +32,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAG
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test unit race fuzz e2e cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
+.PHONY: all build cross size test unit race fuzz e2e systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -88,11 +88,20 @@ bench: build
 # The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
 # against the built binary (with the real docker CLI), the cross binaries
 # each run under the CPU of their architecture (where this kernel refuses
-# i386 executables, the i386 guest below is their proof), the kernel
+# i386 executables, the i386 guest below is their proof), the systemd
+# units verified and socket activation under a real systemd, the kernel
 # check of the guests' configurations, the QEMU smoke test of every
 # architecture's guest, and ten power-cut trials in an x86_64
 # guest (make powercut N=200 for more).
-test: lint unit race fuzz e2e cross-check check-config qemu-smoke powercut-ci
+test: lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke powercut-ci
+
+# The systemd units (systemd-analyze verify, both names), then socket
+# activation, live restore across restarts, the watchdog and the SysV
+# script in a Debian root booted by systemd-nspawn (built once with
+# mmdebstrap, cached outside the clone): contrib/systemd/, docs/systemd.md.
+systemd-test: bin/balena-engine bin/busybox.tar
+	contrib/systemd/verify bin/balena-engine
+	contrib/systemd/test-nspawn
 
 # contrib/check-config against the kernel of every QEMU guest (and once
 # against a configuration it must refuse).

@@ -3,11 +3,13 @@ package daemon
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestListenUnixReplacesStaleSocket(t *testing.T) {
@@ -112,8 +114,18 @@ func TestPidfile(t *testing.T) {
 		t.Error("pid file not removed")
 	}
 
-	// A live process (PID 1) in the file: refuse and leave it alone.
-	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+	// A live daemon in the file (a process started as balenad): refuse
+	// and leave it alone.
+	daemon := exec.Command("bash", "-c", "exec -a balenad sleep 60")
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { daemon.Process.Kill(); daemon.Wait() }()
+	eventually(t, func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(daemon.Process.Pid) + "/cmdline")
+		return strings.HasPrefix(string(b), "balenad")
+	})
+	if err := os.WriteFile(path, []byte(strconv.Itoa(daemon.Process.Pid)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := writePidfile(path); err == nil || !strings.Contains(err.Error(), "pid file found") {
@@ -181,5 +193,15 @@ func TestListenUnixNeverWider(t *testing.T) {
 	}
 	if m := syscall.Umask(0); m != 0 {
 		t.Errorf("umask left at %o", m)
+	}
+}
+
+// eventually waits up to 5 s for cond.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
 	}
 }
