@@ -32,7 +32,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAG
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test unit race fuzz e2e systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
+.PHONY: all build cross size test packaging-lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -85,15 +85,23 @@ bench: build
 	$(GO) run ./src/internal/cmd/netbench -engine bin/balena-engine -out $(RESULTS)/network-bench.md
 	$(GO) run ./src/internal/cmd/monitorbench -engine bin/balena-engine -out $(RESULTS)/monitor-loss.md
 
-# The whole suite, as CI runs it: lint, unit tests, the end-to-end tests
-# against the built binary (with the real docker CLI), the cross binaries
+# The whole suite, as CI runs it: lint, the packaging's lint, unit tests,
+# the end-to-end tests against the built binary (with the real docker
+# CLI), the cross binaries
 # each run under the CPU of their architecture (where this kernel refuses
 # i386 executables, the i386 guest below is their proof), the systemd
 # units verified and socket activation under a real systemd, the kernel
 # check of the guests' configurations, the QEMU smoke test of every
 # architecture's guest, and ten power-cut trials in an x86_64
 # guest (make powercut N=200 for more).
-test: lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke powercut-ci
+test: lint packaging-lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke powercut-ci
+
+# The OS-image packaging, checked with nothing from outside: the Yocto
+# layer's conventions and its agreement with the tree (arch/ mapping, the
+# Go modules of go.sum, the kernel fragment against contrib/check-config,
+# the license, the symlink names).
+packaging-lint:
+	meta-balena-engine/scripts/lint
 
 # The systemd units (systemd-analyze verify, both names), then socket
 # activation, live restore across restarts, the watchdog and the SysV

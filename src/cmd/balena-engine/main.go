@@ -1,7 +1,7 @@
 // Command balena-engine is the whole engine in one executable. It picks its
 // role from the name it was started under or from its first argument:
 //
-//	balena-engine, balena          the command-line client
+//	balena-engine, balena, docker  the command-line client (docker: an optional link)
 //	balena-engine daemon           the daemon
 //	balenad, balena-engine-daemon  the daemon
 //	balena-engine check            check a stopped daemon's data root (check.go)

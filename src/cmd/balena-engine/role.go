@@ -23,6 +23,7 @@ const (
 var names = map[string]role{
 	"balena-engine":        roleClient,
 	"balena":               roleClient,
+	"docker":               roleClient, // an optional link in the OS images (meta-balena-engine, buildroot)
 	"balenad":              roleDaemon,
 	"balena-engine-daemon": roleDaemon,
 	"docker-init":          roleInit, // bind-mounted into containers run with --init

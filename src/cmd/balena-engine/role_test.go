@@ -28,6 +28,7 @@ func TestSelectRole(t *testing.T) {
 		{argv: []string{"balenad", "__monitor"}, role: roleMonitor, args: []string{}},
 		{argv: []string{"/sbin/docker-init", "--", "daemon"}, role: roleInit, args: []string{"--", "daemon"}},
 		{argv: []string{"docker-init", "__monitor"}, role: roleInit, args: []string{"__monitor"}},
+		{argv: []string{"/usr/bin/docker", "ps"}, role: roleClient, args: []string{"ps"}},
 		{argv: []string{"/usr/local/bin/dockerd"}, errMatch: `unknown role "dockerd"`},
 		{argv: []string{"balena-engine.new"}, errMatch: "unknown role"},
 		{argv: nil, errMatch: "without argv[0]"},
