@@ -97,11 +97,13 @@ bench: build
 test: lint packaging-lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke powercut-ci
 
 # The OS-image packaging, checked with nothing from outside: the Yocto
-# layer's conventions and its agreement with the tree (arch/ mapping, the
-# Go modules of go.sum, the kernel fragment against contrib/check-config,
-# the license, the symlink names).
+# layer's and the Buildroot tree's conventions and their agreement with
+# the tree (arch/ mapping, the Go modules of go.sum, build tags and flags,
+# the kernel options against contrib/check-config, the license, the
+# symlink names, the installed files).
 packaging-lint:
 	meta-balena-engine/scripts/lint
+	buildroot/utils/lint
 
 # The systemd units (systemd-analyze verify, both names), then socket
 # activation, live restore across restarts, the watchdog and the SysV
