@@ -13,7 +13,7 @@ import (
 // notYet lists the Docker API areas the engine will serve but does not yet.
 // Each answers 501 naming the request, so clients fail clearly.
 var notYet = []string{
-	"/containers", "/exec", "/images", "/commit", "/networks", "/volumes",
+	"/containers", "/exec", "/images", "/networks", "/volumes",
 	"/info", "/events", "/system", "/auth", "/distribution",
 }
 

@@ -87,6 +87,9 @@ func New(cfg Config) *Server {
 	if cfg.Volumes != nil && cfg.Containers != nil {
 		s.registerVolumes()
 	}
+	if cfg.Containers != nil && cfg.Images != nil {
+		s.handle("POST /commit", s.commit)
+	}
 	if cfg.Volumes != nil && cfg.Containers != nil && cfg.Images != nil {
 		s.handle("GET /system/df", s.systemDF)
 		// "docker system prune" prunes the build cache too. The engine has

@@ -1565,3 +1565,41 @@ func TestE2EExecStartFraming(t *testing.T) {
 	}
 	run(t, env, "docker", "rm", "-f", "ex")
 }
+
+// docker commit: an image of the container's image and what it changed
+// (files added and changed, one of the image's deleted, a directory made
+// opaque, a hard link), with the container's settings and --change's.
+func TestE2ECommit(t *testing.T) {
+	_, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	docker("run", "--network", "none", "--name", "src", "-e", "FROM_RUN=1", "busybox", "sh", "-c",
+		"echo new > /added; echo changed > /etc/motd; rm /bin/true; mkdir -p /d; echo x > /d/x; ln /added /linked; "+
+			"mkdir -p /usr/fresh")
+	id := docker("commit", "--change", "LABEL made=commit", "--change", `CMD ["cat", "/added"]`, "-m", "a message", "src", "committed:1")
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Fatalf("commit printed %q", id)
+	}
+	if got := docker("run", "--rm", "--network", "none", "committed:1"); got != "new" {
+		t.Errorf("the committed CMD printed %q", got)
+	}
+	out := docker("run", "--rm", "--network", "none", "committed:1", "sh", "-c",
+		`cat /etc/motd /d/x; test -e /bin/true && echo true-still-there; ls /usr; echo "$FROM_RUN"; stat -c %h /linked`)
+	if out != "changed\nx\nfresh\n1\n2" {
+		t.Errorf("the committed image's files and settings: %q", out)
+	}
+	if got := docker("image", "inspect", "--format", `{{index .Config.Labels "made"}} {{len .RootFS.Layers}}`, "committed:1"); got != "commit 2" {
+		t.Errorf("image inspect: %q, want the label and one layer more", got)
+	}
+	if got := docker("history", "--format", "{{.Comment}}", "committed:1"); !strings.HasPrefix(got, "a message") {
+		t.Errorf("history: %q", got)
+	}
+	// On top of a committed image: a directory of it replaced (overlayfs
+	// makes it opaque: nothing of the lower one shows through).
+	docker("run", "--network", "none", "--name", "src2", "committed:1", "sh", "-c", "rm -rf /d; mkdir /d; echo y > /d/y")
+	docker("commit", "src2", "committed:2")
+	if got := docker("run", "--rm", "--network", "none", "committed:2", "ls", "/d"); got != "y" {
+		t.Errorf("a replaced directory holds %q, want only y", got)
+	}
+	docker("rm", "src", "src2")
+	docker("rmi", "committed:2", "committed:1")
+}

@@ -70,21 +70,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: chain}
 	cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return "", err
-	}
-	id := digest.FromBytes(raw)
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		v, _ := json.Marshal(record{Config: raw, Added: now})
-		if err := tx.Bucket(bucketImages).Put([]byte(id), v); err != nil {
-			return err
-		}
-		if tag != nil {
-			return tx.Bucket(bucketTags).Put([]byte(tag.String()), []byte(id))
-		}
-		return nil
-	})
+	id, err := s.recordMade(cfg, now, tag)
 	if err != nil {
 		return "", err
 	}
@@ -153,3 +139,24 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 }
 
 func (b *boundedBody) Close() error { return b.rc.Close() }
+
+// recordMade records an image made here (imported or committed), and its
+// tag if any, and returns its ID.
+func (s *Store) recordMade(cfg dockerspec.DockerOCIImage, now time.Time, tag reference.NamedTagged) (digest.Digest, error) {
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	id := digest.FromBytes(raw)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		v, _ := json.Marshal(record{Config: raw, Added: now})
+		if err := tx.Bucket(bucketImages).Put([]byte(id), v); err != nil {
+			return err
+		}
+		if tag != nil {
+			return tx.Bucket(bucketTags).Put([]byte(tag.String()), []byte(id))
+		}
+		return nil
+	})
+	return id, err
+}
