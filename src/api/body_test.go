@@ -78,4 +78,7 @@ func TestRequestBodyBounded(t *testing.T) {
 	if code, msg := post(strings.NewReader("{")); code != http.StatusBadRequest || !strings.HasPrefix(msg, "invalid JSON: ") {
 		t.Errorf("a broken body: %d %q", code, msg)
 	}
+	if code, msg := post(strings.NewReader(`{"Image":"x"} {"Image":"y"}`)); code != http.StatusBadRequest || msg != "unexpected content after JSON" {
+		t.Errorf("two JSON values: %d %q", code, msg)
+	}
 }

@@ -94,9 +94,13 @@ func decodeOptionalBody(r *http.Request, v any) error {
 }
 
 func decodeJSON(r *http.Request, v any, optional bool) error {
-	err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody)).Decode(v)
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	err := dec.Decode(v)
 	var tooLarge *http.MaxBytesError
 	switch {
+	case err == nil && dec.More():
+		// As Docker: one JSON value, nothing after it.
+		return errdefs.InvalidParameter(errors.New("unexpected content after JSON"))
 	case err == nil:
 		return nil
 	case errors.As(err, &tooLarge):
