@@ -32,7 +32,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAG
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test packaging-lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
+.PHONY: all build cross size test packaging-lint unit race fuzz e2e compat systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -94,7 +94,7 @@ bench: build
 # check of the guests' configurations, the QEMU smoke test of every
 # architecture's guest, and ten power-cut trials in an x86_64
 # guest (make powercut N=200 for more).
-test: lint packaging-lint unit race fuzz e2e systemd-test cross-check check-config qemu-smoke powercut-ci
+test: lint packaging-lint unit race fuzz e2e compat systemd-test cross-check check-config qemu-smoke powercut-ci
 
 # The OS-image packaging, checked with nothing from outside: the Yocto
 # layer's and the Buildroot tree's conventions and their agreement with
@@ -159,6 +159,15 @@ fuzz:
 
 e2e: bin/balena-engine
 	BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -tags e2e -run E2E ./src/e2e/
+
+# The drop-in acceptance suites: clients as users run them (dockerode and
+# balena's device agent's flows; docker-py) against a daemon of the test's
+# own, each check a line and a count per client (src/e2e/compat*).
+compat: bin/balena-engine
+	@echo "go test -tags e2e -run TestCompat ./src/e2e/ (log: bin/compat.log)"
+	@BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -tags e2e -run 'TestCompat' -v ./src/e2e/ >bin/compat.log 2>&1 || \
+		{ cat bin/compat.log; exit 1; }
+	@grep -E 'SUMMARY|SKIP|^--- |^ok' bin/compat.log
 
 cross-check: cross
 	BALENA_ENGINE_BINDIR=$(CURDIR)/bin ARCH_DIR=$(CURDIR)/arch $(GO) test -count=1 -tags cross -run Cross -v ./src/e2e/

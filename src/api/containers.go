@@ -113,10 +113,41 @@ func decodeJSON(r *http.Request, v any, optional bool) error {
 	return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
 }
 
+// strSlices turns the given top-level fields of a JSON object from a
+// string into a one-element list: Docker's strslice takes both forms, and
+// balena's device agent sends "Entrypoint": "" for an image without one
+// (which resets the image's entrypoint). Anything else is left as it is.
+func strSlices(raw json.RawMessage, keys ...string) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return raw
+	}
+	changed := false
+	for _, k := range keys {
+		var str string
+		if v, ok := obj[k]; ok && len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &str) == nil {
+			obj[k], _ = json.Marshal([]string{str})
+			changed = true
+		}
+	}
+	if !changed {
+		return raw
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
 func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
-	var req containertypes.CreateRequest
-	if err := decodeBody(r, &req); err != nil {
+	var raw json.RawMessage
+	if err := decodeBody(r, &raw); err != nil {
 		return err
+	}
+	var req containertypes.CreateRequest
+	if err := json.Unmarshal(strSlices(raw, "Entrypoint", "Cmd", "Shell"), &req); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
 	}
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
@@ -384,7 +415,7 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	resp := containertypes.InspectResponse{
 		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args, Image: c.Image.String(),
 		Name: "/" + c.Name, RestartCount: c.RestartCount, Driver: "overlay2", Platform: "linux", LogPath: c.LogPath,
-		HostConfig: c.HostConfig, Config: c.Config, Mounts: s.mountPoints(c), ExecIDs: nil,
+		HostConfig: c.HostConfig, Config: inspectConfig(c.Config), Mounts: s.mountPoints(c), ExecIDs: nil,
 		State: &containertypes.State{Status: containertypes.ContainerState(st.Status),
 			Running: st.Status == container.StatusRunning || st.Status == container.StatusPaused,
 			Paused:  st.Status == container.StatusPaused, Restarting: st.Status == container.StatusRestarting,
@@ -602,6 +633,12 @@ func hijackStream(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *
 	if !ok {
 		return nil, nil, nil, errors.New("connection cannot be hijacked")
 	}
+	// A request body is the request's, never the container's input:
+	// dockerode sends its attach options as one, and the stream only
+	// starts after the upgrade (as with Docker).
+	if r.ContentLength > 0 {
+		io.Copy(io.Discard, io.LimitReader(r.Body, min(r.ContentLength, maxBody)))
+	}
 	conn, buf, err := hj.Hijack()
 	if err != nil {
 		return nil, nil, nil, err
@@ -792,4 +829,16 @@ func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// inspectConfig is a container's config as Docker's inspect shows it: an
+// entrypoint reset with "" ([""]) is null there (Docker resets it at
+// create; balena's device agent compares it with the "" it sent).
+func inspectConfig(c *containertypes.Config) *containertypes.Config {
+	if c == nil || len(c.Entrypoint) != 1 || c.Entrypoint[0] != "" {
+		return c
+	}
+	out := *c
+	out.Entrypoint = nil
+	return &out
 }

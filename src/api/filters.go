@@ -65,7 +65,8 @@ func (f filters) bool(name string, def bool) (bool, error) {
 // boolParam reads a boolean query parameter as Docker does: "", "0",
 // "no", "false", "none" are false, anything else true.
 func boolParam(r *http.Request, name string) bool {
-	switch r.URL.Query().Get(name) {
+	// As Docker, whatever the case: docker-py sends Python's "False".
+	switch strings.ToLower(strings.TrimSpace(r.URL.Query().Get(name))) {
 	case "", "0", "no", "false", "none":
 		return false
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -33,5 +34,31 @@ func TestImageConfigFields(t *testing.T) {
 	// An image without a config at all still gets the fields.
 	if out, err := imageConfigFields(nil, "1.52"); err != nil || string(out) == "null" {
 		t.Errorf("no config: %s %v", out, err)
+	}
+}
+
+// Docker's strslice: a string or a list (balena's agent sends
+// "Entrypoint": "").
+func TestStrSlices(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"Image":"x","Entrypoint":"","Cmd":"sh"}`:    `{"Cmd":["sh"],"Entrypoint":[""],"Image":"x"}`,
+		`{"Image":"x","Entrypoint":["a"],"Cmd":null}`: `{"Image":"x","Entrypoint":["a"],"Cmd":null}`,
+		`[1,2]`: `[1,2]`,
+	} {
+		if got := string(strSlices(json.RawMessage(in), "Entrypoint", "Cmd", "Shell")); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+// Query booleans are read as Docker reads them, whatever the case
+// (docker-py sends "False", which must not force a removal).
+func TestBoolParam(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "0": false, "false": false, "False": false, "FALSE": false, "no": false, "none": false,
+		"1": true, "true": true, "True": true, "yes": true} {
+		r := httptest.NewRequest("GET", "/x?force="+v, nil)
+		if got := boolParam(r, "force"); got != want {
+			t.Errorf("force=%q: %v, want %v", v, got, want)
+		}
 	}
 }

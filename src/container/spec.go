@@ -96,7 +96,11 @@ type Process struct {
 // (unless the container set an entrypoint, which discards the image's cmd).
 func ResolveCommand(cfg *containertypes.Config, img dockerspec.DockerOCIImageConfig) ([]string, error) {
 	entry, cmd := img.Entrypoint, img.Cmd
-	if len(cfg.Entrypoint) > 0 {
+	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
+		// --entrypoint "" (or "Entrypoint": ""): as Docker, the image's
+		// entrypoint and its cmd are both dropped.
+		entry, cmd = nil, nil
+	} else if len(cfg.Entrypoint) > 0 {
 		entry = cfg.Entrypoint
 		cmd = nil
 	} else if cfg.Entrypoint != nil {

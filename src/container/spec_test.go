@@ -48,10 +48,18 @@ func TestResolveCommand(t *testing.T) {
 		{containertypes.Config{Cmd: []string{"debug"}}, []string{"/init", "debug"}},
 		{containertypes.Config{Entrypoint: []string{"sh", "-c"}}, []string{"sh", "-c"}}, // the image's cmd goes with its entrypoint
 		{containertypes.Config{Entrypoint: []string{"sh", "-c"}, Cmd: []string{"echo hi"}}, []string{"sh", "-c", "echo hi"}},
-		{containertypes.Config{Entrypoint: []string{}, Cmd: []string{"ls"}}, []string{"ls"}}, // --entrypoint ""
+		{containertypes.Config{Entrypoint: []string{}, Cmd: []string{"ls"}}, []string{"ls"}},   // "Entrypoint": []
+		{containertypes.Config{Entrypoint: []string{""}, Cmd: []string{"ls"}}, []string{"ls"}}, // --entrypoint "" (the CLI sends [""])
+		{containertypes.Config{Entrypoint: []string{""}}, nil},                                 // ... which drops the image's cmd too: no command
 	}
 	for _, c := range cases {
 		got, err := ResolveCommand(&c.cfg, img)
+		if c.want == nil {
+			if errdefs.KindOf(err) != errdefs.KindInvalidParameter {
+				t.Errorf("ResolveCommand(%+v) = %q, %v; want no command", c.cfg, got, err)
+			}
+			continue
+		}
 		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("ResolveCommand(%+v) = %q, %v; want %q", c.cfg, got, err, c.want)
 		}

@@ -150,6 +150,16 @@ func TestPullListGetTagDelete(t *testing.T) {
 	if last := msgs[len(msgs)-1].Status; last != "Status: Image is up to date for "+ref {
 		t.Errorf("second pull ended with %q", last)
 	}
+	// The same image under a new tag: nothing fetched, but the tag is new
+	// (Docker says so).
+	ref2 := e.push(t, "library/busybox:again", bb)
+	msgs = nil
+	if _, err := e.images.Pull(ctx, e.client, ref2, PullOptions{Progress: func(m Message) { msgs = append(msgs, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	if last := msgs[len(msgs)-1].Status; last != "Status: Downloaded newer image for "+ref2 {
+		t.Errorf("pull of a new tag of a present image ended with %q", last)
+	}
 
 	// Found by tag, ID, ID prefix with and without the algorithm, digest.
 	for _, q := range []string{ref, img.ID.String(), img.ID.Encoded()[:12], "sha256:" + img.ID.Encoded()[:5], wantDigest} {

@@ -93,6 +93,10 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 		s.pin(chain) // balances the deferred unpin
 		return Image{}, err
 	}
+	// As Docker: "up to date" only when the name already meant this image
+	// (a new or moved tag is news even with every layer here).
+	before, berr := s.Get(n.String())
+	moved := berr != nil || before.ID != id
 	repoDigest := reference.TrimNamed(n).String() + "@" + res.Digest.String()
 	if err := s.record(id, raw, n, repoDigest); err != nil {
 		return Image{}, err
@@ -100,7 +104,7 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 	s.notify(events.ActionPull, reference.FamiliarString(n), reference.FamiliarString(n))
 	p.send(Message{Status: "Digest: " + res.Digest.String()})
 	status := "Image is up to date for "
-	if fetched > 0 {
+	if fetched > 0 || moved {
 		status = "Downloaded newer image for "
 	}
 	p.send(Message{Status: "Status: " + status + reference.FamiliarString(n)})

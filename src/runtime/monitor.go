@@ -298,6 +298,16 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 	if err != nil {
 		return fmt.Errorf("container config: %w", err)
 	}
+	// The limits go into the container's config too, not only its first
+	// process's: libcontainer gives an exec those (as Docker's execs get
+	// the container's --ulimit), and the monitor's own limits otherwise.
+	if req.Spec.Process != nil {
+		lp, err := process(req.Spec.Process)
+		if err != nil {
+			return err
+		}
+		cfg.Rlimits = lp.Rlimits
+	}
 	stateDir := filepath.Join(m.root, "state")
 	os.RemoveAll(filepath.Join(stateDir, req.ID)) // a previous run's
 	dir := m.ctrDir(req.ID)
