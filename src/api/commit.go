@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/image"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	containertypes "github.com/moby/moby/api/types/container"
@@ -74,7 +75,7 @@ func overlayConfig(dst *dockerspec.DockerOCIImageConfig, c *containertypes.Confi
 		}
 	}
 	if len(c.Env) > 0 {
-		dst.Env = mergeEnv(dst.Env, c.Env)
+		dst.Env = container.MergeEnv(dst.Env, c.Env)
 	}
 	if len(c.Entrypoint) > 0 {
 		dst.Entrypoint = slices.Clone(c.Entrypoint)
@@ -111,19 +112,4 @@ func overlayConfig(dst *dockerspec.DockerOCIImageConfig, c *containertypes.Confi
 	if len(c.Shell) > 0 {
 		dst.Shell = slices.Clone(c.Shell)
 	}
-}
-
-// mergeEnv is base with each of over's KEY=value set (replaced or added).
-func mergeEnv(base, over []string) []string {
-	out := slices.Clone(base)
-	for _, kv := range over {
-		k, _, _ := strings.Cut(kv, "=")
-		i := slices.IndexFunc(out, func(e string) bool { ek, _, _ := strings.Cut(e, "="); return ek == k })
-		if i >= 0 {
-			out[i] = kv
-		} else {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

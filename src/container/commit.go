@@ -138,8 +138,8 @@ func xattrRecords(p string) (map[string]string, bool, error) {
 	}
 	var recs map[string]string
 	opaque := false
+	val := make([]byte, 64<<10) // the largest value Linux allows
 	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		val := make([]byte, 64<<10)
 		vn, err := unix.Lgetxattr(p, name, val)
 		if err != nil {
 			continue

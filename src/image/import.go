@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,13 +31,9 @@ type ImportOptions struct {
 // Import makes a one-layer image from a root filesystem tarball (plain,
 // gzip or zstd), as "docker import" does, and returns its ID.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (digest.Digest, error) {
-	var tag reference.NamedTagged
-	if opts.Ref != "" {
-		t, err := ParseTag(opts.Ref)
-		if err != nil {
-			return "", err
-		}
-		tag = t
+	tag, err := parseOptionalTag(opts.Ref)
+	if err != nil {
+		return "", err
 	}
 	p := platforms.DefaultSpec()
 	if opts.Platform != nil {
@@ -47,28 +44,19 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 	if err := applyChanges(&cfg.Config, opts.Changes); err != nil {
 		return "", err
 	}
-	in, err := s.layers.Ingest("", "")
+	diffID, unpin, err := s.addLayer(ctx, nil, r)
 	if err != nil {
+		if !errors.Is(err, errLayerStore) {
+			err = errdefs.InvalidParameter(fmt.Errorf("import: %w", err))
+		}
 		return "", err
 	}
-	defer in.Abort()
-	if err := in.Apply(ctx, r, "", -1); err != nil {
-		return "", errdefs.InvalidParameter(fmt.Errorf("import: %w", err))
-	}
-	diffID := in.DiffID()
-	chain := []digest.Digest{diffID}
-	s.pin(chain)
-	defer s.unpin(chain)
-	if _, err := s.layers.Get(diffID); err != nil {
-		if _, err := in.Commit(); err != nil {
-			return "", err
-		}
-	}
+	defer unpin()
 	comment := opts.Message
 	if comment == "" {
 		comment = "Imported from " + opts.Source
 	}
-	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: chain}
+	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}}
 	cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
 	id, err := s.recordMade(cfg, now, tag)
 	if err != nil {
@@ -159,4 +147,45 @@ func (s *Store) recordMade(cfg dockerspec.DockerOCIImage, now time.Time, tag ref
 		return nil
 	})
 	return id, err
+}
+
+// parseOptionalTag is ParseTag of a reference that may be absent ("").
+func parseOptionalTag(ref string) (reference.NamedTagged, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	return ParseTag(ref)
+}
+
+// errLayerStore marks addLayer's failures that are the store's, not the
+// stream's.
+var errLayerStore = errors.New("layer store")
+
+// addLayer extracts one layer from r on top of the chain parents (chain
+// IDs, base first; none for a base layer), commits it unless the store
+// has it already, and returns its diffID; the chain with it is pinned
+// against removal until unpin.
+func (s *Store) addLayer(ctx context.Context, parents []digest.Digest, r io.Reader) (diffID digest.Digest, unpin func(), err error) {
+	var top digest.Digest
+	if n := len(parents); n > 0 {
+		top = parents[n-1]
+	}
+	in, err := s.layers.Ingest(top, "")
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", errLayerStore, err)
+	}
+	defer in.Abort()
+	if err := in.Apply(ctx, r, "", -1); err != nil {
+		return "", nil, err
+	}
+	in.SetParent(top) // the stream told the diffID; now the chain ID
+	chain := append(append([]digest.Digest{}, parents...), in.ChainID())
+	s.pin(chain)
+	if _, err := s.layers.Get(in.ChainID()); err != nil {
+		if _, err := in.Commit(); err != nil {
+			s.unpin(chain)
+			return "", nil, fmt.Errorf("%w: %w", errLayerStore, err)
+		}
+	}
+	return in.DiffID(), func() { s.unpin(chain) }, nil
 }
