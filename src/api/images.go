@@ -31,6 +31,7 @@ func (s *Server) registerImages() {
 	s.handle("GET /images/json", s.imagesList)
 	s.handle("POST /images/prune", s.imagesPrune)
 	s.handle("POST /images/load", s.imagesLoad)
+	s.handle("POST /images/delta", s.imagesDelta)
 	s.handle("GET /distribution/", s.distributionInspect)
 	s.handle("POST /auth", s.auth)
 	s.handle("GET /images/get", func(w http.ResponseWriter, r *http.Request) error {
@@ -440,6 +441,25 @@ func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) error {
 	if err == nil && !sw.started {
 		sw.send(image.Message{}) // an empty body would confuse clients
 	}
+	return sw.finish(err)
+}
+
+// imagesDelta is balenaEngine's POST /images/delta?src=A&dest=B[&t=TAG]
+// [&format=balena]: a progress stream ending in "Created delta: ID".
+func (s *Server) imagesDelta(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	src, dest := q.Get("src"), q.Get("dest")
+	if src == "" || dest == "" {
+		return errdefs.InvalidParameter(errors.New("src and dest are required: the images the delta goes from and to"))
+	}
+	// Errors found before the first line answer with a status.
+	for _, n := range []string{src, dest} {
+		if _, err := s.cfg.Images.Get(n); err != nil {
+			return err
+		}
+	}
+	sw := &streamWriter{w: w}
+	_, err := s.cfg.Images.CreateDelta(r.Context(), src, dest, image.DeltaOptions{Tag: q.Get("t"), Format: q.Get("format"), Progress: sw.send})
 	return sw.finish(err)
 }
 

@@ -61,6 +61,27 @@ func runPull(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// runDelta is balenaEngine's "image delta": the delta image that takes a
+// device from SOURCE to TARGET.
+func runDelta(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("image delta", "image delta [OPTIONS] SOURCE_IMAGE TARGET_IMAGE")
+	tag := fs.StringP("tag", "t", "", "name and optionally a tag in the 'name:tag' format for the delta image")
+	format := fs.String("format", "", "delta format: balena (balenaEngine's librsync deltas, the default)")
+	if err := parseExact(fs, args, 2); err != nil {
+		return err
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	body, err := c.ImageDelta(ctx, fs.Arg(0), fs.Arg(1), *tag, *format)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return displayStream(body, e.stdout)
+}
+
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
@@ -389,6 +410,7 @@ var imageSubcommands = map[string]func(context.Context, *env, []string) error{
 	"ls": runImages, "list": runImages, "pull": runPull, "rm": runRmi, "remove": runRmi,
 	"tag": runTag, "inspect": runImageInspect, "history": runHistory, "prune": runImagePrune,
 	"save": runSave, "load": runLoad, "import": runImport, "push": runPush,
+	"delta": runDelta,
 }
 
 func runImage(ctx context.Context, e *env, args []string) error {

@@ -29,6 +29,23 @@ func (c *Client) ImagePull(ctx context.Context, ref, platform, auth string) (io.
 	return resp.Body, nil
 }
 
+// ImageDelta starts balenaEngine's POST /images/delta and returns the
+// progress stream; tag and format may be "".
+func (c *Client) ImageDelta(ctx context.Context, src, dest, tag, format string) (io.ReadCloser, error) {
+	q := url.Values{"src": {src}, "dest": {dest}}
+	if tag != "" {
+		q.Set("t", tag)
+	}
+	if format != "" {
+		q.Set("format", format)
+	}
+	resp, err := c.DoHeader(ctx, http.MethodPost, "/images/delta", q, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // ImageList is GET /images/json.
 func (c *Client) ImageList(ctx context.Context, q url.Values) ([]imagetypes.Summary, error) {
 	var out []imagetypes.Summary

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/delta"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/containerd/platforms"
@@ -211,12 +212,12 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) error 
 		return err
 	}
 	for _, am := range imgs {
-		chain, err := ld.place(am)
+		chain, raw, err := ld.place(ctx, am)
 		chains = append(chains, chain...)
 		if err != nil {
 			return fail(err)
 		}
-		id, err := ld.record(am)
+		id, err := ld.record(am, raw)
 		if err != nil {
 			return fail(err)
 		}
@@ -394,23 +395,30 @@ func (ld *loader) fromDescriptor(d ocispec.Descriptor, depth int) (archiveManife
 	return am, nil
 }
 
-// place commits the image's layers in order, returning the chain.
-func (ld *loader) place(am archiveManifest) ([]digest.Digest, error) {
+// place commits the image's layers in order, returning the chain and the
+// config to record: a delta image's target, rebuilt from its base.
+func (ld *loader) place(ctx context.Context, am archiveManifest) ([]digest.Digest, []byte, error) {
 	cfgPath := ld.resolve(am.Config)
 	raw, ok := ld.meta[cfgPath]
 	if !ok {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s missing", am.Config))
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s missing", am.Config))
 	}
 	if want, err := digest.Parse("sha256:" + strings.TrimSuffix(path.Base(cfgPath), ".json")); err == nil && digest.FromBytes(raw) != want {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s does not match its digest", am.Config))
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s does not match its digest", am.Config))
 	}
 	var cfg dockerspec.DockerOCIImage
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s: %w", am.Config, err))
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s: %w", am.Config, err))
+	}
+	if info, isDelta, err := deltaOf(cfg); isDelta {
+		if err != nil {
+			return nil, nil, err
+		}
+		return ld.placeDelta(ctx, am, cfg, info)
 	}
 	diffIDs := cfg.RootFS.DiffIDs
 	if len(diffIDs) != len(am.Layers) {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s lists %d layers, the manifest %d", am.Config, len(diffIDs), len(am.Layers)))
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s lists %d layers, the manifest %d", am.Config, len(diffIDs), len(am.Layers)))
 	}
 	chain := chainIDs(diffIDs)
 	ld.s.pin(chain)
@@ -421,13 +429,13 @@ func (ld *loader) place(am archiveManifest) ([]digest.Digest, error) {
 		lp = ld.resolve(lp)
 		in, ok := ld.layers[lp]
 		if !ok {
-			return chain, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
+			return chain, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
 		}
 		if in.DiffID() != diffIDs[i] {
-			return chain, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), diffIDs[i]))
+			return chain, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), diffIDs[i]))
 		}
 		if c, used := ld.placed[lp]; used && c != chain[i] {
-			return chain, errdefs.NotImplemented(fmt.Errorf("archive uses layer %s at two places in different chains, which balena-engine does not load", lp))
+			return chain, nil, errdefs.NotImplemented(fmt.Errorf("archive uses layer %s at two places in different chains, which balena-engine does not load", lp))
 		}
 		var parent digest.Digest
 		if i > 0 {
@@ -435,15 +443,43 @@ func (ld *loader) place(am archiveManifest) ([]digest.Digest, error) {
 		}
 		in.SetParent(parent)
 		if _, err := in.Commit(); err != nil {
-			return chain, err
+			return chain, nil, err
 		}
 		ld.placed[lp] = chain[i]
 	}
-	return chain, nil
+	return chain, raw, nil
 }
 
-func (ld *loader) record(am archiveManifest) (digest.Digest, error) {
-	raw := ld.meta[ld.resolve(am.Config)]
+// placeDelta rebuilds a delta image's target from its base and the delta
+// layers the archive brought (extracted, not committed).
+func (ld *loader) placeDelta(ctx context.Context, am archiveManifest, cfg dockerspec.DockerOCIImage, info delta.Info) ([]digest.Digest, []byte, error) {
+	if len(cfg.RootFS.DiffIDs) != len(am.Layers) {
+		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s lists %d layers, the manifest %d", am.Config, len(cfg.RootFS.DiffIDs), len(am.Layers)))
+	}
+	t, done, err := ld.s.openDelta(info, len(am.Layers))
+	if err != nil || done {
+		return nil, info.Target, err
+	}
+	fetch := func(_ context.Context, i int) (*layer.Ingestion, func(), error) {
+		lp := ld.resolve(am.Layers[i])
+		in, ok := ld.layers[lp]
+		if !ok {
+			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
+		}
+		if in.DiffID() != cfg.RootFS.DiffIDs[i] {
+			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), cfg.RootFS.DiffIDs[i]))
+		}
+		return in, func() {}, nil
+	}
+	// Pinned until the image is recorded, as the layers of any image.
+	ld.s.pin(t.chain)
+	if err := ld.s.applyDelta(ctx, t, fetch, nil); err != nil {
+		return t.chain, nil, err
+	}
+	return t.chain, info.Target, nil
+}
+
+func (ld *loader) record(am archiveManifest, raw []byte) (digest.Digest, error) {
 	id := digest.FromBytes(raw)
 	var tags []string
 	for _, t := range am.RepoTags {

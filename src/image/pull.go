@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/layer"
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -71,6 +72,12 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 	var cfg dockerspec.DockerOCIImage
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return Image{}, fmt.Errorf("image config %s: %w", res.Manifest.Config.Digest, err)
+	}
+	if info, isDelta, err := deltaOf(cfg); isDelta {
+		if err != nil {
+			return Image{}, err
+		}
+		return s.pullDelta(ctx, repo, n, res, info, opts)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(res.Manifest.Layers) {
 		return Image{}, fmt.Errorf("image %s: the config lists %d layers, the manifest %d", n, len(cfg.RootFS.DiffIDs), len(res.Manifest.Layers))
@@ -185,15 +192,32 @@ feed:
 
 func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc ocispec.Descriptor,
 	parent, diffID digest.Digest, short string, total *counter, opts PullOptions) error {
-	p := opts.Progress
-	in, err := s.layers.Ingest(parent, diffID)
+	in, err := s.fetchBlob(ctx, repo, desc, parent, diffID, short, total, opts)
 	if err != nil {
 		return err
 	}
 	defer in.Abort()
+	if _, err := in.Commit(); err != nil {
+		return err
+	}
+	opts.Progress.send(Message{Status: "Pull complete", ID: short})
+	s.rememberBlob(diffID, knownBlob{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType, Repo: repo.Named.Name()})
+	return nil
+}
+
+// fetchBlob streams a layer blob into a new ingestion (diffID "" when the
+// layer's digest is not known), applied but not committed.
+func (s *Store) fetchBlob(ctx context.Context, repo *registry.Repository, desc ocispec.Descriptor,
+	parent, diffID digest.Digest, short string, total *counter, opts PullOptions) (*layer.Ingestion, error) {
+	p := opts.Progress
+	in, err := s.layers.Ingest(parent, diffID)
+	if err != nil {
+		return nil, err
+	}
 	rc, err := repo.OpenBlob(ctx, desc)
 	if err != nil {
-		return err
+		in.Abort()
+		return nil, err
 	}
 	defer rc.Close()
 	c := &counter{progress: p, id: short, total: desc.Size}
@@ -202,16 +226,11 @@ func (s *Store) fetchLayer(ctx context.Context, repo *registry.Repository, desc 
 		r = &limitedReader{ctx: ctx, r: r, l: opts.Limiter}
 	}
 	if err := in.Apply(ctx, r, desc.Digest, desc.Size); err != nil {
-		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	p.send(Message{Status: "Verifying Checksum", ID: short})
 	p.send(Message{Status: "Download complete", ID: short})
-	if _, err := in.Commit(); err != nil {
-		return err
-	}
-	p.send(Message{Status: "Pull complete", ID: short})
-	s.rememberBlob(diffID, knownBlob{Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType, Repo: repo.Named.Name()})
-	return nil
+	return in, nil
 }
 
 type countingReader struct {

@@ -320,3 +320,17 @@ func (s *Store) makeDurable(dir string) error {
 		return nil
 	})
 }
+
+// OpenFile opens a regular file of an applied ingestion for reading,
+// without following symlinks: a delta layer's patch, read before the
+// ingestion is thrown away.
+func (in *Ingestion) OpenFile(name string) (*os.File, error) {
+	if !in.applied || in.closed {
+		return nil, errors.New("read from a layer ingestion that was not applied")
+	}
+	rel, err := cleanName(name)
+	if err != nil {
+		return nil, err
+	}
+	return openBeneath(filepath.Join(in.dir, "diff"), rel)
+}

@@ -226,3 +226,15 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// TempFile is a scratch file in the store's filesystem (not /tmp, which is
+// memory on many devices), already unlinked: it goes when closed, or with
+// a crash.
+func (s *Store) TempFile() (*os.File, error) {
+	f, err := os.CreateTemp(s.tmpDir(), "scratch-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
+}

@@ -44,7 +44,7 @@ BALENA_ENGINE_LITE_BUILD_TARGETS = src/cmd/balena-engine
 # As the tree's Makefile: pure-Go resolver and user lookups (no NSS, so
 # static glibc is safe), libseccomp for the containers' filters, no
 # CRIU.
-BALENA_ENGINE_LITE_TAGS = netgo osusergo seccomp runc_nocriu
+BALENA_ENGINE_LITE_TAGS = netgo osusergo seccomp runc_nocriu nethttpomithttp2
 
 BALENA_ENGINE_LITE_LDFLAGS = \
 	$(if $(BR2_ENABLE_DEBUG),,-s -w) \
@@ -54,7 +54,7 @@ BALENA_ENGINE_LITE_LDFLAGS = \
 
 # As the tree's Makefile: no inlining in the control plane.
 BALENA_ENGINE_LITE_BUILD_OPTS = \
-	$(foreach p,cli client api daemon container network,\
+	$(foreach p,cli client api daemon container network image,\
 		-gcflags='$(BALENA_ENGINE_LITE_GOMOD)/src/$(p)/...=-l')
 
 ifeq ($(BR2_PACKAGE_BALENA_ENGINE_LITE_STATIC),y)
