@@ -337,6 +337,14 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	all := boolParam(r, "all")
+	// limit=N: the N most recently created containers, whatever their
+	// state (docker ps -n N, -l), as Docker does.
+	limit := 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid limit %q: %w", v, err))
+		}
+	}
 	// since= and before= name a container: those created after it or
 	// before it.
 	var since, before time.Time
@@ -354,9 +362,13 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now()
+	size, imageSizes := boolParam(r, "size"), map[string]int64{}
 	out := []containertypes.Summary{}
-	for _, c := range list {
-		if !all && len(f["status"]) == 0 && c.State.Status != container.StatusRunning && c.State.Status != container.StatusPaused {
+	for _, c := range list { // newest first
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		if !all && limit <= 0 && len(f["status"]) == 0 && c.State.Status != container.StatusRunning && c.State.Status != container.StatusPaused {
 			continue
 		}
 		if !filterMatch(f["status"], c.State.Status) || !filterMatchPrefix(f["id"], c.ID) ||
@@ -368,9 +380,30 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		if len(f["exited"]) > 0 && c.State.Status != container.StatusExited {
 			continue
 		}
-		out = append(out, s.containerSummary(c, now))
+		sum := s.containerSummary(c, now)
+		if size {
+			sum.SizeRw, sum.SizeRootFs = s.containerSizes(c, imageSizes)
+		}
+		out = append(out, sum)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// containerSizes are what size=1 adds to a container's listing and
+// inspect (docker ps -s, inspect -s), as Docker counts them: SizeRw, the
+// files of its writable layer, and SizeRootFs, those and its image's.
+// imageSizes keeps the images' sizes across the containers of one list.
+func (s *Server) containerSizes(c *container.Container, imageSizes map[string]int64) (rw, rootfs int64) {
+	rw = s.cfg.Containers.SizeRw(c.ID)
+	id := c.Image.String()
+	is, ok := imageSizes[id]
+	if !ok {
+		if img, err := s.cfg.Images.Get(id); err == nil {
+			is = s.imageSize(img)
+		}
+		imageSizes[id] = is
+	}
+	return rw, rw + is
 }
 
 // containerSummary is a container as GET /containers/json lists it.
@@ -429,6 +462,10 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	}
 	if resp.Args == nil {
 		resp.Args = []string{}
+	}
+	if boolParam(r, "size") {
+		rw, rootfs := s.containerSizes(c, map[string]int64{})
+		resp.SizeRw, resp.SizeRootFs = &rw, &rootfs
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

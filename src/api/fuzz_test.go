@@ -60,7 +60,7 @@ func (p *panicLog) take() []string {
 // fuzzServer is the API over real stores (no monitor: containers are
 // created and updated, never started) with one image, busybox:latest,
 // and one created container, "target".
-func fuzzServer(f *testing.F) (*Server, *panicLog) {
+func fuzzServer(f testing.TB) (*Server, *panicLog) {
 	root := f.TempDir()
 	db, err := bolt.Open(filepath.Join(root, "engine.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {

@@ -418,6 +418,11 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 		if !matchLabels(img.Config.Config.Labels, f["label"]) {
 			continue
 		}
+		// An image a container uses stays as it is, tags and all, as
+		// Docker leaves it (a forced delete would untag it).
+		if s.cfg.Images.InUse != nil && s.cfg.Images.InUse(img.ID.String()) != "" {
+			continue
+		}
 		size := s.imageSize(img)
 		res, err := s.cfg.Images.Delete(img.ID.String(), true)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
@@ -40,7 +41,10 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 		SecurityOptions: s.cfg.Containers.SecurityOptions(),
 		Warnings:        []string{},
-		Plugins:         system.PluginsInfo{Log: container.LogDrivers, Network: []string{"bridge", "host", "null"}},
+		Plugins:         system.PluginsInfo{Volume: []string{"local"}, Log: container.LogDrivers, Network: []string{"bridge", "host", "null"}},
+		// As Docker, the kernel's setting (the engine turns it on for
+		// its bridges unless --ip-forward=false).
+		IPv4Forwarding: sysctlOn("net/ipv4/ip_forward"),
 	}
 	if s.cfg.Networks != nil && !s.cfg.Networks.IPTablesEnabled() {
 		in.Warnings = append(in.Warnings, "WARNING: the firewall is not managed (--iptables=false): published ports and masquerading do not work")
@@ -56,7 +60,29 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 			in.ContainersStopped++
 		}
 	}
+	if apiversion.Compare(RequestVersion(r.Context()), "1.50") < 0 {
+		// Docker sent these until API 1.50 (deprecated in 1.48);
+		// clients of older versions (docker 20.10's info) warn when
+		// they are false or missing.
+		return writeJSON(w, http.StatusOK, infoBefore150{in,
+			sysctlOn("net/bridge/bridge-nf-call-iptables"), sysctlOn("net/bridge/bridge-nf-call-ip6tables")})
+	}
 	return writeJSON(w, http.StatusOK, in)
+}
+
+// infoBefore150 is GET /info before API 1.50.
+type infoBefore150 struct {
+	system.Info
+	BridgeNfIptables  bool
+	BridgeNfIp6tables bool
+}
+
+// sysctlOn says whether a kernel setting (of the daemon's network
+// namespace for net/...) reads 1; false when it is absent (for the bridge
+// settings: no br_netfilter).
+func sysctlOn(name string) bool {
+	b, err := os.ReadFile("/proc/sys/" + name)
+	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
 func fileExists(p string) bool {

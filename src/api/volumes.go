@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/volume"
 	volumetypes "github.com/moby/moby/api/types/volume"
@@ -85,7 +86,9 @@ func (s *Server) volumeDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 // volumePrune removes unused anonymous volumes (all unused ones with the
-// filter all=true), as Docker 23+ does.
+// filter all=true), as Docker 23+ (API 1.42) does; before API 1.42 every
+// unused volume, named or not, as Docker did then and still does for
+// those clients (docker 20.10's volume prune).
 func (s *Server) volumePrune(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseFilters(r, "label", "all")
 	if err != nil {
@@ -94,6 +97,9 @@ func (s *Server) volumePrune(w http.ResponseWriter, r *http.Request) error {
 	all, err := f.bool("all", false)
 	if err != nil {
 		return err
+	}
+	if apiversion.Compare(RequestVersion(r.Context()), "1.42") < 0 {
+		all = true
 	}
 	vols, err := s.cfg.Volumes.List()
 	if err != nil {

@@ -91,11 +91,12 @@ func (m *Manager) mountStopped(id string) (rootfs string, running *Container, re
 // RESOLVE_IN_ROOT, or its emulation on older kernels), the last element
 // itself not followed, so that a symlink is copied as a symlink, unless the
 // path ends in "/" or "/." (then it names the directory, through a symlink
-// or not). A missing path is Docker's not-found error.
-func openIn(root *os.File, p string) (*os.File, error) {
+// or not). A missing path is Docker's not-found error, naming the
+// container as the client did (ref).
+func openIn(root *os.File, p, ref string) (*os.File, error) {
 	h, err := lookupIn(root, p)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nil, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container", p)) //lint:ignore ST1005 Docker's wording
+		return nil, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container %s", p, ref)) //lint:ignore ST1005 Docker's wording
 	}
 	return h, err
 }
@@ -149,7 +150,7 @@ func (m *Manager) StatPath(ref, p string) (containertypes.PathStat, error) {
 		return containertypes.PathStat{}, err
 	}
 	defer release()
-	h, err := openIn(root, p)
+	h, err := openIn(root, p, ref)
 	if err != nil {
 		return containertypes.PathStat{}, err
 	}
@@ -192,7 +193,7 @@ func (m *Manager) ArchivePath(ctx context.Context, ref, p string, head func(cont
 		return err
 	}
 	defer release()
-	h, err := openIn(root, p)
+	h, err := openIn(root, p, ref)
 	if err != nil {
 		return err
 	}
@@ -257,7 +258,7 @@ func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) err
 		return err
 	}
 	defer release()
-	h, err := openIn(root, p)
+	h, err := openIn(root, p, ref)
 	if err != nil {
 		return err
 	}

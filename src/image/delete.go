@@ -69,11 +69,13 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 			return nil
 		}
 		var remaining []reference.Named
+		var byRef reference.Named
 		if !isIDPrefix(tx, refOrID, id) {
 			n, _ := reference.ParseNormalizedNamed(refOrID)
 			if _, ok := n.(reference.Canonical); !ok {
 				n = reference.TagNameOnly(n)
 			}
+			byRef = n
 			if err := untag(n); err != nil {
 				return err
 			}
@@ -105,6 +107,10 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 					return err
 				}
 			}
+		}
+		if user != "" && len(remaining) == 0 && !force && byRef != nil {
+			return errdefs.Conflict(fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s",
+				reference.FamiliarString(byRef), user[:min(12, len(user))], shortID(id)))
 		}
 		if user != "" && len(remaining) == 0 && !force {
 			return errdefs.Conflict(fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by container %s", shortID(id), user[:min(12, len(user))]))

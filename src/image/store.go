@@ -343,6 +343,12 @@ func (s *Store) Tag(refOrID, ref string) error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		id, err := resolve(tx, refOrID)
+		if errdefs.KindOf(err) == errdefs.KindNotFound {
+			// Docker names the tag it looked for: "nothing:latest".
+			if n, perr := reference.ParseNormalizedNamed(refOrID); perr == nil && reference.IsNameOnly(n) {
+				return noSuchImage(reference.FamiliarString(reference.TagNameOnly(n)))
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -64,10 +64,6 @@ GAPS = {
         "ContainerConfig (Docker sends them, empty, before API 1.45)",
     "apiversion.1.41.image_container_config": "GET /v1.41/images/NAME/json leaves out Container and "
         "ContainerConfig (Docker sends them, empty, before API 1.45)",
-    "apiversion.1.24.info": "GET /v1.24/info leaves out BridgeNfIptables/BridgeNfIp6tables (Docker "
-        "sends them before API 1.50)",
-    "apiversion.1.41.info": "GET /v1.41/info leaves out BridgeNfIptables/BridgeNfIp6tables (Docker "
-        "sends them before API 1.50)",
     "containers.create.env_merged_with_image": "GET /containers/ID/json's Config.Env leaves out the "
         "image's Env (null without environment=, only the request's entries with it; the process does get "
         "PATH). Docker stores and shows the merge: the request's entries, then the image's not overridden",
