@@ -35,7 +35,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAG
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test packaging-lint unit race fuzz e2e compat systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench FORCE
+.PHONY: all build cross size test packaging-lint unit race fuzz e2e compat systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench bench-delta FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -87,6 +87,18 @@ bench: build
 	$(GO) run ./src/internal/cmd/ctrbench -engine bin/balena-engine -out $(RESULTS)/container-bench.md
 	$(GO) run ./src/internal/cmd/netbench -engine bin/balena-engine -out $(RESULTS)/network-bench.md
 	$(GO) run ./src/internal/cmd/monitorbench -engine bin/balena-engine -out $(RESULTS)/monitor-loss.md
+
+# Delta images on pairs built here (a Go program at two commits, default
+# and -s -w; a Node.js app whose npm dependencies move; a Debian root where
+# nine packages move): plain pull, balenaEngine's format, ours, xdelta3
+# and zstd --patch-from, make and apply times, apply memory (root;
+# installs xdelta3 and zstd if missing; inputs cached in
+# /var/cache/balena-engine-bench). Results: docs/results/delta-bench.md.
+bench-delta: build
+	@command -v xdelta3 >/dev/null && command -v zstd >/dev/null || { apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xdelta3 zstd; }
+	@mkdir -p $(RESULTS)
+	$(GO) run ./src/internal/cmd/deltabench -engine bin/balena-engine -out $(RESULTS)/delta-bench.md
 
 # The whole suite, as CI runs it: lint, the packaging's lint, unit tests,
 # the end-to-end tests against the built binary (with the real docker
@@ -143,7 +155,7 @@ FUZZMINIMIZE ?= 1s
 FUZZ_TARGETS := layer:FuzzApply layer:FuzzUnpack registry:FuzzResolve \
 	image:FuzzLoad image:FuzzReference api:FuzzContainerCreate api:FuzzContainerUpdate \
 	runtime:FuzzStartRequest runtime:FuzzExecRequest stdstream:FuzzReadFrame \
-	network/dns:FuzzAnswer delta/rdiff:FuzzPatch delta/rdiff:FuzzRoundTrip
+	network/dns:FuzzAnswer delta/rdiff:FuzzPatch delta/rdiff:FuzzRoundTrip delta:FuzzNativePatch delta/bsdiff:FuzzPatch delta/bsdiff:FuzzRoundTrip
 # Go's fuzzing coordinator can end a run with "context deadline exceeded"
 # and no failing input when a loaded machine keeps a worker from answering
 # before -fuzztime ends: that one case is run again, once; a real failure
@@ -165,12 +177,14 @@ e2e: bin/balena-engine
 
 # The drop-in acceptance suites: clients as users run them (dockerode and
 # balena's device agent's flows; docker-py; the docker CLI, the current one
-# and Debian's 20.10, fetched once into /var/cache/balena-engine-test)
-# against a daemon of the test's own, each check a line and a count per
-# client (src/e2e/compat*).
+# and Debian's 20.10, fetched once into /var/cache/balena-engine-test;
+# Docker Compose, the current one built once from its Go module into the
+# same cache, and Debian's 1.29) against a daemon of the test's own, each
+# check a line and a count per client (src/e2e/compat*). The timeout
+# leaves room for that one-time build.
 compat: bin/balena-engine
 	@echo "go test -tags e2e -run TestCompat ./src/e2e/ (log: bin/compat.log)"
-	@BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -tags e2e -run 'TestCompat' -v ./src/e2e/ >bin/compat.log 2>&1 || \
+	@BALENA_ENGINE_BIN=$(CURDIR)/bin/balena-engine $(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCompat' -v ./src/e2e/ >bin/compat.log 2>&1 || \
 		{ cat bin/compat.log; exit 1; }
 	@grep -E 'SUMMARY|SKIP|^--- |^ok' bin/compat.log
 

@@ -358,6 +358,52 @@ push_big_images() {
 	done
 }
 
+# push_delta_image BASE TARGET DELTA: push TARGET, the next version of the
+# big image BASE (bigimage -edit, seed 1, as push_big_images pushed BASE
+# first), then the engine's delta from BASE to TARGET as DELTA, made by
+# this host's engine ($TOP/bin/balena-engine) in a daemon of its own,
+# stopped (daemon, then its monitor) before this returns.
+push_delta_image() {
+	local base=$1 target=$2 delta=$3 d=$out/delta-engine host_engine=$TOP/bin/balena-engine i
+	[ -x "$host_engine" ] || die "$host_engine missing: run make bin/balena-engine"
+	"$out/bigimage" -push "$registry/$target:latest" -size "$size" -layers "$nlayers" -seed 1 -edit -platform "$platform" >&2
+	rm -rf "$d"
+	mkdir -p "$d"
+	"$host_engine" daemon --data-root "$d/root" --exec-root "$d/run" -H "unix://$d/sock" --pidfile "$d/pid" 		--bridge=none --iptables=false --ip-forward=false >"$d/daemon.log" 2>&1 &
+	delta_daemon=$!
+	for i in $(seq 300); do
+		"$host_engine" -H "unix://$d/sock" version >/dev/null 2>&1 && break
+		kill -0 "$delta_daemon" 2>/dev/null || die "the delta-making daemon exited ($d/daemon.log)"
+		[ "$i" -lt 300 ] || die "the delta-making daemon did not answer ($d/daemon.log)"
+		sleep 0.1
+	done
+	local be=("$host_engine" -H "unix://$d/sock")
+	"${be[@]}" pull -q --platform "$platform" "$registry/$base:latest" >&2 || die "delta: pull $base"
+	"${be[@]}" pull -q --platform "$platform" "$registry/$target:latest" >&2 || die "delta: pull $target"
+	"${be[@]}" image delta -t "$registry/$delta:latest" "$registry/$base:latest" "$registry/$target:latest" >"$d/delta.log" ||
+		die "delta: image delta ($d/delta.log)"
+	log "delta $base -> $target: $(grep -o 'Plain pull[^"]*' "$d/delta.log" | tail -1)"
+	"${be[@]}" push "$registry/$delta:latest" >/dev/null || die "delta: push $delta"
+	delta_engine_stop
+}
+
+# delta_engine_stop: stop push_delta_image's daemon, if running, and the
+# monitor it started.
+delta_engine_stop() {
+	local d=$out/delta-engine mpid i
+	[ -n "${delta_daemon:-}" ] || return 0
+	kill -TERM "$delta_daemon" 2>/dev/null
+	wait "$delta_daemon" 2>/dev/null
+	delta_daemon=
+	mpid=$(cat "$d/run/monitor/monitor.pid" 2>/dev/null) || return 0
+	kill -TERM "$mpid" 2>/dev/null || return 0
+	for i in $(seq 100); do
+		kill -0 "$mpid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$mpid" 2>/dev/null
+}
+
 # qemu_registry_nic: give the guest a NIC on QEMU's user network that
 # reaches nothing (restrict=on) but the registry, forwarded from
 # $guest_registry by one socat per connection.

@@ -33,12 +33,12 @@ qemu-test-all: cross
 PC_ARCH = $(or $(ARCH),x86_64)
 N ?= 200
 
-powercut: bin/$(PC_ARCH)/balena-engine
+powercut: bin/$(PC_ARCH)/balena-engine bin/balena-engine
 	qemu-tests/install
 	@mkdir -p $(RESULTS)
 	GO=$(GO) QEMU_COMMAND='make powercut N=$(N) ARCH=$(PC_ARCH)' qemu-tests/powercut $(PC_ARCH) $(N) $(RESULTS)/powercut-$(PC_ARCH).md
 
-powercut-ci: bin/x86_64/balena-engine
+powercut-ci: bin/x86_64/balena-engine bin/balena-engine
 	qemu-tests/install
 	GO=$(GO) QEMU_COMMAND='make powercut-ci' qemu-tests/powercut x86_64 10 bin/qemu/powercut-ci.md
 

@@ -66,7 +66,7 @@ func runPull(ctx context.Context, e *env, args []string) error {
 func runDelta(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("image delta", "image delta [OPTIONS] SOURCE_IMAGE TARGET_IMAGE")
 	tag := fs.StringP("tag", "t", "", "name and optionally a tag in the 'name:tag' format for the delta image")
-	format := fs.String("format", "", "delta format: balena (balenaEngine's librsync deltas, the default)")
+	format := fs.String("format", "", "delta format: native (the default) or balena (balenaEngine's, for devices that run it)")
 	if err := parseExact(fs, args, 2); err != nil {
 		return err
 	}

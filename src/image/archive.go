@@ -54,7 +54,10 @@ func (s *Store) Save(ctx context.Context, w io.Writer, names []string) error {
 			return err
 		}
 		var tags []string
-		if n, err := reference.ParseNormalizedNamed(name); err == nil && !strings.HasPrefix(img.ID.Encoded(), name) {
+		// An image named by its ID ("sha256:HEX", or a prefix of HEX) has
+		// no tag in the archive.
+		byID := strings.HasPrefix(img.ID.String(), name) || strings.HasPrefix(img.ID.Encoded(), name)
+		if n, err := reference.ParseNormalizedNamed(name); err == nil && !byID {
 			if _, ok := n.(reference.Digested); !ok {
 				tags = append(tags, reference.FamiliarString(reference.TagNameOnly(n)))
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/balena-os/balena-engine/src/registry"
 	"github.com/distribution/reference"
 	"github.com/docker/go-units"
+	"github.com/klauspost/compress/gzip"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/events"
 	"github.com/opencontainers/go-digest"
@@ -71,7 +72,19 @@ func (s *Store) patchLayer(ctx context.Context, t deltaTarget, basis *layer.Basi
 		return err
 	}
 	defer out.Abort()
-	patched := delta.BalenaPatch(basis, basis.Size(), bufio.NewReaderSize(f, 64<<10))
+	br := bufio.NewReaderSize(f, 64<<10)
+	if t.info.Format == delta.FormatNative {
+		// A delta declares what it makes: one that could not fit is
+		// refused before it fills the disk.
+		size, err := delta.DeclaredSize(br)
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("delta layer %d: %w", i, err))
+		}
+		if free, err := s.layers.Free(); err == nil && size > free {
+			return fmt.Errorf("delta layer %d makes a layer of %d bytes, more than the %d free in the data root", i, size, free)
+		}
+	}
+	patched := delta.Patch(t.info.Format, basis, basis.Size(), br)
 	if err := out.Apply(ctx, patched, "", -1); err != nil {
 		var de *layer.DigestError
 		if errors.As(err, &de) {
@@ -169,23 +182,24 @@ func deltaOf(cfg dockerspec.DockerOCIImage) (delta.Info, bool, error) {
 // DeltaOptions tune CreateDelta.
 type DeltaOptions struct {
 	Tag      string // name the delta image gets; "" for none
-	Format   string // "balena" (the default, for now the only one)
+	Format   string // delta.FormatNative (the default) or delta.FormatBalena
 	Progress Progress
 }
 
-// DeltaFormats are the formats CreateDelta makes.
-const DeltaFormatBalena = "balena"
-
 // CreateDelta makes the delta image that rebuilds dest from src, records
 // it and returns its ID. Each layer of dest is, in the delta, an empty layer
-// where dest's chain up to it is src's, else the rdiff delta of its tar
-// against all of src's layer tars (balenaEngine's format).
+// where dest's chain up to it is src's, else a layer holding the delta of
+// its tar against all of src's layer tars, in the format asked for.
 func (s *Store) CreateDelta(ctx context.Context, src, dest string, opts DeltaOptions) (digest.Digest, error) {
 	p := opts.Progress
-	switch opts.Format {
-	case "", DeltaFormatBalena:
+	format := opts.Format
+	switch format {
+	case "":
+		format = delta.FormatNative
+	case delta.FormatNative, delta.FormatBalena:
 	default:
-		return "", errdefs.InvalidParameter(fmt.Errorf("unknown delta format %q: balena-engine makes %q deltas", opts.Format, DeltaFormatBalena))
+		return "", errdefs.InvalidParameter(fmt.Errorf("unknown delta format %q: balena-engine makes %q (its own) and %q (balenaEngine's) deltas",
+			opts.Format, delta.FormatNative, delta.FormatBalena))
 	}
 	var tag reference.NamedTagged
 	if opts.Tag != "" {
@@ -210,10 +224,36 @@ func (s *Store) CreateDelta(ctx context.Context, src, dest string, opts DeltaOpt
 		return "", err
 	}
 	defer basis.Close()
+	compute := func(w io.Writer, tl layer.Layer, c *counter) error {
+		ts, err := tl.TarStream()
+		if err != nil {
+			return err
+		}
+		defer ts.Close()
+		return delta.BalenaDelta(w, basis, basis.Size(), &ctxReader{ctx: ctx, r: &countingReader{r: ts, c: c}})
+	}
+	var stats delta.Stats
+	if format == delta.FormatNative {
+		var files []delta.File
+		for _, f := range basis.Files() {
+			files = append(files, delta.File(f))
+		}
+		enc := delta.NewEncoder(basis, basis.Size(), files)
+		compute = func(w io.Writer, tl layer.Layer, c *counter) error {
+			st, err := enc.Encode(w, nativeTarget(ctx, tl, c))
+			stats.Copied += st.Copied
+			stats.Added += st.Added
+			stats.Patched += st.Patched
+			stats.Literal += st.Literal
+			stats.PatchesZstd += st.PatchesZstd
+			stats.PatchesBsdiff += st.PatchesBsdiff
+			return err
+		}
+	}
 
 	var deltaChain, deltaDiffIDs []digest.Digest
 	defer func() { s.unpin(deltaChain) }()
-	var normal, small int64
+	var small, plain int64
 	for i, diffID := range b.Config.RootFS.DiffIDs {
 		short := shortID(diffID)
 		common := i < len(a.ChainIDs) && a.ChainIDs[i] == b.ChainIDs[i]
@@ -226,10 +266,10 @@ func (s *Store) CreateDelta(ctx context.Context, src, dest string, opts DeltaOpt
 			l, err = s.ingestTar(ctx, parent, delta.WriteEmptyLayer)
 			p.send(Message{Status: "Skipping common layer", ID: short})
 		} else {
-			var n, d int64
-			l, n, d, err = s.balenaDeltaLayer(ctx, parent, basis, b.ChainIDs[i], &counter{progress: p, id: short, status: "Computing delta"})
-			normal += n
+			var d, g int64
+			l, d, g, err = s.deltaLayer(ctx, parent, b.ChainIDs[i], &counter{progress: p, id: short, status: "Computing delta"}, compute)
 			small += d
+			plain += g
 			p.send(Message{Status: "Delta complete", ID: short})
 		}
 		if err != nil {
@@ -242,7 +282,7 @@ func (s *Store) CreateDelta(ctx context.Context, src, dest string, opts DeltaOpt
 		deltaChain = append(deltaChain, l.ChainID)
 		deltaDiffIDs = append(deltaDiffIDs, l.DiffID)
 	}
-	info := delta.Info{Base: a.ID, Target: b.RawConfig, TargetID: b.ID}
+	info := delta.Info{Format: format, Base: a.ID, Target: b.RawConfig, TargetID: b.ID}
 	raw, err := delta.Config(info, b.Config.OS, b.Config.Architecture, b.Config.Variant, deltaDiffIDs, time.Now())
 	if err != nil {
 		return "", err
@@ -255,18 +295,49 @@ func (s *Store) CreateDelta(ctx context.Context, src, dest string, opts DeltaOpt
 	if err := s.record(id, raw, n, ""); err != nil {
 		return "", err
 	}
-	ratio := 1.0
-	if small > 0 {
-		ratio = float64(normal) / float64(small)
+	// balenaEngine's summary line, then the pull's bytes: the changed
+	// layers against the delta layers, gzipped as a push sends them.
+	ratio := func(a, b int64) float64 {
+		if b == 0 {
+			return 1
+		}
+		return float64(a) / float64(b)
 	}
 	p.send(Message{Status: fmt.Sprintf("Normal size: %s, Delta size: %s, %.2fx improvement",
-		units.HumanSize(float64(normal)), units.HumanSize(float64(small)), ratio)})
+		units.HumanSize(float64(plain)), units.HumanSize(float64(small)), ratio(plain, small))})
+	p.send(Message{Status: fmt.Sprintf("Plain pull: %d bytes (gzip), delta: %d bytes, %.2fx smaller (%s format)", plain, small, ratio(plain, small), format)})
+	if format == delta.FormatNative {
+		p.send(Message{Status: fmt.Sprintf("Target bytes copied %d, adjusted %d, patched %d (%d zstd, %d bsdiff), literal %d",
+			stats.Copied, stats.Added, stats.Patched, stats.PatchesZstd, stats.PatchesBsdiff, stats.Literal)})
+	}
 	p.send(Message{Status: "Created delta: " + id.String()})
 	if tag != nil {
 		s.notify(events.ActionTag, id.String(), reference.FamiliarString(tag))
 		p.send(Message{Status: "Successfully tagged " + reference.FamiliarString(tag)})
 	}
 	return id, nil
+}
+
+// nativeTarget is a target layer as the native encoder reads it: its
+// records from tar-split, its files from its directory, progress reported
+// to c as the records go by.
+func nativeTarget(ctx context.Context, tl layer.Layer, c *counter) delta.Target {
+	return delta.Target{
+		Size: c.total,
+		Walk: func(fn func(delta.Entry) error) error {
+			return tl.Walk(func(e layer.Entry) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := fn(delta.Entry(e)); err != nil {
+					return err
+				}
+				c.add(len(e.Segment) + int(e.Size))
+				return nil
+			})
+		},
+		Open: func(name string) (io.ReadCloser, error) { return tl.OpenFile(name) },
+	}
 }
 
 // ingestTar commits the layer tar that write produces on top of parent.
@@ -286,47 +357,76 @@ func (s *Store) ingestTar(ctx context.Context, parent digest.Digest, write func(
 	return in.Commit()
 }
 
-// balenaDeltaLayer computes the rdiff delta of the target layer's tar
-// against the basis into a scratch file, then commits the delta layer that
-// holds it, reporting its progress through the target's tar to c. It
-// returns the layer, the target tar's size and the delta's.
-func (s *Store) balenaDeltaLayer(ctx context.Context, parent digest.Digest, basis *layer.Basis, target digest.Digest, c *counter) (layer.Layer, int64, int64, error) {
+// deltaLayer computes the delta of the target layer into a scratch file
+// (compute reports its progress through the layer's tar to c), then
+// commits the delta layer that holds it. It returns the layer, the
+// target tar's size, the delta's, and the target's size gzipped.
+func (s *Store) deltaLayer(ctx context.Context, parent digest.Digest, target digest.Digest, c *counter,
+	compute func(io.Writer, layer.Layer, *counter) error) (l layer.Layer, deltaSize, gzSize int64, err error) {
 	tl, err := s.layers.Get(target)
 	if err != nil {
-		return layer.Layer{}, 0, 0, err
+		return l, 0, 0, err
 	}
 	if c.total, err = tl.TarSize(); err != nil {
-		return layer.Layer{}, 0, 0, err
+		return l, 0, 0, err
 	}
-	ts, err := tl.TarStream()
-	if err != nil {
-		return layer.Layer{}, 0, 0, err
+	if gzSize, err = s.gzipSize(tl); err != nil {
+		return l, 0, 0, err
 	}
-	defer ts.Close()
 	tmp, err := s.layers.TempFile()
 	if err != nil {
-		return layer.Layer{}, 0, 0, err
+		return l, 0, 0, err
 	}
 	defer tmp.Close()
-	cr := &countingReader{r: ts, c: c}
 	w := bufio.NewWriterSize(tmp, 64<<10)
-	if err := delta.BalenaDelta(w, basis, basis.Size(), &ctxReader{ctx: ctx, r: cr}); err != nil {
-		return layer.Layer{}, 0, 0, fmt.Errorf("delta of layer %s: %w", tl.DiffID, err)
+	if err := compute(w, tl, c); err != nil {
+		return l, 0, 0, fmt.Errorf("delta of layer %s: %w", tl.DiffID, err)
 	}
 	if err := w.Flush(); err != nil {
-		return layer.Layer{}, 0, 0, err
+		return l, 0, 0, err
 	}
 	size, err := tmp.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return layer.Layer{}, 0, 0, err
+		return l, 0, 0, err
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return layer.Layer{}, 0, 0, err
+		return l, 0, 0, err
 	}
-	l, err := s.ingestTar(ctx, parent, func(w io.Writer) error {
-		return delta.WriteBalenaLayer(w, bufio.NewReaderSize(tmp, 64<<10), size)
+	l, err = s.ingestTar(ctx, parent, func(w io.Writer) error {
+		return delta.WriteLayer(w, bufio.NewReaderSize(tmp, 64<<10), size)
 	})
-	return l, c.total, size, err
+	if err != nil {
+		return l, 0, 0, err
+	}
+	// What a pull of the delta layer fetches: gzipped as a push sends it.
+	deltaSize, err = s.gzipSize(l)
+	return l, deltaSize, gzSize, err
+}
+
+// gzipSize is the size of the layer's blob as a pull fetches it: the one
+// a pull or push recorded, else its tar gzipped as a push would.
+func (s *Store) gzipSize(l layer.Layer) (int64, error) {
+	if known := s.knownBlobs(l.DiffID); len(known) > 0 {
+		return known[0].Size, nil
+	}
+	ts, err := l.TarStream()
+	if err != nil {
+		return 0, err
+	}
+	defer ts.Close()
+	cw := &countWriter{}
+	zw := gzip.NewWriter(cw)
+	if _, err := io.Copy(zw, ts); err != nil {
+		return 0, err
+	}
+	return cw.n, zw.Close()
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
 }
 
 // ctxReader ends a long read when ctx is done (the client went away).

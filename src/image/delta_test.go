@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
@@ -62,7 +63,13 @@ func layerDiffIDs(t *testing.T, e *env, img Image) []digest.Digest {
 	return out
 }
 
-func TestBalenaDeltaCreatePushPullLoad(t *testing.T) {
+func TestDeltaCreatePushPullLoad(t *testing.T) {
+	for _, format := range []string{delta.FormatNative, delta.FormatBalena} {
+		t.Run(format, func(t *testing.T) { testDeltaRoundTrip(t, format) })
+	}
+}
+
+func testDeltaRoundTrip(t *testing.T, format string) {
 	ctx := context.Background()
 	build := newEnv(t)
 	a, b, _ := deltaPair()
@@ -78,11 +85,16 @@ func TestBalenaDeltaCreatePushPullLoad(t *testing.T) {
 	}
 	var msgs []string
 	deltaRef := build.reg.Host + "/app:delta-1-2"
-	id, err := build.images.CreateDelta(ctx, refA, refB, DeltaOptions{Tag: deltaRef, Progress: func(m Message) { msgs = append(msgs, m.ID+":"+m.Status) }})
+	id, err := build.images.CreateDelta(ctx, refA, refB, DeltaOptions{Tag: deltaRef, Format: format, Progress: func(m Message) { msgs = append(msgs, m.ID+":"+m.Status) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := strings.Join(msgs, "|")
+	for _, m := range msgs {
+		if strings.Contains(m, "size") || strings.Contains(m, "bytes") {
+			t.Log(m)
+		}
+	}
 	if !strings.Contains(all, ":Created delta: "+id.String()) || !strings.Contains(all, "Skipping common layer") ||
 		!strings.Contains(all, "x improvement") {
 		t.Errorf("delta progress: %s", all)
@@ -92,7 +104,7 @@ func TestBalenaDeltaCreatePushPullLoad(t *testing.T) {
 		t.Fatalf("delta image by its tag: %v %v", dimg.ID, err)
 	}
 	info, ok, err := delta.FromLabels(dimg.Config.Config.Labels)
-	if !ok || err != nil || info.Base != imgA.ID || info.TargetID != imgB.ID {
+	if !ok || err != nil || info.Base != imgA.ID || info.TargetID != imgB.ID || info.Format != format {
 		t.Fatalf("delta labels: %+v %v %v", info, ok, err)
 	}
 	if err := build.images.Push(ctx, build.client, deltaRef, "", PushOptions{}); err != nil {
@@ -177,6 +189,10 @@ func digestStrings(ds []digest.Digest) []string {
 // balenaDeltaImage builds a delta image by hand: layer i of the target is
 // empty when shared, else a "delta" entry holding deltas[i].
 func balenaDeltaImage(base, target testimage.Image, deltas map[int][]byte) testimage.Image {
+	return deltaImage(map[string]string{delta.LabelBase: base.ConfigDesc.Digest.String(), delta.LabelConfig: string(target.Config)}, target, deltas)
+}
+
+func deltaImage(labels map[string]string, target testimage.Image, deltas map[int][]byte) testimage.Image {
 	var layers []testimage.Layer
 	for i := range target.Layers {
 		if d, ok := deltas[i]; ok {
@@ -185,8 +201,7 @@ func balenaDeltaImage(base, target testimage.Image, deltas map[int][]byte) testi
 			layers = append(layers, testimage.NewLayer())
 		}
 	}
-	return testimage.New(host, ocispec.ImageConfig{Labels: map[string]string{
-		delta.LabelBase: base.ConfigDesc.Digest.String(), delta.LabelConfig: string(target.Config)}}, layers...)
+	return testimage.New(host, ocispec.ImageConfig{Labels: labels}, layers...)
 }
 
 // A delta made by an independent implementation, Debian's rdiff (librsync)
@@ -302,4 +317,175 @@ func be64(v uint64) []byte {
 		b[7-i] = byte(v >> (8 * i))
 	}
 	return b
+}
+
+// The cases the delta formats must rebuild exactly: each is a base and a
+// target image; both formats are made, loaded on a store holding only the
+// base, and must give the target's ID and layers.
+func TestDeltaRoundTripCases(t *testing.T) {
+	f := func(name string, body []byte) testimage.File { return testimage.File{Name: name, Body: body} }
+	d := func(name string) testimage.File { return testimage.File{Name: name, Type: '5'} }
+	lib := noise(10, 400_000)
+	edit := func(b []byte, at int, s string) []byte {
+		out := append([]byte{}, b...)
+		copy(out[at:], s)
+		return out
+	}
+	cfg := ocispec.ImageConfig{Cmd: []string{"true"}}
+	img := func(layers ...testimage.Layer) testimage.Image { return testimage.New(host, cfg, layers...) }
+	base := img(testimage.NewLayer(d("usr/"), d("usr/lib/"), d("usr/lib/python3.11/"),
+		f("usr/lib/python3.11/mod.py", bytes.Repeat([]byte("def f(): return 1\n"), 300)),
+		f("usr/lib/libx.so.1.2.3", lib), f("etc/conf", []byte("a=1\n")),
+		testimage.File{Name: "usr/bin/tool", Mode: 0o755, Body: noise(11, 50_000)},
+		f("data/old", []byte("to be deleted")), d("cache/"), f("cache/x", []byte("x"))))
+	big := noise(12, 9<<20)
+	bigBase := img(testimage.NewLayer(f("big/a", noise(13, 30<<20)), f("big/b", noise(14, 30<<20)), f("big/c", big)))
+	cases := map[string][2]testimage.Image{
+		"identical": {base, base},
+		"relayered identical files": {base, img(testimage.NewLayer(f("usr/lib/libx.so.1.2.3", lib)),
+			testimage.NewLayer(f("etc/conf", []byte("a=1\n"))))},
+		"small edits, renames, moved and version-numbered directories": {base, img(testimage.NewLayer(d("usr/"), d("usr/lib/"),
+			d("usr/lib/python3.12/"),
+			f("usr/lib/python3.12/mod.py", bytes.Repeat([]byte("def f(): return 2\n"), 300)),
+			f("usr/lib/libx.so.1.2.4", edit(lib, 1000, "patched")), f("etc/conf.renamed", []byte("a=1\n")),
+			testimage.File{Name: "usr/local/bin/tool", Mode: 0o755, Body: noise(11, 50_000)}))},
+		"links, whiteouts, opaque directories, permissions, new files": {base, img(base.Layers[0], testimage.NewLayer(
+			testimage.File{Name: "usr/bin/tool", Mode: 0o700, Body: noise(11, 50_000)},
+			testimage.File{Name: "usr/bin/tool2", Type: '1', Linkname: "usr/bin/tool"},
+			testimage.File{Name: "usr/bin/t", Type: '2', Linkname: "tool"},
+			f("data/.wh.old", nil), d("cache/"), f("cache/.wh..wh..opq", nil), f("cache/y", []byte("y")),
+			f("new/file", noise(15, 3000))))},
+		"a layer bigger than 64 MiB": {bigBase, img(testimage.NewLayer(f("big/a", noise(13, 30<<20)), f("big/b2", noise(14, 30<<20)),
+			f("big/c", edit(big, 5<<20, "an edit in the middle of a 9 MiB file"))))},
+	}
+	ctx := context.Background()
+	for name, c := range cases {
+		for _, format := range []string{delta.FormatNative, delta.FormatBalena} {
+			t.Run(strings.ReplaceAll(name, " ", "_")+"/"+format, func(t *testing.T) {
+				build := openEnv(t, t.TempDir(), nil)
+				dev := openEnv(t, t.TempDir(), nil)
+				for _, e := range []*env{build, dev} {
+					for _, im := range c[:1+btoi(e == build)] {
+						if err := e.images.Load(ctx, bytes.NewReader(archiveOf(t, im, "")), nil); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				a, b := c[0].ConfigDesc.Digest.String(), c[1].ConfigDesc.Digest.String()
+				var msgs []string
+				id, err := build.images.CreateDelta(ctx, a, b, DeltaOptions{Tag: "delta:1", Format: format,
+					Progress: func(m Message) { msgs = append(msgs, m.Status) }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range msgs {
+					if strings.Contains(m, "Plain pull") || strings.Contains(m, "Target bytes") {
+						t.Log(m)
+					}
+				}
+				var archive bytes.Buffer
+				if err := build.images.Save(ctx, &archive, []string{id.String()}); err != nil {
+					t.Fatal(err)
+				}
+				if err := dev.images.Load(ctx, &archive, nil); err != nil {
+					t.Fatal(err)
+				}
+				got, err := dev.images.Get(b)
+				if err != nil {
+					t.Fatalf("target after loading the delta: %v", err)
+				}
+				want, _ := build.images.Get(b)
+				if strings.Join(digestStrings(layerDiffIDs(t, dev, got)), ",") != strings.Join(digestStrings(layerDiffIDs(t, build, want)), ",") {
+					t.Errorf("rebuilt layers differ")
+				}
+				if rep, err := dev.images.Check(); err != nil || len(rep.Problems) != 0 {
+					t.Errorf("store after the delta: %v %v", rep.Problems, err)
+				}
+			})
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// archiveOf is a docker-save archive of img (legacy layout), tagged tag
+// unless "".
+func archiveOf(t *testing.T, img testimage.Image, tag string) []byte {
+	t.Helper()
+	am := archiveManifest{Config: img.ConfigDesc.Digest.Encoded() + ".json"}
+	if tag != "" {
+		am.RepoTags = []string{tag}
+	}
+	files := []tarFile{{name: am.Config, body: img.Config}}
+	for i, l := range img.Layers {
+		p := fmt.Sprintf("%d/layer.tar", i)
+		am.Layers = append(am.Layers, p)
+		files = append(files, tarFile{name: p, body: l.Tar})
+	}
+	mj, err := json.Marshal([]archiveManifest{am})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return makeArchive(append(files, tarFile{name: "manifest.json", body: mj})...)
+}
+
+// A native delta declaring more than the disk holds is refused before it
+// writes; one of another version is refused by name.
+func TestNativeDeltaRefused(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := deltaPair()
+	e := newEnv(t)
+	e.push(t, "base:1", a)
+	if _, err := e.images.Pull(ctx, e.client, e.reg.Host+"/base:1", PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	labels := func(version string) map[string]string {
+		return map[string]string{delta.LabelNativeBase: a.ConfigDesc.Digest.String(), delta.LabelNativeConfig: string(b.Config),
+			delta.LabelNativeVersion: version}
+	}
+	bomb := append([]byte(delta.Magic), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f) // 2^55 bytes
+	ref := e.push(t, "bomb:delta", deltaImage(labels("1"), b, map[int][]byte{1: bomb, 2: bomb}))
+	if _, err := e.images.Pull(ctx, e.client, ref, PullOptions{}); err == nil || !strings.Contains(err.Error(), "free in the data root") {
+		t.Errorf("pull of a delta declaring 2^55 bytes: %v", err)
+	}
+	ref = e.push(t, "v2:delta", deltaImage(labels("2"), b, map[int][]byte{1: bomb, 2: bomb}))
+	if _, err := e.images.Pull(ctx, e.client, ref, PullOptions{}); errdefs.KindOf(err) != errdefs.KindInvalidParameter || !strings.Contains(err.Error(), "version 1") {
+		t.Errorf("pull of a delta of format version 2: %v", err)
+	}
+	if all, _ := e.images.List(); len(all) != 1 {
+		t.Errorf("images after refused deltas: %d", len(all))
+	}
+	assertTmpEmpty(t, e)
+}
+
+// Docker's words for a missing untagged name and for the last name of an
+// image a container uses; a save by ID carries no tag.
+func TestDockerWordingTagRmiSave(t *testing.T) {
+	ctx := context.Background()
+	e := openEnv(t, t.TempDir(), nil)
+	a, _, _ := deltaPair()
+	if err := e.images.Load(ctx, bytes.NewReader(archiveOf(t, a, "app:1")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.images.Tag("nothing", "x:1"); err == nil || err.Error() != "No such image: nothing:latest" {
+		t.Errorf("tag of a missing name: %v", err)
+	}
+	e.images.InUse = func(id string) string { return "0123456789abcdef0123" }
+	_, err := e.images.Delete("app:1", false)
+	want := `conflict: unable to remove repository reference "app:1" (must force) - container 0123456789ab is using its referenced image ` + shortID(a.ConfigDesc.Digest)
+	if err == nil || err.Error() != want {
+		t.Errorf("rmi of an image in use: %v, want %s", err, want)
+	}
+	var archive bytes.Buffer
+	if err := e.images.Save(ctx, &archive, []string{a.ConfigDesc.Digest.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(archive.String(), `"RepoTags":["sha256`) {
+		t.Error("a save by ID wrote the ID as a tag")
+	}
 }

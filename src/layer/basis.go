@@ -24,9 +24,21 @@ type Basis struct {
 	parts []basisPart
 	size  int64
 
+	files []BasisFile
+
 	mu    sync.Mutex
-	files map[int]*openFile // open layer files by part, a few at most
-	order []int             // files, oldest first
+	open  map[int]*openFile // open layer files by part, a few at most
+	order []int             // open files, oldest first
+}
+
+// BasisFile is one file entry of the basis's tars, in order: where its
+// content starts in the basis (just after its header), its size and the
+// CRC-64 (ISO) of its content as tar-split recorded it.
+type BasisFile struct {
+	Name string
+	Off  int64
+	Size int64
+	CRC  []byte
 }
 
 // openFile is a layer file kept open, closed once evicted and unused.
@@ -57,7 +69,7 @@ func (s *Store) OpenBasis(chain []digest.Digest) (*Basis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delta basis: %w", err)
 	}
-	b := &Basis{spill: f, files: map[int]*openFile{}}
+	b := &Basis{spill: f, open: map[int]*openFile{}}
 	for _, id := range chain {
 		l, err := s.Get(id)
 		if err != nil {
@@ -114,18 +126,22 @@ func (b *Basis) add(l Layer) error {
 			spillEnd += n
 			b.size += n
 		case storage.FileType:
-			if e.Size <= 0 {
-				continue
-			}
 			rel, err := cleanName(e.GetName())
 			if err != nil {
 				return err
+			}
+			b.files = append(b.files, BasisFile{Name: rel, Off: b.size, Size: max(e.Size, 0), CRC: e.Payload})
+			if e.Size <= 0 {
+				continue
 			}
 			b.parts = append(b.parts, basisPart{off: b.size, n: e.Size, seg: -1, root: l.Dir(), name: rel})
 			b.size += e.Size
 		}
 	}
 }
+
+// Files lists the file entries of the basis's tars, in order.
+func (b *Basis) Files() []BasisFile { return b.files }
 
 // Size is the basis's length in bytes.
 func (b *Basis) Size() int64 { return b.size }
@@ -173,11 +189,11 @@ func (b *Basis) ReadAt(p []byte, off int64) (int, error) {
 func (b *Basis) acquire(i int) (*openFile, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if of, ok := b.files[i]; ok {
+	if of, ok := b.open[i]; ok {
 		of.refs++
 		return of, nil
 	}
-	if b.files == nil {
+	if b.open == nil {
 		return nil, errors.New("delta basis: closed")
 	}
 	f, err := openBeneath(b.parts[i].root, b.parts[i].name)
@@ -185,8 +201,8 @@ func (b *Basis) acquire(i int) (*openFile, error) {
 		return nil, fmt.Errorf("delta basis: %w", err)
 	}
 	if len(b.order) >= maxBasisFiles {
-		old := b.files[b.order[0]]
-		delete(b.files, b.order[0])
+		old := b.open[b.order[0]]
+		delete(b.open, b.order[0])
 		b.order = b.order[1:]
 		old.evicted = true
 		if old.refs == 0 {
@@ -194,7 +210,7 @@ func (b *Basis) acquire(i int) (*openFile, error) {
 		}
 	}
 	of := &openFile{f: f, refs: 1}
-	b.files[i] = of
+	b.open[i] = of
 	b.order = append(b.order, i)
 	return of, nil
 }
@@ -211,12 +227,12 @@ func (b *Basis) release(of *openFile) {
 func (b *Basis) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, of := range b.files {
+	for _, of := range b.open {
 		of.evicted = true
 		if of.refs == 0 {
 			of.f.Close()
 		}
 	}
-	b.files = nil
+	b.open = nil
 	return b.spill.Close()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 var bucketLayers = []byte("layers")
@@ -237,4 +238,13 @@ func (s *Store) TempFile() (*os.File, error) {
 	}
 	os.Remove(f.Name())
 	return f, nil
+}
+
+// Free is the bytes the store's filesystem has free for it.
+func (s *Store) Free() (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.root, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }

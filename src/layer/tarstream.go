@@ -84,30 +84,71 @@ func openBeneath(root, rel string) (*os.File, error) {
 // TarSize is the length of the layer's tar stream, from its tar-split
 // metadata, without rebuilding it.
 func (l Layer) TarSize() (int64, error) {
+	var n int64
+	err := l.Walk(func(e Entry) error {
+		n += int64(len(e.Segment)) + e.Size
+		return nil
+	})
+	return n, err
+}
+
+// Entry is one record of a layer's tar stream, in order: either raw tar
+// bytes (headers, padding: Segment) or a file's content, named, with its
+// size and the CRC-64 (ISO) tar-split recorded of it.
+type Entry struct {
+	Segment []byte
+	Name    string
+	Size    int64
+	CRC     []byte
+}
+
+// Walk calls fn with every record of the layer's tar stream, in order,
+// from its tar-split metadata (the files' contents are not read: OpenFile
+// reads one).
+func (l Layer) Walk(fn func(Entry) error) error {
 	f, err := os.Open(l.tarSplitPath())
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer f.Close()
 	gz, err := gzip.NewReader(f)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("layer %s: tar-split metadata: %w", l.ChainID, err)
 	}
+	defer gz.Close()
 	up := storage.NewJSONUnpacker(gz)
-	var n int64
 	for {
 		e, err := up.Next()
 		if err == io.EOF {
-			return n, nil
+			return nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("layer %s: tar-split metadata: %w", l.ChainID, err)
+			return fmt.Errorf("layer %s: tar-split metadata: %w", l.ChainID, err)
 		}
+		var out Entry
 		switch e.Type {
 		case storage.SegmentType:
-			n += int64(len(e.Payload))
+			out.Segment = e.Payload
 		case storage.FileType:
-			n += e.Size
+			if out.Name, err = cleanName(e.GetName()); err != nil {
+				return err
+			}
+			out.Size, out.CRC = max(e.Size, 0), e.Payload
+		default:
+			continue
+		}
+		if err := fn(out); err != nil {
+			return err
 		}
 	}
+}
+
+// OpenFile opens a regular file of the layer for reading, without
+// following symlinks.
+func (l Layer) OpenFile(name string) (*os.File, error) {
+	rel, err := cleanName(name)
+	if err != nil {
+		return nil, err
+	}
+	return openBeneath(l.Dir(), rel)
 }

@@ -2,7 +2,9 @@
 // to a registry, for the power-cut trials (qemu-tests/powercut): the pull
 // of the busybox test image is over too soon for a kill to land in it, so
 // these images are big enough, and in enough layers, for a pull under TCG
-// to take several seconds.
+// to take several seconds. With -edit, every file but the base layer's has
+// a few bytes changed every 64 KiB: the next version of the same image,
+// the target of a delta.
 //
 //	go run ./src/internal/cmd/bigimage -push 127.0.0.1:5000/big1:latest -size 24MiB -layers 3 -seed 1
 //
@@ -37,8 +39,9 @@ func main() {
 	layers := flag.Int("layers", 3, "number of layers")
 	seed := flag.Uint64("seed", 1, "seed of every layer but the first")
 	platform := flag.String("platform", platforms.DefaultString(), "platform the image claims")
+	edit := flag.Bool("edit", false, "change a few bytes every 64 KiB of every file above the base layer")
 	flag.Parse()
-	if err := run(*push, *size, *layers, *seed, *platform); err != nil {
+	if err := run(*push, *size, *layers, *seed, *platform, *edit); err != nil {
 		fmt.Fprintln(os.Stderr, "bigimage:", err)
 		os.Exit(1)
 	}
@@ -59,7 +62,7 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func run(push, sizeFlag string, nLayers int, seed uint64, platform string) error {
+func run(push, sizeFlag string, nLayers int, seed uint64, platform string, edit bool) error {
 	if push == "" {
 		return fmt.Errorf("nothing to do: give -push")
 	}
@@ -81,7 +84,7 @@ func run(push, sizeFlag string, nLayers int, seed uint64, platform string) error
 		if i == 0 {
 			s = 0 // the shared base layer
 		}
-		l := makeLayer(i, s, size/int64(nLayers))
+		l := makeLayer(i, s, size/int64(nLayers), edit && i > 0)
 		blobBytes += int64(len(l.Blob))
 		ls = append(ls, l)
 	}
@@ -106,7 +109,7 @@ func run(push, sizeFlag string, nLayers int, seed uint64, platform string) error
 // makeLayer builds layer i from seed: directories of files from 4 KiB to
 // 2 MiB, alternately random and repeated text, with a symlink and an empty
 // directory (which the layer check must find on disk too).
-func makeLayer(i int, seed uint64, budget int64) testimage.Layer {
+func makeLayer(i int, seed uint64, budget int64, edit bool) testimage.Layer {
 	r := rand.New(rand.NewChaCha8(seedBytes(seed, i)))
 	dir := fmt.Sprintf("data/layer%d-%d/", i, seed)
 	files := []testimage.File{
@@ -127,6 +130,11 @@ func makeLayer(i int, seed uint64, budget int64) testimage.Layer {
 			line := []byte(fmt.Sprintf("layer %d seed %d file %d: some compressible text\n", i, seed, n))
 			for j := range body {
 				body[j] = line[j%len(line)]
+			}
+		}
+		if edit {
+			for off := 1000; off < len(body); off += 64 << 10 {
+				copy(body[off:], "edited")
 			}
 		}
 		files = append(files, testimage.File{Name: fmt.Sprintf("%sf%d", dir, n), Body: body, Mode: 0o644})
