@@ -10,10 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/container"
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
@@ -432,6 +434,28 @@ func (s *Server) containerSummary(c *container.Container, now time.Time) contain
 	return sum
 }
 
+// legacyAliases adds to a container's user-defined networks' aliases, as
+// Docker's inspect does before API 1.45, the container's short ID and its
+// host name (Docker names the short ID in DNSNames since): Compose 1.29
+// looks for the short ID there, and without it disconnects every
+// container it starts from its network and connects it again.
+func legacyAliases(ns *containertypes.NetworkSettings, id, hostname, version string) {
+	if ns == nil || apiversion.Compare(version, "1.45") >= 0 {
+		return
+	}
+	short := id[:min(12, len(id))]
+	for name, ep := range ns.Networks {
+		if ep == nil || !containertypes.NetworkMode(name).IsUserDefined() {
+			continue
+		}
+		for _, a := range []string{short, hostname} {
+			if a != "" && !slices.Contains(ep.Aliases, a) {
+				ep.Aliases = append(ep.Aliases, a)
+			}
+		}
+	}
+}
+
 func timeString(t time.Time) string {
 	if t.IsZero() {
 		return "0001-01-01T00:00:00Z"
@@ -459,6 +483,7 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	}
 	if s.cfg.Networks != nil {
 		resp.NetworkSettings = s.cfg.Networks.Settings(c.ID, c.HostConfig.NetworkMode, c.Networks, c.HostConfig.PortBindings, c.Config.ExposedPorts)
+		legacyAliases(resp.NetworkSettings, c.ID, c.Config.Hostname, RequestVersion(r.Context()))
 	}
 	if resp.Args == nil {
 		resp.Args = []string{}

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+
+	containertypes "github.com/moby/moby/api/types/container"
+	networktypes "github.com/moby/moby/api/types/network"
 )
 
 // request sends a request to s, the path with its version prefix if any.
@@ -114,4 +118,42 @@ func TestContainerSizes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Before API 1.45 Docker's inspect lists a container's short ID and host
+// name among its aliases on user-defined networks (Compose 1.29 looks for
+// the short ID); from 1.45 on it does not, nor on the predefined networks.
+func TestLegacyAliases(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	settings := func() *containertypes.NetworkSettings {
+		return &containertypes.NetworkSettings{Networks: map[string]*networktypes.EndpointSettings{
+			"compat_app": {Aliases: []string{"web", "compat-web-1"}},
+			"other":      {},
+			"bridge":     {},
+			"host":       {},
+			"none":       nil,
+		}}
+	}
+	for _, tc := range []struct {
+		version, hostname string
+		want              map[string][]string
+	}{
+		{"1.41", "", map[string][]string{"compat_app": {"web", "compat-web-1", "0123456789ab"}, "other": {"0123456789ab"}}},
+		{"1.44", "box", map[string][]string{"compat_app": {"web", "compat-web-1", "0123456789ab", "box"}, "other": {"0123456789ab", "box"}}},
+		{"1.44", "0123456789ab", map[string][]string{"compat_app": {"web", "compat-web-1", "0123456789ab"}, "other": {"0123456789ab"}}},
+		{"1.45", "box", map[string][]string{"compat_app": {"web", "compat-web-1"}}},
+	} {
+		ns := settings()
+		legacyAliases(ns, id, tc.hostname, tc.version)
+		for name, ep := range ns.Networks {
+			var got []string
+			if ep != nil {
+				got = ep.Aliases
+			}
+			if !slices.Equal(got, tc.want[name]) {
+				t.Errorf("%s, hostname %q: %s's aliases %q, want %q", tc.version, tc.hostname, name, got, tc.want[name])
+			}
+		}
+	}
+	legacyAliases(nil, id, "", "1.41") // no settings: nothing to do
 }

@@ -296,10 +296,29 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 	if err := json.Unmarshal(b, &out); err != nil {
 		return err
 	}
-	if out["Config"], err = imageConfigFields(out["Config"], RequestVersion(r.Context())); err != nil {
+	version := RequestVersion(r.Context())
+	if out["Config"], err = imageConfigFields(out["Config"], version); err != nil {
 		return err
 	}
+	legacyImageFields(out, version)
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// emptyContainerConfig is Docker's ContainerConfig of an image no
+// container was committed to: a container config, every field empty.
+const emptyContainerConfig = `{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,` +
+	`"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":null,"Image":"",` +
+	`"Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null}`
+
+// legacyImageFields adds to an image inspect what Docker sends before API
+// 1.45: Container and ContainerConfig, empty (Compose 1.29 reads
+// ContainerConfig.Volumes when it recreates a container, and fails on
+// its absence).
+func legacyImageFields(out map[string]json.RawMessage, version string) {
+	if apiversion.Compare(version, "1.45") < 0 {
+		out["Container"] = json.RawMessage(`""`)
+		out["ContainerConfig"] = json.RawMessage(emptyContainerConfig)
+	}
 }
 
 // imageConfigFields adds the fields of an image's Config that the OCI

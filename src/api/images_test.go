@@ -37,6 +37,38 @@ func TestImageConfigFields(t *testing.T) {
 	}
 }
 
+// Before API 1.45 Docker's image inspect has Container and an empty
+// ContainerConfig (Compose 1.29 reads its Volumes); from 1.45 on neither.
+func TestLegacyImageFields(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		legacy  bool
+	}{{"1.24", true}, {"1.38", true}, {"1.44", true}, {"1.45", false}, {"1.52", false}} {
+		out := map[string]json.RawMessage{"Id": json.RawMessage(`"sha256:x"`)}
+		legacyImageFields(out, tc.version)
+		if _, ok := out["Container"]; ok != tc.legacy {
+			t.Errorf("%s: Container present %v, want %v", tc.version, ok, tc.legacy)
+		}
+		cc, ok := out["ContainerConfig"]
+		if ok != tc.legacy {
+			t.Errorf("%s: ContainerConfig present %v, want %v", tc.version, ok, tc.legacy)
+		}
+		if !ok {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(cc, &m); err != nil {
+			t.Fatalf("%s: %v: %s", tc.version, err, cc)
+		}
+		if v, ok := m["Volumes"]; !ok || v != nil {
+			t.Errorf("%s: ContainerConfig.Volumes = %v (present %v), want null", tc.version, v, ok)
+		}
+		if len(m) != 17 {
+			t.Errorf("%s: ContainerConfig has %d fields, want Docker's 17: %s", tc.version, len(m), cc)
+		}
+	}
+}
+
 // Docker's strslice: a string or a list (balena's agent sends
 // "Entrypoint": "").
 func TestStrSlices(t *testing.T) {

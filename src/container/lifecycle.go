@@ -236,18 +236,31 @@ func (m *Manager) follow(id string) {
 }
 
 func (m *Manager) finish(id string, st runtime.State) {
+	// As Docker: what the run held (its root filesystem's mount, its
+	// network sandbox) is let go before the container is recorded exited
+	// and those waiting hear of it. A start that follows at once (docker
+	// restart's, or a client's that waited for the exit) would otherwise
+	// find the old sandbox in its way ("already has a network sandbox"),
+	// or have its new mount taken away. Only while the record says the
+	// run goes on: nothing else starts the container meanwhile.
+	if c, err := m.records.get(id); err == nil && exitAllowed(c.State.Status) {
+		unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
+		if err := m.opts.Network.Leave(id); err != nil {
+			m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
+		}
+	}
 	c, err := m.transitionOrLog(id, evExit, outcome{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, Error: st.Error, FinishedAt: st.FinishedAt})
+	if err == nil {
+		// Before the waiters hear: a stop's "stop" event, a restart's
+		// "start", come after "die", as Docker's.
+		if st.OOMKilled {
+			m.notify(events.ActionOOM, c, nil)
+		}
+		m.notify(events.ActionDie, c, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
+	}
 	m.exitWaiters(id, st.ExitCode)
 	if err != nil {
 		return // removed meanwhile, or not running (logged)
-	}
-	if st.OOMKilled {
-		m.notify(events.ActionOOM, c, nil)
-	}
-	m.notify(events.ActionDie, c, map[string]string{"exitCode": fmt.Sprint(st.ExitCode)})
-	unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
-	if err := m.opts.Network.Leave(id); err != nil {
-		m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
 	}
 	m.mu.Lock()
 	inRestart := m.userRestarts[id]
@@ -259,6 +272,13 @@ func (m *Manager) finish(id string, st runtime.State) {
 		return
 	}
 	m.scheduleRestart(c)
+}
+
+// exitAllowed says whether a container of status may exit: its run goes
+// on (running or paused).
+func exitAllowed(status string) bool {
+	_, err := nextStatus(status, evExit)
+	return err == nil
 }
 
 // scheduleRestart arms c's restart policy, if it restarts c.

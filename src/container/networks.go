@@ -39,8 +39,8 @@ func (m *Manager) Connect(ref string, n *network.Network, cfg *networktypes.Endp
 		return err
 	}
 	mode := c.HostConfig.NetworkMode
-	if !network.IsBridged(mode) || n.Driver != network.DriverBridge {
-		return errdefs.Forbidden(fmt.Errorf("container cannot be disconnected from host network or connected to host network"))
+	if err := connectable(mode, c.NetworkDisconnected, n); err != nil {
+		return err
 	}
 	if _, listed := c.Networks[n.Name]; listed || string(mode) == n.Name || string(mode) == n.ID || (n.Default && mode.IsDefault()) {
 		return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", c.Name, n.Name))
@@ -59,13 +59,43 @@ func (m *Manager) Connect(ref string, n *network.Network, cfg *networktypes.Endp
 		}
 	}
 	_, err = m.records.update(c.ID, func(r *Container) error {
-		if r.Networks == nil {
-			r.Networks = map[string]*networktypes.EndpointSettings{}
-		}
-		r.Networks[n.Name] = cfg.Copy()
+		joinNetwork(r, n.Name, cfg)
 		return nil
 	})
 	return err
+}
+
+// joinNetwork records network name, with its endpoint settings, in a
+// container's record.
+func joinNetwork(r *Container, name string, cfg *networktypes.EndpointSettings) {
+	if r.Networks == nil {
+		r.Networks = map[string]*networktypes.EndpointSettings{}
+	}
+	r.Networks[name] = cfg.Copy()
+	if r.NetworkDisconnected {
+		// A network again: its mode names it.
+		r.HostConfig.NetworkMode, r.NetworkDisconnected = containertypes.NetworkMode(name), false
+	}
+}
+
+// connectable says whether a container of network mode mode may be
+// connected to network n, with Docker's refusals (400s). A container
+// whose mode is "none" because a disconnect took its last network
+// (disconnected) may: Docker keeps such a container's mode and lets
+// Compose 1.29 disconnect a new container from the network it was
+// created on and connect it again with its aliases.
+func connectable(mode containertypes.NetworkMode, disconnected bool, n *network.Network) error {
+	switch {
+	case n.Driver == network.DriverHost:
+		return errdefs.InvalidParameter(errors.New("container cannot be disconnected from host network or connected to host network"))
+	case mode.IsHost() || mode.IsContainer():
+		return errdefs.InvalidParameter(errors.New("container sharing network namespace with another container or host cannot be connected to any other network"))
+	case (mode.IsNone() && !disconnected) || n.Driver == network.DriverNull:
+		return errdefs.InvalidParameter(errors.New("container cannot be connected to multiple networks with one of the networks in private (none) mode"))
+	case n.Driver != network.DriverBridge:
+		return errdefs.InvalidParameter(fmt.Errorf("container cannot be connected to network %s", n.Name))
+	}
+	return nil
 }
 
 // Disconnect removes a network from a container that is not running.
@@ -89,19 +119,27 @@ func (m *Manager) Disconnect(ref string, n *network.Network, force bool) error {
 		}
 	}
 	_, err = m.records.update(c.ID, func(r *Container) error {
-		delete(r.Networks, n.Name)
-		if isMode {
-			// The container keeps a network: its first other one, or
-			// none, as Docker leaves a container with no network.
-			r.HostConfig.NetworkMode = "none"
-			for k := range r.Networks {
-				r.HostConfig.NetworkMode = containertypes.NetworkMode(k)
-				break
-			}
-		}
+		leaveNetwork(r, n, isMode)
 		return nil
 	})
 	return err
+}
+
+// leaveNetwork takes network n out of a container's record; isMode says
+// its mode names n.
+func leaveNetwork(r *Container, n *network.Network, isMode bool) {
+	delete(r.Networks, n.Name)
+	if !isMode {
+		return
+	}
+	// The container keeps a network: its first other one, or none, as
+	// Docker leaves a container with no network (and lets it be
+	// connected again: NetworkDisconnected).
+	r.HostConfig.NetworkMode, r.NetworkDisconnected = "none", true
+	for k := range r.Networks {
+		r.HostConfig.NetworkMode, r.NetworkDisconnected = containertypes.NetworkMode(k), false
+		break
+	}
 }
 
 // checkContainerNetwork checks --network container:NAME at create, with

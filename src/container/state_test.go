@@ -227,3 +227,18 @@ func TestStartFailure(t *testing.T) {
 		}
 	}
 }
+
+// An exit's release of the run's mount and network sandbox (before the
+// record says exited, see finish) happens only while the record says the
+// run goes on: a start in progress of a container not running is never
+// undone by a stale exit.
+func TestExitAllowed(t *testing.T) {
+	for status, want := range map[string]bool{
+		StatusRunning: true, StatusPaused: true,
+		StatusCreated: false, StatusExited: false, StatusRestarting: false, statusGone: false,
+	} {
+		if got := exitAllowed(status); got != want {
+			t.Errorf("exitAllowed(%q) = %v, want %v", status, got, want)
+		}
+	}
+}

@@ -87,6 +87,9 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	if err := m.rt.Signal(ctx, c.ID, sig); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 		return err
 	}
+	// As Docker: a stop's signals are "kill" events (Compose's and the
+	// CLI's event streams show them).
+	m.notify(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(int(sig))})
 	// As Docker: a negative timeout waits for the exit for ever, never
 	// killing.
 	var deadline <-chan time.Time
@@ -104,6 +107,7 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	if err := m.rt.Signal(ctx, c.ID, syscall.SIGKILL); err != nil && errdefs.KindOf(err) != errdefs.KindConflict {
 		return err
 	}
+	m.notify(events.ActionKill, c, map[string]string{"signal": fmt.Sprint(int(syscall.SIGKILL))})
 	select {
 	case <-exited:
 	case <-ctx.Done():
@@ -135,6 +139,8 @@ func (m *Manager) Restart(ctx context.Context, ref string, timeout *int) error {
 	if err := m.Start(ctx, c.ID); err != nil && !errors.Is(err, ErrAlreadyStarted) {
 		return err
 	}
+	// As Docker: kill, die, stop, start, then "restart".
+	m.notify(events.ActionRestart, c, nil)
 	return nil
 }
 

@@ -43,6 +43,11 @@ type Container struct {
 	// mode names, and that one's settings (NetworkingConfig, connect),
 	// keyed by network name.
 	Networks map[string]*networktypes.EndpointSettings `json:",omitempty"`
+	// NetworkDisconnected is set when a disconnect took the network the
+	// mode named and left none (the mode is "none" since): a connect
+	// gives it a network again, where one created with --network none
+	// is refused, as Docker.
+	NetworkDisconnected bool `json:",omitempty"`
 }
 
 // VolumeMount is a volume mounted into a container.

@@ -60,10 +60,6 @@ GAPS = {
         "VirtualSize (Docker sends it, equal to Size, before API 1.44)",
     "apiversion.1.41.image_virtualsize": "GET /v1.41/images/json and /images/NAME/json leave out "
         "VirtualSize (Docker sends it, equal to Size, before API 1.44)",
-    "apiversion.1.24.image_container_config": "GET /v1.24/images/NAME/json leaves out Container and "
-        "ContainerConfig (Docker sends them, empty, before API 1.45)",
-    "apiversion.1.41.image_container_config": "GET /v1.41/images/NAME/json leaves out Container and "
-        "ContainerConfig (Docker sends them, empty, before API 1.45)",
     "containers.create.env_merged_with_image": "GET /containers/ID/json's Config.Env leaves out the "
         "image's Env (null without environment=, only the request's entries with it; the process does get "
         "PATH). Docker stores and shows the merge: the request's entries, then the image's not overridden",
