@@ -206,7 +206,10 @@ func TestHugeLengthsDoNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(10, func() {
 		_, _ = Patch(io.Discard, bytes.NewReader(nil), 0, bytes.NewReader(literal))
 	})
-	if allocs > 16 { // buffers and the error message; none depend on the length
+	// Buffers and the error message, a few dozen at most (the race
+	// detector's build makes a few more: 18 seen); none depend on the
+	// length, which would mean billions.
+	if allocs > 64 {
 		t.Errorf("Patch of a 2^62-byte LITERAL made %v allocations", allocs)
 	}
 }
