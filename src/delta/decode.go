@@ -64,15 +64,22 @@ func corrupt(format string, args ...any) error {
 // consuming anything of br: the caller can refuse a delta that would not
 // fit on the disk before writing a byte of it.
 func DeclaredSize(br *bufio.Reader) (int64, error) {
+	size, _, err := header(br)
+	return size, err
+}
+
+// header reads, without consuming them, the magic and the declared size,
+// and says how many bytes they take.
+func header(br *bufio.Reader) (size int64, n int, err error) {
 	head, _ := br.Peek(len(Magic) + binary.MaxVarintLen64)
 	if len(head) < len(Magic) || string(head[:len(Magic)]) != Magic {
-		return 0, corrupt("not a balena-engine delta")
+		return 0, 0, corrupt("not a balena-engine delta (magic %q)", head[:min(len(head), len(Magic))])
 	}
-	v, n := binary.Uvarint(head[len(Magic):])
-	if n <= 0 || v > 1<<62 {
-		return 0, corrupt("target size unreadable")
+	v, k := binary.Uvarint(head[len(Magic):])
+	if k <= 0 || v > 1<<62 {
+		return 0, 0, corrupt("target size unreadable")
 	}
-	return int64(v), nil
+	return int64(v), len(Magic) + k, nil
 }
 
 // NewPatchReader returns the target layer's tar stream, rebuilt from the
@@ -89,16 +96,12 @@ func NewPatchReader(basis io.ReaderAt, basisSize int64, d io.Reader) io.Reader {
 
 // apply writes the target of delta d to w.
 func apply(w io.Writer, basis io.ReaderAt, basisSize int64, d io.Reader) error {
-	head := make([]byte, len(Magic))
-	if _, err := io.ReadFull(d, head); err != nil || string(head) != Magic {
-		return corrupt("not a balena-engine delta (magic %q)", head)
-	}
 	br := bufio.NewReader(d)
-	usize, err := binary.ReadUvarint(br)
-	if err != nil || usize > 1<<62 {
-		return corrupt("target size: %v", err)
+	size, n, err := header(br)
+	if err != nil {
+		return err
 	}
-	size := int64(usize)
+	br.Discard(n)
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(OuterWindow),
 		zstd.WithDecoderLowmem(true))
 	if err != nil {

@@ -45,6 +45,16 @@ type Stats struct {
 	PatchesZstd, PatchesBsdiff      int
 }
 
+// Add counts o's bytes and patches in s too.
+func (s *Stats) Add(o Stats) {
+	s.Copied += o.Copied
+	s.Added += o.Added
+	s.Patched += o.Patched
+	s.Literal += o.Literal
+	s.PatchesZstd += o.PatchesZstd
+	s.PatchesBsdiff += o.PatchesBsdiff
+}
+
 // Encoder makes the engine's deltas against one base.
 type Encoder struct {
 	basis     io.ReaderAt

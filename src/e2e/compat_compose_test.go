@@ -171,7 +171,7 @@ func TestCompatCompose(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(p.dir, "config.json"), []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			s := &composeSuite{t: t, version: version, cmd: r.cmd, env: append(env, r.env...), file: file, h: h, v1: r.v1}
+			s := &composeSuite{suiteLog: suiteLog{t: t, suite: "compose", version: version, gaps: composeGaps, gapsName: "composeGaps"}, cmd: r.cmd, env: append(env, r.env...), file: file, h: h, v1: r.v1}
 			line := fmt.Sprintf("# compose %s (%s)", version, strings.Join(r.cmd, " "))
 			if r.v1 {
 				line += ", API " + composeV1API
@@ -181,10 +181,7 @@ func TestCompatCompose(t *testing.T) {
 			for _, c := range composeChecks {
 				s.check(c.name, c.fn)
 			}
-			s.println(fmt.Sprintf("SUMMARY compose %s: %d passed, %d skipped, %d failed", version, s.pass, s.skip, s.fail))
-			s.verify()
-			slices.SortFunc(s.times, func(a, b checkTime) int { return int(b.d - a.d) })
-			t.Logf("compose %s: %s; slowest checks: %v", version, time.Since(began).Round(100*time.Millisecond), s.times[:min(5, len(s.times))])
+			s.finish(composeSummary, began)
 		})
 	}
 	t.Logf("both Composes in %s", time.Since(start).Round(100*time.Millisecond))
@@ -211,13 +208,12 @@ func composeVersion(t *testing.T, cmd, env []string, plugins string) string {
 
 // composeSuite is one Compose's run of the checks against its daemon.
 type composeSuite struct {
-	t       *testing.T
-	version string   // Compose's version
-	cmd     []string // the Compose command
-	env     []string // the daemon's environment, and the Compose's own
-	file    string   // compose.yaml
-	h       netHost
-	v1      bool // Compose 1.29
+	suiteLog
+	cmd  []string // the Compose command
+	env  []string // the daemon's environment, and the Compose's own
+	file string   // compose.yaml
+	h    netHost
+	v1   bool // Compose 1.29
 
 	// last is the last Compose command run and what it printed, logged
 	// with a check's failure.
@@ -226,105 +222,14 @@ type composeSuite struct {
 	// vars are variables of the application (WORKER_MESSAGE), given to
 	// every Compose command from the check that set them on.
 	vars []string
-
-	pass, skip, fail int
-	out              strings.Builder
-	times            []checkTime
 }
 
-func (s *composeSuite) println(line string) {
-	fmt.Println(line)
-	s.out.WriteString(line + "\n")
-}
-
-// verify reads the suite's output as a reader of the log would: one
-// summary line, whose counts are the result lines', and no FAIL.
-func (s *composeSuite) verify() {
-	counts := map[string]int{}
-	var summaries [][]string
-	for _, l := range strings.Split(s.out.String(), "\n") {
-		if m := compatLine.FindStringSubmatch(l); m != nil {
-			counts[m[1]]++
-		} else if m := composeSummary.FindStringSubmatch(l); m != nil {
-			summaries = append(summaries, m)
-		}
-	}
-	if len(summaries) != 1 || summaries[0][1] != s.version {
-		s.t.Fatalf("compose %s: want one SUMMARY line for it, found %q", s.version, summaries)
-	}
-	m := summaries[0]
-	if got := fmt.Sprintf("%d %d %d", counts["PASS"], counts["SKIP"], counts["FAIL"]); got != m[2]+" "+m[3]+" "+m[4] {
-		s.t.Errorf("compose %s: the summary says %s passed, %s skipped, %s failed; the lines %s", s.version, m[2], m[3], m[4], got)
-	}
-	if m[4] != "0" {
-		s.t.Errorf("compose %s: %s checks failed", s.version, m[4])
-	}
-}
-
+// check runs one check (gaps may be named for a Compose major version),
+// logging the last Compose command when it fails.
 func (s *composeSuite) check(name string, fn func(*composeSuite)) {
-	began := time.Now()
-	defer func() { s.times = append(s.times, checkTime{name, time.Since(began)}) }()
-	status, why := "PASS", ""
 	s.last = "none"
-	func() {
-		defer func() {
-			switch r := recover().(type) {
-			case nil:
-			case checkFailed:
-				status, why = "FAIL", r.why
-			default:
-				status, why = "FAIL", fmt.Sprintf("panic: %v", r)
-			}
-		}()
-		fn(s)
-	}()
-	major := strings.SplitN(s.version, ".", 2)[0]
-	gap, isGap := composeGaps[name+"@"+major]
-	if !isGap {
-		gap, isGap = composeGaps[name]
-	}
-	switch {
-	case status == "FAIL" && isGap:
-		status, why = "SKIP", "engine gap: "+gap+" [seen: "+why+"]"
-	case status == "PASS" && isGap:
-		s.println("# " + name + " passes: its composeGaps entry may be stale")
-	}
-	line := status + " " + name
-	if why != "" {
-		line += ": " + strings.Join(strings.Fields(why), " ")
-	}
-	s.println(line)
-	switch status {
-	case "PASS":
-		s.pass++
-	case "SKIP":
-		s.skip++
-	case "FAIL":
-		s.fail++
-		s.t.Errorf("compose %s: %s", s.version, line)
+	if s.run(name, strings.SplitN(s.version, ".", 2)[0], func() { fn(s) }) {
 		s.t.Logf("the last Compose command of %s: %s", name, s.last)
-	}
-}
-
-func (s *composeSuite) failf(format string, args ...any) {
-	panic(checkFailed{fmt.Sprintf(format, args...)})
-}
-
-func (s *composeSuite) expect(cond bool, format string, args ...any) {
-	if !cond {
-		s.failf(format, args...)
-	}
-}
-
-func (s *composeSuite) eq(got, want, what string) {
-	if got != want {
-		s.failf("%s = %q, want %q", what, got, want)
-	}
-}
-
-func (s *composeSuite) contains(got, want, what string) {
-	if !strings.Contains(got, want) {
-		s.failf("%s = %q, want it to contain %q", what, got, want)
 	}
 }
 

@@ -209,7 +209,7 @@ func TestCompatDockerCLI(t *testing.T) {
 			began := time.Now()
 			p, h, _, env := withNetDaemon(t)
 			relayInto(t, h, reg.Host)
-			s := &cliSuite{t: t, bin: bin, version: version, env: env, p: p, h: h, reg: reg.Host, images: images}
+			s := &cliSuite{suiteLog: suiteLog{t: t, suite: "docker-cli", version: version, gaps: dockerCLIGaps, gapsName: "dockerCLIGaps"}, bin: bin, env: env, p: p, h: h, reg: reg.Host, images: images}
 			cmd := exec.Command(bin, "version", "--format", "{{.Client.APIVersion}}")
 			cmd.Env = append(os.Environ(), env...)
 			out, err := cmd.Output()
@@ -221,10 +221,7 @@ func TestCompatDockerCLI(t *testing.T) {
 			for _, c := range dockerCLIChecks {
 				s.check(c.name, c.fn)
 			}
-			s.println(fmt.Sprintf("SUMMARY docker-cli %s: %d passed, %d skipped, %d failed", version, s.pass, s.skip, s.fail))
-			s.verify()
-			slices.SortFunc(s.times, func(a, b checkTime) int { return int(b.d - a.d) })
-			t.Logf("docker-cli %s: %s; slowest checks: %v", version, time.Since(began).Round(100*time.Millisecond), s.times[:min(5, len(s.times))])
+			s.finish(dockerCLISummary, began)
 		})
 	}
 	t.Logf("both CLIs in %s", time.Since(start).Round(100*time.Millisecond))
@@ -246,115 +243,19 @@ func cliVersion(t *testing.T, bin string) string {
 
 // cliSuite is one CLI's run of the checks against its daemon.
 type cliSuite struct {
-	t       *testing.T
-	bin     string // the docker CLI
-	version string // its version
-	api     string // the API version it speaks to the daemon
-	env     []string
-	p       paths
-	h       netHost
-	reg     string            // the registry, 127.0.0.1:PORT
-	images  map[string]string // images in the registry, by role
-
-	pass, skip, fail int
-	out              strings.Builder // every line printed
-	times            []checkTime
+	suiteLog
+	bin    string // the docker CLI
+	api    string // the API version it speaks to the daemon
+	env    []string
+	p      paths
+	h      netHost
+	reg    string            // the registry, 127.0.0.1:PORT
+	images map[string]string // images in the registry, by role
 }
 
-type checkTime struct {
-	name string
-	d    time.Duration
-}
-
-func (c checkTime) String() string {
-	return fmt.Sprintf("%s %s", c.name, c.d.Round(10*time.Millisecond))
-}
-
-// println prints a line of the suite's output as it comes, and keeps it.
-func (s *cliSuite) println(line string) {
-	fmt.Println(line)
-	s.out.WriteString(line + "\n")
-}
-
-// verify reads the suite's output as a reader of the log would: one
-// summary line, whose counts are the result lines', and no FAIL.
-func (s *cliSuite) verify() {
-	counts := map[string]int{}
-	var summaries [][]string
-	for _, l := range strings.Split(s.out.String(), "\n") {
-		if m := compatLine.FindStringSubmatch(l); m != nil {
-			counts[m[1]]++
-		} else if m := dockerCLISummary.FindStringSubmatch(l); m != nil {
-			summaries = append(summaries, m)
-		}
-	}
-	if len(summaries) != 1 || summaries[0][1] != s.version {
-		s.t.Fatalf("docker-cli %s: want one SUMMARY line for it, found %q", s.version, summaries)
-	}
-	m := summaries[0]
-	if got := fmt.Sprintf("%d %d %d", counts["PASS"], counts["SKIP"], counts["FAIL"]); got != m[2]+" "+m[3]+" "+m[4] {
-		s.t.Errorf("docker-cli %s: the summary says %s passed, %s skipped, %s failed; the lines %s", s.version, m[2], m[3], m[4], got)
-	}
-	if m[4] != "0" {
-		s.t.Errorf("docker-cli %s: %s checks failed", s.version, m[4])
-	}
-}
-
-// checkFailed ends a check early (panicked, recovered by check). A check
-// is skipped only as a named gap (dockerCLIGaps), never by itself.
-type checkFailed struct{ why string }
-
+// check runs one check of the suite (gaps may be named for an API version).
 func (s *cliSuite) check(name string, fn func(*cliSuite)) {
-	began := time.Now()
-	defer func() { s.times = append(s.times, checkTime{name, time.Since(began)}) }()
-	status, why := "PASS", ""
-	func() {
-		defer func() {
-			switch r := recover().(type) {
-			case nil:
-			case checkFailed:
-				status, why = "FAIL", r.why
-			default:
-				status, why = "FAIL", fmt.Sprintf("panic: %v", r)
-			}
-		}()
-		fn(s)
-	}()
-	gap, isGap := dockerCLIGaps[name+"@"+s.api]
-	if !isGap {
-		gap, isGap = dockerCLIGaps[name]
-	}
-	switch {
-	case status == "FAIL" && isGap:
-		status, why = "SKIP", "engine gap: "+gap+" [seen: "+why+"]"
-	case status == "PASS" && isGap:
-		s.println("# " + name + " passes: its dockerCLIGaps entry may be stale")
-	}
-	line := status + " " + name
-	if why != "" {
-		line += ": " + strings.Join(strings.Fields(why), " ")
-	}
-	s.println(line)
-	switch status {
-	case "PASS":
-		s.pass++
-	case "SKIP":
-		s.skip++
-	case "FAIL":
-		s.fail++
-		s.t.Errorf("docker-cli %s: %s", s.version, line)
-	}
-}
-
-// failf ends the check as failed.
-func (s *cliSuite) failf(format string, args ...any) {
-	panic(checkFailed{fmt.Sprintf(format, args...)})
-}
-
-func (s *cliSuite) expect(cond bool, format string, args ...any) {
-	if !cond {
-		s.failf(format, args...)
-	}
+	s.run(name, s.api, func() { fn(s) })
 }
 
 // docker runs the CLI to its end (a minute at most) with stdin, if given.
@@ -423,18 +324,6 @@ func (s *cliSuite) codeOneOf(want int, what []string, args ...string) result {
 	}
 	s.failf("docker %s: stderr %q, want it to contain one of %q", strings.Join(args, " "), strings.TrimSpace(r.stderr), what)
 	return r
-}
-
-func (s *cliSuite) eq(got, want, what string) {
-	if got != want {
-		s.failf("%s = %q, want %q", what, got, want)
-	}
-}
-
-func (s *cliSuite) contains(got, want, what string) {
-	if !strings.Contains(got, want) {
-		s.failf("%s = %q, want it to contain %q", what, got, want)
-	}
 }
 
 func (s *cliSuite) matches(got, re, what string) {

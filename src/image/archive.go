@@ -413,29 +413,25 @@ func (ld *loader) place(ctx context.Context, am archiveManifest) ([]digest.Diges
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s: %w", am.Config, err))
 	}
-	if info, isDelta, err := deltaOf(cfg); isDelta {
-		if err != nil {
-			return nil, nil, err
-		}
-		return ld.placeDelta(ctx, am, cfg, info)
-	}
 	diffIDs := cfg.RootFS.DiffIDs
 	if len(diffIDs) != len(am.Layers) {
 		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s lists %d layers, the manifest %d", am.Config, len(diffIDs), len(am.Layers)))
 	}
+	if info, isDelta, err := deltaOf(cfg); isDelta {
+		if err != nil {
+			return nil, nil, err
+		}
+		return ld.placeDelta(ctx, am, diffIDs, info)
+	}
 	chain := chainIDs(diffIDs)
 	ld.s.pin(chain)
-	for i, lp := range am.Layers {
+	for i := range am.Layers {
 		if _, err := ld.s.layers.Get(chain[i]); err == nil {
 			continue
 		}
-		lp = ld.resolve(lp)
-		in, ok := ld.layers[lp]
-		if !ok {
-			return chain, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
-		}
-		if in.DiffID() != diffIDs[i] {
-			return chain, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), diffIDs[i]))
+		lp, in, err := ld.extracted(am, i, diffIDs[i])
+		if err != nil {
+			return chain, nil, err
 		}
 		if c, used := ld.placed[lp]; used && c != chain[i] {
 			return chain, nil, errdefs.NotImplemented(fmt.Errorf("archive uses layer %s at two places in different chains, which balena-engine does not load", lp))
@@ -453,26 +449,30 @@ func (ld *loader) place(ctx context.Context, am archiveManifest) ([]digest.Diges
 	return chain, raw, nil
 }
 
+// extracted is the ingestion of the image's layer i, which must have the
+// diffID the config gives it, and its path in the archive.
+func (ld *loader) extracted(am archiveManifest, i int, diffID digest.Digest) (string, *layer.Ingestion, error) {
+	lp := ld.resolve(am.Layers[i])
+	in, ok := ld.layers[lp]
+	if !ok {
+		return lp, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
+	}
+	if in.DiffID() != diffID {
+		return lp, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), diffID))
+	}
+	return lp, in, nil
+}
+
 // placeDelta rebuilds a delta image's target from its base and the delta
 // layers the archive brought (extracted, not committed).
-func (ld *loader) placeDelta(ctx context.Context, am archiveManifest, cfg dockerspec.DockerOCIImage, info delta.Info) ([]digest.Digest, []byte, error) {
-	if len(cfg.RootFS.DiffIDs) != len(am.Layers) {
-		return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: config %s lists %d layers, the manifest %d", am.Config, len(cfg.RootFS.DiffIDs), len(am.Layers)))
-	}
+func (ld *loader) placeDelta(ctx context.Context, am archiveManifest, diffIDs []digest.Digest, info delta.Info) ([]digest.Digest, []byte, error) {
 	t, done, err := ld.s.openDelta(info, len(am.Layers))
 	if err != nil || done {
 		return nil, info.Target, err
 	}
 	fetch := func(_ context.Context, i int) (*layer.Ingestion, func(), error) {
-		lp := ld.resolve(am.Layers[i])
-		in, ok := ld.layers[lp]
-		if !ok {
-			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s missing", am.Layers[i]))
-		}
-		if in.DiffID() != cfg.RootFS.DiffIDs[i] {
-			return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid archive: layer %s has digest %s, the config expects %s", lp, in.DiffID(), cfg.RootFS.DiffIDs[i]))
-		}
-		return in, func() {}, nil
+		_, in, err := ld.extracted(am, i, diffIDs[i])
+		return in, func() {}, err
 	}
 	// Pinned until the image is recorded, as the layers of any image.
 	ld.s.pin(t.chain)

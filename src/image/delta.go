@@ -118,18 +118,8 @@ func (s *Store) pullDelta(ctx context.Context, repo *registry.Repository, n refe
 			return Image{}, err
 		}
 	}
-	before, berr := s.Get(n.String())
-	if err := s.record(info.TargetID, info.Target, n, ""); err != nil {
-		return Image{}, err
-	}
-	s.notify(events.ActionPull, reference.FamiliarString(n), reference.FamiliarString(n))
-	p.send(Message{Status: "Digest: " + res.Digest.String()})
-	status := "Image is up to date for "
-	if !done || berr != nil || before.ID != info.TargetID {
-		status = "Downloaded newer image for "
-	}
-	p.send(Message{Status: "Status: " + status + reference.FamiliarString(n)})
-	return s.Get(info.TargetID.String())
+	// A delta has no repo digest of its target: none is recorded.
+	return s.finishPull(n, info.TargetID, info.Target, "", res.Digest, !done, p)
 }
 
 // applyDelta rebuilds every layer of the target the store lacks, one after
@@ -241,12 +231,7 @@ func (s *Store) CreateDelta(ctx context.Context, src, dest string, opts DeltaOpt
 		enc := delta.NewEncoder(basis, basis.Size(), files)
 		compute = func(w io.Writer, tl layer.Layer, c *counter) error {
 			st, err := enc.Encode(w, nativeTarget(ctx, tl, c))
-			stats.Copied += st.Copied
-			stats.Added += st.Added
-			stats.Patched += st.Patched
-			stats.Literal += st.Literal
-			stats.PatchesZstd += st.PatchesZstd
-			stats.PatchesBsdiff += st.PatchesBsdiff
+			stats.Add(st)
 			return err
 		}
 	}

@@ -100,18 +100,25 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, opts
 		s.pin(chain) // balances the deferred unpin
 		return Image{}, err
 	}
-	// As Docker: "up to date" only when the name already meant this image
-	// (a new or moved tag is news even with every layer here).
+	repoDigest := reference.TrimNamed(n).String() + "@" + res.Digest.String()
+	return s.finishPull(n, id, raw, repoDigest, res.Digest, fetched > 0, p)
+}
+
+// finishPull records the pulled image under the name and reports it as
+// Docker does: "up to date" only when nothing was fetched and the name
+// already meant this image (a new or moved tag is news even with every
+// layer here).
+func (s *Store) finishPull(n reference.Named, id digest.Digest, raw []byte, repoDigest string, manifest digest.Digest,
+	fetched bool, p Progress) (Image, error) {
 	before, berr := s.Get(n.String())
 	moved := berr != nil || before.ID != id
-	repoDigest := reference.TrimNamed(n).String() + "@" + res.Digest.String()
 	if err := s.record(id, raw, n, repoDigest); err != nil {
 		return Image{}, err
 	}
 	s.notify(events.ActionPull, reference.FamiliarString(n), reference.FamiliarString(n))
-	p.send(Message{Status: "Digest: " + res.Digest.String()})
+	p.send(Message{Status: "Digest: " + manifest.String()})
 	status := "Image is up to date for "
-	if fetched > 0 || moved {
+	if fetched || moved {
 		status = "Downloaded newer image for "
 	}
 	p.send(Message{Status: "Status: " + status + reference.FamiliarString(n)})

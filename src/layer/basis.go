@@ -8,9 +8,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
-	"github.com/vbatts/tar-split/tar/storage"
 )
 
 // Basis is the concatenation of layers' tar streams, byte for byte as
@@ -85,38 +83,16 @@ func (s *Store) OpenBasis(chain []digest.Digest) (*Basis, error) {
 }
 
 func (b *Basis) add(l Layer) error {
-	f, err := os.Open(l.tarSplitPath())
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return err
-	}
-	defer gz.Close()
 	spillEnd, err := b.spill.Seek(0, io.SeekEnd)
 	if err != nil {
 		return err
 	}
-	up := storage.NewJSONUnpacker(gz)
-	for {
-		e, err := up.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("tar-split metadata: %w", err)
-		}
-		switch e.Type {
-		case storage.SegmentType:
-			if len(e.Payload) == 0 {
-				continue
-			}
-			if _, err := b.spill.Write(e.Payload); err != nil {
+	return l.Walk(func(e Entry) error {
+		if e.Segment != nil {
+			if _, err := b.spill.Write(e.Segment); err != nil {
 				return err
 			}
-			n := int64(len(e.Payload))
+			n := int64(len(e.Segment))
 			// Runs of metadata next to each other become one part.
 			if k := len(b.parts) - 1; k >= 0 && b.parts[k].seg >= 0 && b.parts[k].seg+b.parts[k].n == spillEnd {
 				b.parts[k].n += n
@@ -125,19 +101,15 @@ func (b *Basis) add(l Layer) error {
 			}
 			spillEnd += n
 			b.size += n
-		case storage.FileType:
-			rel, err := cleanName(e.GetName())
-			if err != nil {
-				return err
-			}
-			b.files = append(b.files, BasisFile{Name: rel, Off: b.size, Size: max(e.Size, 0), CRC: e.Payload})
-			if e.Size <= 0 {
-				continue
-			}
-			b.parts = append(b.parts, basisPart{off: b.size, n: e.Size, seg: -1, root: l.Dir(), name: rel})
+			return nil
+		}
+		b.files = append(b.files, BasisFile{Name: e.Name, Off: b.size, Size: e.Size, CRC: e.CRC})
+		if e.Size > 0 {
+			b.parts = append(b.parts, basisPart{off: b.size, n: e.Size, seg: -1, root: l.Dir(), name: e.Name})
 			b.size += e.Size
 		}
-	}
+		return nil
+	})
 }
 
 // Files lists the file entries of the basis's tars, in order.

@@ -128,6 +128,9 @@ func (l Layer) Walk(fn func(Entry) error) error {
 		var out Entry
 		switch e.Type {
 		case storage.SegmentType:
+			if len(e.Payload) == 0 {
+				continue // a Segment is never empty: callers tell records apart by it
+			}
 			out.Segment = e.Payload
 		case storage.FileType:
 			if out.Name, err = cleanName(e.GetName()); err != nil {
