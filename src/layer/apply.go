@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
+	"github.com/vbatts/tar-split/archive/tar"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,57 +56,85 @@ func hostile(name, format string, args ...any) error {
 // entry can write outside the layer even if something else (a running
 // container, for docker cp) swaps a directory for a symlink meanwhile.
 // Metadata is set through a handle of the entry that was created, never
-// through its name.
+// through its name. Handles are raw descriptors: a small file costs its
+// creation, its write and its metadata, and few system calls more.
 type applier struct {
-	root  *os.File // the directory extracted into
+	root  int // the directory extracted into
 	pacer *pacer
 	plain bool // Unpack: no whiteouts, files owned by root
-	// The last parent directory opened: a tar lists siblings together.
-	lastDir    string
-	lastHandle *os.File
-	dirs       []*tar.Header // directory times are set after their contents
-	size       int64         // bytes of regular file content
+	// The directories leading to the last parent opened, each with a
+	// handle: a tar lists a directory's entries together and goes depth
+	// first, so the next parent is mostly that one, or below or beside
+	// one of its ancestors, and one open (or none) finds it.
+	chain []openDirent
+	// Parent handles forgotten during an entry, which the entry may still
+	// use: closed when it ends.
+	retired []int
+	dirs    []*tar.Header // directory times are set after their contents
+	size    int64         // bytes of regular file content
 }
 
 func newApplier(root string, pacer *pacer) (*applier, error) {
-	f, err := openDir(unix.AT_FDCWD, root)
+	fd, err := openDir(unix.AT_FDCWD, root)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", root, err)
 	}
-	return &applier{root: f, pacer: pacer}, nil
+	return &applier{root: fd, pacer: pacer}, nil
 }
+
+// openDirent is a directory of the layer, by its path, and a handle of it.
+type openDirent struct {
+	path string
+	fd   int
+}
+
+// maxChain bounds the handles kept open for one extraction; directories
+// deeper than this are opened each time.
+const maxChain = 64
 
 // newApplierAt extracts into an open directory, which stays the caller's.
 func newApplierAt(root *os.File, pacer *pacer) (*applier, error) {
-	fd, err := unix.Dup(int(root.Fd()))
+	fd, err := unix.FcntlInt(root.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dup directory handle: %w", err)
 	}
-	unix.CloseOnExec(fd)
-	return &applier{root: os.NewFile(uintptr(fd), root.Name()), pacer: pacer}, nil
+	return &applier{root: fd, pacer: pacer}, nil
 }
 
 func (a *applier) close() {
 	a.forget()
-	a.root.Close()
+	a.endEntry()
+	unix.Close(a.root)
 }
 
-// forget drops the cached parent (after a removal, which may have taken it).
-func (a *applier) forget() {
-	if a.lastHandle != nil {
-		a.lastHandle.Close()
+// forget drops the cached directories (after a removal, which may have
+// taken them); their handles stay valid until the entry ends.
+func (a *applier) forget() { a.trim(0) }
+
+// trim keeps the first n directories of the chain, retiring the others.
+func (a *applier) trim(n int) {
+	for _, d := range a.chain[n:] {
+		a.retired = append(a.retired, d.fd)
 	}
-	a.lastDir, a.lastHandle = "", nil
+	a.chain = a.chain[:n]
+}
+
+// endEntry closes the handles the entry no longer needs.
+func (a *applier) endEntry() {
+	for _, fd := range a.retired {
+		unix.Close(fd)
+	}
+	a.retired = a.retired[:0]
 }
 
 // openDir opens a directory below dirfd for reading, never through a
 // symlink.
-func openDir(dirfd int, name string) (*os.File, error) {
+func openDir(dirfd int, name string) (int, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		return -1, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return fd, nil
 }
 
 // cleanName validates a tar name and returns it relative to the layer root
@@ -135,43 +164,56 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
-// parent returns a handle of rel's parent directory, to be closed by the
-// caller, checking that each directory leading to it is a real directory
-// in the layer (never a symlink) and creating missing ones if create is
-// set (a tar need not list them).
-func (a *applier) parent(name, rel string, create bool) (*os.File, error) {
+// parent returns a handle of rel's parent directory, valid until the entry
+// ends (endEntry), checking that each directory leading to it is a real
+// directory in the layer (never a symlink) and creating missing ones if
+// create is set (a tar need not list them).
+func (a *applier) parent(name, rel string, create bool) (int, error) {
 	dir := path.Dir(rel)
 	if dir == "." {
-		return dupFile(a.root)
+		return a.root, nil
 	}
-	if a.lastHandle != nil && a.lastDir == dir {
-		return dupFile(a.lastHandle)
+	// The deepest directory of the chain that dir is or lies below.
+	keep, cur := 0, a.root
+	for i := len(a.chain) - 1; i >= 0; i-- {
+		p := a.chain[i].path
+		if dir == p {
+			return a.chain[i].fd, nil
+		}
+		if strings.HasPrefix(dir, p) && dir[len(p)] == '/' {
+			keep, cur = i+1, a.chain[i].fd
+			break
+		}
 	}
-	cur, err := dupFile(a.root)
-	if err != nil {
-		return nil, err
+	a.trim(keep)
+	done := ""
+	if keep > 0 {
+		done = a.chain[keep-1].path
 	}
-	parts := strings.Split(dir, "/")
-	for i, part := range parts {
-		next, err := openDir(int(cur.Fd()), part)
+	rest := strings.TrimPrefix(strings.TrimPrefix(dir, done), "/")
+	for rest != "" {
+		part, after, _ := strings.Cut(rest, "/")
+		rest = after
+		if done != "" {
+			done += "/"
+		}
+		done += part
+		next, err := openDir(cur, part)
 		if errors.Is(err, unix.ENOENT) && create {
-			if err := unix.Mkdirat(int(cur.Fd()), part, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				cur.Close()
-				return nil, fmt.Errorf("create parent %s: %w", strings.Join(parts[:i+1], "/"), err)
+			if err := unix.Mkdirat(cur, part, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+				return -1, fmt.Errorf("create parent %s: %w", done, err)
 			}
-			next, err = openDir(int(cur.Fd()), part)
+			next, err = openDir(cur, part)
 		}
 		if err != nil {
-			err = notADir(name, int(cur.Fd()), part, strings.Join(parts[:i+1], "/"), err)
-			cur.Close()
-			return nil, err
+			return -1, notADir(name, cur, part, done, err)
 		}
-		cur.Close()
+		if len(a.chain) < maxChain {
+			a.chain = append(a.chain, openDirent{path: done, fd: next})
+		} else {
+			a.retired = append(a.retired, next)
+		}
 		cur = next
-	}
-	a.forget()
-	if a.lastHandle, err = dupFile(cur); err == nil {
-		a.lastDir = dir
 	}
 	return cur, nil
 }
@@ -188,19 +230,11 @@ func notADir(name string, dirfd int, part, p string, err error) error {
 	return hostile(name, "parent directory %s: %v", p, err)
 }
 
-func dupFile(f *os.File) (*os.File, error) {
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("dup directory handle: %w", err)
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
-}
-
 // replace removes whatever is at base in dir so that a new entry can take
 // its place, keeping an existing directory when the new entry is one too.
-func (a *applier) replace(dir *os.File, base string, keepDir bool) error {
+func (a *applier) replace(dirfd int, base string, keepDir bool) error {
 	var st unix.Stat_t
-	err := unix.Fstatat(int(dir.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -212,7 +246,22 @@ func (a *applier) replace(dir *os.File, base string, keepDir bool) error {
 	}
 	// Removing a directory may remove the cached parent of later entries.
 	a.forget()
-	return removeAllAt(int(dir.Fd()), base)
+	return removeAllAt(dirfd, base)
+}
+
+// create makes an entry with mk, which fails with EEXIST when something is
+// at the name already (a layer may list a name twice, or replace a lower
+// one): that is removed, then mk tried again. Creating first saves a
+// lookup for every entry of a fresh layer.
+func (a *applier) create(dirfd int, base, rel string, keepDir bool, mk func() error) error {
+	err := mk()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err := a.replace(dirfd, base, keepDir); err != nil {
+		return fmt.Errorf("replace %s: %w", rel, err)
+	}
+	return mk()
 }
 
 // removeAllAt removes name in dirfd and what is below it, never following
@@ -225,14 +274,15 @@ func removeAllAt(dirfd int, name string) error {
 	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
 		return err
 	}
-	d, err := openDir(dirfd, name)
+	fd, err := openDir(dirfd, name)
 	if err != nil {
 		return err
 	}
+	d := os.NewFile(uintptr(fd), name)
 	names, err := d.Readdirnames(-1)
 	if err == nil {
 		for _, n := range names {
-			if err = removeAllAt(int(d.Fd()), n); err != nil {
+			if err = removeAllAt(fd, n); err != nil {
 				break
 			}
 		}
@@ -248,6 +298,7 @@ func removeAllAt(dirfd int, name string) error {
 }
 
 func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+	defer a.endEntry()
 	rel, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -255,43 +306,27 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if rel == "" {
 		return nil // the root: its metadata stays the layer store's
 	}
-	dir, err := a.parent(hdr.Name, rel, true)
+	dfd, err := a.parent(hdr.Name, rel, true)
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
-	dfd := int(dir.Fd())
 	base := path.Base(rel)
 	if strings.HasPrefix(base, whiteoutPrefix) && !a.plain {
-		return a.whiteout(hdr, dir, rel, base)
-	}
-	if err := a.replace(dir, base, hdr.Typeflag == tar.TypeDir); err != nil {
-		return fmt.Errorf("replace %s: %w", rel, err)
+		return a.whiteout(hdr, dfd, rel, base)
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := unix.Mkdirat(dfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		err := a.create(dfd, base, rel, true, func() error { return unix.Mkdirat(dfd, base, 0o700) })
+		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("mkdir %s: %w", rel, err)
 		}
 		a.dirs = append(a.dirs, hdr)
 	case tar.TypeReg:
-		fd, err := unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return fmt.Errorf("create %s: %w", rel, err)
-		}
-		f := os.NewFile(uintptr(fd), rel)
-		defer f.Close()
-		n, err := a.pacer.copy(f, r)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", rel, err)
-		}
-		a.size += n
-		// The metadata goes to the file written, whatever is at its
-		// name by now.
-		return a.metadata(hdr, rel, dir, base, f)
+		return a.file(hdr, dfd, rel, base, r)
 	case tar.TypeSymlink:
 		// The target is read inside the container, never followed here.
-		if err := unix.Symlinkat(hdr.Linkname, dfd, base); err != nil {
+		err := a.create(dfd, base, rel, false, func() error { return unix.Symlinkat(hdr.Linkname, dfd, base) })
+		if err != nil {
 			return fmt.Errorf("symlink %s: %w", rel, err)
 		}
 	case tar.TypeLink:
@@ -303,15 +338,20 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		defer tdir.Close()
+		missing := hostile(hdr.Name, "hard link to %q, which the layer does not contain", hdr.Linkname)
+		tbase := path.Base(target)
 		var st unix.Stat_t
-		if err := unix.Fstatat(int(tdir.Fd()), path.Base(target), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return hostile(hdr.Name, "hard link to %q, which the layer does not contain", hdr.Linkname)
+		if err := unix.Fstatat(tdir, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return missing
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return hostile(hdr.Name, "hard link to directory %q", hdr.Linkname)
 		}
-		if err := unix.Linkat(int(tdir.Fd()), path.Base(target), dfd, base, 0); err != nil {
+		err = a.create(dfd, base, rel, false, func() error { return unix.Linkat(tdir, tbase, dfd, base, 0) })
+		if errors.Is(err, unix.ENOENT) {
+			return missing // it was its own target, replaced
+		}
+		if err != nil {
 			return fmt.Errorf("link %s: %w", rel, err)
 		}
 		return nil // a hard link shares its target's metadata
@@ -321,77 +361,74 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			return hostile(hdr.Name, "%s device %d:%d is not allowed in an image layer", kind, hdr.Devmajor, hdr.Devminor)
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(dfd, base, unix.S_IFCHR|0o600, int(dev)); err != nil {
+		err := a.create(dfd, base, rel, false, func() error { return unix.Mknodat(dfd, base, unix.S_IFCHR|0o600, int(dev)) })
+		if err != nil {
 			return fmt.Errorf("mknod %s: %w", rel, err)
 		}
 	case tar.TypeFifo:
-		if err := unix.Mkfifoat(dfd, base, 0o600); err != nil {
+		err := a.create(dfd, base, rel, false, func() error { return unix.Mkfifoat(dfd, base, 0o600) })
+		if err != nil {
 			return fmt.Errorf("mkfifo %s: %w", rel, err)
 		}
 	default:
 		return hostile(hdr.Name, "unsupported tar entry type %q", hdr.Typeflag)
 	}
-	return a.metadata(hdr, rel, dir, base, nil)
+	return a.metadata(hdr, rel, dfd, base)
 }
 
-// whiteout converts an OCI whiteout to overlayfs's form: ".wh.NAME" becomes
-// a 0:0 character device NAME; ".wh..wh..opq" marks its directory opaque.
-func (a *applier) whiteout(hdr *tar.Header, dir *os.File, rel, base string) error {
-	switch {
-	case base == whiteoutOpaque:
-		if err := unix.Setxattr(fdPath(dir), overlayXattrPfx+"opaque", []byte("y"), 0); err != nil {
-			return fmt.Errorf("mark %s opaque: %w", path.Dir(rel), err)
-		}
-		return nil
-	case strings.HasPrefix(base, whiteoutMeta):
-		return nil // AUFS bookkeeping (.wh..wh.plnk and the like): no meaning here
+// file writes a regular file and sets its metadata through the descriptor
+// it was created with, then hands the descriptor to the pacer.
+func (a *applier) file(hdr *tar.Header, dfd int, rel, base string, r io.Reader) error {
+	var fd int
+	err := a.create(dfd, base, rel, false, func() (err error) {
+		fd, err = unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", rel, err)
 	}
-	name := strings.TrimPrefix(base, whiteoutPrefix)
-	if name == "" || name == "." || name == ".." {
-		return hostile(hdr.Name, "malformed whiteout")
+	n, dropped, err := a.pacer.copy(fd, r)
+	if err == nil {
+		err = a.fileMetadata(hdr, fd)
+	} else {
+		err = fmt.Errorf("write %s: %w", rel, err)
 	}
-	target := path.Join(path.Dir(rel), name)
-	if err := a.replace(dir, name, false); err != nil {
+	if err != nil {
+		unix.Close(fd)
 		return err
 	}
-	if err := unix.Mknodat(int(dir.Fd()), name, unix.S_IFCHR, 0); err != nil {
-		return fmt.Errorf("whiteout %s: %w", target, err)
-	}
-	return unix.Fchownat(int(dir.Fd()), name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+	a.size += n
+	a.pacer.done(fd, n, dropped)
+	return nil
 }
 
-// fdPath names an open file through /proc: system calls without an *at
-// form (setxattr, chmod of a handle opened O_PATH) reach the very inode,
-// whatever has happened to its name.
-func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
-
-// metadata sets an entry's owner, extended attributes, mode and times
-// through a handle of it: f if given (the file just written), else one
-// opened now without following a symlink, of the type just created.
-func (a *applier) metadata(hdr *tar.Header, rel string, dir *os.File, base string, f *os.File) error {
-	if f == nil {
-		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", rel, err)
-		}
-		f = os.NewFile(uintptr(fd), rel)
-		defer f.Close()
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fmt.Errorf("stat %s: %w", rel, err)
-	}
-	if st.Mode&unix.S_IFMT != typeBits(hdr.Typeflag) {
-		return fmt.Errorf("%s was replaced during the extraction", rel)
-	}
+// fileMetadata sets a regular file's owner, extended attributes, mode and
+// times through its descriptor.
+func (a *applier) fileMetadata(hdr *tar.Header, fd int) error {
 	uid, gid := hdr.Uid, hdr.Gid
 	if a.plain {
 		uid, gid = 0, 0
 	}
-	if err := unix.Fchownat(int(f.Fd()), "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown %s: %w", rel, err)
+	if err := unix.Fchown(fd, uid, gid); err != nil {
+		return fmt.Errorf("chown %s: %w", hdr.Name, err)
 	}
-	symlink := hdr.Typeflag == tar.TypeSymlink
+	if err := a.xattrs(hdr, func(name string, val []byte) error { return unix.Fsetxattr(fd, name, val, 0) }); err != nil {
+		return err
+	}
+	// After chown, which clears set-user-ID and set-group-ID.
+	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+		return fmt.Errorf("chmod %s: %w", hdr.Name, err)
+	}
+	ts := times(hdr)
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+		return fmt.Errorf("set times of %s: %w", hdr.Name, e)
+	}
+	return nil
+}
+
+// xattrs sets the entry's extended attributes with set, refusing
+// overlayfs's own and oversized ones.
+func (a *applier) xattrs(hdr *tar.Header, set func(name string, val []byte) error) error {
 	for key, val := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(key, "SCHILY.xattr.")
 		if !ok {
@@ -403,25 +440,87 @@ func (a *applier) metadata(hdr *tar.Header, rel string, dir *os.File, base strin
 		if len(val) > maxXattrValue {
 			return hostile(hdr.Name, "extended attribute %s larger than %d bytes", name, maxXattrValue)
 		}
-		// A symlink's own attributes: through its directory, its name
-		// not followed.
-		target := fdPath(f)
-		set := unix.Setxattr
+		if err := set(name, []byte(val)); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("set xattr %s on %s: %w", name, hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+// whiteout converts an OCI whiteout to overlayfs's form: ".wh.NAME" becomes
+// a 0:0 character device NAME; ".wh..wh..opq" marks its directory opaque.
+func (a *applier) whiteout(hdr *tar.Header, dfd int, rel, base string) error {
+	switch {
+	case base == whiteoutOpaque:
+		if err := unix.Setxattr(fdPath(dfd), overlayXattrPfx+"opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("mark %s opaque: %w", path.Dir(rel), err)
+		}
+		return nil
+	case strings.HasPrefix(base, whiteoutMeta):
+		return nil // AUFS bookkeeping (.wh..wh.plnk and the like): no meaning here
+	}
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if name == "" || name == "." || name == ".." {
+		return hostile(hdr.Name, "malformed whiteout")
+	}
+	target := path.Join(path.Dir(rel), name)
+	if err := a.replace(dfd, name, false); err != nil {
+		return err
+	}
+	if err := unix.Mknodat(dfd, name, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("whiteout %s: %w", target, err)
+	}
+	return unix.Fchownat(dfd, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// fdPath names an open file through /proc: system calls without an *at
+// form (setxattr, chmod of a handle opened O_PATH) reach the very inode,
+// whatever has happened to its name.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// metadata sets the owner, extended attributes, mode and times of an entry
+// other than a regular file through a handle of it opened now without
+// following a symlink, of the type just created.
+func (a *applier) metadata(hdr *tar.Header, rel string, dfd int, base string) error {
+	fd, err := unix.Openat(dfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", rel, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", rel, err)
+	}
+	if st.Mode&unix.S_IFMT != typeBits(hdr.Typeflag) {
+		return fmt.Errorf("%s was replaced during the extraction", rel)
+	}
+	uid, gid := hdr.Uid, hdr.Gid
+	if a.plain {
+		uid, gid = 0, 0
+	}
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown %s: %w", rel, err)
+	}
+	symlink := hdr.Typeflag == tar.TypeSymlink
+	err = a.xattrs(hdr, func(name string, val []byte) error {
 		if symlink {
-			target, set = fdPath(dir)+"/"+base, unix.Lsetxattr
+			// A symlink's own attributes: through its directory, its
+			// name not followed.
+			return unix.Lsetxattr(fdPath(dfd)+"/"+base, name, val, 0)
 		}
-		if err := set(target, name, []byte(val), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
-			return fmt.Errorf("set xattr %s on %s: %w", name, rel, err)
-		}
+		return unix.Setxattr(fdPath(fd), name, val, 0)
+	})
+	if err != nil {
+		return err
 	}
 	if !symlink {
 		// After chown, which clears set-user-ID and set-group-ID.
-		if err := unix.Fchmodat(unix.AT_FDCWD, fdPath(f), uint32(hdr.Mode&0o7777), 0); err != nil {
+		if err := unix.Fchmodat(unix.AT_FDCWD, fdPath(fd), uint32(hdr.Mode&0o7777), 0); err != nil {
 			return fmt.Errorf("chmod %s: %w", rel, err)
 		}
 	}
 	if hdr.Typeflag != tar.TypeDir {
-		return setTimes(int(dir.Fd()), base, hdr)
+		return setTimes(dfd, base, hdr)
 	}
 	return nil
 }
@@ -449,12 +548,13 @@ func (a *applier) finish() error {
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		hdr := a.dirs[i]
 		rel, _ := cleanName(hdr.Name)
-		dir, err := a.parent(hdr.Name, rel, false)
+		dfd, err := a.parent(hdr.Name, rel, false)
 		if err != nil {
+			a.endEntry()
 			continue
 		}
-		err = setTimes(int(dir.Fd()), path.Base(rel), hdr)
-		dir.Close()
+		err = setTimes(dfd, path.Base(rel), hdr)
+		a.endEntry()
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
@@ -462,13 +562,18 @@ func (a *applier) finish() error {
 	return nil
 }
 
-func setTimes(dirfd int, base string, hdr *tar.Header) error {
+// times are an entry's access and modification times for utimensat.
+func times(hdr *tar.Header) [2]unix.Timespec {
 	atime := hdr.AccessTime
 	if atime.IsZero() {
 		atime = hdr.ModTime
 	}
-	ts := []unix.Timespec{timespec(atime), timespec(hdr.ModTime)}
-	if err := unix.UtimesNanoAt(dirfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	return [2]unix.Timespec{timespec(atime), timespec(hdr.ModTime)}
+}
+
+func setTimes(dirfd int, base string, hdr *tar.Header) error {
+	ts := times(hdr)
+	if err := unix.UtimesNanoAt(dirfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times of %s: %w", hdr.Name, err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
-	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -143,7 +141,8 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 		algo = in.diffID.Algorithm()
 	}
 	diffDigester := algo.Digester()
-	tee := io.TeeReader(dr, diffDigester.Hash())
+	inf := startInflate(dr, src, diffDigester.Hash())
+	defer inf.stop()
 
 	tsFile, err := os.OpenFile(filepath.Join(in.dir, "tar-split.json.gz"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -151,11 +150,6 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 	}
 	defer tsFile.Close()
 	gz := gzip.NewWriter(tsFile)
-	ts, done, err := asm.NewInputTarStreamWithDone(tee, storage.NewJSONPacker(gz), nil)
-	if err != nil {
-		return err
-	}
-	defer ts.Close()
 
 	p := newPacer(in.s.opts.PaceWindow)
 	a, err := newApplier(filepath.Join(in.dir, "diff"), p)
@@ -165,37 +159,14 @@ func (in *Ingestion) Apply(ctx context.Context, r io.Reader, blob digest.Digest,
 	defer a.close()
 	err = withIOPriority(in.s.opts.IOPriority, func() error {
 		defer p.flush()
-		tr := tar.NewReader(ts)
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			hdr, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read layer tar: %w", err)
-			}
-			if err := a.entry(hdr, tr); err != nil {
-				return err
-			}
-		}
+		return extract(ctx, inf, a, storage.NewJSONPacker(gz))
 	})
 	if err != nil {
 		return err
 	}
-	// The rest of the stream (end blocks, padding) belongs to the diffID
-	// and to the tar-split record.
-	if _, err := io.Copy(io.Discard, ts); err != nil {
-		return fmt.Errorf("read layer tar: %w", err)
-	}
-	if err := <-done; err != nil {
-		return fmt.Errorf("record tar-split: %w", err)
-	}
-	// The compressed stream may go on past the end of the compressed data.
-	if _, err := io.Copy(io.Discard, src); err != nil {
-		return fmt.Errorf("read layer blob: %w", err)
+	// The inflater has read the blob to its end.
+	if err := inf.stop(); err != nil {
+		return err
 	}
 	if blobSize >= 0 && cr.n != blobSize {
 		return fmt.Errorf("layer blob %s: size %d, expected %d", blob, cr.n, blobSize)

@@ -1,28 +1,41 @@
 package layer
 
 import (
+	"errors"
 	"io"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
 
 // pacer writes files so that extraction keeps a bounded amount of dirty and
-// cached data: each chunk's writeback is started as soon as it is written,
-// and data a window behind is waited for and dropped from the page cache.
-// Small files are collected and dropped in batches. Durability is not its
-// job (Commit syncs the filesystem); it only keeps memory use flat, so that
-// a pull does not evict the running application's page cache.
+// cached data, counted in bytes across files rather than per file: a large
+// file's writeback is started chunk by chunk and its data a window behind
+// is waited for and dropped from the page cache; finished files are handed
+// over and dropped in batches, each batch's writeback started once and
+// waited for only when the next batch is full, so a small file costs no
+// wait of its own. Durability is not its job (Commit syncs the filesystem);
+// it keeps memory use flat, so that a pull does not evict the running
+// application's page cache.
 type pacer struct {
-	window  int64 // bytes written ahead of what has been dropped
-	buf     []byte
-	pending []*os.File // finished files whose pages are not yet dropped
-	pendSz  int64
+	window int64 // bytes written ahead of what has been dropped
+	buf    []byte
+	// fresh files' writeback is not started yet; started ones' is. Both
+	// hold descriptors the pacer owns and closes.
+	fresh, started     []pendingFile
+	freshSz, startedSz int64
+}
+
+type pendingFile struct {
+	fd   int
+	from int64 // the part before it was dropped already
+	size int64
 }
 
 const (
-	chunkSize      = 1 << 20
-	maxPendingOpen = 64 // finished files kept open until their pages drop
+	chunkSize = 1 << 20
+	// Finished files kept open, per list, until their pages drop: at most
+	// twice this per extraction.
+	maxPendingOpen = 128
 )
 
 func newPacer(window int64) *pacer {
@@ -32,24 +45,27 @@ func newPacer(window int64) *pacer {
 	return &pacer{window: window, buf: make([]byte, chunkSize)}
 }
 
-// copy writes r to f, pacing writeback. f stays the caller's: what is
-// kept for a later flush is a duplicate of its descriptor, so that the
-// caller may go on using f (its metadata is set through it) and close it.
-func (p *pacer) copy(f *os.File, r io.Reader) (int64, error) {
-	fd := int(f.Fd())
-	var off, dropped int64
+// copy writes r to the regular file fd, pacing writeback within the file.
+// It returns the bytes written and how many of the first were already
+// dropped from the cache (to be passed to done).
+func (p *pacer) copy(fd int, r io.Reader) (n, dropped int64, err error) {
 	for {
-		n, rerr := io.ReadFull(r, p.buf)
-		if n > 0 {
-			if _, err := f.Write(p.buf[:n]); err != nil {
-				return off, err
+		m, rerr := io.ReadFull(r, p.buf)
+		if m > 0 {
+			if err := writeAll(fd, p.buf[:m]); err != nil {
+				return n, dropped, err
+			}
+			if n == 0 && m < len(p.buf) {
+				// A small file: its writeback starts with its
+				// batch's.
+				return int64(m), 0, nil
 			}
 			// Start writeback of this chunk now, without waiting.
-			unix.SyncFileRange(fd, off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
-			off += int64(n)
-			if off-dropped > p.window {
+			unix.SyncFileRange(fd, n, int64(m), unix.SYNC_FILE_RANGE_WRITE)
+			n += int64(m)
+			if n-dropped > p.window {
 				// Wait for the oldest part, then drop it from the cache.
-				end := off - p.window/2
+				end := n - p.window/2
 				unix.SyncFileRange(fd, dropped, end-dropped,
 					unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
 				unix.Fadvise(fd, dropped, end-dropped, unix.FADV_DONTNEED)
@@ -57,36 +73,68 @@ func (p *pacer) copy(f *os.File, r io.Reader) (int64, error) {
 			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
+			return n, dropped, nil
 		}
 		if rerr != nil {
-			return off, rerr
+			return n, dropped, rerr
 		}
 	}
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		// Its pages are then left to the kernel: pacing is not
-		// correctness.
-		return off, nil
-	}
-	p.pending = append(p.pending, os.NewFile(uintptr(dup), f.Name()))
-	p.pendSz += off - dropped
-	if p.pendSz > p.window || len(p.pending) >= maxPendingOpen {
-		p.flush()
-	}
-	return off, nil
 }
 
-// flush waits for the pending files' writeback, drops their pages and
-// closes them.
-func (p *pacer) flush() {
-	for _, f := range p.pending {
-		fd := int(f.Fd())
-		unix.SyncFileRange(fd, 0, 0,
-			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-		unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
-		f.Close()
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
 	}
-	p.pending = p.pending[:0]
-	p.pendSz = 0
+	return nil
+}
+
+// done hands a finished file's descriptor to the pacer, which closes it
+// once the file's pages are dropped. size and dropped are copy's results.
+func (p *pacer) done(fd int, size, dropped int64) {
+	if size <= dropped {
+		unix.Close(fd)
+		return
+	}
+	p.fresh = append(p.fresh, pendingFile{fd: fd, from: dropped, size: size})
+	p.freshSz += size - dropped
+	// A batch is a few hundred small files: one writeback start and one
+	// wait per file, no more, and none of them waits alone.
+	if p.freshSz < p.window/4 && len(p.fresh) < maxPendingOpen {
+		return
+	}
+	// The batch before is waited for and dropped first, so that at most
+	// two batches are in the cache.
+	p.drop()
+	for _, f := range p.fresh {
+		unix.SyncFileRange(f.fd, f.from, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	p.started, p.fresh = append(p.started, p.fresh...), p.fresh[:0]
+	p.startedSz, p.freshSz = p.startedSz+p.freshSz, 0
+}
+
+// drop waits for the started files' writeback, drops their pages and
+// closes them.
+func (p *pacer) drop() {
+	for _, f := range p.started {
+		unix.SyncFileRange(f.fd, f.from, 0,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		unix.Fadvise(f.fd, f.from, 0, unix.FADV_DONTNEED)
+		unix.Close(f.fd)
+	}
+	p.started, p.startedSz = p.started[:0], 0
+}
+
+// flush drops every file handed over.
+func (p *pacer) flush() {
+	p.drop()
+	p.started, p.fresh = p.fresh, p.started
+	p.startedSz, p.freshSz = p.freshSz, 0
+	p.drop()
 }

@@ -2,41 +2,65 @@ package layer
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// The pacer keeps its own descriptor of each finished file until it drops
-// the file's pages: the extractor closes its own as soon as the file's
-// metadata is set, and a flush through that closed descriptor did nothing
-// (small files' pages were never dropped during a pull).
-func TestPacerKeepsItsOwnDescriptor(t *testing.T) {
+// The pacer owns the descriptors of finished files until it drops their
+// pages, and batches them by bytes: small files wait in the fresh batch,
+// and a full batch starts writeback and drops the one before.
+func TestPacerBatchesFilesByBytes(t *testing.T) {
 	dir := t.TempDir()
-	p := newPacer(64 << 20)
-	for i := range 3 {
-		f, err := os.Create(filepath.Join(dir, "f"+string(rune('a'+i))))
+	p := newPacer(4 << 20) // batches of 1 MiB
+	create := func(i, size int) {
+		t.Helper()
+		fd, err := unix.Open(filepath.Join(dir, "f"+string(rune('a'+i%26))+string(rune('a'+i/26))), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.copy(f, bytes.NewReader(make([]byte, 10000))); err != nil {
-			t.Fatal(err)
+		n, dropped, err := p.copy(fd, bytes.NewReader(make([]byte, size)))
+		if err != nil || n != int64(size) || dropped != 0 {
+			t.Fatalf("copy: %d bytes, %d dropped, %v", n, dropped, err)
 		}
-		f.Close() // as the extractor does
+		p.done(fd, n, dropped)
 	}
-	if len(p.pending) != 3 {
-		t.Fatalf("%d files pending, want 3", len(p.pending))
+	for i := range 3 {
+		create(i, 10000)
 	}
-	for _, f := range p.pending {
+	if len(p.fresh) != 3 || p.freshSz != 30000 || len(p.started) != 0 {
+		t.Fatalf("after 3 small files: %d fresh (%d bytes), %d started", len(p.fresh), p.freshSz, len(p.started))
+	}
+	for _, f := range p.fresh {
 		var st unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Size != 10000 {
-			t.Errorf("pending %s: fstat %v, size %d", f.Name(), err, st.Size)
+		if err := unix.Fstat(f.fd, &st); err != nil || st.Size != 10000 {
+			t.Errorf("pending descriptor %d: fstat %v, size %d", f.fd, err, st.Size)
+		}
+	}
+	// A file that fills the batch starts it.
+	create(3, 1<<20-30000)
+	if len(p.fresh) != 0 || len(p.started) != 4 || p.startedSz != 1<<20 {
+		t.Fatalf("after a full batch: %d fresh, %d started (%d bytes)", len(p.fresh), len(p.started), p.startedSz)
+	}
+	// The next full batch drops the first: its descriptors are closed.
+	first := p.started[0].fd
+	for i := 4; i < 4+maxPendingOpen; i++ {
+		create(i, 100)
+	}
+	if len(p.started) != maxPendingOpen || len(p.fresh) != 0 {
+		t.Fatalf("after %d more files: %d started, %d fresh", maxPendingOpen, len(p.started), len(p.fresh))
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(first, &st); err != unix.EBADF {
+		// The number may be reused by a later file: then it is not the
+		// first one's.
+		if err != nil || st.Size == 10000 {
+			t.Errorf("the first batch's descriptor %d is still open after the next batch started", first)
 		}
 	}
 	p.flush()
-	if len(p.pending) != 0 {
-		t.Errorf("%d files pending after flush", len(p.pending))
+	if len(p.fresh)+len(p.started) != 0 {
+		t.Errorf("%d files pending after flush", len(p.fresh)+len(p.started))
 	}
 }

@@ -1,10 +1,15 @@
-// Command pullbench measures a cold pull of a large image by balena-engine
+// Command pullbench measures cold pulls of three images by balena-engine
 // and by Debian's Docker (dockerd 20.10) in the same run, from the same
 // registry on 127.0.0.1, each onto a fresh ext4 filesystem of its own on a
-// loop device (direct I/O, so the backing file adds no page cache). It
-// reports the pull time, the peak RSS of the daemon's process tree, the
-// bytes written to the block device per byte extracted, and the growth of
-// the page cache and of dirty memory during the pull (from /proc/meminfo).
+// loop device (direct I/O, so the backing file adds no page cache), against
+// the floor: the same blobs fetched, decompressed by gzip and extracted by
+// GNU tar, with no sync, and that followed by one sync. The images: a mix
+// of this machine's /usr files, a Debian root of many small files (made by
+// mmdebstrap, cached), and made-up files of 4 KiB to 2 MiB (bigimage). It
+// reports the pull time, the CPU time, the peak RSS of the daemon's process
+// tree, the bytes written to the block device per byte extracted, and the
+// growth of the page cache and of dirty memory during the pull (from
+// /proc/meminfo).
 //
 //	go run ./src/internal/cmd/pullbench -engine bin/balena-engine -out docs/results/pull-bench.md
 //
@@ -20,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,8 +47,10 @@ func main() {
 	engine := flag.String("engine", "bin/balena-engine", "the balena-engine binary")
 	out := flag.String("out", "", "write the results (markdown) to this file too")
 	runs := flag.Int("runs", 3, "pulls per engine (medians are reported)")
-	size := flag.Int64("size", 250<<20, "bytes of files in the image")
-	pushTo := flag.String("push-only", "", "only build the image and push it to this registry host (for experiments)")
+	size := flag.Int64("size", 250<<20, "bytes of files in the mixed image")
+	pushTo := flag.String("push-only", "", "only build the mixed image and push it to this registry host (for experiments)")
+	images := flag.String("images", "mixed,small,large", "the images to pull: mixed (/usr files), small (a Debian root), large (files of 4 KiB to 2 MiB)")
+	cache := flag.String("cache", "/var/cache/balena-engine-bench", "where the Debian root is kept between runs")
 	flag.Parse()
 	if *pushTo != "" {
 		img, _, err := buildImage(*size)
@@ -57,7 +65,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*engine, *out, *runs, *size); err != nil {
+	if err := run(*engine, *out, *runs, *size, strings.Split(*images, ","), *cache); err != nil {
 		fmt.Fprintln(os.Stderr, "pullbench:", err)
 		os.Exit(1)
 	}
@@ -138,8 +146,10 @@ func buildImage(total int64) (testimage.Image, imageInfo, error) {
 
 type sample struct {
 	pull         time.Duration
-	peakRSS      int64 // bytes, process tree
-	written      int64 // bytes to the block device, sync included
+	sync         time.Duration // the floor's: the sync after it
+	cpu          time.Duration // user + system, the daemon's and its children's
+	peakRSS      int64         // bytes, process tree
+	written      int64         // bytes to the block device, sync included
 	cacheGrowth  int64
 	dirtyGrowth  int64
 	writeAmplify float64
@@ -155,7 +165,7 @@ func usedBytes(dir string) int64 {
 	return int64(st.Blocks-st.Bfree) * int64(st.Bsize)
 }
 
-func run(engine, out string, runs int, size int64) error {
+func run(engine, out string, runs int, size int64, which []string, cache string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: it mounts a loop device and drops caches")
 	}
@@ -163,9 +173,9 @@ func run(engine, out string, runs int, size int64) error {
 	if err != nil {
 		return err
 	}
-	for _, bin := range []string{"dockerd", "docker", "losetup", "mkfs.ext4"} {
+	for _, bin := range []string{"dockerd", "docker", "losetup", "mkfs.ext4", "gzip", "tar"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s not found (apt-get install docker.io e2fsprogs mount)", bin)
+			return fmt.Errorf("%s not found (apt-get install docker.io e2fsprogs mount gzip tar)", bin)
 		}
 	}
 	work, err := os.MkdirTemp("/var/tmp", "pullbench-")
@@ -173,24 +183,56 @@ func run(engine, out string, runs int, size int64) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-
-	fmt.Println("building the image from host files...")
-	img, info, err := buildImage(size)
-	if err != nil {
-		return err
-	}
 	reg, err := testregistry.Run(filepath.Join(work, "registry"))
 	if err != nil {
 		return err
 	}
 	defer reg.Stop()
 	rc, _ := registry.New(registry.Options{})
-	n, _ := reference.ParseNormalizedNamed(reg.Host + "/bench/app")
-	if err := testimage.Push(context.Background(), rc.Repository(n, nil), "v1", img); err != nil {
-		return err
+	push := func(key string, img testimage.Image) error {
+		n, _ := reference.ParseNormalizedNamed(reg.Host + "/bench/" + key)
+		return testimage.Push(context.Background(), rc.Repository(n, nil), "v1", img)
 	}
-	img = testimage.Image{} // let the layers go: memory is measured
-	ref := reg.Host + "/bench/app:v1"
+	var imgs []*benchImage
+	for _, key := range which {
+		bi := &benchImage{key: key}
+		switch key {
+		case "mixed":
+			fmt.Println("building the mixed image from host files...")
+			img, _, err := buildImage(size)
+			if err == nil {
+				err = push(key, img)
+			}
+			if err != nil {
+				return err
+			}
+			bi.title = "mixed: this machine's /usr files"
+			bi.about = "4 layers made from this machine's `/usr/lib/x86_64-linux-gnu`, `/usr/share`, `/usr/lib/python3.11` and `/usr/bin` (libraries, binaries, text, small files), gzip level 1"
+		case "small":
+			img, about, err := smallImage(cache)
+			if err == nil {
+				err = push(key, img)
+			}
+			if err != nil {
+				return err
+			}
+			bi.title, bi.about = "small: a Debian root, many small files", about+", gzip's default level"
+		case "large":
+			fmt.Println("building the large image (bigimage)...")
+			if b, err := exec.Command("go", "run", "./src/internal/cmd/bigimage", "-push", reg.Host+"/bench/large:v1", "-size", "256MiB", "-layers", "4").CombinedOutput(); err != nil {
+				return fmt.Errorf("bigimage: %v: %s", err, b)
+			}
+			bi.title = "large: made-up files of 4 KiB to 2 MiB"
+			bi.about = "`src/internal/cmd/bigimage -size 256MiB -layers 4`: files of 4 KiB to 2 MiB, half random bytes (incompressible), half repeated text, gzip level 1"
+		default:
+			return fmt.Errorf("unknown image %q (mixed, small, large)", key)
+		}
+		if bi.info, bi.blobs, err = describe(reg.Host, "bench/"+key); err != nil {
+			return err
+		}
+		imgs = append(imgs, bi)
+	}
+	runtime.GC() // the built layers are gone: memory is measured
 
 	dev, mnt, cleanup, err := loopFS(work)
 	if err != nil {
@@ -198,19 +240,34 @@ func run(engine, out string, runs int, size int64) error {
 	}
 	defer cleanup()
 
-	results := map[string][]sample{}
+	results := map[string]map[string][]sample{}
 	for i := 0; i < runs; i++ {
-		for _, e := range []string{"balena-engine", "docker", "balena-engine-fsync"} {
-			s, err := pullOnce(e, engine, ref, mnt, dev, work, info)
-			if err != nil {
-				return fmt.Errorf("%s run %d: %w", e, i+1, err)
+		for _, bi := range imgs {
+			if results[bi.key] == nil {
+				results[bi.key] = map[string][]sample{}
 			}
-			fmt.Printf("%-13s run %d: pull %v, peak RSS %s, written %s (x%.3f of content, x%.3f of space used), page cache +%s, dirty +%s\n", e, i+1,
-				s.pull.Round(time.Millisecond), mib(s.peakRSS), mib(s.written), s.writeAmplify, s.overAlloc, mib(s.cacheGrowth), mib(s.dirtyGrowth))
-			results[e] = append(results[e], s)
+			variants := []string{"floor", "balena-engine", "docker"}
+			if bi.key == "mixed" {
+				variants = append(variants, "balena-engine-fsync")
+			}
+			for _, e := range variants {
+				var s sample
+				var err error
+				if e == "floor" {
+					s, err = floorOnce(reg.Host, bi, mnt, dev, work)
+				} else {
+					s, err = pullOnce(e, engine, reg.Host+"/bench/"+bi.key+":v1", mnt, dev, work, bi.info)
+				}
+				if err != nil {
+					return fmt.Errorf("%s, %s, run %d: %w", bi.key, e, i+1, err)
+				}
+				fmt.Printf("%-6s %-19s run %d: pull %v (+ sync %v), CPU %v, peak RSS %s, written %s (x%.3f of content), page cache +%s, dirty +%s\n", bi.key, e, i+1,
+					s.pull.Round(time.Millisecond), s.sync.Round(time.Millisecond), s.cpu.Round(time.Millisecond), mib(s.peakRSS), mib(s.written), s.writeAmplify, mib(s.cacheGrowth), mib(s.dirtyGrowth))
+				results[bi.key][e] = append(results[bi.key][e], s)
+			}
 		}
 	}
-	report := report(results, info, runs, engine)
+	report := report(results, imgs, runs, engine)
 	fmt.Print(report)
 	if out != "" {
 		return os.WriteFile(out, []byte(report), 0o644)
@@ -335,8 +392,199 @@ func treeRSS(pid int) int64 {
 	return total
 }
 
-func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample, error) {
+// coldStart syncs, drops the page cache and reads the registry's blob
+// files and the programs that take part (bins) back into it, so that the
+// growth measured is the puller's data, not the registry's files or the
+// pages of a 40 MB docker CLI loaded during the pull.
+func coldStart(work string, bins ...string) {
+	syscall.Sync()
+	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200)
+	read := func(p string) {
+		if b, err := os.ReadFile(p); err == nil {
+			_ = b
+		}
+	}
+	filepath.WalkDir(filepath.Join(work, "registry"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			read(p)
+		}
+		return nil
+	})
+	for _, b := range bins {
+		if p, err := exec.LookPath(b); err == nil {
+			read(p)
+		}
+	}
+}
+
+// measure runs do (a pull, or the floor's extraction) and measures it:
+// time, the page cache's and dirty memory's growth, the peak RSS of pid's
+// process tree (pid 0: none), the bytes written to dev up to a sync after
+// it. Before the final sync, afterDo runs (the floor's own sync, timed).
+func measure(mnt, dev string, info imageInfo, cg *memCgroup, pid int, do func() error, afterDo func(*sample)) (sample, error) {
 	var s sample
+	syscall.Sync()
+	cache0, dirty0 := cg.stat()
+	used0 := usedBytes(mnt)
+	sec0, err := sectorsWritten(dev)
+	if err != nil {
+		return s, err
+	}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			cache, dirty := cg.stat()
+			var rss int64
+			if pid > 0 {
+				rss = treeRSS(pid)
+			}
+			mu.Lock()
+			s.cacheGrowth = max(s.cacheGrowth, cache-cache0)
+			s.dirtyGrowth = max(s.dirtyGrowth, dirty-dirty0)
+			s.peakRSS = max(s.peakRSS, rss)
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	start := time.Now()
+	err = do()
+	s.pull = time.Since(start)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return s, err
+	}
+	if afterDo != nil {
+		afterDo(&s)
+	}
+	syscall.Sync()
+	sec1, err := sectorsWritten(dev)
+	if err != nil {
+		return s, err
+	}
+	s.written = (sec1 - sec0) * 512
+	s.writeAmplify = float64(s.written) / float64(info.bytes)
+	s.allocated = usedBytes(mnt) - used0
+	if s.allocated > 0 {
+		s.overAlloc = float64(s.written) / float64(s.allocated)
+	}
+	return s, nil
+}
+
+// cpuTime is the user and system time of pid and of its children it has
+// waited for (dockerd extracts in a child, docker-untar).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	st := string(b)
+	f := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		if i < len(f) {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// floorOnce is the floor: each layer blob fetched over HTTP from the same
+// registry and piped through gzip -dc into GNU tar, three layers at a time
+// as the engines pull, each into a directory of its own; no sync, then one
+// sync, timed apart.
+func floorOnce(regHost string, bi *benchImage, mnt, dev, work string) (sample, error) {
+	root := filepath.Join(mnt, "floor")
+	os.RemoveAll(root)
+	defer os.RemoveAll(root)
+	coldStart(work, "gzip", "tar")
+	cg, err := newMemCgroup(fmt.Sprintf("pullbench-%d-floor", os.Getpid()))
+	if err != nil {
+		return sample{}, err
+	}
+	defer cg.remove()
+	var cpu time.Duration
+	var mu sync.Mutex
+	extract := func(i int, d ocispec.Descriptor) error {
+		dir := filepath.Join(root, strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		body, err := openBlob(context.Background(), regHost, "bench/"+bi.key, d.Digest)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		gz := exec.Command("gzip", "-dc")
+		gz.Stdin = body
+		tr := exec.Command("tar", "-x", "--numeric-owner", "-C", dir)
+		pipe, err := gz.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		tr.Stdin = pipe
+		cg.wrap(gz)
+		cg.wrap(tr)
+		var gzErr, trErr strings.Builder
+		gz.Stderr, tr.Stderr = &gzErr, &trErr
+		if err := tr.Start(); err != nil {
+			return err
+		}
+		if err := gz.Start(); err != nil {
+			tr.Process.Kill()
+			tr.Wait()
+			return err
+		}
+		e1, e2 := gz.Wait(), tr.Wait()
+		mu.Lock()
+		for _, c := range []*exec.Cmd{gz, tr} {
+			cpu += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+		}
+		mu.Unlock()
+		if e1 != nil || e2 != nil {
+			return fmt.Errorf("gzip -dc | tar -x: %v %v: %s %s", e1, e2, gzErr.String(), trErr.String())
+		}
+		return nil
+	}
+	do := func() error {
+		sem := make(chan struct{}, 3)
+		errs := make(chan error, len(bi.blobs))
+		for i, d := range bi.blobs {
+			go func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				errs <- extract(i, d)
+			}()
+		}
+		var first error
+		for range bi.blobs {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	s, err := measure(mnt, dev, bi.info, cg, 0, do, func(s *sample) {
+		t := time.Now()
+		syscall.Sync()
+		s.sync = time.Since(t)
+	})
+	s.cpu = cpu
+	return s, err
+}
+
+func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample, error) {
 	root := filepath.Join(mnt, which)
 	os.RemoveAll(root)
 	execRoot := filepath.Join(work, "exec-"+which)
@@ -360,20 +608,15 @@ func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample
 	logf, _ := os.Create(filepath.Join(work, which+".log"))
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	syscall.Sync()
-	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200)
-	// The registry's blob files are read into the cache before the pull,
-	// so that the growth measured is the engine's, not the registry's.
-	filepath.WalkDir(filepath.Join(work, "registry"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if b, err := os.ReadFile(p); err == nil {
-				_ = b
-			}
-		}
-		return nil
-	})
+	coldStart(work, "docker", cmd.Path)
+	cg, err := newMemCgroup(fmt.Sprintf("pullbench-%d-%s", os.Getpid(), which))
+	if err != nil {
+		return sample{}, err
+	}
+	defer cg.remove()
+	cg.wrap(cmd)
 	if err := cmd.Start(); err != nil {
-		return s, err
+		return sample{}, err
 	}
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -390,7 +633,7 @@ func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample
 	}()
 	c, err := client.New("unix://" + sock)
 	if err != nil {
-		return s, err
+		return sample{}, err
 	}
 	defer c.Close()
 	deadline := time.Now().Add(60 * time.Second)
@@ -402,63 +645,22 @@ func pullOnce(which, engine, ref, mnt, dev, work string, info imageInfo) (sample
 			break
 		}
 		if time.Now().After(deadline) {
-			return s, fmt.Errorf("daemon did not answer: %v", err)
+			return sample{}, fmt.Errorf("daemon did not answer: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // let start-up I/O settle
-	syscall.Sync()
-	base := meminfo()
-	used0 := usedBytes(mnt)
-	sec0, err := sectorsWritten(dev)
-	if err != nil {
-		return s, err
-	}
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			m := meminfo()
-			rss := treeRSS(cmd.Process.Pid)
-			mu.Lock()
-			s.cacheGrowth = max(s.cacheGrowth, m["Cached"]-base["Cached"])
-			s.dirtyGrowth = max(s.dirtyGrowth, m["Dirty"]-base["Dirty"])
-			s.peakRSS = max(s.peakRSS, rss)
-			mu.Unlock()
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
+	cpu0 := cpuTime(cmd.Process.Pid)
+	s, err := measure(mnt, dev, info, cg, cmd.Process.Pid, func() error {
+		pull := exec.Command("docker", "pull", "-q", ref)
+		pull.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+work)
+		if outb, err := pull.CombinedOutput(); err != nil {
+			return fmt.Errorf("docker pull: %v: %s", err, outb)
 		}
-	}()
-	start := time.Now()
-	pull := exec.Command("docker", "pull", "-q", ref)
-	pull.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+work)
-	outb, err := pull.CombinedOutput()
-	s.pull = time.Since(start)
-	close(stop)
-	wg.Wait()
-	if err != nil {
-		return s, fmt.Errorf("docker pull: %v: %s", err, outb)
-	}
-	syscall.Sync()
-	sec1, err := sectorsWritten(dev)
-	if err != nil {
-		return s, err
-	}
-	s.written = (sec1 - sec0) * 512
-	s.writeAmplify = float64(s.written) / float64(info.bytes)
-	s.allocated = usedBytes(mnt) - used0
-	if s.allocated > 0 {
-		s.overAlloc = float64(s.written) / float64(s.allocated)
-	}
-	return s, nil
+		return nil
+	}, nil)
+	s.cpu = cpuTime(cmd.Process.Pid) - cpu0
+	return s, err
 }
 
 func median(xs []float64) float64 {
@@ -467,7 +669,7 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func report(res map[string][]sample, info imageInfo, runs int, engine string) string {
+func report(res map[string]map[string][]sample, imgs []*benchImage, runs int, engine string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	kernel, _ := sh("uname", "-r")
@@ -482,56 +684,82 @@ func report(res map[string][]sample, info imageInfo, runs int, engine string) st
 	}
 	dockerd, _ := sh("dockerd", "--version")
 	ours, _ := sh(engine, "--version")
+	tarv, _ := sh("tar", "--version")
+	tarv, _, _ = strings.Cut(tarv, "\n")
 	fmt.Fprintf(&b, "# Pull benchmark\n\nMade by `make bench` (`go run ./src/internal/cmd/pullbench %s`) on %s.\n\n",
 		strings.Join(os.Args[1:], " "), time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- machine: %s, %s, %d cores, %s RAM, kernel %s\n", host, cpu, nproc(), mib(meminfo()["MemTotal"]), kernel)
 	fmt.Fprintf(&b, "- engines: %s; %s (Debian's docker.io, overlay2)\n", ours, dockerd)
-	fmt.Fprintf(&b, "- image: %d layers made from this machine's /usr files, %d files, %s of file content, %s of tar, %s gzip-compressed; served by Debian's docker-registry on 127.0.0.1\n",
-		info.layers, info.files, mib(info.bytes), mib(info.tarBytes), mib(info.blobBytes))
-	fmt.Fprintf(&b, "- each pull: `docker pull` (the docker CLI) against a freshly started daemon whose data root is an empty ext4 filesystem on a loop device with direct I/O; page cache dropped before; %d runs each, alternating, medians\n", runs)
-	b.WriteString("- written: sectors written to that device (`/proc/diskstats`) from just before the pull to after a `sync` that follows it; per byte of file content extracted, and per byte of filesystem space the pull used (`statfs`: blocks, inodes' rounding to 4 KiB, directories), which is the part no engine can avoid\n")
-	b.WriteString("- page cache and dirty growth: peaks of `Cached` and `Dirty` in `/proc/meminfo` above their values at the start, sampled every 50 ms during the pull; the registry's blob files are read into the cache beforehand, so their pages are not counted\n")
-	b.WriteString("- peak RSS: the daemon and all its child processes, summed, sampled every 50 ms\n\n")
-	b.WriteString("| figure | balena-engine | Docker 20.10 | Docker / balena-engine |\n|---|---:|---:|---:|\n")
-	get := func(e string, f func(sample) float64) float64 {
-		var xs []float64
-		for _, s := range res[e] {
-			xs = append(xs, f(s))
+	fmt.Fprintf(&b, "- floor: each layer blob fetched over HTTP from the same registry, `gzip -dc | tar -x --numeric-owner` (%s), three layers at a time, each into a directory of its own, no sync; *floor + sync* adds one `sync` after it\n", tarv)
+	fmt.Fprintf(&b, "- each pull: `docker pull` (the docker CLI) against a freshly started daemon whose data root is an empty ext4 filesystem on a loop device with direct I/O; the floor extracts onto the same filesystem; page cache dropped before; %d runs each, alternating, medians\n", runs)
+	b.WriteString("- CPU time: user + system of the daemon and of the children it waited for (Docker extracts in a child, `docker-untar`); of gzip and tar for the floor\n")
+	b.WriteString("- written: sectors written to that device (`/proc/diskstats`) from just before the pull to after a `sync` that follows it, per byte of file content extracted\n")
+	b.WriteString("- page cache and dirty growth: peaks of the page cache and dirty pages charged to a memory cgroup holding only the puller (the daemon and its children; gzip and tar for the floor: `memory.stat`'s `file` and `file_dirty` on cgroup v2, `total_cache` and `total_dirty` on v1) above their values at the start, sampled every 50 ms, so that nothing else the machine does is counted; the programs are read into the cache beforehand\n")
+	b.WriteString("- peak RSS: the daemon and all its child processes, summed, sampled every 50 ms\n")
+	b.WriteString("- goals (issue #14): each pull at most 1.5x its floor + sync, and at least 1.5x faster than Docker 20.10\n\n")
+	secs := func(v float64) string { return fmt.Sprintf("%.2f s", v) }
+	for _, bi := range imgs {
+		r := res[bi.key]
+		get := func(e string, f func(sample) float64) float64 {
+			var xs []float64
+			for _, s := range r[e] {
+				xs = append(xs, f(s))
+			}
+			if len(xs) == 0 {
+				return 0
+			}
+			return median(xs)
 		}
-		return median(xs)
-	}
-	rows := []struct {
-		name string
-		f    func(sample) float64
-		fmt  func(float64) string
-	}{
-		{"cold pull time", func(s sample) float64 { return s.pull.Seconds() }, func(v float64) string { return fmt.Sprintf("%.2f s", v) }},
-		{"peak RSS of the daemon's processes", func(s sample) float64 { return float64(s.peakRSS) }, func(v float64) string { return mib(int64(v)) }},
-		{"bytes written to the device", func(s sample) float64 { return float64(s.written) }, func(v float64) string { return mib(int64(v)) }},
-		{"write amplification (written / file content extracted)", func(s sample) float64 { return s.writeAmplify }, func(v float64) string { return fmt.Sprintf("%.3f", v) }},
-		{"filesystem space used after the pull", func(s sample) float64 { return float64(s.allocated) }, func(v float64) string { return mib(int64(v)) }},
-		{"written / space used (writes beyond what is stored)", func(s sample) float64 { return s.overAlloc }, func(v float64) string { return fmt.Sprintf("%.3f", v) }},
-		{"page-cache growth (peak)", func(s sample) float64 { return float64(s.cacheGrowth) }, func(v float64) string { return mib(int64(v)) }},
-		{"dirty memory growth (peak)", func(s sample) float64 { return float64(s.dirtyGrowth) }, func(v float64) string { return mib(int64(v)) }},
-	}
-	for _, r := range rows {
-		ours, theirs := get("balena-engine", r.f), get("docker", r.f)
-		ratio := "-"
-		if ours > 0 {
-			ratio = fmt.Sprintf("%.2fx", theirs/ours)
+		info := bi.info
+		fmt.Fprintf(&b, "## %s\n\n%s: %d layers, %d files, %s of file content, %s of tar, %s compressed.\n\n",
+			bi.title, bi.about, info.layers, info.files, mib(info.bytes), mib(info.tarBytes), mib(info.blobBytes))
+		floor := get("floor", func(s sample) float64 { return s.pull.Seconds() })
+		floorSync := get("floor", func(s sample) float64 { return (s.pull + s.sync).Seconds() })
+		ourT := get("balena-engine", func(s sample) float64 { return s.pull.Seconds() })
+		dockT := get("docker", func(s sample) float64 { return s.pull.Seconds() })
+		b.WriteString("| figure | floor (no sync) | floor + sync | balena-engine | Docker 20.10 |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| pull time | %s | %s | %s | %s |\n", secs(floor), secs(floorSync), secs(ourT), secs(dockT))
+		rows := []struct {
+			name string
+			f    func(sample) float64
+			fmt  func(float64) string
+		}{
+			{"CPU time (user + system)", func(s sample) float64 { return s.cpu.Seconds() }, secs},
+			{"peak RSS of the daemon's processes", func(s sample) float64 { return float64(s.peakRSS) }, func(v float64) string { return mib(int64(v)) }},
+			{"page-cache growth (peak)", func(s sample) float64 { return float64(s.cacheGrowth) }, func(v float64) string { return mib(int64(v)) }},
+			{"dirty memory growth (peak)", func(s sample) float64 { return float64(s.dirtyGrowth) }, func(v float64) string { return mib(int64(v)) }},
+			{"written per byte of file content", func(s sample) float64 { return s.writeAmplify }, func(v float64) string { return fmt.Sprintf("%.3f", v) }},
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.name, r.fmt(ours), r.fmt(theirs), ratio)
-	}
-	fs := get("balena-engine-fsync", func(s sample) float64 { return s.pull.Seconds() })
-	sfs := get("balena-engine", func(s sample) float64 { return s.pull.Seconds() })
-	fmt.Fprintf(&b, "\nDurability: with `--layer-sync fsync` (every file and directory fsynced) the same pull took %.2f s, against %.2f s with the default `syncfs` (one flush of the filesystem per layer): %.2fx; bytes written %s against %s.\n",
-		fs, sfs, fs/sfs, mib(int64(get("balena-engine-fsync", func(s sample) float64 { return float64(s.written) }))),
-		mib(int64(get("balena-engine", func(s sample) float64 { return float64(s.written) }))))
-	b.WriteString("\nEvery run:\n\n| engine | run | pull | peak RSS | written | cache growth | dirty growth |\n|---|---:|---:|---:|---:|---:|---:|\n")
-	for _, e := range []string{"balena-engine", "docker", "balena-engine-fsync"} {
-		for i, s := range res[e] {
-			fmt.Fprintf(&b, "| %s | %d | %.2f s | %s | %s | %s | %s |\n", e, i+1, s.pull.Seconds(), mib(s.peakRSS), mib(s.written), mib(s.cacheGrowth), mib(s.dirtyGrowth))
+		for _, row := range rows {
+			fl := row.fmt(get("floor", row.f))
+			if row.name == "peak RSS of the daemon's processes" {
+				fl = "-"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", row.name, fl, fl, row.fmt(get("balena-engine", row.f)), row.fmt(get("docker", row.f)))
 		}
+		verdict := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "**not met**"
+		}
+		fmt.Fprintf(&b, "\nbalena-engine / (floor + sync): **%.2fx** (goal at most 1.5x: %s); Docker / balena-engine: **%.2fx** (goal at least 1.5x: %s); balena-engine / floor without sync: %.2fx.\n",
+			ourT/floorSync, verdict(ourT <= 1.5*floorSync), dockT/ourT, verdict(dockT >= 1.5*ourT), ourT/floor)
+		if len(r["balena-engine-fsync"]) > 0 {
+			fs := get("balena-engine-fsync", func(s sample) float64 { return s.pull.Seconds() })
+			fmt.Fprintf(&b, "\nDurability: with `--layer-sync fsync` (every file and directory fsynced) the same pull took %.2f s, against %.2f s with the default `syncfs` (one flush of the filesystem per layer): %.2fx.\n", fs, ourT, fs/ourT)
+		}
+		b.WriteString("\nEvery run:\n\n| puller | run | time | CPU | peak RSS | written | cache growth | dirty growth |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, e := range []string{"floor", "balena-engine", "docker", "balena-engine-fsync"} {
+			for i, s := range r[e] {
+				t := secs(s.pull.Seconds())
+				if e == "floor" {
+					t += fmt.Sprintf(" + sync %.2f s", s.sync.Seconds())
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", e, i+1, t, secs(s.cpu.Seconds()), mib(s.peakRSS), mib(s.written), mib(s.cacheGrowth), mib(s.dirtyGrowth))
+			}
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
