@@ -154,14 +154,41 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
+	legacyWarnings := legacyFields(raw, RequestVersion(r.Context()))
 	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		return err
 	}
+	// As Docker: the daemon's warnings, then the request's.
+	warnings = append(warnings, legacyWarnings...)
 	if warnings == nil {
 		warnings = []string{}
 	}
 	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: warnings})
+}
+
+// legacyFields reads what older clients send in a create body and the API
+// types the engine is built on no longer have, so that it is not lost
+// without a word. Kernel memory limits (docker 20.10's --kernel-memory,
+// --kernel-memory-tcp) cannot be set: libcontainer ignores them (they are
+// deprecated since Linux 5.4 and absent from cgroup v2), so they are
+// discarded with the warnings Docker gives where the kernel lacks them.
+func legacyFields(raw json.RawMessage, version string) []string {
+	var legacy struct {
+		HostConfig *struct{ KernelMemory, KernelMemoryTCP int64 }
+	}
+	_ = json.Unmarshal(raw, &legacy) // the body was decoded already: a bad field here is one of these
+	var warnings []string
+	if h := legacy.HostConfig; h != nil {
+		if h.KernelMemory > 0 {
+			warnings = append(warnings, "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.")
+		}
+		// Docker reads KernelMemoryTCP from API 1.40 on.
+		if h.KernelMemoryTCP > 0 && apiversion.Compare(version, "1.40") >= 0 {
+			warnings = append(warnings, "Your kernel does not support kernel memory TCP limit capabilities or the cgroup is not mounted. Limitation discarded.")
+		}
+	}
+	return warnings
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {

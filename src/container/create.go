@@ -16,6 +16,7 @@ import (
 	networktypes "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/cgroups"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
+	"golang.org/x/sys/unix"
 )
 
 // Create records a container after checking everything that can be
@@ -88,6 +89,12 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		return nil, nil, err
 	}
 	if err := checkSettings(cfg, host); err != nil {
+		return nil, nil, err
+	}
+	if err := checkStorageOpt(m.root, host.StorageOpt); err != nil {
+		return nil, nil, err
+	}
+	if warnings, err = adaptResources(&host.Resources, hostCgroups(), usesBFQ); err != nil {
 		return nil, nil, err
 	}
 	// Docker's defaults, recorded so that inspect shows them: a private
@@ -196,6 +203,60 @@ func checkSettings(cfg *containertypes.Config, host *containertypes.HostConfig) 
 		return errdefs.InvalidParameter(fmt.Errorf("invalid CPU shares (%d): value must be a positive integer", host.CPUShares))
 	case host.Memory < 0 || host.MemoryReservation < 0 || host.NanoCPUs < 0 || host.CPUQuota < 0 && host.CPUQuota != -1 || host.CPUPeriod < 0:
 		return errdefs.InvalidParameter(errors.New("invalid resource value: memory, memory reservation, CPUs, CPU quota and CPU period cannot be negative"))
+	// Docker's answers on Linux, where these are Windows' (its runconfig's
+	// words, which a create request meets first).
+	case !host.Isolation.IsValid():
+		return errdefs.InvalidParameter(fmt.Errorf("invalid isolation (%s): linux only supports 'default'", host.Isolation))
+	case host.IOMaximumBandwidth != 0:
+		return errdefs.InvalidParameter(errors.New("invalid option: QoS maximum bandwidth configuration is not supported on linux"))
+	case host.IOMaximumIOps != 0:
+		return errdefs.InvalidParameter(errors.New("invalid option: QoS maximum IOPs configuration is not supported on linux"))
+	case host.CPUCount != 0:
+		// Docker on Linux drops it without a word; refused in the words
+		// of its other Windows-only resources.
+		return errdefs.InvalidParameter(errors.New("invalid option: CPU count is not supported on linux"))
+	}
+	switch host.Runtime {
+	// The engine runs every container with its own libcontainer: runc,
+	// under either of the names Docker knows it by.
+	case "", "runc", "io.containerd.runc.v2":
+	default:
+		return errdefs.InvalidParameter(fmt.Errorf("unknown or invalid runtime name: %s", host.Runtime))
+	}
+	if host.Cgroup != "" {
+		if !host.Cgroup.IsContainer() || host.Cgroup.Container() == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid cgroup spec %q: want container:NAME", host.Cgroup))
+		}
+		return errdefs.NotImplemented(fmt.Errorf("Cgroup %q (running in another container's cgroup) is not implemented", host.Cgroup)) //lint:ignore ST1005 the field's name
+	}
+	// No device driver is part of the engine (no NVIDIA or AMD hook, no
+	// CDI): Docker's answer where none matches.
+	if len(host.DeviceRequests) > 0 {
+		d := host.DeviceRequests[0]
+		return errdefs.InvalidParameter(fmt.Errorf("could not select device driver %q with capabilities: %v", d.Driver, d.Capabilities))
 	}
 	return nil
+}
+
+// checkStorageOpt answers --storage-opt as Docker's overlay2 driver does
+// where the data root is not xfs with project quotas: "size" cannot be
+// honoured and any other option is unknown. On xfs the size could be, but
+// the engine sets no quotas: 501.
+func checkStorageOpt(dataRoot string, opts map[string]string) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, strings.ToLower(k))
+	}
+	slices.Sort(keys)
+	if _, ok := opts["size"]; ok {
+		var st unix.Statfs_t
+		if unix.Statfs(dataRoot, &st) == nil && st.Type == unix.XFS_SUPER_MAGIC {
+			return errdefs.NotImplemented(errors.New("--storage-opt size (an xfs project quota on the container's layer) is not implemented"))
+		}
+		return errdefs.InvalidParameter(errors.New("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"))
+	}
+	return errdefs.InvalidParameter(fmt.Errorf("Unknown option %s", keys[0])) //lint:ignore ST1005 Docker's wording
 }

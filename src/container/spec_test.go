@@ -10,6 +10,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/blkiodev"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -281,5 +282,72 @@ func TestSpecInit(t *testing.T) {
 	s, _ = spec(t, cfg, containertypes.HostConfig{})
 	if s.Process.Args[0] != "sleep" {
 		t.Errorf("without --init: %q", s.Process.Args)
+	}
+}
+
+// blockDeviceForTest is a block device of this machine, for the limits
+// that take one; the test is skipped on a machine without any.
+func blockDeviceForTest(t *testing.T) (path string, major, minor int64) {
+	t.Helper()
+	devs, _ := os.ReadDir("/sys/block")
+	for _, d := range devs {
+		p := "/dev/" + d.Name()
+		if maj, mnr, err := blockDevice(p); err == nil {
+			return p, maj, mnr
+		}
+	}
+	t.Skip("no block device in /dev")
+	return "", 0, 0
+}
+
+// The memory, real-time and block I/O resources reach the spec, which
+// libcontainer writes to the cgroup (v1's files, v2's io.max and
+// io.bfq.weight): devices by their numbers.
+func TestSpecResources(t *testing.T) {
+	dev, major, minor := blockDeviceForTest(t)
+	host := containertypes.HostConfig{Resources: containertypes.Resources{
+		MemorySwappiness: int64p(10), OomKillDisable: boolp(true), Memory: 64 << 20,
+		CPURealtimePeriod: 1000000, CPURealtimeRuntime: 500000,
+		BlkioWeightDevice:    []*blkiodev.WeightDevice{{Path: dev, Weight: 200}},
+		BlkioDeviceReadBps:   []*blkiodev.ThrottleDevice{{Path: dev, Rate: 1 << 20}},
+		BlkioDeviceWriteBps:  []*blkiodev.ThrottleDevice{{Path: dev, Rate: 2 << 20}},
+		BlkioDeviceReadIOps:  []*blkiodev.ThrottleDevice{{Path: dev, Rate: 100}},
+		BlkioDeviceWriteIOps: []*blkiodev.ThrottleDevice{{Path: dev, Rate: 200}},
+	}}
+	s, err := spec(t, containertypes.Config{}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Linux.Resources
+	if r.Memory.Swappiness == nil || *r.Memory.Swappiness != 10 || r.Memory.DisableOOMKiller == nil || !*r.Memory.DisableOOMKiller {
+		t.Errorf("memory: %+v", r.Memory)
+	}
+	if r.CPU.RealtimePeriod == nil || *r.CPU.RealtimePeriod != 1000000 || r.CPU.RealtimeRuntime == nil || *r.CPU.RealtimeRuntime != 500000 {
+		t.Errorf("cpu: %+v", r.CPU)
+	}
+	d := specs.LinuxBlockIODevice{Major: major, Minor: minor}
+	w := uint16(200)
+	want := &specs.LinuxBlockIO{
+		WeightDevice:            []specs.LinuxWeightDevice{{LinuxBlockIODevice: d, Weight: &w}},
+		ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 1 << 20}},
+		ThrottleWriteBpsDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 2 << 20}},
+		ThrottleReadIOPSDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 100}},
+		ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 200}},
+	}
+	if !reflect.DeepEqual(r.BlockIO, want) {
+		t.Errorf("block I/O: %+v, want %+v", r.BlockIO, want)
+	}
+	// The docker CLI's "not given" (-1), as older records keep it, and
+	// the OOM killer left on: nothing in the spec.
+	s, err = spec(t, containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{MemorySwappiness: int64p(-1), OomKillDisable: boolp(false)}})
+	if err != nil || s.Linux.Resources.Memory != nil {
+		t.Errorf("defaults: %v %+v", err, s.Linux.Resources.Memory)
+	}
+	for _, bad := range []string{"/dev/null", "/dev/nonexistent"} {
+		_, err := spec(t, containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{
+			BlkioDeviceReadBps: []*blkiodev.ThrottleDevice{{Path: bad, Rate: 1}}}})
+		if errdefs.KindOf(err) != errdefs.KindInvalidParameter || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s: %v, want 400 naming it", bad, err)
+		}
 	}
 }

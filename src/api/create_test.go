@@ -1,0 +1,108 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// createAt posts a create body at an API version; it answers the status,
+// the error message or the warnings, and the new container's ID.
+func createAt(t *testing.T, s *Server, version, body string) (code int, message string, warnings []string, id string) {
+	t.Helper()
+	code, out := request(s, http.MethodPost, "/v"+version+"/containers/create", body)
+	var resp struct {
+		ID       string
+		Warnings []string
+		Message  string `json:"message"`
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("create answered %d %s", code, out)
+	}
+	return code, resp.Message, resp.Warnings, resp.ID
+}
+
+// containerCount is how many containers the server has.
+func containerCount(t *testing.T, s *Server) int {
+	t.Helper()
+	_, body := request(s, http.MethodGet, "/v1.41/containers/json?all=1", "")
+	var list []any
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatal(err)
+	}
+	return len(list)
+}
+
+// A field the engine cannot honour is never dropped without a word: it
+// is refused at create, with Docker's status and words where Docker
+// refuses it (400) and a 501 naming it where the engine lacks a feature,
+// and nothing is left behind.
+func TestCreateRefusesWhatItCannotHonour(t *testing.T) {
+	s, _ := fuzzServer(t)
+	before := containerCount(t, s)
+	for _, tc := range []struct {
+		host string
+		code int
+		want string
+	}{
+		{`"Isolation":"hyperv"`, 400, "invalid isolation (hyperv): linux only supports 'default'"},
+		{`"Runtime":"kata"`, 400, "unknown or invalid runtime name: kata"},
+		{`"IOMaximumBandwidth":1048576`, 400, "invalid option: QoS maximum bandwidth configuration is not supported on linux"},
+		{`"IOMaximumIOps":10`, 400, "invalid option: QoS maximum IOPs configuration is not supported on linux"},
+		{`"CpuCount":2`, 400, "invalid option: CPU count is not supported on linux"},
+		{`"StorageOpt":{"foo":"bar"}`, 400, "Unknown option foo"},
+		{`"DeviceRequests":[{"Driver":"","Count":-1,"Capabilities":[["gpu"]]}]`, 400, `could not select device driver "" with capabilities: [[gpu]]`},
+		{`"DeviceRequests":[{"Driver":"cdi","DeviceIDs":["vendor.com/device=gpu0"]}]`, 400, `could not select device driver "cdi" with capabilities: []`},
+		{`"Cgroup":"container:target"`, 501, `Cgroup "container:target" (running in another container's cgroup) is not implemented`},
+		{`"CpuRealtimePeriod":1000,"CpuRealtimeRuntime":2000`, 400, ""}, // v1: runtime above the period; v2: no real-time scheduler
+		{`"BlkioDeviceReadBps":[{"Path":"/dev/null","Rate":1}]`, 400, "/dev/null is not a block device"},
+	} {
+		code, msg, _, _ := createAt(t, s, "1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"none",`+tc.host+`}}`)
+		if code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %d %q, want %d %q", tc.host, code, msg, tc.code, tc.want)
+		}
+	}
+	if after := containerCount(t, s); after != before {
+		t.Errorf("refused creates left containers: %d, were %d", after, before)
+	}
+}
+
+// Fields Docker itself discards on Linux come back as Docker's warnings
+// in the create response (the docker CLI prints each as "WARNING: ...");
+// the docker CLI's defaults bring none.
+func TestCreateWarnings(t *testing.T) {
+	s, _ := fuzzServer(t)
+	for _, tc := range []struct {
+		version, body string
+		want          []string
+	}{
+		// What the docker CLI always sends, as it sends it.
+		{"1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","MemorySwappiness":-1,"OomKillDisable":false,"CpuPercent":0,"CpuCount":0,
+			"Isolation":"","Runtime":"","ConsoleSize":[0,0],"CgroupParent":"","BlkioWeightDevice":[],"DeviceRequests":null}}`, nil},
+		{"1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","CpuPercent":50}}`, []string{"linux does not support CPU percent. Percent discarded."}},
+		// docker 20.10's --kernel-memory and --kernel-memory-tcp: fields
+		// the API types no longer have, read from the body.
+		{"1.41", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","KernelMemory":67108864,"KernelMemoryTCP":67108864}}`, []string{
+			"Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
+			"Your kernel does not support kernel memory TCP limit capabilities or the cgroup is not mounted. Limitation discarded."}},
+		// Before API 1.40 Docker does not read KernelMemoryTCP.
+		{"1.39", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","KernelMemoryTCP":67108864}}`, nil},
+		{"1.41", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","KernelMemory":0}}`, nil},
+	} {
+		code, msg, warnings, id := createAt(t, s, tc.version, tc.body)
+		if code != http.StatusCreated {
+			t.Errorf("%s: %d %s", tc.body, code, msg)
+			continue
+		}
+		if !slices.Equal(warnings, tc.want) || warnings == nil {
+			t.Errorf("%s: warnings %q, want %q (a list, never null)", tc.body, warnings, tc.want)
+		}
+		if code, body := request(s, http.MethodGet, "/v1.50/containers/"+id+"/json", ""); code != http.StatusOK {
+			t.Errorf("inspect: %d %s", code, body)
+		} else if strings.Contains(string(body), `"MemorySwappiness":-1`) {
+			t.Errorf("-1 (not given) is kept as a swappiness: %s", body)
+		}
+	}
+}

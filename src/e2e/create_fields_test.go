@@ -1,0 +1,247 @@
+//go:build e2e
+
+package e2e
+
+// Container-create fields that used to be accepted and dropped (issue
+// #13): each is honoured (checked in the kernel's files), refused with
+// Docker's words, or discarded with Docker's warning, through the docker
+// CLI.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupV2 says whether the host runs the unified hierarchy.
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// cgroupFile reads a file of a container's cgroup: v2's, or v1's in the
+// controller's hierarchy.
+func cgroupFile(t *testing.T, p paths, id, controller, name string) string {
+	t.Helper()
+	dir := filepath.Join("/sys/fs/cgroup", p.cgroupParent, id)
+	if !cgroupV2() {
+		dir = filepath.Join("/sys/fs/cgroup", controller, p.cgroupParent, id)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatalf("container's cgroup: %v", err)
+	}
+	return string(b)
+}
+
+// testBlockDevice is a disk of this machine (a loop or RAM device if
+// there is nothing else): the limits per device need a real one.
+func testBlockDevice(t *testing.T) (path string, majmin string) {
+	t.Helper()
+	devs, _ := os.ReadDir("/sys/block")
+	var fallback, fallbackNum string
+	for _, d := range devs {
+		var st unix.Stat_t
+		p := "/dev/" + d.Name()
+		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK {
+			continue
+		}
+		num := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		if strings.HasPrefix(d.Name(), "loop") || strings.HasPrefix(d.Name(), "ram") || strings.HasPrefix(d.Name(), "zram") {
+			if fallback == "" {
+				fallback, fallbackNum = p, num
+			}
+			continue
+		}
+		return p, num
+	}
+	if fallback == "" {
+		t.Skip("no block device")
+	}
+	return fallback, fallbackNum
+}
+
+// Block I/O limits per device, memory swappiness and the OOM killer
+// switch reach the container's cgroup where the hierarchy has them (v1's
+// blkio and memory files, v2's io.max); where it has not, the docker CLI
+// prints Docker's warning and the container runs without them.
+func TestE2EResourceLimitsPerDevice(t *testing.T) {
+	p, _, env := withBusybox(t)
+	dev, num := testBlockDevice(t)
+	r := run(t, env, "docker", "run", "-d", "--network", "none", "--name", "limited", "-m", "64m",
+		"--device-read-bps", dev+":1mb", "--device-write-bps", dev+":2mb",
+		"--device-read-iops", dev+":100", "--device-write-iops", dev+":200",
+		"--memory-swappiness", "10", "--oom-kill-disable", "busybox", "sleep", "100")
+	if r.code != 0 {
+		t.Fatalf("docker run: %d %s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "limited") })
+	if cgroupV2() {
+		if got, want := cgroupFile(t, p, id, "", "io.max"), num+" rbps=1048576 wbps=2097152 riops=100 wiops=200"; !strings.Contains(got, want) {
+			t.Errorf("io.max: %q, want %q", got, want)
+		}
+		for _, w := range []string{"WARNING: Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
+			"WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("docker run's output %q lacks %q", r.stderr, w)
+			}
+		}
+	} else {
+		for file, want := range map[string]string{
+			"blkio.throttle.read_bps_device":   num + " 1048576",
+			"blkio.throttle.write_bps_device":  num + " 2097152",
+			"blkio.throttle.read_iops_device":  num + " 100",
+			"blkio.throttle.write_iops_device": num + " 200",
+		} {
+			if got := cgroupFile(t, p, id, "blkio", file); strings.TrimSpace(got) != want {
+				t.Errorf("%s: %q, want %q", file, got, want)
+			}
+		}
+		if got := cgroupFile(t, p, id, "memory", "memory.swappiness"); strings.TrimSpace(got) != "10" {
+			t.Errorf("memory.swappiness: %q", got)
+		}
+		if got := cgroupFile(t, p, id, "memory", "memory.oom_control"); !strings.Contains(got, "oom_kill_disable 1") {
+			t.Errorf("memory.oom_control: %q", got)
+		}
+		if r.stderr != "" {
+			t.Errorf("docker run warned: %q", r.stderr)
+		}
+	}
+	if got := strings.TrimSpace(run(t, env, "docker", "inspect", "--format",
+		"{{(index .HostConfig.BlkioDeviceReadBps 0).Rate}} {{(index .HostConfig.BlkioDeviceWriteIOps 0).Rate}}", "limited").stdout); got != "1048576 200" {
+		t.Errorf("inspect: %q", got)
+	}
+
+	// A weight per device is BFQ's (v1's blkio.bfq.weight_device, v2's
+	// io.bfq.weight): for a device scheduled by BFQ (a loop device of the
+	// test's, set to it) it is written; for one of another scheduler the
+	// kernel would refuse it, and Docker's warning says it is discarded.
+	if bfqDev, bfqNum, ok := bfqLoopDevice(t); ok {
+		r = run(t, env, "docker", "run", "-d", "--network", "none", "--name", "weighted", "--blkio-weight-device", bfqDev+":200", "busybox", "sleep", "100")
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("docker run --blkio-weight-device: %d %s", r.code, r.stderr)
+		}
+		id = strings.TrimSpace(r.stdout)
+		t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "weighted") })
+		ctl, file := "blkio", "blkio.bfq.weight_device"
+		if cgroupV2() {
+			ctl, file = "", "io.bfq.weight"
+		}
+		if got := cgroupFile(t, p, id, ctl, file); !strings.Contains(got, bfqNum+" 200") {
+			t.Errorf("%s: %q, want %s 200", file, got, bfqNum)
+		}
+	}
+	if sched, _ := os.ReadFile("/sys/dev/block/" + num + "/queue/scheduler"); !strings.Contains(string(sched), "[bfq]") && !cgroupFileExists("blkio/blkio.weight_device") {
+		r = run(t, env, "docker", "run", "--rm", "--network", "none", "--blkio-weight-device", dev+":200", "busybox", "true")
+		if w := "WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."; r.code != 0 || !strings.Contains(r.stderr, w) {
+			t.Errorf("--blkio-weight-device of a device without BFQ (%s): %d %q, want %q", sched, r.code, r.stderr, w)
+		}
+	}
+
+	// A plain run warns of nothing.
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "busybox", "true"); r.code != 0 || r.stderr != "" {
+		t.Errorf("plain docker run: %d %q", r.code, r.stderr)
+	}
+}
+
+func cgroupFileExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/fs/cgroup", name))
+	return err == nil
+}
+
+// bfqLoopDevice attaches a loop device of the test's own and gives it the
+// BFQ scheduler; false where there is no losetup or no BFQ.
+func bfqLoopDevice(t *testing.T) (dev, num string, ok bool) {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, nil, "losetup", "--find", "--show", img)
+	if r.code != 0 {
+		t.Logf("no loop device: %s", r.stderr)
+		return "", "", false
+	}
+	dev = strings.TrimSpace(r.stdout)
+	t.Cleanup(func() { run(t, nil, "losetup", "-d", dev) })
+	if err := os.WriteFile("/sys/block/"+filepath.Base(dev)+"/queue/scheduler", []byte("bfq"), 0o644); err != nil {
+		t.Logf("no BFQ for %s: %v", dev, err)
+		return "", "", false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		t.Fatal(err)
+	}
+	return dev, fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)), true
+}
+
+// Real-time CPU limits are cgroup v1's: the container's cpu.rt_* files get
+// them when the parent cgroup has a real-time budget (which Docker's
+// daemon --cpu-rt-runtime gives it); on v2 the create is refused, as
+// Docker refuses it.
+func TestE2ECPURealtime(t *testing.T) {
+	p, _, env := withBusybox(t)
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"); err != nil {
+		r := run(t, env, "docker", "create", "--network", "none", "--cpu-rt-runtime", "50000", "busybox", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "kernel does not support CPU real-time scheduler") {
+			t.Errorf("--cpu-rt-runtime without the scheduler: %d %q", r.code, r.stderr)
+		}
+		return
+	}
+	parent := filepath.Join("/sys/fs/cgroup/cpu", p.cgroupParent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "cpu.rt_runtime_us"), []byte("100000"), 0o644); err != nil {
+		t.Skipf("no real-time budget for the test's parent cgroup: %v", err)
+	}
+	r := run(t, env, "docker", "run", "-d", "--network", "none", "--name", "rt", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "50000", "busybox", "sleep", "100")
+	if r.code != 0 {
+		t.Fatalf("docker run --cpu-rt-runtime: %d %s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "rt") })
+	if got := strings.TrimSpace(cgroupFile(t, p, id, "cpu", "cpu.rt_runtime_us")); got != "50000" {
+		t.Errorf("cpu.rt_runtime_us: %q", got)
+	}
+	if r := run(t, env, "docker", "create", "--network", "none", "--cpu-rt-period", "1000", "--cpu-rt-runtime", "2000", "busybox", "true"); r.code == 0 ||
+		!strings.Contains(r.stderr, "cpu real-time runtime cannot be higher than cpu real-time period") {
+		t.Errorf("runtime above the period: %d %q", r.code, r.stderr)
+	}
+}
+
+// What the engine cannot honour is refused at create with Docker's words
+// (or a 501 naming it), through the docker CLI, which exits 125; what
+// Docker discards with a warning is discarded so, and the CLI prints it.
+func TestE2ECreateRefusalsAndWarnings(t *testing.T) {
+	_, _, env := withBusybox(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--runtime", "kata"}, "unknown or invalid runtime name: kata"},
+		{[]string{"--isolation", "hyperv"}, "invalid isolation (hyperv): linux only supports 'default'"},
+		{[]string{"--gpus", "all"}, `could not select device driver "" with capabilities: [[gpu]]`},
+		{[]string{"--device", "vendor.com/class=name"}, `could not select device driver "cdi" with capabilities: []`},
+		{[]string{"--storage-opt", "size=1G"}, "--storage-opt"},
+	} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, c.args...), "busybox", "true")
+		r := run(t, env, "docker", args...)
+		if r.code != 125 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("docker %v: %d %q, want 125 with %q", args, r.code, r.stderr, c.want)
+		}
+	}
+	if r := run(t, env, "docker", "ps", "-aq"); r.stdout != "" {
+		t.Errorf("refused runs left containers: %q", r.stdout)
+	}
+	// Accepted as Docker accepts them.
+	r := run(t, env, "docker", "run", "--rm", "--network", "none", "--runtime", "runc", "--isolation", "default", "busybox", "true")
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("--runtime runc --isolation default: %d %q", r.code, r.stderr)
+	}
+}
