@@ -154,7 +154,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if err != nil {
 		return err
 	}
-	s.Linux.CgroupsPath = m.cgroupOf(c.ID)
+	s.Linux.CgroupsPath = m.cgroupOf(c)
 	lo, err := LogSettings(c.HostConfig.LogConfig)
 	if err != nil {
 		return err

@@ -245,3 +245,49 @@ func TestE2ECreateRefusalsAndWarnings(t *testing.T) {
 		t.Errorf("--runtime runc --isolation default: %d %q", r.code, r.stderr)
 	}
 }
+
+// A container's own --cgroup-parent puts its cgroup there (Docker's
+// cgroupfs driver: PARENT/ID), and what reads the container through its
+// cgroup (docker cp of a running container checks its init's) follows.
+func TestE2ECgroupParent(t *testing.T) {
+	p, _, env := withBusybox(t)
+	parent := p.cgroupParent + "/custom"
+	t.Cleanup(func() {
+		run(t, env, "docker", "rm", "-f", "cg")
+		for _, dir := range p.cgroupDirs("custom") {
+			os.Remove(dir)
+		}
+	})
+	r := run(t, env, "docker", "run", "-d", "--network", "none", "--name", "cg", "--cgroup-parent", parent, "-m", "32m", "busybox", "sleep", "100")
+	if r.code != 0 {
+		t.Fatalf("docker run --cgroup-parent: %d %s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	pid := strings.TrimSpace(run(t, env, "docker", "inspect", "--format", "{{.State.Pid}} {{.HostConfig.CgroupParent}}", "cg").stdout)
+	pid, gotParent, _ := strings.Cut(pid, " ")
+	if gotParent != parent {
+		t.Errorf("inspect's CgroupParent: %q", gotParent)
+	}
+	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), ":"+parent+"/"+id+"\n") {
+		t.Errorf("the container's process is in\n%s\nnot in %s/%s", b, parent, id)
+	}
+	// The limit is on that cgroup.
+	mem := filepath.Join("/sys/fs/cgroup", parent, id, "memory.max")
+	if !cgroupV2() {
+		mem = filepath.Join("/sys/fs/cgroup/memory", parent, id, "memory.limit_in_bytes")
+	}
+	if got, err := os.ReadFile(mem); err != nil || strings.TrimSpace(string(got)) != "33554432" {
+		t.Errorf("%s: %q %v", mem, got, err)
+	}
+	if r := run(t, env, "docker", "cp", "cg:/etc/hostname", "-"); r.code != 0 {
+		t.Errorf("docker cp from a container with its own cgroup parent: %d %s", r.code, r.stderr)
+	}
+	run(t, env, "docker", "rm", "-f", "cg")
+	if _, err := os.Stat(filepath.Dir(mem)); !os.IsNotExist(err) {
+		t.Errorf("the container's cgroup is left: %v", err)
+	}
+}
