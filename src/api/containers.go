@@ -154,7 +154,9 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
-	legacyWarnings := legacyFields(raw, RequestVersion(r.Context()))
+	version := RequestVersion(r.Context())
+	olderClients(version, &req)
+	legacyWarnings := legacyFields(raw, version)
 	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		return err
@@ -165,6 +167,20 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 		warnings = []string{}
 	}
 	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: warnings})
+}
+
+// olderClients gives a create request what Docker gives a client of an
+// older API version: the defaults it expects, and none of the fields it
+// could not have meant.
+func olderClients(version string, req *containertypes.CreateRequest) {
+	host := req.HostConfig
+	if host == nil {
+		return
+	}
+	if apiversion.Compare(version, "1.40") < 0 && host.IpcMode == "" {
+		// The default IPC mode was "shareable" then.
+		host.IpcMode = containertypes.IPCModeShareable
+	}
 }
 
 // legacyFields reads what older clients send in a create body and the API

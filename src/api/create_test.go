@@ -106,3 +106,36 @@ func TestCreateWarnings(t *testing.T) {
 		}
 	}
 }
+
+// hostConfigOf is a created container's HostConfig as inspect shows it.
+func hostConfigOf(t *testing.T, s *Server, id string) map[string]any {
+	t.Helper()
+	code, body := request(s, http.MethodGet, "/v1.50/containers/"+id+"/json", "")
+	if code != http.StatusOK {
+		t.Fatalf("inspect: %d %s", code, body)
+	}
+	var c struct{ HostConfig map[string]any }
+	if err := json.Unmarshal(body, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.HostConfig
+}
+
+// Docker's defaults for clients of older API versions: before 1.40 the
+// IPC namespace is shareable unless asked otherwise.
+func TestCreateOlderClientDefaults(t *testing.T) {
+	s, _ := fuzzServer(t)
+	for _, tc := range []struct {
+		version, ipc, want string
+	}{
+		{"1.39", "", "shareable"}, {"1.39", "private", "private"}, {"1.40", "", "private"}, {"1.50", "", "private"},
+	} {
+		code, msg, _, id := createAt(t, s, tc.version, `{"Image":"busybox","HostConfig":{"NetworkMode":"none","IpcMode":"`+tc.ipc+`"}}`)
+		if code != http.StatusCreated {
+			t.Fatalf("%s: %d %s", tc.version, code, msg)
+		}
+		if got := hostConfigOf(t, s, id)["IpcMode"]; got != tc.want {
+			t.Errorf("API %s, IpcMode %q: %v, want %s", tc.version, tc.ipc, got, tc.want)
+		}
+	}
+}

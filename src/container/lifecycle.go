@@ -92,6 +92,10 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if err != nil {
 		return fmt.Errorf("image of container %s: %w", c.ID, err)
 	}
+	pidns, ipcns, shm, err := m.sharedNamespaces(c)
+	if err != nil {
+		return err
+	}
 	rootfs, err := m.mountRootfs(c)
 	if err != nil {
 		return err
@@ -102,6 +106,16 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 			unix.Unmount(rootfs, unix.MNT_DETACH)
 		}
 	}()
+	if c.HostConfig.IpcMode.IsShareable() {
+		if shm, err = m.mountShm(c); err != nil {
+			return err
+		}
+		defer func() {
+			if !started {
+				unix.Unmount(shm, unix.MNT_DETACH)
+			}
+		}()
+	}
 	hostname := defaultHostname(c.Config, c.HostConfig, c.ID)
 	cfg := c.Config
 	var sb *network.Sandbox
@@ -150,7 +164,8 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath})
+	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath,
+		PidnsPath: pidns, IpcnsPath: ipcns, ShmPath: shm})
 	if err != nil {
 		return err
 	}
@@ -245,6 +260,7 @@ func (m *Manager) finish(id string, st runtime.State) {
 	// run goes on: nothing else starts the container meanwhile.
 	if c, err := m.records.get(id); err == nil && exitAllowed(c.State.Status) {
 		unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
+		unix.Unmount(m.shmDir(id), unix.MNT_DETACH)
 		if err := m.opts.Network.Leave(id); err != nil {
 			m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
 		}

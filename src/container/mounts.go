@@ -33,7 +33,16 @@ func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.H
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: cgroupOpts},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}},
+	}
+	switch {
+	case host.IpcMode.IsNone():
+		// As Docker: no /dev/shm at all.
+	case in.ShmPath != "":
+		// A shareable IPC namespace's /dev/shm is a tmpfs on the host that
+		// the containers sharing the namespace bind (as Docker's).
+		ms = append(ms, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: in.ShmPath, Options: []string{"rbind", "nosuid", "noexec", "nodev", "rprivate"}})
+	default:
+		ms = append(ms, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}})
 	}
 	user := map[string]specs.Mount{} // destination -> the user's mount, which wins
 	add := func(m specs.Mount) error {

@@ -76,6 +76,13 @@ type SpecInput struct {
 	// NetnsPath is the network namespace a bridged container joins (its
 	// network sandbox's); "" for a new empty one.
 	NetnsPath string
+	// PidnsPath and IpcnsPath are the namespaces of another container
+	// that --pid and --ipc container:NAME join; "" for new ones.
+	PidnsPath, IpcnsPath string
+	// ShmPath is the host directory bound at /dev/shm: a shareable IPC
+	// namespace's tmpfs (its own, or the one whose namespace it joins) or
+	// the host's /dev/shm; "" for a tmpfs of the container's own.
+	ShmPath string
 }
 
 // InitDest is where --init's executable appears in a container.
@@ -271,7 +278,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if hostname != "" {
 		s.Process.Env = appendIfMissing(s.Process.Env, "HOSTNAME="+hostname)
 	}
-	if err := setNamespaces(s, host, in.NetnsPath); err != nil {
+	if err := setNamespaces(s, host, in); err != nil {
 		return nil, err
 	}
 	if err := setSecurity(s, host, in); err != nil {
@@ -325,13 +332,14 @@ func appendIfMissing(env []string, kv string) []string {
 	return append(env, kv)
 }
 
-func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath string) error {
+func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, in SpecInput) error {
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	// container:NAME joins the other one's (a path), else a new one.
 	if !host.PidMode.IsHost() {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.PidnsPath})
 	}
 	if !host.IpcMode.IsHost() {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: in.IpcnsPath})
 	}
 	// As Docker: a UTS namespace of its own unless --uts=host, also on the
 	// host's network (balena's device agent names its host-network
@@ -343,7 +351,7 @@ func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath str
 		// A bridged container joins the namespace its network sandbox
 		// made (NetnsPath), container:NAME the other one's; at create,
 		// and for none, a new empty one.
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.NetnsPath})
 	}
 	if host.CgroupnsMode.IsPrivate() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})

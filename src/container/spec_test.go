@@ -351,3 +351,61 @@ func TestSpecResources(t *testing.T) {
 		}
 	}
 }
+
+// --pid and --ipc container:NAME join the other container's namespaces
+// (paths the start resolves); a shareable or shared IPC namespace binds
+// its /dev/shm from the host; --ipc none has no /dev/shm at all.
+func TestSpecSharedNamespaces(t *testing.T) {
+	nsPath := func(s *specs.Spec, typ specs.LinuxNamespaceType) (string, bool) {
+		for _, n := range s.Linux.Namespaces {
+			if n.Type == typ {
+				return n.Path, true
+			}
+		}
+		return "", false
+	}
+	shmMount := func(s *specs.Spec) *specs.Mount {
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == "/dev/shm" {
+				return &s.Mounts[i]
+			}
+		}
+		return nil
+	}
+	host := containertypes.HostConfig{PidMode: "container:other", IpcMode: "container:other", NetworkMode: "none"}
+	cfg := containertypes.Config{}
+	s, err := Spec(SpecInput{ID: "0123456789abcdef0123", Config: &cfg, Host: &host, Image: testImage(), Rootfs: rootfs(t),
+		PidnsPath: "/proc/42/ns/pid", IpcnsPath: "/proc/42/ns/ipc", ShmPath: "/data/containers/other/shm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := nsPath(s, specs.PIDNamespace); !ok || p != "/proc/42/ns/pid" {
+		t.Errorf("PID namespace: %q %v", p, ok)
+	}
+	if p, ok := nsPath(s, specs.IPCNamespace); !ok || p != "/proc/42/ns/ipc" {
+		t.Errorf("IPC namespace: %q %v", p, ok)
+	}
+	if m := shmMount(s); m == nil || m.Type != "bind" || m.Source != "/data/containers/other/shm" {
+		t.Errorf("/dev/shm: %+v", m)
+	}
+	s, err = spec(t, containertypes.Config{}, containertypes.HostConfig{IpcMode: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := shmMount(s); m != nil {
+		t.Errorf("--ipc none has a /dev/shm: %+v", m)
+	}
+	if _, ok := nsPath(s, specs.IPCNamespace); !ok {
+		t.Error("--ipc none without an IPC namespace of its own")
+	}
+	s, err = spec(t, containertypes.Config{}, containertypes.HostConfig{IpcMode: "private", ShmSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := shmMount(s); m == nil || m.Type != "tmpfs" || !slices.Contains(m.Options, "size=1048576") {
+		t.Errorf("private /dev/shm: %+v", m)
+	}
+	if p, _ := nsPath(s, specs.PIDNamespace); p != "" {
+		t.Errorf("a PID namespace of its own has a path: %q", p)
+	}
+}

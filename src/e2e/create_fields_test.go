@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -289,5 +290,94 @@ func TestE2ECgroupParent(t *testing.T) {
 	run(t, env, "docker", "rm", "-f", "cg")
 	if _, err := os.Stat(filepath.Dir(mem)); !os.IsNotExist(err) {
 		t.Errorf("the container's cgroup is left: %v", err)
+	}
+}
+
+// --pid and --ipc container:NAME join the other container's namespaces
+// (the same /proc/PID/ns links on the host), a shareable container's
+// /dev/shm is shared with them; --ipc none has no /dev/shm, --ipc host the
+// host's. Docker's refusals when the other container does not allow it.
+func TestE2ESharedNamespaces(t *testing.T) {
+	_, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "joiner", "donor", "private") })
+	docker("run", "-d", "--network", "none", "--name", "donor", "--ipc", "shareable", "busybox", "sleep", "100")
+	docker("run", "-d", "--network", "none", "--name", "joiner", "--pid", "container:donor", "--ipc", "container:donor", "busybox", "sleep", "101")
+	ns := func(name, kind string) string {
+		t.Helper()
+		pid := docker("inspect", "--format", "{{.State.Pid}}", name)
+		l, err := os.Readlink("/proc/" + pid + "/ns/" + kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, kind := range []string{"pid", "ipc"} {
+		if a, b := ns("donor", kind), ns("joiner", kind); a != b {
+			t.Errorf("%s namespaces: donor %s, joiner %s", kind, a, b)
+		}
+	}
+	if a, b := ns("donor", "uts"), ns("joiner", "uts"); a == b {
+		t.Errorf("the UTS namespace is shared too: %s", a)
+	}
+	// The joiner sees the donor's processes, the donor's init first.
+	if got := docker("exec", "joiner", "cat", "/proc/1/cmdline"); got != "sleep\x00100\x00" && strings.TrimRight(got, "\x00") != "sleep\x00100" {
+		t.Errorf("the joiner's PID 1: %q", got)
+	}
+	docker("exec", "donor", "sh", "-c", "echo shared > /dev/shm/x")
+	if got := docker("exec", "joiner", "cat", "/dev/shm/x"); got != "shared" {
+		t.Errorf("/dev/shm written by the donor, read by the joiner: %q", got)
+	}
+	// docker cp of the joiner, whose init is not its namespace's first.
+	if r := run(t, env, "docker", "cp", "joiner:/etc/hostname", "-"); r.code != 0 {
+		t.Errorf("docker cp from the joiner: %d %s", r.code, r.stderr)
+	}
+
+	// The shareable /dev/shm is the donor's run's: unmounted when it ends
+	// (which ends the joiner too, its PID namespace's init gone).
+	donorID := docker("inspect", "--format", "{{.Id}}", "donor")
+	mounted := func() bool {
+		b, _ := os.ReadFile("/proc/self/mountinfo")
+		return strings.Contains(string(b), donorID+"/shm ")
+	}
+	if !mounted() {
+		t.Error("the shareable /dev/shm is not mounted on the host")
+	}
+	docker("stop", "-t", "1", "donor")
+	if mounted() {
+		t.Error("the shareable /dev/shm is still mounted after the donor's exit")
+	}
+	eventually(t, 10*time.Second, "the joiner to end with its PID namespace's init", func() bool {
+		return docker("inspect", "--format", "{{.State.Running}}", "joiner") == "false"
+	})
+
+	docker("run", "-d", "--network", "none", "--name", "private", "busybox", "sleep", "100")
+	docker("create", "--network", "none", "--name", "stopped", "busybox", "true")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ipc", "container:private"}, "failed to join IPC namespace: container private: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"},
+		{[]string{"--pid", "container:stopped"}, "failed to join PID namespace: container stopped is not running"},
+		{[]string{"--pid", "container:nosuch"}, "failed to join PID namespace: No such container: nosuch"},
+	} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, c.args...), "busybox", "true")
+		if r := run(t, env, "docker", args...); r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("docker %v: %d %q, want %q", args, r.code, r.stderr, c.want)
+		}
+	}
+
+	if got := docker("run", "--rm", "--network", "none", "--ipc", "none", "busybox", "sh", "-c", "grep -c ' /dev/shm ' /proc/self/mountinfo || true"); got != "0" {
+		t.Errorf("--ipc none: /dev/shm mounts %q", got)
+	}
+	f, err := os.CreateTemp("/dev/shm", "be-e2e-")
+	if err != nil {
+		t.Skipf("no /dev/shm on the host: %v", err)
+	}
+	f.WriteString("host's")
+	f.Close()
+	defer os.Remove(f.Name())
+	if got := docker("run", "--rm", "--network", "none", "--ipc", "host", "busybox", "cat", f.Name()); got != "host's" {
+		t.Errorf("--ipc host: the host's /dev/shm file reads %q", got)
 	}
 }
