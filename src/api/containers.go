@@ -173,13 +173,16 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 // older API version: the defaults it expects, and none of the fields it
 // could not have meant.
 func olderClients(version string, req *containertypes.CreateRequest) {
-	host := req.HostConfig
-	if host == nil {
-		return
+	if req.HostConfig == nil {
+		req.HostConfig = &containertypes.HostConfig{}
 	}
+	host := req.HostConfig
 	if apiversion.Compare(version, "1.40") < 0 && host.IpcMode == "" {
 		// The default IPC mode was "shareable" then.
 		host.IpcMode = containertypes.IPCModeShareable
+	}
+	if apiversion.Compare(version, "1.44") < 0 && req.Config.Healthcheck != nil {
+		req.Config.Healthcheck.StartInterval = 0 // added in 1.44
 	}
 }
 

@@ -139,3 +139,30 @@ func TestCreateOlderClientDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Healthcheck.StartInterval came with API 1.44: older clients' is
+// ignored, as Docker ignores it; a value under Docker's minimum is 400.
+func TestCreateHealthStartInterval(t *testing.T) {
+	s, _ := fuzzServer(t)
+	body := `{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"StartInterval":2000000000},"HostConfig":{"NetworkMode":"none"}}`
+	for version, want := range map[string]float64{"1.43": 0, "1.44": 2e9} {
+		code, msg, _, id := createAt(t, s, version, body)
+		if code != http.StatusCreated {
+			t.Fatalf("%s: %d %s", version, code, msg)
+		}
+		_, out := request(s, http.MethodGet, "/v1.50/containers/"+id+"/json", "")
+		var c struct {
+			Config struct {
+				Healthcheck struct{ StartInterval float64 }
+			}
+		}
+		json.Unmarshal(out, &c)
+		if got := c.Config.Healthcheck.StartInterval; got != want {
+			t.Errorf("API %s: StartInterval %v, want %v", version, got, want)
+		}
+	}
+	code, msg, _, _ := createAt(t, s, "1.44", `{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"StartInterval":1000},"HostConfig":{"NetworkMode":"none"}}`)
+	if code != http.StatusBadRequest || msg != "StartInterval in Healthcheck cannot be less than 1ms" {
+		t.Errorf("a start interval of 1µs: %d %q", code, msg)
+	}
+}

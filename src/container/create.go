@@ -155,6 +155,9 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		vms[i].Name = v.Name
 	}
 	args, _ := ResolveCommand(cfg, img.Config.Config)
+	if err := checkHealthConfig(cfg.Healthcheck); err != nil {
+		return nil, nil, errdefs.InvalidParameter(err)
+	}
 	if hc := healthConfig(cfg.Healthcheck, img.Config.Config.Healthcheck); hc != nil {
 		if _, herr := healthCommand(hc.Test); herr != nil {
 			return nil, nil, errdefs.InvalidParameter(herr)

@@ -381,3 +381,33 @@ func TestE2ESharedNamespaces(t *testing.T) {
 		t.Errorf("--ipc host: the host's /dev/shm file reads %q", got)
 	}
 }
+
+// --health-start-interval: during the start period, until the container
+// is healthy, probes come at the start interval (here 200 ms, where the
+// interval is an hour); once healthy, at the interval.
+func TestE2EHealthStartInterval(t *testing.T) {
+	_, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "failing", "passing") })
+	docker("run", "-d", "--network", "none", "--name", "failing", "--health-cmd", "echo x >> /tmp/probes; exit 1",
+		"--health-interval", "1h", "--health-start-period", "1m", "--health-start-interval", "200ms", "busybox", "sleep", "1000")
+	docker("run", "-d", "--network", "none", "--name", "passing", "--health-cmd", "echo x >> /tmp/probes",
+		"--health-interval", "1h", "--health-start-period", "1m", "--health-start-interval", "200ms", "busybox", "sleep", "1000")
+	probes := func(name string) int {
+		out := run(t, env, "docker", "exec", name, "cat", "/tmp/probes").stdout
+		return strings.Count(out, "x")
+	}
+	eventually(t, 10*time.Second, "five probes at the start interval", func() bool { return probes("failing") >= 5 })
+	// Failures in the start period do not count: still starting.
+	if got := docker("inspect", "--format", "{{.Config.Healthcheck.StartInterval}} {{.State.Health.Status}} {{.State.Health.FailingStreak}}", "failing"); got != "200ms starting 0" {
+		t.Errorf("failing: %q", got)
+	}
+	if got := docker("inspect", "--format", "{{.State.Health.Status}}", "passing"); got != "healthy" {
+		t.Errorf("passing: %q", got)
+	}
+	// Healthy: the next probe is an hour away.
+	time.Sleep(time.Second)
+	if n := probes("passing"); n != 1 {
+		t.Errorf("a healthy container was probed %d times in its start period, want once", n)
+	}
+}
