@@ -181,6 +181,9 @@ func olderClients(version string, req *containertypes.CreateRequest) {
 		// The default IPC mode was "shareable" then.
 		host.IpcMode = containertypes.IPCModeShareable
 	}
+	if apiversion.Compare(version, "1.42") < 0 {
+		host.ConsoleSize = [2]uint{} // not read on Linux before 1.42
+	}
 	if apiversion.Compare(version, "1.44") < 0 && req.Config.Healthcheck != nil {
 		req.Config.Healthcheck.StartInterval = 0 // added in 1.44
 	}

@@ -272,6 +272,12 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if host.Umask != nil {
 		s.Process.User.Umask = host.Umask
 	}
+	if cfg.Tty && host.ConsoleSize[0] > 0 && host.ConsoleSize[1] > 0 {
+		// The terminal's size from the start: the runtime sets it before
+		// the command runs, which reads it at once (the client's resize
+		// comes after).
+		s.Process.ConsoleSize = &specs.Box{Height: min(host.ConsoleSize[0], 0xffff), Width: min(host.ConsoleSize[1], 0xffff)}
+	}
 	if hostname != "" && cfg.Tty {
 		s.Process.Env = append(s.Process.Env, "TERM=xterm")
 	}

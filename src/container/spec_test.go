@@ -409,3 +409,24 @@ func TestSpecSharedNamespaces(t *testing.T) {
 		t.Errorf("a PID namespace of its own has a path: %q", p)
 	}
 }
+
+// The initial console size (HostConfig.ConsoleSize, height and width)
+// goes into the spec's process for a container with a terminal only.
+func TestSpecConsoleSize(t *testing.T) {
+	s, err := spec(t, containertypes.Config{Tty: true}, containertypes.HostConfig{ConsoleSize: [2]uint{30, 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Process.ConsoleSize; b == nil || b.Height != 30 || b.Width != 100 {
+		t.Errorf("console size: %+v", b)
+	}
+	for _, tc := range []struct {
+		tty  bool
+		size [2]uint
+	}{{false, [2]uint{30, 100}}, {true, [2]uint{0, 100}}, {true, [2]uint{}}} {
+		s, err := spec(t, containertypes.Config{Tty: tc.tty}, containertypes.HostConfig{ConsoleSize: tc.size})
+		if err != nil || s.Process.ConsoleSize != nil {
+			t.Errorf("tty %v, size %v: %v %+v", tc.tty, tc.size, err, s.Process.ConsoleSize)
+		}
+	}
+}

@@ -8,13 +8,19 @@ package e2e
 // CLI.
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	containertypes "github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 )
 
@@ -409,5 +415,44 @@ func TestE2EHealthStartInterval(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := probes("passing"); n != 1 {
 		t.Errorf("a healthy container was probed %d times in its start period, want once", n)
+	}
+}
+
+// HostConfig.ConsoleSize is the terminal's size when the command starts
+// (before any resize, which a client sends only once it has attached);
+// clients before API 1.42 do not have it read, as with Docker.
+func TestE2EConsoleSize(t *testing.T) {
+	p, _, _ := withBusybox(t)
+	c := apiClient(t, p)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		version string
+		sized   bool
+	}{{"1.42", true}, {"1.41", false}} {
+		body := `{"Image":"busybox","Tty":true,"Cmd":["stty","size"],"HostConfig":{"NetworkMode":"none","ConsoleSize":[30,100]}}`
+		code, out := apiCall(t, p, http.MethodPost, "/v"+tc.version+"/containers/create", body)
+		var cr containertypes.CreateResponse
+		if err := json.Unmarshal([]byte(out), &cr); err != nil || code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, out)
+		}
+		wait, err := c.ContainerWait(ctx, cr.ID, "next-exit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ContainerPost(ctx, cr.ID, "start", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		logs, err := c.ContainerLogs(ctx, cr.ID, url.Values{"stdout": {"1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(logs)
+		logs.Close()
+		if got := strings.TrimSpace(string(b)); (got == "30 100") != tc.sized {
+			t.Errorf("API %s: stty size %q (30 100 wanted: %v)", tc.version, got, tc.sized)
+		}
 	}
 }
