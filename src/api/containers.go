@@ -22,6 +22,7 @@ import (
 	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 )
 
 func (s *Server) registerContainers() {
@@ -155,9 +156,14 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
 	version := RequestVersion(r.Context())
-	olderClients(version, &req)
+	if err := olderClients(version, &req); err != nil {
+		return err
+	}
 	legacyWarnings := legacyFields(raw, version)
-	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig, req.NetworkingConfig)
+	opts := container.CreateOptions{Name: r.URL.Query().Get("name"),
+		// Before 1.44 read-only binds were read-only at their top only.
+		ReadOnlyNonRecursive: apiversion.Compare(version, "1.44") < 0}
+	c, warnings, err := s.cfg.Containers.Create(r.Context(), opts, req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		return err
 	}
@@ -171,12 +177,49 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 
 // olderClients gives a create request what Docker gives a client of an
 // older API version: the defaults it expects, and none of the fields it
-// could not have meant.
-func olderClients(version string, req *containertypes.CreateRequest) {
+// could not have meant (or Docker's 400 where it refuses one).
+func olderClients(version string, req *containertypes.CreateRequest) error {
 	if req.HostConfig == nil {
 		req.HostConfig = &containertypes.HostConfig{}
 	}
 	host := req.HostConfig
+	older := func(v string) bool { return apiversion.Compare(version, v) < 0 }
+	for i := range host.Mounts {
+		m := &host.Mounts[i]
+		if bo := m.BindOptions; bo != nil {
+			if older("1.40") {
+				bo.NonRecursive = false
+			}
+			if older("1.42") {
+				bo.CreateMountpoint = false
+			}
+			if older("1.44") && bo.ReadOnlyForceRecursive {
+				return errdefs.InvalidParameter(errors.New("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"))
+			}
+		}
+		if older("1.42") {
+			// Not checked before 1.42: dropped, as Docker drops them.
+			if m.Type != mount.TypeVolume {
+				m.VolumeOptions = nil
+			}
+			if m.Type != mount.TypeTmpfs {
+				m.TmpfsOptions = nil
+			}
+			if m.Type != mount.TypeBind {
+				m.BindOptions = nil
+			}
+			continue
+		}
+		for _, o := range []struct {
+			set  bool
+			name string
+			of   mount.Type
+		}{{m.VolumeOptions != nil, "VolumeOptions", mount.TypeVolume}, {m.BindOptions != nil, "BindOptions", mount.TypeBind}, {m.TmpfsOptions != nil, "TmpfsOptions", mount.TypeTmpfs}} {
+			if o.set && m.Type != o.of {
+				return errdefs.InvalidParameter(fmt.Errorf("%s must not be specified on mount type %q", o.name, m.Type))
+			}
+		}
+	}
 	if apiversion.Compare(version, "1.40") < 0 && host.IpcMode == "" {
 		// The default IPC mode was "shareable" then.
 		host.IpcMode = containertypes.IPCModeShareable
@@ -187,6 +230,7 @@ func olderClients(version string, req *containertypes.CreateRequest) {
 	if apiversion.Compare(version, "1.44") < 0 && req.Config.Healthcheck != nil {
 		req.Config.Healthcheck.StartInterval = 0 // added in 1.44
 	}
+	return nil
 }
 
 // legacyFields reads what older clients send in a create body and the API

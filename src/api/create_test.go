@@ -166,3 +166,38 @@ func TestCreateHealthStartInterval(t *testing.T) {
 		t.Errorf("a start interval of 1µs: %d %q", code, msg)
 	}
 }
+
+// --mount's options by API version, as Docker reads them: another type's
+// options refused from 1.42 on (dropped before), ReadOnlyForceRecursive
+// refused before 1.44; a volume's labels given to the volume made, its
+// driver options refused (no local volume options yet).
+func TestCreateMountOptions(t *testing.T) {
+	s, _ := fuzzServer(t)
+	for _, tc := range []struct {
+		version, mounts string
+		code            int
+		want            string
+	}{
+		{"1.42", `{"Type":"tmpfs","Target":"/t","BindOptions":{"NonRecursive":true}}`, 400, `BindOptions must not be specified on mount type "tmpfs"`},
+		{"1.42", `{"Type":"bind","Source":"/","Target":"/b","TmpfsOptions":{"SizeBytes":1}}`, 400, `TmpfsOptions must not be specified on mount type "bind"`},
+		{"1.42", `{"Type":"tmpfs","Target":"/t","VolumeOptions":{"NoCopy":true}}`, 400, `VolumeOptions must not be specified on mount type "tmpfs"`},
+		{"1.41", `{"Type":"tmpfs","Target":"/t","BindOptions":{"NonRecursive":true}}`, 201, ""},
+		{"1.43", `{"Type":"bind","Source":"/","Target":"/b","ReadOnly":true,"BindOptions":{"ReadOnlyForceRecursive":true}}`, 400, "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"},
+		{"1.44", `{"Type":"volume","Source":"opted","Target":"/v","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"tmpfs"}}}}`, 501,
+			"local volume options (type, device, o) are not implemented yet"},
+		{"1.44", `{"Type":"volume","Source":"labelled","Target":"/v","VolumeOptions":{"Labels":{"a":"b"}}}`, 201, ""},
+	} {
+		code, msg, _, _ := createAt(t, s, tc.version, `{"Image":"busybox","HostConfig":{"NetworkMode":"none","Mounts":[`+tc.mounts+`]}}`)
+		if code != tc.code || msg != tc.want {
+			t.Errorf("API %s, %s: %d %q, want %d %q", tc.version, tc.mounts, code, msg, tc.code, tc.want)
+		}
+	}
+	code, body := request(s, http.MethodGet, "/v1.44/volumes/labelled", "")
+	var v struct{ Labels map[string]string }
+	if json.Unmarshal(body, &v); code != http.StatusOK || v.Labels["a"] != "b" {
+		t.Errorf("the volume made: %d %s", code, body)
+	}
+	if code, _ := request(s, http.MethodGet, "/v1.44/volumes/opted", ""); code != http.StatusNotFound {
+		t.Errorf("a refused create made its volume: %d", code)
+	}
+}

@@ -19,9 +19,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// CreateOptions are what a create request gives besides the container's
+// configuration.
+type CreateOptions struct {
+	Name string
+	// ReadOnlyNonRecursive makes read-only binds read-only at their top
+	// only, as Docker does for clients before API 1.44.
+	ReadOnlyNonRecursive bool
+}
+
 // Create records a container after checking everything that can be
 // checked without running it; nothing is left behind if a check fails.
-func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig, netcfg *networktypes.NetworkingConfig) (c *Container, warnings []string, err error) {
+func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *containertypes.Config, host *containertypes.HostConfig, netcfg *networktypes.NetworkingConfig) (c *Container, warnings []string, err error) {
+	name := opts.Name
 	if cfg == nil || cfg.Image == "" {
 		return nil, nil, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
@@ -132,7 +142,8 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	// Everything but the user (resolved against the image's files at
 	// start) is checked here, the volumes' places included.
 	probe := volumeSpecMounts(vms, func(string) string { return "/" })
-	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled}); err != nil {
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled,
+		ReadOnlyNonRecursive: opts.ReadOnlyNonRecursive}); err != nil {
 		return nil, nil, err
 	}
 	var made []string // anonymous volumes made here, removed if create fails
@@ -144,7 +155,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		}
 	}()
 	for i := range vms {
-		v, verr := m.vols.Create(vms[i].Name, nil, nil)
+		v, verr := m.vols.Create(vms[i].Name, vms[i].Labels, vms[i].DriverOptions)
 		if verr != nil {
 			err = verr
 			return nil, nil, err
@@ -165,7 +176,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	}
 	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
 		Config: cfg, HostConfig: host, Path: args[0], Args: args[1:], Volumes: vms,
-		LogPath: filepath.Join(m.dir(id), id+"-json.log"), Networks: eps}
+		LogPath: filepath.Join(m.dir(id), id+"-json.log"), Networks: eps, ReadOnlyNonRecursive: opts.ReadOnlyNonRecursive}
 	if err = c.State.transition(evCreate, outcome{}); err != nil {
 		return nil, nil, err
 	}

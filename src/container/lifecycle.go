@@ -152,7 +152,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	}
 	mountpoints := map[string]string{}
 	for _, v := range c.Volumes {
-		vol, err := m.vols.Create(v.Name, nil, nil) // recreated if it was removed meanwhile
+		vol, err := m.vols.Create(v.Name, v.Labels, v.DriverOptions) // recreated if it was removed meanwhile
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
 	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath,
-		PidnsPath: pidns, IpcnsPath: ipcns, ShmPath: shm})
+		PidnsPath: pidns, IpcnsPath: ipcns, ShmPath: shm, ReadOnlyNonRecursive: c.ReadOnlyNonRecursive})
 	if err != nil {
 		return err
 	}

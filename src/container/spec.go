@@ -79,6 +79,9 @@ type SpecInput struct {
 	// PidnsPath and IpcnsPath are the namespaces of another container
 	// that --pid and --ipc container:NAME join; "" for new ones.
 	PidnsPath, IpcnsPath string
+	// ReadOnlyNonRecursive makes read-only binds read-only at their top
+	// only: Docker's default for clients before API 1.44.
+	ReadOnlyNonRecursive bool
 	// ShmPath is the host directory bound at /dev/shm: a shareable IPC
 	// namespace's tmpfs (its own, or the one whose namespace it joins) or
 	// the host's /dev/shm; "" for a tmpfs of the container's own.

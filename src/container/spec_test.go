@@ -180,7 +180,7 @@ func TestSpecOptions(t *testing.T) {
 		}
 		return nil
 	}
-	if m := find("/data"); m == nil || m.Source != bindSrc || !slices.Contains(m.Options, "ro") {
+	if m := find("/data"); m == nil || m.Source != bindSrc || !slices.Contains(m.Options, wantRO()) {
 		t.Errorf("bind: %+v", m)
 	}
 	if m := find("/run"); m == nil || !slices.Contains(m.Options, "size=1048576") {
@@ -427,6 +427,80 @@ func TestSpecConsoleSize(t *testing.T) {
 		s, err := spec(t, containertypes.Config{Tty: tc.tty}, containertypes.HostConfig{ConsoleSize: tc.size})
 		if err != nil || s.Process.ConsoleSize != nil {
 			t.Errorf("tty %v, size %v: %v %+v", tc.tty, tc.size, err, s.Process.ConsoleSize)
+		}
+	}
+}
+
+// wantRO is the option of a read-only bind on this kernel: recursively
+// read-only where it can be.
+func wantRO() string {
+	if rroSupported() == nil {
+		return "rro"
+	}
+	return "ro"
+}
+
+// --mount's bind options: bind-recursive (disabled, writable: read-only at
+// the top only, readonly: everywhere or an error), bind-create-src; the
+// clients before API 1.44 (read-only at the top only); tmpfs-option.
+func TestSpecMountOptions(t *testing.T) {
+	src := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "made", "here")
+	for _, tc := range []struct {
+		name           string
+		m              mount.Mount
+		roNonRecursive bool
+		want           []string // the mount's options
+		err            string
+	}{
+		{"default", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b"}, false, []string{"rbind", "rprivate"}, ""},
+		{"read-only", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true}, false, []string{"rbind", "rprivate", wantRO()}, ""},
+		{"read-only, API 1.43", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true}, true, []string{"rbind", "rprivate", "ro"}, ""},
+		{"bind-recursive=disabled", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", BindOptions: &mount.BindOptions{NonRecursive: true, Propagation: "rslave"}}, false,
+			[]string{"bind", "rslave"}, ""},
+		{"bind-recursive=writable", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyNonRecursive: true}}, false,
+			[]string{"rbind", "rprivate", "ro"}, ""},
+		{"bind-recursive=writable without readonly", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", BindOptions: &mount.BindOptions{ReadOnlyNonRecursive: true}}, false,
+			nil, "options conflict: Writable && ReadOnlyNonRecursive"},
+		{"both", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true}}, false,
+			nil, "mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive"},
+		{"a missing source", mount.Mount{Type: mount.TypeBind, Source: missing, Target: "/b"}, false, nil, `invalid mount config for type "bind": bind source path does not exist: ` + missing},
+		{"bind-create-src", mount.Mount{Type: mount.TypeBind, Source: missing, Target: "/b", BindOptions: &mount.BindOptions{CreateMountpoint: true}}, false, []string{"rbind", "rprivate"}, ""},
+		{"tmpfs-option exec", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"exec"}}}}, false,
+			[]string{"nosuid", "nodev", "noexec", "exec"}, ""},
+		{"tmpfs-option other", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"uid", "1000"}}}}, false,
+			nil, `invalid mount config for type "tmpfs": invalid option: uid`},
+		{"tmpfs-option empty", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{}}}}, false,
+			nil, `invalid mount config for type "tmpfs": invalid option array length`},
+	} {
+		got, err := fromMount(tc.m, tc.roNonRecursive)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err || errdefs.KindOf(err) != errdefs.KindInvalidParameter {
+				t.Errorf("%s: %v, want 400 %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got.Options, tc.want) {
+			t.Errorf("%s: %v %q, want %q", tc.name, err, got.Options, tc.want)
+		}
+	}
+	if fi, err := os.Stat(missing); err != nil || !fi.IsDir() {
+		t.Errorf("bind-create-src made no directory: %v", err)
+	}
+	// bind-recursive=readonly: everywhere, or refused where the kernel
+	// cannot.
+	got, err := fromMount(mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyForceRecursive: true}}, true)
+	if rroSupported() == nil {
+		if err != nil || !slices.Contains(got.Options, "rro") {
+			t.Errorf("bind-recursive=readonly: %v %q", err, got.Options)
+		}
+	} else if err == nil {
+		t.Errorf("bind-recursive=readonly on a kernel without mount_setattr: %q", got.Options)
+	}
+	// -v SRC:DST:ro follows the client's version as --mount does.
+	for nonRec, want := range map[bool]string{false: wantRO(), true: "ro"} {
+		if m, err := parseBind(src+":/v:ro", nonRec); err != nil || !slices.Contains(m.Options, want) {
+			t.Errorf("-v :ro (top only: %v): %v %q", nonRec, err, m.Options)
 		}
 	}
 }

@@ -456,3 +456,95 @@ func TestE2EConsoleSize(t *testing.T) {
 		}
 	}
 }
+
+// --mount's options: a read-only bind is read-only with the mounts below
+// its source too where the kernel can (Docker from API 1.44), at its top
+// only with bind-recursive=writable; bind-recursive=disabled leaves the
+// mounts below out; bind-create-src makes a missing source; volume-label
+// labels the volume it makes, volume-opt is refused (no local volume
+// options yet); tmpfs exec lets a file there be run.
+func TestE2EMountOptions(t *testing.T) {
+	p, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	src := filepath.Join(p.dir, "src")
+	sub := filepath.Join(src, "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	os.WriteFile(filepath.Join(sub, "f"), []byte("below"), 0o644)
+	write := func(mountOpts string) result {
+		return run(t, env, "docker", "run", "--rm", "--network", "none", "--mount", "type=bind,src="+src+",dst=/b"+mountOpts,
+			"busybox", "sh", "-c", "cat /b/sub/f && touch /b/sub/new && echo wrote")
+	}
+	rro := unix.MountSetattr(-1, "", unix.AT_EMPTY_PATH, &unix.MountAttr{}) != unix.ENOSYS
+	if r := write(",readonly"); r.stdout != "below" && rro || strings.Contains(r.stdout, "wrote") == rro {
+		t.Errorf("readonly (recursively where the kernel can: %v): %q %q", rro, r.stdout, r.stderr)
+	}
+	// -v SRC:DST:ro too; from a client before API 1.44, at the top only.
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "-v", src+":/b:ro", "busybox", "sh", "-c", "touch /b/sub/v && echo wrote"); strings.Contains(r.stdout, "wrote") == rro {
+		t.Errorf("-v :ro (recursively where the kernel can: %v): %q %q", rro, r.stdout, r.stderr)
+	}
+	body := `{"Image":"busybox","Cmd":["sh","-c","touch /b/sub/old && ! touch /b/top"],"HostConfig":{"NetworkMode":"none","Binds":["` + src + `:/b:ro"]}}`
+	if code, out := apiCall(t, p, http.MethodPost, "/v1.43/containers/create?name=older", body); code != http.StatusCreated {
+		t.Fatalf("create at API 1.43: %d %s", code, out)
+	}
+	if r := run(t, env, "docker", "start", "-a", "older"); r.code != 0 {
+		t.Errorf("-v :ro from API 1.43 is not read-only at its top only: %d %q", r.code, r.stderr)
+	}
+	if r := write(",readonly,bind-recursive=writable"); !strings.Contains(r.stdout, "wrote") {
+		t.Errorf("bind-recursive=writable: %q %q", r.stdout, r.stderr)
+	}
+	if r := write(",bind-recursive=disabled"); r.code == 0 || strings.Contains(r.stdout, "below") {
+		t.Errorf("bind-recursive=disabled shows the mount below: %q %q", r.stdout, r.stderr)
+	}
+	if rro {
+		if r := write(",readonly,bind-recursive=readonly"); r.code == 0 || strings.Contains(r.stdout, "wrote") {
+			t.Errorf("bind-recursive=readonly: %q %q", r.stdout, r.stderr)
+		}
+	}
+	// Made when missing, on request only (BindOptions.CreateMountpoint,
+	// which the docker CLI's run has no option for).
+	made := filepath.Join(p.dir, "made", "here")
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "--mount", "type=bind,src="+made+",dst=/m", "busybox", "true"); r.code == 0 {
+		t.Errorf("a missing bind source was accepted")
+	}
+	body = `{"Image":"busybox","Cmd":["touch","/m/x"],"HostConfig":{"NetworkMode":"none","Mounts":[{"Type":"bind","Source":"` + made + `","Target":"/m","BindOptions":{"CreateMountpoint":true}}]}}`
+	if code, out := apiCall(t, p, http.MethodPost, "/v1.50/containers/create?name=made", body); code != http.StatusCreated {
+		t.Fatalf("create with CreateMountpoint: %d %s", code, out)
+	}
+	docker("start", "-a", "made")
+	if _, err := os.Stat(filepath.Join(made, "x")); err != nil {
+		t.Errorf("CreateMountpoint: %v", err)
+	}
+
+	docker("run", "--rm", "--network", "none", "--mount", "type=volume,src=labelled,dst=/v,volume-label=a=b,volume-label=c=d", "busybox", "true")
+	if got := docker("volume", "inspect", "--format", "{{.Labels.a}} {{.Labels.c}}", "labelled"); got != "b d" {
+		t.Errorf("volume labels: %q", got)
+	}
+	if r := run(t, env, "docker", "run", "--rm", "--network", "none", "--mount", "type=volume,src=opted,dst=/v,volume-opt=type=tmpfs", "busybox", "true"); r.code != 125 ||
+		!strings.Contains(r.stderr, "local volume options (type, device, o) are not implemented yet") {
+		t.Errorf("volume-opt: %d %q", r.code, r.stderr)
+	}
+
+	// tmpfs exec, through the API (the docker CLI has no option for it).
+	for _, tc := range []struct {
+		opts string
+		ran  bool
+	}{{`[["exec"]]`, true}, {`null`, false}} {
+		body := `{"Image":"busybox","Cmd":["sh","-c","printf '#!/bin/sh\\necho ran' > /t/x && chmod +x /t/x && /t/x"],
+			"HostConfig":{"NetworkMode":"none","Mounts":[{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"Options":` + tc.opts + `}}]}}`
+		code, out := apiCall(t, p, http.MethodPost, "/v1.50/containers/create", body)
+		var cr containertypes.CreateResponse
+		if err := json.Unmarshal([]byte(out), &cr); err != nil || code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, out)
+		}
+		r := run(t, env, "docker", "start", "-a", cr.ID)
+		if strings.Contains(r.stdout, "ran") != tc.ran {
+			t.Errorf("tmpfs options %s: %d %q %q", tc.opts, r.code, r.stdout, r.stderr)
+		}
+	}
+}
