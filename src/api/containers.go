@@ -20,6 +20,7 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
 	"github.com/balena-os/balena-engine/src/stdstream"
+	"github.com/containerd/platforms"
 	"github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -163,6 +164,13 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	opts := container.CreateOptions{Name: r.URL.Query().Get("name"),
 		// Before 1.44 read-only binds were read-only at their top only.
 		ReadOnlyNonRecursive: apiversion.Compare(version, "1.44") < 0}
+	if p := r.URL.Query().Get("platform"); p != "" && apiversion.Compare(version, "1.41") >= 0 {
+		pl, err := platforms.Parse(p)
+		if err != nil {
+			return errdefs.InvalidParameter(err)
+		}
+		opts.Platform = &pl
+	}
 	c, warnings, err := s.cfg.Containers.Create(r.Context(), opts, req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -199,5 +201,36 @@ func TestCreateMountOptions(t *testing.T) {
 	}
 	if code, _ := request(s, http.MethodGet, "/v1.44/volumes/opted", ""); code != http.StatusNotFound {
 		t.Errorf("a refused create made its volume: %d", code)
+	}
+}
+
+// create's platform query (API 1.41 on): a local image of another
+// platform is Docker's 404, which makes the docker CLI pull the one asked
+// for and create again.
+func TestCreatePlatform(t *testing.T) {
+	s, _ := fuzzServer(t)
+	other := "linux/arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "linux/amd64"
+	}
+	here := "linux/" + runtime.GOARCH
+	body := `{"Image":"busybox","HostConfig":{"NetworkMode":"none"}}`
+	for _, tc := range []struct {
+		version, platform string
+		code              int
+		want              string
+	}{
+		{"1.41", other, 404, "image with reference busybox was found but its platform (" + here + ") does not match the specified platform (" + other + ")"},
+		{"1.41", here, 201, ""},
+		{"1.41", "linux", 201, ""},
+		{"1.41", "linux/mips64/x/y", 400, ""},
+		{"1.40", other, 201, ""}, // not read before 1.41
+	} {
+		code, out := request(s, http.MethodPost, "/v"+tc.version+"/containers/create?platform="+url.QueryEscape(tc.platform), body)
+		var resp struct{ Message string }
+		json.Unmarshal(out, &resp)
+		if code != tc.code || !strings.Contains(resp.Message, tc.want) {
+			t.Errorf("API %s, platform %s: %d %s, want %d %q", tc.version, tc.platform, code, out, tc.code, tc.want)
+		}
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/containerd/platforms"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	networktypes "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/cgroups"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +25,9 @@ import (
 // configuration.
 type CreateOptions struct {
 	Name string
+	// Platform, when set, is the platform the image must be of (create's
+	// platform query).
+	Platform *ocispec.Platform
 	// ReadOnlyNonRecursive makes read-only binds read-only at their top
 	// only, as Docker does for clients before API 1.44.
 	ReadOnlyNonRecursive bool
@@ -76,6 +81,15 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	img, err := m.images.Get(cfg.Image)
 	if err != nil {
 		return nil, nil, err
+	}
+	if p := opts.Platform; p != nil {
+		have := ocispec.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+		if !platformMatches(*p, have) {
+			// 404, as Docker: the docker CLI then pulls the image for
+			// the platform asked for, and creates again.
+			return nil, nil, errdefs.NotFound(fmt.Errorf("image with reference %s was found but its platform (%s) does not match the specified platform (%s)",
+				cfg.Image, platforms.FormatAll(have), platforms.FormatAll(*p)))
+		}
 	}
 	host.LogConfig = mergeLogConfig(host.LogConfig, m.opts.DefaultLogConfig)
 	switch host.CgroupnsMode {
@@ -192,6 +206,21 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	}
 	m.notify(events.ActionCreate, c, nil)
 	return c, warnings, nil
+}
+
+// platformMatches says whether an image of platform have runs as want, as
+// Docker decides it: the platform or one it runs (an armv6 image on
+// armv7), or, for an image that names no variant, the same OS and
+// architecture.
+func platformMatches(want, have ocispec.Platform) bool {
+	if platforms.Only(want).Match(have) {
+		return true
+	}
+	if have.Variant != "" {
+		return false
+	}
+	w, h := platforms.Normalize(want), platforms.Normalize(have)
+	return w.OS == h.OS && w.Architecture == h.Architecture
 }
 
 // checkSettings refuses, with Docker's words and 400, the values Docker

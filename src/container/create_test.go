@@ -7,6 +7,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Docker's refusals at create (400 with its words).
@@ -85,5 +86,28 @@ func TestHealthIntervals(t *testing.T) {
 	hc = healthConfig(nil, &containertypes.HealthConfig{Test: []string{"CMD", "true"}, StartPeriod: time.Minute})
 	if hc.StartInterval != 5*time.Second || hc.Interval != 30*time.Second || nextProbe(hc, 0, containertypes.Starting) != 5*time.Second {
 		t.Errorf("defaults: %+v", hc)
+	}
+}
+
+// Docker's matching of an image's platform with the one asked for.
+func TestPlatformMatches(t *testing.T) {
+	p := func(os, arch, variant string) ocispec.Platform {
+		return ocispec.Platform{OS: os, Architecture: arch, Variant: variant}
+	}
+	for _, tc := range []struct {
+		want, have ocispec.Platform
+		match      bool
+	}{
+		{p("linux", "amd64", ""), p("linux", "amd64", ""), true},
+		{p("linux", "arm64", ""), p("linux", "amd64", ""), false},
+		{p("linux", "arm", "v7"), p("linux", "arm", "v6"), true}, // armv6 runs on armv7
+		{p("linux", "arm", "v6"), p("linux", "arm", "v7"), false},
+		{p("linux", "arm", "v7"), p("linux", "arm", ""), true}, // an image without a variant
+		{p("linux", "arm64", "v8"), p("linux", "arm64", ""), true},
+		{p("windows", "amd64", ""), p("linux", "amd64", ""), false},
+	} {
+		if got := platformMatches(tc.want, tc.have); got != tc.match {
+			t.Errorf("want %v, image %v: %v", tc.want, tc.have, got)
+		}
 	}
 }

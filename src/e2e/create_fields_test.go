@@ -15,12 +15,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/internal/testimage"
+	"github.com/balena-os/balena-engine/src/internal/testregistry"
 	containertypes "github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -546,5 +550,36 @@ func TestE2EMountOptions(t *testing.T) {
 		if strings.Contains(r.stdout, "ran") != tc.ran {
 			t.Errorf("tmpfs options %s: %d %q %q", tc.opts, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// create's platform query: the local image of another platform is
+// Docker's 404, on which the docker CLI pulls the image for the platform
+// asked for and creates again; with --pull never it stops there.
+func TestE2ECreatePlatform(t *testing.T) {
+	bin := engineBin(t)
+	reg := testregistry.Start(t)
+	ref := pushImage(t, reg, "test/plat:1", busyboxImage(t))
+	p := newPaths(t)
+	startDaemon(t, exec.Command(bin, p.daemonArgs()...), p.sock)
+	env := []string{"DOCKER_HOST=unix://" + p.sock, "DOCKER_CONFIG=" + p.dir}
+	docker := dockerOK(t, env)
+	docker("pull", ref)
+	other := "arm64"
+	if hostPlatform.Architecture == "arm64" {
+		other = "amd64"
+	}
+	// The same tag, now of the other platform only.
+	pushImage(t, reg, "test/plat:1", testimage.New(ocispec.Platform{OS: "linux", Architecture: other}, ocispec.ImageConfig{Cmd: []string{"true"}}))
+	r := run(t, env, "docker", "create", "--pull", "never", "--network", "none", "--platform", "linux/"+other, ref)
+	want := fmt.Sprintf("image with reference %s was found but its platform (linux/%s) does not match the specified platform (linux/%s)", ref, hostPlatform.Architecture, other)
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("create --pull never --platform linux/%s: %d %q, want %q", other, r.code, r.stderr, want)
+	}
+	docker("create", "--network", "none", "--name", "same", "--platform", "linux/"+hostPlatform.Architecture, ref)
+	docker("create", "--network", "none", "--name", "foreign", "--platform", "linux/"+other, ref)
+	img := docker("inspect", "--format", "{{.Image}}", "foreign")
+	if got := docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", img); got != "linux/"+other {
+		t.Errorf("the container's image after the pull: %s", got)
 	}
 }
