@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/balena-os/balena-engine/src/errdefs"
+	containertypes "github.com/moby/moby/api/types/container"
 )
 
 // createAt posts a create body at an API version; it answers the status,
@@ -231,6 +234,78 @@ func TestCreatePlatform(t *testing.T) {
 		json.Unmarshal(out, &resp)
 		if code != tc.code || !strings.Contains(resp.Message, tc.want) {
 			t.Errorf("API %s, platform %s: %d %s, want %d %q", tc.version, tc.platform, code, out, tc.code, tc.want)
+		}
+	}
+}
+
+// A container-wide MAC address (Config.MacAddress) as Docker's router
+// takes it: before API 1.44 the main network's endpoint's (its own MAC
+// not read), until 1.52 a deprecated twin of it (with a warning), from
+// 1.52 on refused.
+func TestContainerMAC(t *testing.T) {
+	const mac, other = "02:42:ac:11:00:99", "02:42:ac:11:00:98"
+	const deprecated = "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead."
+	for _, tc := range []struct {
+		version, mac, mode, body   string // body: the EndpointsConfig
+		net, wantMAC, warning, err string
+	}{
+		{"1.41", mac, "", `{}`, "bridge", mac, "", ""},
+		{"1.41", mac, "default", `{"default":{}}`, "bridge", mac, "", ""},
+		{"1.41", mac, "app", `{"app":{"Aliases":["x"]}}`, "app", mac, "", ""},
+		{"1.41", "", "app", `{"app":{"MacAddress":"` + other + `"}}`, "app", "", "", ""}, // not read before 1.44
+		{"1.41", mac, "none", `{}`, "", "", "", "conflicting options: mac-address and the network mode"},
+		{"1.41", "xx", "app", `{}`, "", "", "", "invalid MAC address: xx"},
+		{"1.44", mac, "app", `{"app":{}}`, "app", mac, deprecated, ""},
+		{"1.50", mac, "app", `{"app":{"MacAddress":"` + mac + `"}}`, "app", mac, deprecated, ""},
+		{"1.50", mac, "app", `{"app":{"MacAddress":"` + other + `"}}`, "", "", "", "the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty"},
+		{"1.50", mac, "app", `{"other":{}}`, "", "", "", "HostConfig.NetworkMode must match the identity of a network in NetworkSettings.Networks"},
+		{"1.50", mac, "host", `{}`, "", "", deprecated, ""},
+		{"1.50", "", "app", `{"app":{"MacAddress":"` + other + `"}}`, "app", other, "", ""},
+		{"1.52", mac, "app", `{"app":{}}`, "", "", "", "container-wide MAC address no longer supported; use endpoint-specific MAC address instead"},
+	} {
+		var req containertypes.CreateRequest
+		body := `{"Image":"busybox","HostConfig":{"NetworkMode":"` + tc.mode + `"},"NetworkingConfig":{"EndpointsConfig":` + tc.body + `}}`
+		if err := json.Unmarshal([]byte(body), &req); err != nil {
+			t.Fatal(err)
+		}
+		warning, err := containerMAC(tc.version, &req, tc.mac)
+		name := tc.version + " " + tc.mac + " " + tc.mode + " " + tc.body
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err || errdefs.KindOf(err) != errdefs.KindInvalidParameter {
+				t.Errorf("%s: %v, want 400 %q", name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || warning != tc.warning {
+			t.Errorf("%s: %v %q, want the warning %q", name, err, warning, tc.warning)
+			continue
+		}
+		if tc.net == "" {
+			continue
+		}
+		ep := req.NetworkingConfig.EndpointsConfig[tc.net]
+		if ep == nil || ep.MacAddress.String() != tc.wantMAC {
+			t.Errorf("%s: endpoint %s: %+v, want the MAC %q", name, tc.net, ep, tc.wantMAC)
+		}
+	}
+}
+
+// --link as Docker checks it at create: with the host's or another
+// container's network it is a conflict, and so with none (no network to
+// link on: Docker keeps them and they do nothing); on the default bridge
+// the container named must exist.
+func TestCreateLinks(t *testing.T) {
+	s, _ := fuzzServer(t)
+	for _, tc := range []struct{ mode, links, want string }{
+		{"host", `["target:t"]`, "conflicting options: host type networking can't be used with links. This would result in undefined behavior"},
+		{"container:target", `["target:t"]`, "conflicting options: container type network can't be used with links. This would result in undefined behavior"},
+		{"none", `["target:t"]`, "conflicting options: none type networking can't be used with links. This would result in undefined behavior"},
+		{"bridge", `["nosuch:t"]`, "could not get container for nosuch: No such container: nosuch"},
+		{"bridge", `["a:b:c"]`, "bad format for links: a:b:c"},
+	} {
+		code, msg, _, _ := createAt(t, s, "1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"`+tc.mode+`","Links":`+tc.links+`}}`)
+		if code != http.StatusBadRequest || msg != tc.want {
+			t.Errorf("%s %s: %d %q, want 400 %q", tc.mode, tc.links, code, msg, tc.want)
 		}
 	}
 }

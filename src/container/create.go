@@ -60,6 +60,10 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 			}
 		}
 	}
+	linkWarnings, err := m.checkLinks(host, &eps)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := m.opts.Network.CheckCreate(host.NetworkMode, eps); err != nil {
 		return nil, nil, err
 	}
@@ -121,6 +125,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	if warnings, err = adaptResources(&host.Resources, hostCgroups(), usesBFQ); err != nil {
 		return nil, nil, err
 	}
+	warnings = append(warnings, linkWarnings...)
 	// Docker's defaults, recorded so that inspect shows them: a private
 	// IPC namespace, the masked and read-only /proc paths (none when
 	// privileged).

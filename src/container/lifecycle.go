@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,17 +120,28 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	hostname := defaultHostname(c.Config, c.HostConfig, c.ID)
 	cfg := c.Config
 	var sb *network.Sandbox
-	if c.HostConfig.NetworkMode.IsContainer() {
+	join := network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
+		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
+		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
+		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)}
+	links, err := m.linkHosts(c)
+	if err != nil {
+		return err
+	}
+	join.ExtraHosts = append(slices.Clone(join.ExtraHosts), links...)
+	if c.Config.NetworkDisabled {
+		// As Docker: no network at all, a namespace of its own with
+		// its loopback only.
+		join.Mode, join.Endpoints, join.PortBindings, join.Exposed, join.PublishAll = "none", nil, nil, nil, false
+	}
+	if c.HostConfig.NetworkMode.IsContainer() && !c.Config.NetworkDisabled {
 		if sb, hostname, err = m.sharedSandbox(c); err != nil {
 			return err
 		}
 		shared := *c.Config
 		shared.Hostname = hostname
 		cfg = &shared
-	} else if sb, err = m.opts.Network.Join(network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
-		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
-		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
-		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)}); err != nil {
+	} else if sb, err = m.opts.Network.Join(join); err != nil {
 		return err
 	}
 	defer func() {

@@ -356,7 +356,7 @@ func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, in SpecInput)
 	if !host.UTSMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
-	if !host.NetworkMode.IsHost() {
+	if !host.NetworkMode.IsHost() || in.Config.NetworkDisabled {
 		// A bridged container joins the namespace its network sandbox
 		// made (NetnsPath), container:NAME the other one's; at create,
 		// and for none, a new empty one.
