@@ -87,6 +87,7 @@ func TestCreateWarnings(t *testing.T) {
 		{"1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","MemorySwappiness":-1,"OomKillDisable":false,"CpuPercent":0,"CpuCount":0,
 			"Isolation":"","Runtime":"","ConsoleSize":[0,0],"CgroupParent":"","BlkioWeightDevice":[],"DeviceRequests":null}}`, nil},
 		{"1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","CpuPercent":50}}`, []string{"linux does not support CPU percent. Percent discarded."}},
+		{"1.50", `{"Image":"busybox","HostConfig":{"NetworkMode":"host","PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}`, []string{"Published ports are discarded when using host network mode"}},
 		// docker 20.10's --kernel-memory and --kernel-memory-tcp: fields
 		// the API types no longer have, read from the body.
 		{"1.41", `{"Image":"busybox","HostConfig":{"NetworkMode":"none","KernelMemory":67108864,"KernelMemoryTCP":67108864}}`, []string{

@@ -125,6 +125,9 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	if warnings, err = adaptResources(&host.Resources, hostCgroups(), usesBFQ); err != nil {
 		return nil, nil, err
 	}
+	if host.NetworkMode.IsHost() && len(host.PortBindings) > 0 {
+		warnings = append(warnings, "Published ports are discarded when using host network mode")
+	}
 	warnings = append(warnings, linkWarnings...)
 	// Docker's defaults, recorded so that inspect shows them: a private
 	// IPC namespace, the masked and read-only /proc paths (none when
