@@ -110,6 +110,11 @@ func TestE2EEndpointFields(t *testing.T) {
 		!strings.Contains(out, "container-wide MAC address no longer supported") {
 		t.Errorf("a container-wide MAC address at API 1.52: %d %s", code, out)
 	}
+	// The current CLI's --mac-address (the endpoint's).
+	r = run(t, env, "docker", "run", "--rm", "--network", "app", "--mac-address", "02:42:0a:4d:00:65", "busybox", "cat", "/sys/class/net/eth0/address")
+	if strings.TrimSpace(r.stdout) != "02:42:0a:4d:00:65" || r.stderr != "" {
+		t.Errorf("--mac-address: %d %q %q (it sends the endpoint's only: no warning)", r.code, r.stdout, r.stderr)
+	}
 	if old := filepath.Join(dockerCLI2010Cache, "docker"); fileExists(old) {
 		if got := strings.TrimSpace(run(t, env, old, "run", "--rm", "--network", "app", "--mac-address", "02:42:0a:4d:00:64", "busybox", "cat", "/sys/class/net/eth0/address").stdout); got != "02:42:0a:4d:00:64" {
 			t.Errorf("docker 20.10 --mac-address: %q", got)
