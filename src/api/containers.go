@@ -232,14 +232,14 @@ func olderClients(version string, req *containertypes.CreateRequest) error {
 			}
 		}
 	}
-	if apiversion.Compare(version, "1.40") < 0 && host.IpcMode == "" {
+	if older("1.40") && host.IpcMode == "" {
 		// The default IPC mode was "shareable" then.
 		host.IpcMode = containertypes.IPCModeShareable
 	}
-	if apiversion.Compare(version, "1.42") < 0 {
+	if older("1.42") {
 		host.ConsoleSize = [2]uint{} // not read on Linux before 1.42
 	}
-	if apiversion.Compare(version, "1.44") < 0 && req.Config.Healthcheck != nil {
+	if older("1.44") && req.Config.Healthcheck != nil {
 		req.Config.Healthcheck.StartInterval = 0 // added in 1.44
 	}
 	if older("1.48") && req.NetworkingConfig != nil {

@@ -188,9 +188,6 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 		vms[i].Name = v.Name
 	}
 	args, _ := ResolveCommand(cfg, img.Config.Config)
-	if err := checkHealthConfig(cfg.Healthcheck); err != nil {
-		return nil, nil, errdefs.InvalidParameter(err)
-	}
 	if hc := healthConfig(cfg.Healthcheck, img.Config.Config.Healthcheck); hc != nil {
 		if _, herr := healthCommand(hc.Test); herr != nil {
 			return nil, nil, errdefs.InvalidParameter(herr)
@@ -238,6 +235,9 @@ func checkSettings(cfg *containertypes.Config, host *containertypes.HostConfig) 
 		if k, _, _ := strings.Cut(e, "="); k == "" {
 			return errdefs.InvalidParameter(fmt.Errorf("invalid environment variable: %s", e))
 		}
+	}
+	if err := checkHealthConfig(cfg.Healthcheck); err != nil {
+		return errdefs.InvalidParameter(err)
 	}
 	switch {
 	case !host.PidMode.Valid():
