@@ -20,8 +20,11 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
 	"github.com/balena-os/balena-engine/src/stdstream"
+	"github.com/containerd/platforms"
 	"github.com/docker/go-units"
 	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	networktypes "github.com/moby/moby/api/types/network"
 )
 
 func (s *Server) registerContainers() {
@@ -154,14 +157,209 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.Config == nil {
 		return errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
-	c, warnings, err := s.cfg.Containers.Create(r.Context(), r.URL.Query().Get("name"), req.Config, req.HostConfig, req.NetworkingConfig)
+	version := RequestVersion(r.Context())
+	if err := olderClients(version, &req); err != nil {
+		return err
+	}
+	legacyWarnings, err := legacyFields(raw, version, &req)
 	if err != nil {
 		return err
 	}
+	opts := container.CreateOptions{Name: r.URL.Query().Get("name"),
+		// Before 1.44 read-only binds were read-only at their top only.
+		ReadOnlyNonRecursive: apiversion.Compare(version, "1.44") < 0}
+	if p := r.URL.Query().Get("platform"); p != "" && apiversion.Compare(version, "1.41") >= 0 {
+		pl, err := platforms.Parse(p)
+		if err != nil {
+			return errdefs.InvalidParameter(err)
+		}
+		opts.Platform = &pl
+	}
+	c, warnings, err := s.cfg.Containers.Create(r.Context(), opts, req.Config, req.HostConfig, req.NetworkingConfig)
+	if err != nil {
+		return err
+	}
+	// As Docker: the daemon's warnings, then the request's.
+	warnings = append(warnings, legacyWarnings...)
 	if warnings == nil {
 		warnings = []string{}
 	}
 	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: warnings})
+}
+
+// olderClients gives a create request what Docker gives a client of an
+// older API version: the defaults it expects, and none of the fields it
+// could not have meant (or Docker's 400 where it refuses one).
+func olderClients(version string, req *containertypes.CreateRequest) error {
+	if req.HostConfig == nil {
+		req.HostConfig = &containertypes.HostConfig{}
+	}
+	host := req.HostConfig
+	older := func(v string) bool { return apiversion.Compare(version, v) < 0 }
+	for i := range host.Mounts {
+		m := &host.Mounts[i]
+		if bo := m.BindOptions; bo != nil {
+			if older("1.40") {
+				bo.NonRecursive = false
+			}
+			if older("1.42") {
+				bo.CreateMountpoint = false
+			}
+			if older("1.44") && bo.ReadOnlyForceRecursive {
+				return errdefs.InvalidParameter(errors.New("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"))
+			}
+		}
+		if older("1.42") {
+			// Not checked before 1.42: dropped, as Docker drops them.
+			if m.Type != mount.TypeVolume {
+				m.VolumeOptions = nil
+			}
+			if m.Type != mount.TypeTmpfs {
+				m.TmpfsOptions = nil
+			}
+			if m.Type != mount.TypeBind {
+				m.BindOptions = nil
+			}
+			continue
+		}
+		for _, o := range []struct {
+			set  bool
+			name string
+			of   mount.Type
+		}{{m.VolumeOptions != nil, "VolumeOptions", mount.TypeVolume}, {m.BindOptions != nil, "BindOptions", mount.TypeBind}, {m.TmpfsOptions != nil, "TmpfsOptions", mount.TypeTmpfs}} {
+			if o.set && m.Type != o.of {
+				return errdefs.InvalidParameter(fmt.Errorf("%s must not be specified on mount type %q", o.name, m.Type))
+			}
+		}
+	}
+	if older("1.40") && host.IpcMode == "" {
+		// The default IPC mode was "shareable" then.
+		host.IpcMode = containertypes.IPCModeShareable
+	}
+	if older("1.42") {
+		host.ConsoleSize = [2]uint{} // not read on Linux before 1.42
+	}
+	if older("1.44") && req.Config.Healthcheck != nil {
+		req.Config.Healthcheck.StartInterval = 0 // added in 1.44
+	}
+	if older("1.48") && req.NetworkingConfig != nil {
+		for _, ep := range req.NetworkingConfig.EndpointsConfig {
+			if ep != nil {
+				ep.GwPriority = 0 // added in 1.48
+			}
+		}
+	}
+	return nil
+}
+
+// legacyFields reads what older clients send in a create body and the API
+// types the engine is built on no longer have, so that it is not lost
+// without a word. Kernel memory limits (docker 20.10's --kernel-memory,
+// --kernel-memory-tcp) cannot be set: libcontainer ignores them (they are
+// deprecated since Linux 5.4 and absent from cgroup v2), so they are
+// discarded with the warnings Docker gives where the kernel lacks them.
+// The container-wide MAC address is the main network's endpoint's.
+func legacyFields(raw json.RawMessage, version string, req *containertypes.CreateRequest) ([]string, error) {
+	var legacy struct {
+		MacAddress string
+		HostConfig *struct{ KernelMemory, KernelMemoryTCP int64 }
+	}
+	_ = json.Unmarshal(raw, &legacy) // the body was decoded already: a bad field here is one of these
+	var warnings []string
+	if w, err := containerMAC(version, req, legacy.MacAddress); err != nil {
+		return nil, err
+	} else if w != "" {
+		warnings = append(warnings, w)
+	}
+	if h := legacy.HostConfig; h != nil {
+		if h.KernelMemory > 0 {
+			warnings = append(warnings, "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.")
+		}
+		// Docker reads KernelMemoryTCP from API 1.40 on.
+		if h.KernelMemoryTCP > 0 && apiversion.Compare(version, "1.40") >= 0 {
+			warnings = append(warnings, "Your kernel does not support kernel memory TCP limit capabilities or the cgroup is not mounted. Limitation discarded.")
+		}
+	}
+	return warnings, nil
+}
+
+// containerMAC moves a container-wide MAC address (Config.MacAddress,
+// docker 20.10's --mac-address) to the main network's endpoint, as Docker
+// does: before API 1.44 it is the container's MAC (the endpoints' are
+// not read), until 1.52 a deprecated twin of the endpoint's, from 1.52 on
+// refused.
+func containerMAC(version string, req *containertypes.CreateRequest, mac string) (string, error) {
+	host := req.HostConfig
+	if mac == "" {
+		if apiversion.Compare(version, "1.44") < 0 && req.NetworkingConfig != nil {
+			for _, ep := range req.NetworkingConfig.EndpointsConfig {
+				if ep != nil {
+					ep.MacAddress = nil // the old API would have ignored it
+				}
+			}
+		}
+		return "", nil
+	}
+	if apiversion.Compare(version, "1.52") >= 0 {
+		return "", errdefs.InvalidParameter(errors.New("container-wide MAC address no longer supported; use endpoint-specific MAC address instead"))
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return "", errdefs.InvalidParameter(fmt.Errorf("invalid MAC address: %s", mac))
+	}
+	// Docker's router names the default network as the daemon's first.
+	if host.NetworkMode == "" || host.NetworkMode.IsDefault() {
+		host.NetworkMode = containertypes.NetworkMode(networktypes.NetworkBridge)
+		if nc := req.NetworkingConfig; nc != nil {
+			if ep, ok := nc.EndpointsConfig[networktypes.NetworkDefault]; ok {
+				delete(nc.EndpointsConfig, networktypes.NetworkDefault)
+				nc.EndpointsConfig[networktypes.NetworkBridge] = ep
+			}
+		}
+	}
+	mode := host.NetworkMode
+	bridged := mode.IsBridge() || mode.IsUserDefined()
+	old := apiversion.Compare(version, "1.44") < 0
+	if !bridged {
+		if old {
+			return "", errdefs.InvalidParameter(errors.New("conflicting options: mac-address and the network mode"))
+		}
+		return "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead.", nil
+	}
+	if req.NetworkingConfig == nil {
+		req.NetworkingConfig = &networktypes.NetworkingConfig{}
+	}
+	eps := req.NetworkingConfig.EndpointsConfig
+	var ep *networktypes.EndpointSettings
+	switch {
+	case len(eps) == 0:
+		ep = &networktypes.EndpointSettings{}
+		req.NetworkingConfig.EndpointsConfig = map[string]*networktypes.EndpointSettings{mode.NetworkName(): ep}
+	case old:
+		for _, e := range eps { // one at most before 1.44
+			ep = e
+		}
+	default:
+		if ep = eps[mode.NetworkName()]; ep == nil {
+			return "", errdefs.InvalidParameter(errors.New("HostConfig.NetworkMode must match the identity of a network in NetworkSettings.Networks"))
+		}
+	}
+	if ep == nil {
+		ep = &networktypes.EndpointSettings{}
+		for k := range eps {
+			eps[k] = ep
+		}
+	}
+	if old {
+		ep.MacAddress = networktypes.HardwareAddr(hw)
+		return "", nil
+	}
+	if len(ep.MacAddress) == 0 {
+		ep.MacAddress = networktypes.HardwareAddr(hw)
+	} else if !slices.Equal(ep.MacAddress, networktypes.HardwareAddr(hw)) {
+		return "", errdefs.InvalidParameter(errors.New("the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty"))
+	}
+	return "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead.", nil
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
@@ -416,7 +614,7 @@ func (s *Server) containerSummary(c *container.Container, now time.Time) contain
 		Ports: []containertypes.PortSummary{}, Mounts: s.mountPoints(c)}
 	sum.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
 	if s.cfg.Networks != nil {
-		ns := s.cfg.Networks.Settings(c.ID, c.HostConfig.NetworkMode, c.Networks, c.HostConfig.PortBindings, c.Config.ExposedPorts)
+		ns := s.networkSettings(c)
 		sum.NetworkSettings = &containertypes.NetworkSettingsSummary{Networks: ns.Networks}
 		for k, bs := range ns.Ports {
 			if len(bs) == 0 {
@@ -432,6 +630,15 @@ func (s *Server) containerSummary(c *container.Container, now time.Time) contain
 		sum.Health = &containertypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
 	}
 	return sum
+}
+
+// networkSettings is a container's NetworkSettings for inspect and the
+// list: none for one created with networking disabled, as Docker's.
+func (s *Server) networkSettings(c *container.Container) *containertypes.NetworkSettings {
+	if c.Config.NetworkDisabled {
+		return &containertypes.NetworkSettings{Networks: map[string]*networktypes.EndpointSettings{}, Ports: networktypes.PortMap{}}
+	}
+	return s.cfg.Networks.Settings(c.ID, c.HostConfig.NetworkMode, c.Networks, c.HostConfig.PortBindings, c.Config.ExposedPorts)
 }
 
 // legacyAliases adds to a container's user-defined networks' aliases, as
@@ -482,7 +689,7 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 		NetworkSettings: &containertypes.NetworkSettings{},
 	}
 	if s.cfg.Networks != nil {
-		resp.NetworkSettings = s.cfg.Networks.Settings(c.ID, c.HostConfig.NetworkMode, c.Networks, c.HostConfig.PortBindings, c.Config.ExposedPorts)
+		resp.NetworkSettings = s.networkSettings(c)
 		legacyAliases(resp.NetworkSettings, c.ID, c.Config.Hostname, RequestVersion(r.Context()))
 	}
 	if resp.Args == nil {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"net/http"
 	"time"
 
@@ -102,6 +103,9 @@ func (s *Server) networkConnect(w http.ResponseWriter, r *http.Request) error {
 	n, err := s.cfg.Networks.Lookup(r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if req.EndpointConfig != nil && apiversion.Compare(RequestVersion(r.Context()), "1.48") < 0 {
+		req.EndpointConfig.GwPriority = 0 // added in 1.48, as Docker
 	}
 	if err := s.cfg.Containers.Connect(req.Container, n, req.EndpointConfig); err != nil {
 		return err

@@ -29,7 +29,7 @@ import (
 func (m *Manager) openRoot(c *Container) (root *os.File, release func(), err error) {
 	for range 3 {
 		if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
-			root, err := openInitRoot(c.State.Pid, m.cgroupOf(c.ID), !c.HostConfig.PidMode.IsHost())
+			root, err := openInitRoot(c.State.Pid, m.cgroupOf(c), c.HostConfig.PidMode.IsPrivate())
 			if err == nil {
 				return root, func() { root.Close() }, nil
 			}

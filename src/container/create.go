@@ -11,16 +11,32 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/containerd/platforms"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	networktypes "github.com/moby/moby/api/types/network"
 	"github.com/opencontainers/cgroups"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
+	"golang.org/x/sys/unix"
 )
+
+// CreateOptions are what a create request gives besides the container's
+// configuration.
+type CreateOptions struct {
+	Name string
+	// Platform, when set, is the platform the image must be of (create's
+	// platform query).
+	Platform *ocispec.Platform
+	// ReadOnlyNonRecursive makes read-only binds read-only at their top
+	// only, as Docker does for clients before API 1.44.
+	ReadOnlyNonRecursive bool
+}
 
 // Create records a container after checking everything that can be
 // checked without running it; nothing is left behind if a check fails.
-func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.Config, host *containertypes.HostConfig, netcfg *networktypes.NetworkingConfig) (c *Container, warnings []string, err error) {
+func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *containertypes.Config, host *containertypes.HostConfig, netcfg *networktypes.NetworkingConfig) (c *Container, warnings []string, err error) {
+	name := opts.Name
 	if cfg == nil || cfg.Image == "" {
 		return nil, nil, errdefs.InvalidParameter(errors.New("config cannot be empty in order to create a container"))
 	}
@@ -44,6 +60,10 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 			}
 		}
 	}
+	linkWarnings, err := m.checkLinks(host, &eps)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := m.opts.Network.CheckCreate(host.NetworkMode, eps); err != nil {
 		return nil, nil, err
 	}
@@ -65,6 +85,15 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	img, err := m.images.Get(cfg.Image)
 	if err != nil {
 		return nil, nil, err
+	}
+	if p := opts.Platform; p != nil {
+		have := ocispec.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+		if !platformMatches(*p, have) {
+			// 404, as Docker: the docker CLI then pulls the image for
+			// the platform asked for, and creates again.
+			return nil, nil, errdefs.NotFound(fmt.Errorf("image with reference %s was found but its platform (%s) does not match the specified platform (%s)",
+				cfg.Image, platforms.FormatAll(have), platforms.FormatAll(*p)))
+		}
 	}
 	host.LogConfig = mergeLogConfig(host.LogConfig, m.opts.DefaultLogConfig)
 	switch host.CgroupnsMode {
@@ -90,6 +119,16 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	if err := checkSettings(cfg, host); err != nil {
 		return nil, nil, err
 	}
+	if err := checkStorageOpt(m.root, host.StorageOpt); err != nil {
+		return nil, nil, err
+	}
+	if warnings, err = adaptResources(&host.Resources, hostCgroups(), usesBFQ); err != nil {
+		return nil, nil, err
+	}
+	if host.NetworkMode.IsHost() && len(host.PortBindings) > 0 {
+		warnings = append(warnings, "Published ports are discarded when using host network mode")
+	}
+	warnings = append(warnings, linkWarnings...)
 	// Docker's defaults, recorded so that inspect shows them: a private
 	// IPC namespace, the masked and read-only /proc paths (none when
 	// privileged).
@@ -125,7 +164,8 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	// Everything but the user (resolved against the image's files at
 	// start) is checked here, the volumes' places included.
 	probe := volumeSpecMounts(vms, func(string) string { return "/" })
-	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled}); err != nil {
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled,
+		ReadOnlyNonRecursive: opts.ReadOnlyNonRecursive}); err != nil {
 		return nil, nil, err
 	}
 	var made []string // anonymous volumes made here, removed if create fails
@@ -137,7 +177,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 		}
 	}()
 	for i := range vms {
-		v, verr := m.vols.Create(vms[i].Name, nil, nil)
+		v, verr := m.vols.Create(vms[i].Name, vms[i].Labels, vms[i].DriverOptions)
 		if verr != nil {
 			err = verr
 			return nil, nil, err
@@ -155,7 +195,7 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	}
 	c = &Container{ID: id, Name: name, Created: time.Now().UTC(), Image: img.ID, ImageName: cfg.Image,
 		Config: cfg, HostConfig: host, Path: args[0], Args: args[1:], Volumes: vms,
-		LogPath: filepath.Join(m.dir(id), id+"-json.log"), Networks: eps}
+		LogPath: filepath.Join(m.dir(id), id+"-json.log"), Networks: eps, ReadOnlyNonRecursive: opts.ReadOnlyNonRecursive}
 	if err = c.State.transition(evCreate, outcome{}); err != nil {
 		return nil, nil, err
 	}
@@ -173,6 +213,21 @@ func (m *Manager) Create(ctx context.Context, name string, cfg *containertypes.C
 	return c, warnings, nil
 }
 
+// platformMatches says whether an image of platform have runs as want, as
+// Docker decides it: the platform or one it runs (an armv6 image on
+// armv7), or, for an image that names no variant, the same OS and
+// architecture.
+func platformMatches(want, have ocispec.Platform) bool {
+	if platforms.Only(want).Match(have) {
+		return true
+	}
+	if have.Variant != "" {
+		return false
+	}
+	w, h := platforms.Normalize(want), platforms.Normalize(have)
+	return w.OS == h.OS && w.Architecture == h.Architecture
+}
+
 // checkSettings refuses, with Docker's words and 400, the values Docker
 // refuses at create that nothing else here would catch.
 func checkSettings(cfg *containertypes.Config, host *containertypes.HostConfig) error {
@@ -180,6 +235,9 @@ func checkSettings(cfg *containertypes.Config, host *containertypes.HostConfig) 
 		if k, _, _ := strings.Cut(e, "="); k == "" {
 			return errdefs.InvalidParameter(fmt.Errorf("invalid environment variable: %s", e))
 		}
+	}
+	if err := checkHealthConfig(cfg.Healthcheck); err != nil {
+		return errdefs.InvalidParameter(err)
 	}
 	switch {
 	case !host.PidMode.Valid():
@@ -196,6 +254,60 @@ func checkSettings(cfg *containertypes.Config, host *containertypes.HostConfig) 
 		return errdefs.InvalidParameter(fmt.Errorf("invalid CPU shares (%d): value must be a positive integer", host.CPUShares))
 	case host.Memory < 0 || host.MemoryReservation < 0 || host.NanoCPUs < 0 || host.CPUQuota < 0 && host.CPUQuota != -1 || host.CPUPeriod < 0:
 		return errdefs.InvalidParameter(errors.New("invalid resource value: memory, memory reservation, CPUs, CPU quota and CPU period cannot be negative"))
+	// Docker's answers on Linux, where these are Windows' (its runconfig's
+	// words, which a create request meets first).
+	case !host.Isolation.IsValid():
+		return errdefs.InvalidParameter(fmt.Errorf("invalid isolation (%s): linux only supports 'default'", host.Isolation))
+	case host.IOMaximumBandwidth != 0:
+		return errdefs.InvalidParameter(errors.New("invalid option: QoS maximum bandwidth configuration is not supported on linux"))
+	case host.IOMaximumIOps != 0:
+		return errdefs.InvalidParameter(errors.New("invalid option: QoS maximum IOPs configuration is not supported on linux"))
+	case host.CPUCount != 0:
+		// Docker on Linux drops it without a word; refused in the words
+		// of its other Windows-only resources.
+		return errdefs.InvalidParameter(errors.New("invalid option: CPU count is not supported on linux"))
+	}
+	switch host.Runtime {
+	// The engine runs every container with its own libcontainer: runc,
+	// under either of the names Docker knows it by.
+	case "", "runc", "io.containerd.runc.v2":
+	default:
+		return errdefs.InvalidParameter(fmt.Errorf("unknown or invalid runtime name: %s", host.Runtime))
+	}
+	if host.Cgroup != "" {
+		if !host.Cgroup.IsContainer() || host.Cgroup.Container() == "" {
+			return errdefs.InvalidParameter(fmt.Errorf("invalid cgroup spec %q: want container:NAME", host.Cgroup))
+		}
+		return errdefs.NotImplemented(fmt.Errorf("Cgroup %q (running in another container's cgroup) is not implemented", host.Cgroup)) //lint:ignore ST1005 the field's name
+	}
+	// No device driver is part of the engine (no NVIDIA or AMD hook, no
+	// CDI): Docker's answer where none matches.
+	if len(host.DeviceRequests) > 0 {
+		d := host.DeviceRequests[0]
+		return errdefs.InvalidParameter(fmt.Errorf("could not select device driver %q with capabilities: %v", d.Driver, d.Capabilities))
 	}
 	return nil
+}
+
+// checkStorageOpt answers --storage-opt as Docker's overlay2 driver does
+// where the data root is not xfs with project quotas: "size" cannot be
+// honoured and any other option is unknown. On xfs the size could be, but
+// the engine sets no quotas: 501.
+func checkStorageOpt(dataRoot string, opts map[string]string) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, strings.ToLower(k))
+	}
+	slices.Sort(keys)
+	if _, ok := opts["size"]; ok {
+		var st unix.Statfs_t
+		if unix.Statfs(dataRoot, &st) == nil && st.Type == unix.XFS_SUPER_MAGIC {
+			return errdefs.NotImplemented(errors.New("--storage-opt size (an xfs project quota on the container's layer) is not implemented"))
+		}
+		return errdefs.InvalidParameter(errors.New("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"))
+	}
+	return errdefs.InvalidParameter(fmt.Errorf("Unknown option %s", keys[0])) //lint:ignore ST1005 Docker's wording
 }

@@ -3,9 +3,11 @@ package container
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Docker's refusals at create (400 with its words).
@@ -36,6 +38,76 @@ func TestCheckSettings(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errdefs.KindOf(err) != errdefs.KindInvalidParameter {
 			t.Errorf("want %q, got %v", tc.want, err)
+		}
+	}
+}
+
+// Docker's bounds of a health check's durations, at create.
+func TestCheckHealthConfig(t *testing.T) {
+	for _, tc := range []struct {
+		h    containertypes.HealthConfig
+		want string
+	}{
+		{containertypes.HealthConfig{Interval: time.Microsecond}, "Interval in Healthcheck cannot be less than 1ms"},
+		{containertypes.HealthConfig{Timeout: time.Microsecond}, "Timeout in Healthcheck cannot be less than 1ms"},
+		{containertypes.HealthConfig{StartPeriod: time.Microsecond}, "StartPeriod in Healthcheck cannot be less than 1ms"},
+		{containertypes.HealthConfig{StartInterval: time.Microsecond}, "StartInterval in Healthcheck cannot be less than 1ms"},
+		{containertypes.HealthConfig{Retries: -1}, "Retries in Healthcheck cannot be negative"},
+		{containertypes.HealthConfig{Interval: time.Millisecond, StartInterval: time.Second}, ""},
+	} {
+		err := checkHealthConfig(&tc.h)
+		if (err == nil) != (tc.want == "") || (err != nil && err.Error() != tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.h, err, tc.want)
+		}
+	}
+}
+
+// Probes come every start interval during the start period until the
+// container is healthy (Docker's default start interval is 5 s), else
+// every interval; the container's settings override the image's.
+func TestHealthIntervals(t *testing.T) {
+	hc := healthConfig(&containertypes.HealthConfig{StartInterval: time.Second, StartPeriod: time.Minute},
+		&containertypes.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Hour, StartInterval: 2 * time.Second})
+	for _, tc := range []struct {
+		since  time.Duration
+		status containertypes.HealthStatus
+		want   time.Duration
+	}{
+		{0, containertypes.Starting, time.Second},
+		{59 * time.Second, containertypes.Starting, time.Second},
+		{time.Minute, containertypes.Starting, time.Hour},
+		{time.Second, containertypes.Healthy, time.Hour},
+		{time.Second, containertypes.Unhealthy, time.Hour},
+	} {
+		if got := nextProbe(hc, tc.since, tc.status); got != tc.want {
+			t.Errorf("%v after the start, %s: next probe in %v, want %v", tc.since, tc.status, got, tc.want)
+		}
+	}
+	hc = healthConfig(nil, &containertypes.HealthConfig{Test: []string{"CMD", "true"}, StartPeriod: time.Minute})
+	if hc.StartInterval != 5*time.Second || hc.Interval != 30*time.Second || nextProbe(hc, 0, containertypes.Starting) != 5*time.Second {
+		t.Errorf("defaults: %+v", hc)
+	}
+}
+
+// Docker's matching of an image's platform with the one asked for.
+func TestPlatformMatches(t *testing.T) {
+	p := func(os, arch, variant string) ocispec.Platform {
+		return ocispec.Platform{OS: os, Architecture: arch, Variant: variant}
+	}
+	for _, tc := range []struct {
+		want, have ocispec.Platform
+		match      bool
+	}{
+		{p("linux", "amd64", ""), p("linux", "amd64", ""), true},
+		{p("linux", "arm64", ""), p("linux", "amd64", ""), false},
+		{p("linux", "arm", "v7"), p("linux", "arm", "v6"), true}, // armv6 runs on armv7
+		{p("linux", "arm", "v6"), p("linux", "arm", "v7"), false},
+		{p("linux", "arm", "v7"), p("linux", "arm", ""), true}, // an image without a variant
+		{p("linux", "arm64", "v8"), p("linux", "arm64", ""), true},
+		{p("windows", "amd64", ""), p("linux", "amd64", ""), false},
+	} {
+		if got := platformMatches(tc.want, tc.have); got != tc.match {
+			t.Errorf("want %v, image %v: %v", tc.want, tc.have, got)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,8 +15,11 @@ const (
 	defaultHealthInterval = 30 * time.Second
 	defaultHealthTimeout  = 30 * time.Second
 	defaultHealthRetries  = 3
-	healthLogLen          = 5
-	maxHealthOutput       = 4096
+	// defaultStartInterval is Docker's time between probes during the
+	// start period while the container is not yet healthy.
+	defaultStartInterval = 5 * time.Second
+	healthLogLen         = 5
+	maxHealthOutput      = 4096
 )
 
 // RestartOnUnhealthyLabel asks the engine to restart a container that
@@ -43,6 +47,9 @@ func healthConfig(ctr, img *containertypes.HealthConfig) *containertypes.HealthC
 		if ctr.StartPeriod != 0 {
 			h.StartPeriod = ctr.StartPeriod
 		}
+		if ctr.StartInterval != 0 {
+			h.StartInterval = ctr.StartInterval
+		}
 		if ctr.Retries != 0 {
 			h.Retries = ctr.Retries
 		}
@@ -59,7 +66,40 @@ func healthConfig(ctr, img *containertypes.HealthConfig) *containertypes.HealthC
 	if h.Retries == 0 {
 		h.Retries = defaultHealthRetries
 	}
+	if h.StartInterval == 0 {
+		h.StartInterval = defaultStartInterval
+	}
 	return &h
+}
+
+// checkHealthConfig refuses, as Docker does at create, durations below
+// its minimum and negative retries.
+func checkHealthConfig(h *containertypes.HealthConfig) error {
+	if h == nil {
+		return nil
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Interval", h.Interval}, {"Timeout", h.Timeout}, {"StartPeriod", h.StartPeriod}, {"StartInterval", h.StartInterval}} {
+		if d.v != 0 && d.v < containertypes.MinimumDuration {
+			return fmt.Errorf("%s in Healthcheck cannot be less than %s", d.name, containertypes.MinimumDuration)
+		}
+	}
+	if h.Retries < 0 {
+		return errors.New("Retries in Healthcheck cannot be negative") //lint:ignore ST1005 Docker's wording
+	}
+	return nil
+}
+
+// nextProbe is the time to the next probe, as Docker's: during the start
+// period, while the container is not yet healthy, the start interval;
+// else the interval.
+func nextProbe(hc *containertypes.HealthConfig, sinceStart time.Duration, status containertypes.HealthStatus) time.Duration {
+	if sinceStart < hc.StartPeriod && status == containertypes.Starting {
+		return hc.StartInterval
+	}
+	return hc.Interval
 }
 
 // healthCommand turns a HEALTHCHECK test into a command.
@@ -101,14 +141,17 @@ func (m *Manager) runHealth(id string) {
 	exited := m.nextExit(id).done
 	started := c.State.StartedAt
 	m.setHealth(id, func(h *containertypes.Health) { *h = containertypes.Health{Status: containertypes.Starting} })
+	current := containertypes.Starting
 	for {
 		select {
 		case <-exited:
 			return
-		case <-time.After(hc.Interval):
+		case <-time.After(nextProbe(hc, time.Since(started), current)):
 		}
 		res := m.probe(id, cmd, hc.Timeout)
-		inStart := time.Since(started) < hc.StartPeriod
+		// A failure in the start period does not count while the
+		// container has not been healthy yet.
+		inStart := res.Start.Sub(started) < hc.StartPeriod && current == containertypes.Starting
 		var becameUnhealthy bool
 		var status containertypes.HealthStatus
 		m.setHealth(id, func(h *containertypes.Health) {
@@ -129,6 +172,7 @@ func (m *Manager) runHealth(id string) {
 			if old != h.Status {
 				status = h.Status
 			}
+			current = h.Status
 		})
 		if status != "" {
 			if c2, err := m.records.get(id); err == nil {

@@ -17,13 +17,19 @@ import (
 var errNotInit = errors.New("the container's init process is gone")
 
 // cgroupOf is the cgroup a container's processes run in (the path its
-// start gives the runtime), as /proc/PID/cgroup shows it.
-func (m *Manager) cgroupOf(id string) string {
+// start gives the runtime), as /proc/PID/cgroup shows it: under its own
+// --cgroup-parent if it has one, else the daemon's. As with Docker's
+// cgroupfs driver, a relative parent is below the cgroup of the process
+// that starts the container (the monitor's).
+func (m *Manager) cgroupOf(c *Container) string {
 	parent := m.opts.CgroupParent
+	if c.HostConfig != nil && c.HostConfig.CgroupParent != "" {
+		parent = c.HostConfig.CgroupParent
+	}
 	if parent == "" {
 		parent = "/balena-engine"
 	}
-	return path.Join(parent, id)
+	return path.Join(parent, c.ID)
 }
 
 // openInitRoot opens the root directory of the process pid (as an O_PATH
@@ -109,10 +115,21 @@ func readAt(proc *os.File, name string) ([]byte, error) {
 
 // inCgroup says whether a /proc/PID/cgroup lists cgroup (or one below it)
 // in some hierarchy: v2's "0::/PATH" or a v1 controller's "N:ctl:/PATH".
+// A relative cgroup is below some other one (the monitor's).
 func inCgroup(procCgroup []byte, cgroup string) bool {
 	for _, line := range strings.Split(string(procCgroup), "\n") {
 		f := strings.SplitN(line, ":", 3)
-		if len(f) == 3 && (f[2] == cgroup || strings.HasPrefix(f[2], cgroup+"/")) {
+		if len(f) != 3 {
+			continue
+		}
+		p, want := f[2], cgroup
+		if !path.IsAbs(want) {
+			want = "/" + want
+			if i := strings.Index(p+"/", want+"/"); i >= 0 {
+				p = p[i:]
+			}
+		}
+		if p == want || strings.HasPrefix(p, want+"/") {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	containertypes "github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,8 +20,27 @@ func TestInitChecksParse(t *testing.T) {
 		proc string
 		want bool
 	}{{v1, true}, {v2, true}, {"0::/balena-engine/abcd\n", false}, {"0::/\n", false}, {"", false}} {
-		if got := inCgroup([]byte(c.proc), (&Manager{}).cgroupOf("abc")); got != c.want {
+		if got := inCgroup([]byte(c.proc), (&Manager{}).cgroupOf(&Container{ID: "abc"})); got != c.want {
 			t.Errorf("inCgroup(%q) = %v", c.proc, got)
+		}
+	}
+	// A container's own --cgroup-parent, absolute or (below the
+	// monitor's cgroup) relative.
+	m := &Manager{opts: Options{CgroupParent: "/engine"}}
+	for _, c := range []struct {
+		parent, proc string
+		want         bool
+	}{
+		{"", "0::/engine/abc\n", true},
+		{"/custom/sub", "0::/custom/sub/abc\n", true},
+		{"/custom/sub", "0::/engine/abc\n", false},
+		{"custom", "4:memory:/system.slice/balena.service/custom/abc\n", true},
+		{"custom", "0::/system.slice/balena.service/custom/abcd\n", false},
+		{"custom", "0::/custom-x/abc\n", false},
+	} {
+		ctr := &Container{ID: "abc", HostConfig: &containertypes.HostConfig{Resources: containertypes.Resources{CgroupParent: c.parent}}}
+		if got := inCgroup([]byte(c.proc), m.cgroupOf(ctr)); got != c.want {
+			t.Errorf("parent %q: inCgroup(%q) = %v", c.parent, c.proc, got)
 		}
 	}
 	if !firstOfPIDNS([]byte("Name:\tsh\nNSpid:\t4242\t1\n")) {

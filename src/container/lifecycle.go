@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,6 +93,10 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if err != nil {
 		return fmt.Errorf("image of container %s: %w", c.ID, err)
 	}
+	pidns, ipcns, shm, err := m.sharedNamespaces(c)
+	if err != nil {
+		return err
+	}
 	rootfs, err := m.mountRootfs(c)
 	if err != nil {
 		return err
@@ -102,20 +107,41 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 			unix.Unmount(rootfs, unix.MNT_DETACH)
 		}
 	}()
+	if c.HostConfig.IpcMode.IsShareable() {
+		if shm, err = m.mountShm(c); err != nil {
+			return err
+		}
+		defer func() {
+			if !started {
+				unix.Unmount(shm, unix.MNT_DETACH)
+			}
+		}()
+	}
 	hostname := defaultHostname(c.Config, c.HostConfig, c.ID)
 	cfg := c.Config
 	var sb *network.Sandbox
-	if c.HostConfig.NetworkMode.IsContainer() {
+	join := network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
+		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
+		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
+		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)}
+	links, err := m.linkHosts(c)
+	if err != nil {
+		return err
+	}
+	join.ExtraHosts = append(slices.Clone(join.ExtraHosts), links...)
+	if c.Config.NetworkDisabled {
+		// As Docker: no network at all, a namespace of its own with
+		// its loopback only.
+		join.Mode, join.Endpoints, join.PortBindings, join.Exposed, join.PublishAll = "none", nil, nil, nil, false
+	}
+	if c.HostConfig.NetworkMode.IsContainer() && !c.Config.NetworkDisabled {
 		if sb, hostname, err = m.sharedSandbox(c); err != nil {
 			return err
 		}
 		shared := *c.Config
 		shared.Hostname = hostname
 		cfg = &shared
-	} else if sb, err = m.opts.Network.Join(network.JoinRequest{ContainerID: c.ID, Name: c.Name, Hostname: hostname, Domainname: c.Config.Domainname,
-		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
-		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
-		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)}); err != nil {
+	} else if sb, err = m.opts.Network.Join(join); err != nil {
 		return err
 	}
 	defer func() {
@@ -138,7 +164,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	}
 	mountpoints := map[string]string{}
 	for _, v := range c.Volumes {
-		vol, err := m.vols.Create(v.Name, nil, nil) // recreated if it was removed meanwhile
+		vol, err := m.vols.Create(v.Name, v.Labels, v.DriverOptions) // recreated if it was removed meanwhile
 		if err != nil {
 			return err
 		}
@@ -150,11 +176,12 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		}
 	}
 	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
-	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath})
+	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath,
+		PidnsPath: pidns, IpcnsPath: ipcns, ShmPath: shm, ReadOnlyNonRecursive: c.ReadOnlyNonRecursive})
 	if err != nil {
 		return err
 	}
-	s.Linux.CgroupsPath = m.cgroupOf(c.ID)
+	s.Linux.CgroupsPath = m.cgroupOf(c)
 	lo, err := LogSettings(c.HostConfig.LogConfig)
 	if err != nil {
 		return err
@@ -245,6 +272,7 @@ func (m *Manager) finish(id string, st runtime.State) {
 	// run goes on: nothing else starts the container meanwhile.
 	if c, err := m.records.get(id); err == nil && exitAllowed(c.State.Status) {
 		unix.Unmount(filepath.Join(m.dir(id), "rootfs"), unix.MNT_DETACH)
+		unix.Unmount(m.shmDir(id), unix.MNT_DETACH)
 		if err := m.opts.Network.Leave(id); err != nil {
 			m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
 		}

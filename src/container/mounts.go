@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 const defaultShmSize = 64 << 20
@@ -33,7 +35,16 @@ func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.H
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: cgroupOpts},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}},
+	}
+	switch {
+	case host.IpcMode.IsNone():
+		// As Docker: no /dev/shm at all.
+	case in.ShmPath != "":
+		// A shareable IPC namespace's /dev/shm is a tmpfs on the host that
+		// the containers sharing the namespace bind (as Docker's).
+		ms = append(ms, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: in.ShmPath, Options: []string{"rbind", "nosuid", "noexec", "nodev", "rprivate"}})
+	default:
+		ms = append(ms, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}})
 	}
 	user := map[string]specs.Mount{} // destination -> the user's mount, which wins
 	add := func(m specs.Mount) error {
@@ -51,7 +62,7 @@ func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.H
 		return nil
 	}
 	for _, b := range host.Binds {
-		m, err := parseBind(b)
+		m, err := parseBind(b, in.ReadOnlyNonRecursive)
 		if err != nil {
 			return err
 		}
@@ -60,7 +71,7 @@ func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.H
 		}
 	}
 	for _, mt := range host.Mounts {
-		m, err := fromMount(mt)
+		m, err := fromMount(mt, in.ReadOnlyNonRecursive)
 		if err != nil {
 			return err
 		}
@@ -111,9 +122,41 @@ func setMounts(s *specs.Spec, cfg *containertypes.Config, host *containertypes.H
 	return nil
 }
 
+// rroSupported says whether the kernel can make a mount read-only with
+// every mount below it (mount_setattr, Linux 5.12), which runc's "rro"
+// needs; nil if it can. A call without a file descriptor is refused with
+// EBADF where the system call exists.
+var rroSupported = sync.OnceValue(func() error {
+	if err := unix.MountSetattr(-1, "", unix.AT_EMPTY_PATH, &unix.MountAttr{}); errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("rro is not supported: failed to call mount_setattr: %w (kernel is older than 5.12?)", err)
+	}
+	return nil
+})
+
+// readOnly is the option that makes a bind read-only, as Docker's from API
+// 1.44 on: with every mount below it ("rro") where the kernel can, else at
+// its top only ("ro"). nonRecursive asks for the top only (Docker's
+// default for older clients), force for all or an error.
+func readOnly(nonRecursive, force bool) (string, error) {
+	if nonRecursive {
+		if force {
+			return "", errdefs.InvalidParameter(errors.New("mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive"))
+		}
+		return "ro", nil
+	}
+	if err := rroSupported(); err != nil {
+		if force {
+			return "", errdefs.InvalidParameter(err)
+		}
+		return "ro", nil
+	}
+	return "rro", nil
+}
+
 // parseBind reads -v SRC:DST[:OPTS]. A SRC that is not an absolute path
 // names a volume, which needs the volume store (not implemented yet).
-func parseBind(b string) (specs.Mount, error) {
+// roNonRecursive makes ":ro" read-only at the bind's top only.
+func parseBind(b string, roNonRecursive bool) (specs.Mount, error) {
 	parts := strings.Split(b, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
 		return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid volume specification: '%s'", b))
@@ -129,7 +172,10 @@ func parseBind(b string) (specs.Mount, error) {
 	if len(parts) == 3 {
 		for _, o := range strings.Split(parts[2], ",") {
 			switch o {
-			case "ro", "rw":
+			case "ro":
+				ro, _ := readOnly(roNonRecursive, false)
+				opts = append(opts, ro)
+			case "rw":
 				opts = append(opts, o)
 			case "z", "Z", "nocopy", "consistent", "cached", "delegated":
 			case "shared", "rshared", "slave", "rslave", "private", "rprivate":
@@ -151,21 +197,46 @@ func parseBind(b string) (specs.Mount, error) {
 	return specs.Mount{Destination: dst, Type: "bind", Source: filepath.Clean(src), Options: append(opts, prop)}, nil
 }
 
-func fromMount(m mount.Mount) (specs.Mount, error) {
+// fromMount reads --mount type=bind and type=tmpfs. roNonRecursive makes
+// a read-only bind read-only at its top only, unless it asks otherwise.
+func fromMount(m mount.Mount, roNonRecursive bool) (specs.Mount, error) {
 	switch m.Type {
 	case mount.TypeBind:
+		bo := m.BindOptions
+		if bo == nil {
+			bo = &mount.BindOptions{}
+		}
 		if !filepath.IsAbs(m.Source) {
 			return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", m.Source))
 		}
 		if _, err := os.Stat(m.Source); err != nil {
-			return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source))
+			if !bo.CreateMountpoint || !os.IsNotExist(err) {
+				return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source))
+			}
+			// bind-create-src: made a directory, as Docker makes it.
+			if err := os.MkdirAll(m.Source, 0o755); err != nil {
+				return specs.Mount{}, fmt.Errorf("create bind source %s: %w", m.Source, err)
+			}
 		}
-		opts := []string{"rbind", "rprivate"}
-		if m.ReadOnly {
-			opts = append(opts, "ro")
+		mode := "rbind"
+		if bo.NonRecursive {
+			mode = "bind" // bind-recursive=disabled: without the mounts below the source
 		}
-		if m.BindOptions != nil && m.BindOptions.Propagation != "" {
-			opts[1] = string(m.BindOptions.Propagation)
+		opts := []string{mode, "rprivate"}
+		if bo.Propagation != "" {
+			opts[1] = string(bo.Propagation)
+		}
+		switch {
+		case m.ReadOnly:
+			ro, err := readOnly(bo.ReadOnlyNonRecursive || (roNonRecursive && !bo.ReadOnlyForceRecursive), bo.ReadOnlyForceRecursive)
+			if err != nil {
+				return specs.Mount{}, err
+			}
+			opts = append(opts, ro)
+		case bo.ReadOnlyNonRecursive:
+			return specs.Mount{}, errdefs.InvalidParameter(errors.New("options conflict: Writable && ReadOnlyNonRecursive"))
+		case bo.ReadOnlyForceRecursive:
+			return specs.Mount{}, errdefs.InvalidParameter(errors.New("options conflict: Writable && ReadOnlyForceRecursive"))
 		}
 		return specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts}, nil
 	case mount.TypeTmpfs:
@@ -180,6 +251,19 @@ func fromMount(m mount.Mount) (specs.Mount, error) {
 		}
 		if m.ReadOnly {
 			opts = append(opts, "ro")
+		}
+		if m.TmpfsOptions != nil {
+			// Docker takes these two only; "exec" undoes the default
+			// "noexec" (the runtime reads options in order).
+			for _, o := range m.TmpfsOptions.Options {
+				if len(o) < 1 || len(o) > 2 {
+					return specs.Mount{}, errdefs.InvalidParameter(errors.New(`invalid mount config for type "tmpfs": invalid option array length`))
+				}
+				if o[0] != "exec" && o[0] != "noexec" {
+					return specs.Mount{}, errdefs.InvalidParameter(fmt.Errorf(`invalid mount config for type "tmpfs": invalid option: %s`, o[0]))
+				}
+				opts = append(opts, strings.Join(o, "="))
+			}
 		}
 		return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts}, nil
 	case mount.TypeVolume:

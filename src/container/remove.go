@@ -76,6 +76,7 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 	}
 	m.rt.EndAttach(ctx, c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
+	unix.Unmount(m.shmDir(c.ID), unix.MNT_DETACH)
 	// Its files go before its record: once nothing names the container,
 	// nothing of it is left (a failure here keeps the record, and a
 	// second rm finishes the work).

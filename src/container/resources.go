@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/moby/moby/api/types/blkiodev"
 	containertypes "github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -40,6 +41,22 @@ func setResources(s *specs.Spec, host *containertypes.HostConfig) error {
 		if r.MemoryReservation > 0 {
 			lr.Memory.Reservation = &r.MemoryReservation
 		}
+	}
+	// Create checked these against the host's cgroups (adaptResources);
+	// -1 is the docker CLI's "not given", as records made before kept it.
+	if r.MemorySwappiness != nil && *r.MemorySwappiness >= 0 {
+		if lr.Memory == nil {
+			lr.Memory = &specs.LinuxMemory{}
+		}
+		sw := uint64(*r.MemorySwappiness)
+		lr.Memory.Swappiness = &sw
+	}
+	if r.OomKillDisable != nil && *r.OomKillDisable {
+		if lr.Memory == nil {
+			lr.Memory = &specs.LinuxMemory{}
+		}
+		yes := true
+		lr.Memory.DisableOOMKiller = &yes
 	}
 	if r.NanoCPUs != 0 && (r.CPUQuota != 0 || r.CPUPeriod != 0) {
 		return errdefs.InvalidParameter(errors.New("conflicting options: Nano CPUs and CPU Period cannot both be set"))
@@ -79,6 +96,14 @@ func setResources(s *specs.Spec, host *containertypes.HostConfig) error {
 	if r.CpusetMems != "" {
 		cpu.Mems, set = r.CpusetMems, true
 	}
+	if r.CPURealtimePeriod > 0 {
+		p := uint64(r.CPURealtimePeriod)
+		cpu.RealtimePeriod, set = &p, true
+	}
+	if r.CPURealtimeRuntime != 0 {
+		rt := r.CPURealtimeRuntime
+		cpu.RealtimeRuntime, set = &rt, true
+	}
 	if set {
 		lr.CPU = cpu
 	}
@@ -93,7 +118,62 @@ func setResources(s *specs.Spec, host *containertypes.HostConfig) error {
 		w := r.BlkioWeight
 		lr.BlockIO = &specs.LinuxBlockIO{Weight: &w}
 	}
+	return setBlockIODevices(lr, r)
+}
+
+// setBlockIODevices puts the per-device weights and limits into the spec
+// by the devices' numbers, as Docker does (cgroup v1's blkio files and
+// v2's io.max and io.bfq.weight take "major:minor").
+func setBlockIODevices(lr *specs.LinuxResources, r containertypes.Resources) error {
+	if len(r.BlkioWeightDevice)+len(r.BlkioDeviceReadBps)+len(r.BlkioDeviceWriteBps)+len(r.BlkioDeviceReadIOps)+len(r.BlkioDeviceWriteIOps) == 0 {
+		return nil
+	}
+	if lr.BlockIO == nil {
+		lr.BlockIO = &specs.LinuxBlockIO{}
+	}
+	bio := lr.BlockIO
+	for _, d := range r.BlkioWeightDevice {
+		if d == nil {
+			continue
+		}
+		major, minor, err := blockDevice(d.Path)
+		if err != nil {
+			return err
+		}
+		w := d.Weight
+		bio.WeightDevice = append(bio.WeightDevice, specs.LinuxWeightDevice{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Weight: &w})
+	}
+	for _, t := range []struct {
+		from []*blkiodev.ThrottleDevice
+		to   *[]specs.LinuxThrottleDevice
+	}{
+		{r.BlkioDeviceReadBps, &bio.ThrottleReadBpsDevice}, {r.BlkioDeviceWriteBps, &bio.ThrottleWriteBpsDevice},
+		{r.BlkioDeviceReadIOps, &bio.ThrottleReadIOPSDevice}, {r.BlkioDeviceWriteIOps, &bio.ThrottleWriteIOPSDevice},
+	} {
+		for _, d := range t.from {
+			if d == nil {
+				continue
+			}
+			major, minor, err := blockDevice(d.Path)
+			if err != nil {
+				return err
+			}
+			*t.to = append(*t.to, specs.LinuxThrottleDevice{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: d.Rate})
+		}
+	}
 	return nil
+}
+
+// blockDevice is the device numbers of the block device at path.
+func blockDevice(path string) (major, minor int64, err error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, 0, errdefs.InvalidParameter(&os.PathError{Op: "stat", Path: path, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return 0, 0, errdefs.InvalidParameter(fmt.Errorf("%s is not a block device", path))
+	}
+	return int64(unix.Major(uint64(st.Rdev))), int64(unix.Minor(uint64(st.Rdev))), nil
 }
 
 // validCPUSet checks "0-2,4" against the CPUs this machine has.

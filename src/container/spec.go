@@ -76,6 +76,16 @@ type SpecInput struct {
 	// NetnsPath is the network namespace a bridged container joins (its
 	// network sandbox's); "" for a new empty one.
 	NetnsPath string
+	// PidnsPath and IpcnsPath are the namespaces of another container
+	// that --pid and --ipc container:NAME join; "" for new ones.
+	PidnsPath, IpcnsPath string
+	// ReadOnlyNonRecursive makes read-only binds read-only at their top
+	// only: Docker's default for clients before API 1.44.
+	ReadOnlyNonRecursive bool
+	// ShmPath is the host directory bound at /dev/shm: a shareable IPC
+	// namespace's tmpfs (its own, or the one whose namespace it joins) or
+	// the host's /dev/shm; "" for a tmpfs of the container's own.
+	ShmPath string
 }
 
 // InitDest is where --init's executable appears in a container.
@@ -265,13 +275,19 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if host.Umask != nil {
 		s.Process.User.Umask = host.Umask
 	}
+	if cfg.Tty && host.ConsoleSize[0] > 0 && host.ConsoleSize[1] > 0 {
+		// The terminal's size from the start: the runtime sets it before
+		// the command runs, which reads it at once (the client's resize
+		// comes after).
+		s.Process.ConsoleSize = &specs.Box{Height: min(host.ConsoleSize[0], 0xffff), Width: min(host.ConsoleSize[1], 0xffff)}
+	}
 	if hostname != "" && cfg.Tty {
 		s.Process.Env = append(s.Process.Env, "TERM=xterm")
 	}
 	if hostname != "" {
 		s.Process.Env = appendIfMissing(s.Process.Env, "HOSTNAME="+hostname)
 	}
-	if err := setNamespaces(s, host, in.NetnsPath); err != nil {
+	if err := setNamespaces(s, host, in); err != nil {
 		return nil, err
 	}
 	if err := setSecurity(s, host, in); err != nil {
@@ -325,13 +341,14 @@ func appendIfMissing(env []string, kv string) []string {
 	return append(env, kv)
 }
 
-func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath string) error {
+func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, in SpecInput) error {
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	// container:NAME joins the other one's (a path), else a new one.
 	if !host.PidMode.IsHost() {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.PidnsPath})
 	}
 	if !host.IpcMode.IsHost() {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace, Path: in.IpcnsPath})
 	}
 	// As Docker: a UTS namespace of its own unless --uts=host, also on the
 	// host's network (balena's device agent names its host-network
@@ -339,11 +356,11 @@ func setNamespaces(s *specs.Spec, host *containertypes.HostConfig, netnsPath str
 	if !host.UTSMode.IsHost() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
-	if !host.NetworkMode.IsHost() {
+	if !host.NetworkMode.IsHost() || in.Config.NetworkDisabled {
 		// A bridged container joins the namespace its network sandbox
 		// made (NetnsPath), container:NAME the other one's; at create,
 		// and for none, a new empty one.
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.NetnsPath})
 	}
 	if host.CgroupnsMode.IsPrivate() {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})

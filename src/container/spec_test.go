@@ -10,6 +10,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/blkiodev"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -179,7 +180,7 @@ func TestSpecOptions(t *testing.T) {
 		}
 		return nil
 	}
-	if m := find("/data"); m == nil || m.Source != bindSrc || !slices.Contains(m.Options, "ro") {
+	if m := find("/data"); m == nil || m.Source != bindSrc || !slices.Contains(m.Options, wantRO()) {
 		t.Errorf("bind: %+v", m)
 	}
 	if m := find("/run"); m == nil || !slices.Contains(m.Options, "size=1048576") {
@@ -281,5 +282,225 @@ func TestSpecInit(t *testing.T) {
 	s, _ = spec(t, cfg, containertypes.HostConfig{})
 	if s.Process.Args[0] != "sleep" {
 		t.Errorf("without --init: %q", s.Process.Args)
+	}
+}
+
+// blockDeviceForTest is a block device of this machine, for the limits
+// that take one; the test is skipped on a machine without any.
+func blockDeviceForTest(t *testing.T) (path string, major, minor int64) {
+	t.Helper()
+	devs, _ := os.ReadDir("/sys/block")
+	for _, d := range devs {
+		p := "/dev/" + d.Name()
+		if maj, mnr, err := blockDevice(p); err == nil {
+			return p, maj, mnr
+		}
+	}
+	t.Skip("no block device in /dev")
+	return "", 0, 0
+}
+
+// The memory, real-time and block I/O resources reach the spec, which
+// libcontainer writes to the cgroup (v1's files, v2's io.max and
+// io.bfq.weight): devices by their numbers.
+func TestSpecResources(t *testing.T) {
+	dev, major, minor := blockDeviceForTest(t)
+	host := containertypes.HostConfig{Resources: containertypes.Resources{
+		MemorySwappiness: int64p(10), OomKillDisable: boolp(true), Memory: 64 << 20,
+		CPURealtimePeriod: 1000000, CPURealtimeRuntime: 500000,
+		BlkioWeightDevice:    []*blkiodev.WeightDevice{{Path: dev, Weight: 200}},
+		BlkioDeviceReadBps:   []*blkiodev.ThrottleDevice{{Path: dev, Rate: 1 << 20}},
+		BlkioDeviceWriteBps:  []*blkiodev.ThrottleDevice{{Path: dev, Rate: 2 << 20}},
+		BlkioDeviceReadIOps:  []*blkiodev.ThrottleDevice{{Path: dev, Rate: 100}},
+		BlkioDeviceWriteIOps: []*blkiodev.ThrottleDevice{{Path: dev, Rate: 200}},
+	}}
+	s, err := spec(t, containertypes.Config{}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Linux.Resources
+	if r.Memory.Swappiness == nil || *r.Memory.Swappiness != 10 || r.Memory.DisableOOMKiller == nil || !*r.Memory.DisableOOMKiller {
+		t.Errorf("memory: %+v", r.Memory)
+	}
+	if r.CPU.RealtimePeriod == nil || *r.CPU.RealtimePeriod != 1000000 || r.CPU.RealtimeRuntime == nil || *r.CPU.RealtimeRuntime != 500000 {
+		t.Errorf("cpu: %+v", r.CPU)
+	}
+	d := specs.LinuxBlockIODevice{Major: major, Minor: minor}
+	w := uint16(200)
+	want := &specs.LinuxBlockIO{
+		WeightDevice:            []specs.LinuxWeightDevice{{LinuxBlockIODevice: d, Weight: &w}},
+		ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 1 << 20}},
+		ThrottleWriteBpsDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 2 << 20}},
+		ThrottleReadIOPSDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 100}},
+		ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: d, Rate: 200}},
+	}
+	if !reflect.DeepEqual(r.BlockIO, want) {
+		t.Errorf("block I/O: %+v, want %+v", r.BlockIO, want)
+	}
+	// The docker CLI's "not given" (-1), as older records keep it, and
+	// the OOM killer left on: nothing in the spec.
+	s, err = spec(t, containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{MemorySwappiness: int64p(-1), OomKillDisable: boolp(false)}})
+	if err != nil || s.Linux.Resources.Memory != nil {
+		t.Errorf("defaults: %v %+v", err, s.Linux.Resources.Memory)
+	}
+	for _, bad := range []string{"/dev/null", "/dev/nonexistent"} {
+		_, err := spec(t, containertypes.Config{}, containertypes.HostConfig{Resources: containertypes.Resources{
+			BlkioDeviceReadBps: []*blkiodev.ThrottleDevice{{Path: bad, Rate: 1}}}})
+		if errdefs.KindOf(err) != errdefs.KindInvalidParameter || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s: %v, want 400 naming it", bad, err)
+		}
+	}
+}
+
+// --pid and --ipc container:NAME join the other container's namespaces
+// (paths the start resolves); a shareable or shared IPC namespace binds
+// its /dev/shm from the host; --ipc none has no /dev/shm at all.
+func TestSpecSharedNamespaces(t *testing.T) {
+	nsPath := func(s *specs.Spec, typ specs.LinuxNamespaceType) (string, bool) {
+		for _, n := range s.Linux.Namespaces {
+			if n.Type == typ {
+				return n.Path, true
+			}
+		}
+		return "", false
+	}
+	shmMount := func(s *specs.Spec) *specs.Mount {
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == "/dev/shm" {
+				return &s.Mounts[i]
+			}
+		}
+		return nil
+	}
+	host := containertypes.HostConfig{PidMode: "container:other", IpcMode: "container:other", NetworkMode: "none"}
+	cfg := containertypes.Config{}
+	s, err := Spec(SpecInput{ID: "0123456789abcdef0123", Config: &cfg, Host: &host, Image: testImage(), Rootfs: rootfs(t),
+		PidnsPath: "/proc/42/ns/pid", IpcnsPath: "/proc/42/ns/ipc", ShmPath: "/data/containers/other/shm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := nsPath(s, specs.PIDNamespace); !ok || p != "/proc/42/ns/pid" {
+		t.Errorf("PID namespace: %q %v", p, ok)
+	}
+	if p, ok := nsPath(s, specs.IPCNamespace); !ok || p != "/proc/42/ns/ipc" {
+		t.Errorf("IPC namespace: %q %v", p, ok)
+	}
+	if m := shmMount(s); m == nil || m.Type != "bind" || m.Source != "/data/containers/other/shm" {
+		t.Errorf("/dev/shm: %+v", m)
+	}
+	s, err = spec(t, containertypes.Config{}, containertypes.HostConfig{IpcMode: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := shmMount(s); m != nil {
+		t.Errorf("--ipc none has a /dev/shm: %+v", m)
+	}
+	if _, ok := nsPath(s, specs.IPCNamespace); !ok {
+		t.Error("--ipc none without an IPC namespace of its own")
+	}
+	s, err = spec(t, containertypes.Config{}, containertypes.HostConfig{IpcMode: "private", ShmSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := shmMount(s); m == nil || m.Type != "tmpfs" || !slices.Contains(m.Options, "size=1048576") {
+		t.Errorf("private /dev/shm: %+v", m)
+	}
+	if p, _ := nsPath(s, specs.PIDNamespace); p != "" {
+		t.Errorf("a PID namespace of its own has a path: %q", p)
+	}
+}
+
+// The initial console size (HostConfig.ConsoleSize, height and width)
+// goes into the spec's process for a container with a terminal only.
+func TestSpecConsoleSize(t *testing.T) {
+	s, err := spec(t, containertypes.Config{Tty: true}, containertypes.HostConfig{ConsoleSize: [2]uint{30, 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Process.ConsoleSize; b == nil || b.Height != 30 || b.Width != 100 {
+		t.Errorf("console size: %+v", b)
+	}
+	for _, tc := range []struct {
+		tty  bool
+		size [2]uint
+	}{{false, [2]uint{30, 100}}, {true, [2]uint{0, 100}}, {true, [2]uint{}}} {
+		s, err := spec(t, containertypes.Config{Tty: tc.tty}, containertypes.HostConfig{ConsoleSize: tc.size})
+		if err != nil || s.Process.ConsoleSize != nil {
+			t.Errorf("tty %v, size %v: %v %+v", tc.tty, tc.size, err, s.Process.ConsoleSize)
+		}
+	}
+}
+
+// wantRO is the option of a read-only bind on this kernel: recursively
+// read-only where it can be.
+func wantRO() string {
+	if rroSupported() == nil {
+		return "rro"
+	}
+	return "ro"
+}
+
+// --mount's bind options: bind-recursive (disabled, writable: read-only at
+// the top only, readonly: everywhere or an error), bind-create-src; the
+// clients before API 1.44 (read-only at the top only); tmpfs-option.
+func TestSpecMountOptions(t *testing.T) {
+	src := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "made", "here")
+	for _, tc := range []struct {
+		name           string
+		m              mount.Mount
+		roNonRecursive bool
+		want           []string // the mount's options
+		err            string
+	}{
+		{"default", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b"}, false, []string{"rbind", "rprivate"}, ""},
+		{"read-only", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true}, false, []string{"rbind", "rprivate", wantRO()}, ""},
+		{"read-only, API 1.43", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true}, true, []string{"rbind", "rprivate", "ro"}, ""},
+		{"bind-recursive=disabled", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", BindOptions: &mount.BindOptions{NonRecursive: true, Propagation: "rslave"}}, false,
+			[]string{"bind", "rslave"}, ""},
+		{"bind-recursive=writable", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyNonRecursive: true}}, false,
+			[]string{"rbind", "rprivate", "ro"}, ""},
+		{"bind-recursive=writable without readonly", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", BindOptions: &mount.BindOptions{ReadOnlyNonRecursive: true}}, false,
+			nil, "options conflict: Writable && ReadOnlyNonRecursive"},
+		{"both", mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true}}, false,
+			nil, "mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive"},
+		{"a missing source", mount.Mount{Type: mount.TypeBind, Source: missing, Target: "/b"}, false, nil, `invalid mount config for type "bind": bind source path does not exist: ` + missing},
+		{"bind-create-src", mount.Mount{Type: mount.TypeBind, Source: missing, Target: "/b", BindOptions: &mount.BindOptions{CreateMountpoint: true}}, false, []string{"rbind", "rprivate"}, ""},
+		{"tmpfs-option exec", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"exec"}}}}, false,
+			[]string{"nosuid", "nodev", "noexec", "exec"}, ""},
+		{"tmpfs-option other", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"uid", "1000"}}}}, false,
+			nil, `invalid mount config for type "tmpfs": invalid option: uid`},
+		{"tmpfs-option empty", mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{}}}}, false,
+			nil, `invalid mount config for type "tmpfs": invalid option array length`},
+	} {
+		got, err := fromMount(tc.m, tc.roNonRecursive)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err || errdefs.KindOf(err) != errdefs.KindInvalidParameter {
+				t.Errorf("%s: %v, want 400 %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got.Options, tc.want) {
+			t.Errorf("%s: %v %q, want %q", tc.name, err, got.Options, tc.want)
+		}
+	}
+	if fi, err := os.Stat(missing); err != nil || !fi.IsDir() {
+		t.Errorf("bind-create-src made no directory: %v", err)
+	}
+	// bind-recursive=readonly: everywhere, or refused where the kernel
+	// cannot.
+	got, err := fromMount(mount.Mount{Type: mount.TypeBind, Source: src, Target: "/b", ReadOnly: true, BindOptions: &mount.BindOptions{ReadOnlyForceRecursive: true}}, true)
+	if rroSupported() == nil {
+		if err != nil || !slices.Contains(got.Options, "rro") {
+			t.Errorf("bind-recursive=readonly: %v %q", err, got.Options)
+		}
+	} else if err == nil {
+		t.Errorf("bind-recursive=readonly on a kernel without mount_setattr: %q", got.Options)
+	}
+	// -v SRC:DST:ro follows the client's version as --mount does.
+	for nonRec, want := range map[bool]string{false: wantRO(), true: "ro"} {
+		if m, err := parseBind(src+":/v:ro", nonRec); err != nil || !slices.Contains(m.Options, want) {
+			t.Errorf("-v :ro (top only: %v): %v %q", nonRec, err, m.Options)
+		}
 	}
 }

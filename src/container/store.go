@@ -48,6 +48,9 @@ type Container struct {
 	// gives it a network again, where one created with --network none
 	// is refused, as Docker.
 	NetworkDisconnected bool `json:",omitempty"`
+	// ReadOnlyNonRecursive: its read-only binds are read-only at their
+	// top only (it was created by a client before API 1.44, as Docker).
+	ReadOnlyNonRecursive bool `json:",omitempty"`
 }
 
 // VolumeMount is a volume mounted into a container.
@@ -57,6 +60,10 @@ type VolumeMount struct {
 	ReadOnly    bool
 	NoCopy      bool
 	Anonymous   bool
+	// Labels and DriverOptions (--mount's volume-label, volume-opt) are
+	// given to the volume when it is made.
+	Labels        map[string]string `json:",omitempty"`
+	DriverOptions map[string]string `json:",omitempty"`
 }
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)

@@ -73,8 +73,11 @@ func splitVolumes(host *containertypes.HostConfig, imageVolumes map[string]struc
 			return nil, nil, errdefs.NotImplemented(fmt.Errorf("volume-subpath (--mount type=volume,volume-subpath=%s) is not implemented yet", m.VolumeOptions.Subpath))
 		}
 		vm := VolumeMount{Name: m.Source, Destination: filepath.Clean(m.Target), ReadOnly: m.ReadOnly, Anonymous: m.Source == ""}
-		if m.VolumeOptions != nil {
-			vm.NoCopy = m.VolumeOptions.NoCopy
+		if o := m.VolumeOptions; o != nil {
+			vm.NoCopy, vm.Labels = o.NoCopy, o.Labels
+			if o.DriverConfig != nil {
+				vm.DriverOptions = o.DriverConfig.Options
+			}
 		}
 		vols = append(vols, vm)
 		taken[vm.Destination] = true
@@ -107,7 +110,8 @@ func volumeSpecMounts(vols []VolumeMount, mountpoint func(name string) string) [
 	for _, v := range vols {
 		opts := []string{"rbind", "rprivate"}
 		if v.ReadOnly {
-			opts = append(opts, "ro")
+			ro, _ := readOnly(false, false) // as Docker's, whatever the client's version
+			opts = append(opts, ro)
 		}
 		out = append(out, specs.Mount{Destination: v.Destination, Type: "bind", Source: mountpoint(v.Name), Options: opts})
 	}

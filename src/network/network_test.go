@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/balena-os/balena-engine/src/errdefs"
 	networktypes "github.com/moby/moby/api/types/network"
 )
 
@@ -84,4 +85,76 @@ func ipamConfig(subnet, gw string) networktypes.IPAMConfig {
 		c.Gateway = netip.MustParseAddr(gw)
 	}
 	return c
+}
+
+// Docker's reading of a link: "name:alias", "name", inspect's form.
+func TestParseLink(t *testing.T) {
+	for _, tc := range []struct{ in, name, alias, err string }{
+		{"db:database", "db", "database", ""},
+		{"db", "db", "db", ""},
+		{"/db:/web/database", "db", "database", ""},
+		{"", "", "", "empty string specified for links"},
+		{"a:b:c", "", "", "bad format for links: a:b:c"},
+	} {
+		name, alias, err := ParseLink(tc.in)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || name != tc.name || alias != tc.alias {
+			t.Errorf("%q: %q %q %v", tc.in, name, alias, err)
+		}
+	}
+}
+
+// The endpoint settings Docker refuses, in its words, and those the
+// engine lacks (501 naming them); what the bridge driver takes.
+func TestCheckEndpoint(t *testing.T) {
+	user, dflt := &Network{}, &Network{}
+	user.Name, dflt.Name, dflt.Default = "app", "bridge", true
+	ll := func(s string) *networktypes.EndpointIPAMConfig {
+		return &networktypes.EndpointIPAMConfig{LinkLocalIPs: []netip.Addr{netip.MustParseAddr(s)}}
+	}
+	for _, tc := range []struct {
+		n    *Network
+		cfg  networktypes.EndpointSettings
+		code int
+		want string
+	}{
+		{user, networktypes.EndpointSettings{Links: []string{"db:database"}}, 0, ""},
+		{dflt, networktypes.EndpointSettings{Links: []string{"db:database"}}, 400, "links in the endpoint settings are supported on user-defined networks only"},
+		{user, networktypes.EndpointSettings{Links: []string{"a:b:c"}}, 400, "bad format for links: a:b:c"},
+		{user, networktypes.EndpointSettings{IPAMConfig: ll("169.254.1.2")}, 0, ""},
+		{user, networktypes.EndpointSettings{IPAMConfig: ll("fe80::2")}, 0, ""},
+		{user, networktypes.EndpointSettings{IPAMConfig: ll("10.0.0.2")}, 400, "invalid link local IP address: 10.0.0.2"},
+		{user, networktypes.EndpointSettings{IPAMConfig: ll("0.0.0.0")}, 400, "invalid link-local IP address: 0.0.0.0"},
+		{user, networktypes.EndpointSettings{DriverOpts: map[string]string{optEndpointIfname: "foo0",
+			optEndpointSysctls: "net.ipv4.conf.IFNAME.forwarding=1,net.ipv6.conf.ifname.disable_ipv6=0"}}, 0, ""},
+		{user, networktypes.EndpointSettings{DriverOpts: map[string]string{optEndpointIfname: "a/b"}}, 400, `invalid interface name "a/b"`},
+		{user, networktypes.EndpointSettings{DriverOpts: map[string]string{optEndpointSysctls: "net.ipv4.ip_forward=1"}}, 400,
+			"unrecognised network interface sysctl 'net.ipv4.ip_forward=1'"},
+		{user, networktypes.EndpointSettings{DriverOpts: map[string]string{"com.example.x": "1"}}, 501,
+			`endpoint driver option "com.example.x" is not implemented`},
+	} {
+		err := checkEndpoint(tc.n, &tc.cfg)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", tc.cfg, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errdefs.HTTPStatus(errdefs.KindOf(err)) != tc.code {
+			t.Errorf("%+v: %v, want %d %q", tc.cfg, err, tc.code, tc.want)
+		}
+	}
+	cfg := &networktypes.EndpointSettings{DriverOpts: map[string]string{optEndpointSysctls: "net.ipv4.conf.IFNAME.forwarding=1,net.ipv6.conf.IFNAME.accept_ra=2"},
+		IPAMConfig: &networktypes.EndpointIPAMConfig{LinkLocalIPs: []netip.Addr{netip.MustParseAddr("169.254.1.2"), netip.MustParseAddr("fe80::2")}}}
+	if got := endpointSysctls(cfg, "eth1"); !reflect.DeepEqual(got, map[string]string{"net/ipv4/conf/eth1/forwarding": "1", "net/ipv6/conf/eth1/accept_ra": "2"}) {
+		t.Errorf("sysctls: %v", got)
+	}
+	if got := linkLocal(cfg); !reflect.DeepEqual(got, []netip.Prefix{netip.MustParsePrefix("169.254.1.2/16"), netip.MustParsePrefix("fe80::2/64")}) {
+		t.Errorf("link-local: %v", got)
+	}
 }

@@ -104,6 +104,9 @@ func (m *Manager) CheckCreate(mode containertypes.NetworkMode, eps map[string]*n
 		if ep := eps[name]; ep != nil && len(ep.Aliases) > 0 && n.Default {
 			return errdefs.InvalidParameter(errors.New("network-scoped alias is supported only for containers in user defined networks"))
 		}
+		if err := checkEndpoint(n, eps[name]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -151,7 +154,8 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 		if err != nil {
 			return err
 		}
-		for i, name := range names {
+		taken := map[string]bool{}
+		for _, name := range names {
 			n, err := m.lookup(tx, name)
 			if err != nil {
 				return err
@@ -164,14 +168,37 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 			if err != nil {
 				return err
 			}
-			ep.IfName = "eth" + strconv.Itoa(i)
-			if i > 0 || n.Internal {
-				// The first network's gateway is the default route; an
-				// internal network gives none: no route out.
-				ep.Gateway, ep.Gateway6 = netip.Addr{}, netip.Addr{}
+			if ep.IfName = ifName(cfg); ep.IfName != "" {
+				if taken[ep.IfName] {
+					return errdefs.InvalidParameter(fmt.Errorf("interface name %s is asked for twice", ep.IfName))
+				}
+				taken[ep.IfName] = true
 			}
 			sb.Endpoints = append(sb.Endpoints, ep)
 			nets = append(nets, n)
+		}
+		// The others are eth0, eth1, ... in order, past the names asked for.
+		next := 0
+		for i := range sb.Endpoints {
+			for ; sb.Endpoints[i].IfName == ""; next++ {
+				if name := "eth" + strconv.Itoa(next); !taken[name] {
+					sb.Endpoints[i].IfName, taken[name] = name, true
+				}
+			}
+		}
+		// One network gives the default route: the highest gateway
+		// priority, as Docker's, else the first (the one the mode names);
+		// an internal network gives none.
+		gw := -1
+		for i, n := range nets {
+			if !n.Internal && (gw < 0 || gwPriority(sb.Endpoints[i].Config) > gwPriority(sb.Endpoints[gw].Config)) {
+				gw = i
+			}
+		}
+		for i := range sb.Endpoints {
+			if i != gw {
+				sb.Endpoints[i].Gateway, sb.Endpoints[i].Gateway6 = netip.Addr{}, netip.Addr{}
+			}
 		}
 		if sb.Ports, err = m.bindPorts(req, sb.Endpoints[0], nets[0], all); err != nil {
 			return err
@@ -273,7 +300,8 @@ func (m *Manager) build(sb *sandbox, nets []*Network) error {
 		}
 		mac, _ := net.ParseMAC(ep.MAC)
 		if err := link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName,
-			Addr: ep.Addr, Gateway: ep.Gateway, Addr6: ep.Addr6, Gateway6: ep.Gateway6, MAC: mac, MTU: m.mtu(n)}); err != nil {
+			Addr: ep.Addr, Gateway: ep.Gateway, Addr6: ep.Addr6, Gateway6: ep.Gateway6, MAC: mac, MTU: m.mtu(n),
+			LinkLocal: linkLocal(ep.Config), Sysctls: endpointSysctls(ep.Config, ep.IfName)}); err != nil {
 			return fmt.Errorf("network %s for container %s: %w", n.Name, sb.ContainerID[:12], err)
 		}
 	}
@@ -641,6 +669,8 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 	defer m.mu.Unlock()
 	var sb *sandbox
 	var ep endpoint
+	var gw, gw6 netip.Addr // the default routes the new endpoint takes over
+	var from string        // from the endpoint on this network
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		if sb, err = m.getSandbox(tx, containerID); err != nil {
@@ -650,11 +680,15 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 			return errdefs.Forbidden(fmt.Errorf("container %s has no network sandbox to connect", containerID[:12]))
 		}
 		used := map[string]bool{}
-		for _, e := range sb.Endpoints {
+		cur := -1 // the endpoint of the default route
+		for i, e := range sb.Endpoints {
 			if e.NetworkID == n.ID {
 				return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", name, n.Name))
 			}
 			used[e.IfName] = true
+			if e.Gateway.IsValid() || e.Gateway6.IsValid() {
+				cur = i
+			}
 		}
 		all, err := m.allSandboxes(tx)
 		if err != nil {
@@ -663,12 +697,24 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 		if ep, err = m.allocate(n, cfg, all, sb, JoinRequest{ContainerID: containerID, Name: name}); err != nil {
 			return err
 		}
-		for i := 1; ; i++ {
-			if ep.IfName = "eth" + strconv.Itoa(i); !used[ep.IfName] {
-				break
+		if ep.IfName = ifName(cfg); ep.IfName != "" && used[ep.IfName] {
+			return errdefs.InvalidParameter(fmt.Errorf("interface name %s is already used in container %s", ep.IfName, containerID[:12]))
+		}
+		for i := 1; ep.IfName == ""; i++ {
+			if name := "eth" + strconv.Itoa(i); !used[name] {
+				ep.IfName = name
 			}
 		}
-		ep.Gateway, ep.Gateway6 = netip.Addr{}, netip.Addr{}
+		// A higher gateway priority than the default route's network
+		// takes the default route over, as with Docker.
+		if !n.Internal && (cur < 0 || gwPriority(cfg) > gwPriority(sb.Endpoints[cur].Config)) {
+			gw, gw6 = ep.Gateway, ep.Gateway6
+			if cur >= 0 {
+				from = sb.Endpoints[cur].NetworkID
+			}
+		} else {
+			ep.Gateway, ep.Gateway6 = netip.Addr{}, netip.Addr{}
+		}
 		sb.Endpoints = append(sb.Endpoints, ep)
 		if !n.Default && !sb.resolved() {
 			sb.Upstreams = m.upstreams(JoinRequest{})
@@ -680,7 +726,31 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 	}
 	mac, _ := net.ParseMAC(ep.MAC)
 	if err := m.ensureDevice(n); err == nil {
-		err = link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName, Addr: ep.Addr, Addr6: ep.Addr6, MAC: mac, MTU: m.mtu(n)})
+		err = link.AttachVeth(link.Veth{HostName: ep.Veth, Bridge: n.Device, NetnsPath: sb.Netns, IfName: ep.IfName, Addr: ep.Addr, Addr6: ep.Addr6, MAC: mac, MTU: m.mtu(n),
+			LinkLocal: linkLocal(cfg), Sysctls: endpointSysctls(cfg, ep.IfName)})
+		if err == nil && (gw.IsValid() || gw6.IsValid()) {
+			err = link.SetDefaultRoute(sb.Netns, ep.IfName, gw, gw6)
+		}
+		if err == nil && from != "" {
+			// The route is the new endpoint's: the record says so.
+			err = m.db.Update(func(tx *bolt.Tx) error {
+				sb, err := m.getSandbox(tx, containerID)
+				if err != nil || sb == nil {
+					return err
+				}
+				for i := range sb.Endpoints {
+					if e := &sb.Endpoints[i]; e.NetworkID == from {
+						if gw.IsValid() {
+							e.Gateway = netip.Addr{}
+						}
+						if gw6.IsValid() {
+							e.Gateway6 = netip.Addr{}
+						}
+					}
+				}
+				return putJSON(tx, bucketSandboxes, containerID, sb)
+			})
+		}
 		if err == nil {
 			return m.publishDNS(true)
 		}

@@ -218,7 +218,17 @@ func (m *Manager) dnsTable(tx *bolt.Tx) (*dns.Table, error) {
 			}
 		}
 		if len(on) > 0 && s.resolved() {
-			t.Sandboxes = append(t.Sandboxes, dns.Sandbox{ID: s.ContainerID, Netns: s.Netns, Networks: on, Upstreams: s.Upstreams})
+			var links []dns.Link
+			for _, e := range s.Endpoints {
+				if _, user := names[e.NetworkID]; user && e.Config != nil {
+					for _, l := range e.Config.Links {
+						if target, alias, err := ParseLink(l); err == nil {
+							links = append(links, dns.Link{Network: e.NetworkID, Alias: alias, Target: target})
+						}
+					}
+				}
+			}
+			t.Sandboxes = append(t.Sandboxes, dns.Sandbox{ID: s.ContainerID, Netns: s.Netns, Networks: on, Upstreams: s.Upstreams, Links: links})
 		}
 	}
 	return t, nil

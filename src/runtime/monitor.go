@@ -218,6 +218,9 @@ var rlimitTypes = map[string]int{
 func process(p *specs.Process) (*libcontainer.Process, error) {
 	lp := &libcontainer.Process{Args: p.Args, Env: p.Env, UID: int(p.User.UID), GID: int(p.User.GID), Cwd: p.Cwd,
 		NoNewPrivileges: &p.NoNewPrivileges, Init: true}
+	if p.ConsoleSize != nil {
+		lp.ConsoleHeight, lp.ConsoleWidth = uint16(min(p.ConsoleSize.Height, 0xffff)), uint16(min(p.ConsoleSize.Width, 0xffff))
+	}
 	if p.Capabilities != nil {
 		lp.Capabilities = &configs.Capabilities{Bounding: p.Capabilities.Bounding, Effective: p.Capabilities.Effective,
 			Inheritable: p.Capabilities.Inheritable, Permitted: p.Capabilities.Permitted, Ambient: p.Capabilities.Ambient}

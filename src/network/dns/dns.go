@@ -43,6 +43,15 @@ type Sandbox struct {
 	Networks  []string // IDs of the user networks it is on: it resolves names of containers on these only
 	Upstreams []string // "ip" or "ip:port" of resolvers to forward other names to; port 53 if none
 	Search    []string // not used for answering; informational
+	// Links are its endpoints' links (--link on a user network): names
+	// that only it resolves, to another container on that network.
+	Links []Link `json:",omitempty"`
+}
+
+// Link makes Alias, in one sandbox, a name of the container named Target
+// on the network with ID Network.
+type Link struct {
+	Network, Alias, Target string
 }
 
 // Entry is one container's address on one network and the names it answers
@@ -175,6 +184,11 @@ func (r *Resolver) SetTable(t *Table) {
 				v.add(n+"."+nw, a)
 			}
 		}
+		for _, l := range sb.Links {
+			if l.Network == e.Network && containsName(e.Names, l.Target) {
+				v.add(normName(l.Alias), a)
+			}
+		}
 		if _, dup := v.ptr[a]; !dup && a.IsValid() && len(e.Names) > 0 {
 			s := strings.TrimSuffix(e.Names[0], ".")
 			if e.NetworkName != "" {
@@ -185,6 +199,17 @@ func (r *Resolver) SetTable(t *Table) {
 			}
 		}
 	}
+}
+
+// containsName says whether names has name, as DNS compares them.
+func containsName(names []string, name string) bool {
+	name = normName(name)
+	for _, n := range names {
+		if normName(n) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(l []string, s string) bool {

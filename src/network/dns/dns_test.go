@@ -811,3 +811,35 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// A link's alias resolves, in the linking sandbox only, to the target's
+// addresses on the link's network (not on the sandbox's other networks);
+// a link to a container not there resolves to nothing of ours.
+func TestLinks(t *testing.T) {
+	up := startUpstream(t, answerWith("198.51.100.7"))
+	tbl := testTable(up.addr)
+	tbl.Sandboxes[0].Links = []Link{{Network: "n2", Alias: "database", Target: "DB"}, {Network: "n2", Alias: "site", Target: "web"},
+		{Network: "n1", Alias: "gone", Target: "nothere"}}
+	r := NewResolver("sb", Options{Timeout: 2 * time.Second})
+	r.SetTable(tbl)
+	A, AAAA := dnsmessage.TypeA, dnsmessage.TypeAAAA
+	for _, c := range []struct {
+		name string
+		typ  dnsmessage.Type
+		want []string
+	}{
+		{"database.", A, []string{"10.0.2.3"}},
+		{"database.", AAAA, []string{"fd00::3"}},
+		{"SITE.", A, []string{"10.0.2.2"}}, // web's n2 address only
+		{"gone.", A, []string{"198.51.100.7"}},
+	} {
+		if got := answers(ask(t, r, c.name, c.typ, false)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s %v: %v, want %v", c.name, c.typ, got, c.want)
+		}
+	}
+	o := NewResolver("other", Options{Timeout: 2 * time.Second})
+	o.SetTable(tbl)
+	if got := answers(ask(t, o, "database.", A, false)); !reflect.DeepEqual(got, []string{"198.51.100.7"}) {
+		t.Errorf("another sandbox resolves the link: %v", got)
+	}
+}

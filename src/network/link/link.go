@@ -239,6 +239,11 @@ type Veth struct {
 	Gateway6  netip.Addr       // IPv6 default route via this; zero: none
 	MAC       net.HardwareAddr // container side; nil: GenerateMAC(Addr)
 	MTU       int              // 0: the bridge's
+	// LinkLocal are more addresses of the container side (--link-local-ip).
+	LinkLocal []netip.Prefix
+	// Sysctls are settings of the container side, as paths under
+	// /proc/sys in its namespace ("net/ipv4/conf/eth0/forwarding").
+	Sysctls map[string]string
 }
 
 func (v *Veth) check() error {
@@ -370,6 +375,27 @@ func (v *Veth) configurePeer() error {
 			return fmt.Errorf("%s: address %s: %w", where, v.Addr6, err)
 		}
 	}
+	for _, a := range v.LinkLocal {
+		na := nlAddr(a)
+		if a.Addr().Is6() {
+			na.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrAdd(l, na); err != nil {
+			return fmt.Errorf("%s: link-local address %s: %w", where, a, err)
+		}
+	}
+	// Written from this thread, which is in the namespace: /proc/sys/net
+	// shows the namespace of the one that opens it.
+	keys := make([]string, 0, len(v.Sysctls))
+	for k := range v.Sysctls {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := SetSysctl(k, v.Sysctls[k]); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return fmt.Errorf("%s: setting up: %w", where, err)
 	}
@@ -389,7 +415,13 @@ func (v *Veth) configurePeer() error {
 // netlink.RouteAdd sends the same request, through an encoder of every
 // route feature (17 KB) that this package then does without.
 func addDefaultRoute(index int, gw netip.Addr) error {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	return defaultRoute(index, gw, unix.NLM_F_EXCL)
+}
+
+// defaultRoute adds (NLM_F_EXCL) or replaces (NLM_F_REPLACE) the default
+// route of gw's family.
+func defaultRoute(index int, gw netip.Addr, how int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|how|unix.NLM_F_ACK)
 	msg := nl.NewRtMsg() // main table, boot protocol, universe scope, unicast
 	// An IPv4-mapped gateway is IPv4, as netlink takes it.
 	gw = gw.Unmap()
@@ -402,6 +434,27 @@ func addDefaultRoute(index int, gw netip.Addr) error {
 	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(index))))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
+}
+
+// SetDefaultRoute makes the container side ifName in the namespace at
+// netnsPath the default route via the gateways given (a zero one leaves
+// that family's route as it is): a container connected to a network of a
+// higher gateway priority than the one it had.
+func SetDefaultRoute(netnsPath, ifName string, gw, gw6 netip.Addr) error {
+	return netns.Do(netnsPath, func() error {
+		l, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", ifName, netnsPath, err)
+		}
+		for _, g := range []netip.Addr{gw, gw6} {
+			if g.IsValid() {
+				if err := defaultRoute(l.Attrs().Index, g, unix.NLM_F_REPLACE); err != nil {
+					return fmt.Errorf("%s in %s: default route via %s: %w", ifName, netnsPath, g, err)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // DetachVeth deletes the host side of a veth pair, which deletes the
