@@ -41,7 +41,7 @@ func (s *Server) containerAttachWS(w http.ResponseWriter, r *http.Request) error
 			if at.stdin {
 				go s.feedStdin(ctx, at.c.ID, ws)
 			}
-			s.relayOutput(ctx, at.c.ID, at.replay, at.live, func(stream byte, p []byte) error {
+			s.relayOutput(ctx, at, func(stream byte, p []byte) error {
 				if !at.wants(stream) {
 					return nil
 				}

@@ -607,7 +607,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		}
 		return mw.Frame(stream, p)
 	}
-	s.relayOutput(ctx, at.c.ID, at.replay, at.live, send)
+	s.relayOutput(ctx, at, send)
 	return nil
 }
 
@@ -615,13 +615,15 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 type attachment struct {
 	c                     *container.Container
 	stdout, stderr, stdin bool
-	replay                bool          // logs=1
-	live                  io.ReadCloser // the monitor's stream, with stream=1
+	replay                bool                 // logs=1
+	log                   *container.LogReplay // the log up to the stream, with logs=1 and stream=1
+	live                  io.ReadCloser        // the monitor's stream, with stream=1
 }
 
 // openAttach reads an attach request and, with stream=1, attaches to the
 // monitor before the client hears its answer, so before it can start the
-// container: nothing of the run is missed.
+// container: nothing of the run is missed. With logs=1 too, the log's
+// replay ends where the stream begins.
 func (s *Server) openAttach(r *http.Request) (*attachment, error) {
 	c, err := s.cfg.Containers.Get(r.PathValue("id"))
 	if err != nil {
@@ -629,10 +631,14 @@ func (s *Server) openAttach(r *http.Request) (*attachment, error) {
 	}
 	at := &attachment{c: c, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr"),
 		stdin: boolParam(r, "stdin") && c.Config.OpenStdin, replay: boolParam(r, "logs")}
-	if boolParam(r, "stream") {
-		if at.live, err = s.cfg.Containers.Attach(r.Context(), c.ID); err != nil {
-			return nil, err
-		}
+	switch {
+	case boolParam(r, "stream") && at.replay:
+		at.live, at.log, err = s.cfg.Containers.AttachWithLog(r.Context(), c.ID)
+	case boolParam(r, "stream"):
+		at.live, err = s.cfg.Containers.Attach(r.Context(), c.ID)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return at, nil
 }
@@ -644,6 +650,9 @@ func (at *attachment) wants(stream byte) bool {
 func (at *attachment) close() {
 	if at.live != nil {
 		at.live.Close()
+	}
+	if at.log != nil {
+		at.log.Close()
 	}
 }
 
@@ -662,17 +671,22 @@ func (s *Server) feedStdin(ctx context.Context, id string, in io.Reader) {
 }
 
 // relayOutput sends an attached client the container's stored log first
-// (with logs), then its live output from the monitor (live, when the
-// client asked for the stream) until that ends or the client is gone.
-func (s *Server) relayOutput(ctx context.Context, id string, replay bool, live io.Reader, send func(stream byte, p []byte) error) {
-	if replay {
-		err := s.cfg.Containers.Logs(ctx, id, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
-			return send(streamID(e.Stream), []byte(e.Log))
-		})
+// (with logs), then its live output from the monitor (with stream) until
+// that ends or the client is gone.
+func (s *Server) relayOutput(ctx context.Context, at *attachment, send func(stream byte, p []byte) error) {
+	if at.replay {
+		fn := func(e logs.Entry) error { return send(streamID(e.Stream), []byte(e.Log)) }
+		var err error
+		if at.log != nil {
+			err = at.log.Read(ctx, fn)
+		} else {
+			err = s.cfg.Containers.Logs(ctx, at.c.ID, logs.ReadOptions{Tail: -1}, fn)
+		}
 		if err != nil && errdefs.KindOf(err) != errdefs.KindNotImplemented {
 			return // the client is gone, or the log unreadable: the stream has begun
 		}
 	}
+	live := at.live
 	if live == nil {
 		return
 	}
