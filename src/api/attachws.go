@@ -39,7 +39,12 @@ func (s *Server) containerAttachWS(w http.ResponseWriter, r *http.Request) error
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if at.stdin {
-				go s.feedStdin(ctx, at.c.ID, ws)
+				go func() {
+					if s.feedStdin(ctx, at, ws) {
+						ws.Close() // detached: the client is let go
+						at.stopLive()
+					}
+				}()
 			}
 			s.relayOutput(ctx, at, func(stream byte, p []byte) error {
 				if !at.wants(stream) {

@@ -164,7 +164,13 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, containertypes.CreateResponse{ID: c.ID, Warnings: warnings})
 }
 
+// containerStart starts a container. Its detachKeys is checked as an
+// attach's and has nothing to watch: a start has no stream (Docker does
+// not read it either; the docker CLI's start -a gives it to the attach).
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
+	if _, err := detachKeysParam(r.URL.Query().Get("detachKeys")); err != nil {
+		return err
+	}
 	return noContentUnless(w, s.cfg.Containers.Start(r.Context(), r.PathValue("id")), container.ErrAlreadyStarted)
 }
 
@@ -588,14 +594,16 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
+		detached := false
 		if at.stdin {
-			s.feedStdin(ctx, at.c.ID, in)
+			detached = s.feedStdin(ctx, at, in)
 		} else {
 			io.Copy(io.Discard, in)
 		}
-		if waitHangup(conn) {
+		// Detached by the client's keys, the client is let go at once.
+		if detached || waitHangup(conn) {
 			cancel()
-			at.close() // ends the wait for the monitor's next frame
+			at.stopLive() // ends the wait for the monitor's next frame
 		}
 	}()
 	send := func(stream byte, p []byte) error {
@@ -615,6 +623,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 type attachment struct {
 	c                     *container.Container
 	stdout, stderr, stdin bool
+	detachKeys            []byte               // watched for in the input of a terminal
 	replay                bool                 // logs=1
 	log                   *container.LogReplay // the log up to the stream, with logs=1 and stream=1
 	live                  io.ReadCloser        // the monitor's stream, with stream=1
@@ -625,12 +634,16 @@ type attachment struct {
 // container: nothing of the run is missed. With logs=1 too, the log's
 // replay ends where the stream begins.
 func (s *Server) openAttach(r *http.Request) (*attachment, error) {
+	keys, err := detachKeysParam(r.URL.Query().Get("detachKeys"))
+	if err != nil {
+		return nil, err
+	}
 	c, err := s.cfg.Containers.Get(r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
 	at := &attachment{c: c, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr"),
-		stdin: boolParam(r, "stdin") && c.Config.OpenStdin, replay: boolParam(r, "logs")}
+		stdin: boolParam(r, "stdin") && c.Config.OpenStdin, replay: boolParam(r, "logs"), detachKeys: keys}
 	switch {
 	case boolParam(r, "stream") && at.replay:
 		at.live, at.log, err = s.cfg.Containers.AttachWithLog(r.Context(), c.ID)
@@ -647,27 +660,58 @@ func (at *attachment) wants(stream byte) bool {
 	return (stream != stdstream.Stdout || at.stdout) && (stream != stdstream.Stderr || at.stderr)
 }
 
-func (at *attachment) close() {
+// stopLive ends the live stream (its relay's wait for the next frame).
+func (at *attachment) stopLive() {
 	if at.live != nil {
 		at.live.Close()
 	}
+}
+
+// close lets go of what the attach holds, once it is over.
+func (at *attachment) close() {
+	at.stopLive()
 	if at.log != nil {
 		at.log.Close()
 	}
 }
 
-// feedStdin copies a client's input to the container as soon as it runs,
-// and ends the container's input when the client's ends.
-func (s *Server) feedStdin(ctx context.Context, id string, in io.Reader) {
-	dst, err := s.cfg.Containers.StdinConn(ctx, id)
+// detachKeysParam reads an attach's detachKeys, answering Docker's 400.
+func detachKeysParam(v string) ([]byte, error) {
+	keys, err := stdstream.ParseDetachKeys(v)
 	if err != nil {
-		return
+		return nil, errdefs.InvalidParameter(fmt.Errorf("Invalid detach keys (%s) provided", v)) //lint:ignore ST1005 Docker's wording
+	}
+	return keys, nil
+}
+
+// feedStdin copies a client's input to the container as soon as it runs,
+// and ends the container's input when the client's ends. In a terminal's
+// input it watches for the detach keys, as Docker does (not in a pipe's,
+// whose bytes are the container's whatever they are): detached says the
+// client typed them, and its attach is to end, the container's input
+// staying open.
+func (s *Server) feedStdin(ctx context.Context, at *attachment, in io.Reader) (detached bool) {
+	dst, err := s.cfg.Containers.StdinConn(ctx, at.c.ID)
+	if err != nil {
+		return false
 	}
 	defer dst.Close()
-	io.Copy(dst, in)
+	if at.c.Config.Tty {
+		dr := stdstream.NewDetachReader(in, at.detachKeys)
+		in = dr
+		defer func() {
+			if detached = dr.Detached(); detached {
+				s.cfg.Containers.Detached(at.c.ID)
+			}
+		}()
+	}
+	if _, err := io.Copy(dst, in); errors.Is(err, stdstream.ErrDetached) {
+		return true
+	}
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
+	return false
 }
 
 // relayOutput sends an attached client the container's stored log first

@@ -8,6 +8,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/moby/moby/api/types/events"
 )
 
 // Attach returns a container's output from now until it ends, in Docker's
@@ -82,6 +83,14 @@ func (r *LogReplay) Close() {
 	if r.snap != nil {
 		r.snap.Close()
 		r.snap = nil
+	}
+}
+
+// Detached records that an attached client typed its detach keys (a
+// "detach" event, as Docker's).
+func (m *Manager) Detached(ref string) {
+	if c, err := m.records.get(ref); err == nil {
+		m.notify(events.ActionDetach, c, nil)
 	}
 }
 
