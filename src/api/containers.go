@@ -200,12 +200,19 @@ func timeoutParam(r *http.Request) (*int, error) {
 	return &n, nil
 }
 
+// stopSignal is a stop's or restart's signal (docker stop -s). Docker
+// reads it from API 1.42 on; it is read at every version here, rather
+// than dropped.
+func stopSignal(r *http.Request) string {
+	return r.URL.Query().Get("signal")
+}
+
 func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
 	t, err := timeoutParam(r)
 	if err != nil {
 		return err
 	}
-	return noContentUnless(w, s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t), container.ErrNotRunning)
+	return noContentUnless(w, s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t, stopSignal(r)), container.ErrNotRunning)
 }
 
 func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error {
@@ -213,7 +220,7 @@ func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Containers.Restart(r.Context(), r.PathValue("id"), t); err != nil {
+	if err := s.cfg.Containers.Restart(r.Context(), r.PathValue("id"), t, stopSignal(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
