@@ -508,6 +508,10 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, http.StatusOK, resp)
 }
 
+// rfc3339NanoFixed is Docker's timestamp of a log line: RFC 3339 with
+// nanoseconds, always nine digits.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
+
 func streamID(name string) byte {
 	if name == "stderr" {
 		return 2
@@ -543,7 +547,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if err := container.ReadableLogs(c); err != nil {
 		return err // before the stream's headers, so that the client sees it
 	}
-	timestamps := boolParam(r, "timestamps")
+	timestamps, details := boolParam(r, "timestamps"), boolParam(r, "details")
 	ct := "application/vnd.docker.multiplexed-stream"
 	if c.Config.Tty {
 		ct = "application/vnd.docker.raw-stream"
@@ -563,8 +567,15 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		line := e.Log
+		if details {
+			// Docker's details are the attributes its log drivers add
+			// (--log-opt labels, env, env-regex), then a space: the
+			// engine's drivers add none, so the space alone, as Docker
+			// sends for a container without them.
+			line = " " + line
+		}
 		if timestamps {
-			line = e.Time.Format(time.RFC3339Nano) + " " + line
+			line = e.Time.Format(rfc3339NanoFixed) + " " + line
 		}
 		if c.Config.Tty {
 			return mw.Raw([]byte(line))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -262,4 +263,23 @@ func TestE2ELogsDiskFull(t *testing.T) {
 		t.Errorf("bounded log: %d files, %d bytes (limit %d)", len(files), total, 3*512<<10)
 	}
 	run(t, env, "docker", "rm", "-f", "bounded")
+}
+
+// docker logs --details: each line after its attributes and a space, as
+// Docker sends them; the engine's log drivers add no attributes, so a
+// space alone. With -t the timestamp, Docker's fixed nine digits, first.
+func TestE2ELogsDetails(t *testing.T) {
+	_, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "--network", "none", "--name", "det", "busybox", "sh", "-c", "echo out1; echo err1 >&2")
+	if r := run(t, env, "docker", "logs", "--details", "det"); r.stdout != " out1\n" || r.stderr != " err1\n" {
+		t.Errorf("logs --details: %q %q", r.stdout, r.stderr)
+	}
+	r := run(t, env, "docker", "logs", "--details", "-t", "det")
+	if ok, _ := regexp.MatchString(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z  out1\n$`, r.stdout); !ok {
+		t.Errorf("logs --details -t: %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "logs", "det"); r.stdout != "out1\n" {
+		t.Errorf("logs: %q", r.stdout)
+	}
+	run(t, env, "docker", "rm", "det")
 }
