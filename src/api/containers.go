@@ -290,6 +290,16 @@ func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
+	if boolParam(r, "link") {
+		// link=1 removes a link, PARENT/ALIAS, and never the container.
+		// The engine makes no links: a link name names nothing (404,
+		// see registerMissing), and a container's own name is Docker's
+		// "default link name", which Docker refuses so (with 500).
+		if _, err := s.cfg.Containers.Get(r.PathValue("id")); err != nil {
+			return err
+		}
+		return errdefs.Conflict(errors.New("Conflict, cannot remove the default link name of the container")) //lint:ignore ST1005 Docker's wording
+	}
 	if err := s.cfg.Containers.Remove(r.Context(), r.PathValue("id"), boolParam(r, "force"), boolParam(r, "v")); err != nil {
 		return err
 	}

@@ -54,3 +54,33 @@ func TestE2EStopSignal(t *testing.T) {
 	}
 	docker("rm", "sig")
 }
+
+// docker rm --link: the engine makes no links, so it removes none, and
+// never the container: a link name names nothing (404, Docker's words),
+// a container's own name is its "default link name", refused as Docker
+// refuses it.
+func TestE2ERemoveLink(t *testing.T) {
+	p, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	docker("create", "--network", "none", "--name", "par", "busybox", "true")
+	for _, c := range []struct{ name, want string }{
+		{"par", "Conflict, cannot remove the default link name of the container"},
+		{"par/alias", "No such container: par/alias"},
+		{"/par/alias", "No such container: par/alias"},
+		{"nothing", "No such container: nothing"},
+	} {
+		if r := run(t, env, "docker", "rm", "--link", c.name); r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("rm --link %s: %d %q, want %q", c.name, r.code, r.stderr, c.want)
+		}
+	}
+	if code, body := apiCall(t, p, "DELETE", "/v1.45/containers/par?link=1", ""); code != 409 {
+		t.Errorf("DELETE par?link=1: %d %s", code, body)
+	}
+	if code, body := apiCall(t, p, "DELETE", "/v1.45/containers/par/alias?link=1", ""); code != 404 || !strings.Contains(body, "No such container: par/alias") {
+		t.Errorf("DELETE par/alias?link=1: %d %s", code, body)
+	}
+	if got := docker("ps", "-aq", "--filter", "name=^par$"); got == "" {
+		t.Error("rm --link removed the container")
+	}
+	docker("rm", "par")
+}
