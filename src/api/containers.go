@@ -972,7 +972,8 @@ func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
 	if p == "" {
 		return errdefs.InvalidParameter(errors.New("path is required"))
 	}
-	if err := s.cfg.Containers.ExtractTo(r.Context(), r.PathValue("id"), p, r.Body); err != nil {
+	opts := container.ExtractOptions{CopyUIDGID: boolParam(r, "copyUIDGID"), NoOverwriteDirNonDir: boolParam(r, "noOverwriteDirNonDir")}
+	if err := s.cfg.Containers.ExtractTo(r.Context(), r.PathValue("id"), p, r.Body, opts); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
