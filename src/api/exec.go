@@ -50,8 +50,9 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, containertypes.ExecInspectResponse{
 		ID: e.ID, Running: running, ExitCode: code, ContainerID: e.ContainerID, Pid: pid,
 		OpenStdin: e.Config.AttachStdin, OpenStdout: e.Config.AttachStdout, OpenStderr: e.Config.AttachStderr,
-		DetachKeys:    e.DetachKeys,
-		ProcessConfig: &containertypes.ExecProcessConfig{Tty: e.Config.Tty, Entrypoint: e.Config.Cmd[0], Arguments: args, User: e.Config.User},
+		DetachKeys: e.DetachKeys,
+		ProcessConfig: &containertypes.ExecProcessConfig{Tty: e.Config.Tty, Entrypoint: e.Config.Cmd[0], Arguments: args, User: e.Config.User,
+			Privileged: &e.Config.Privileged},
 	})
 }
 

@@ -171,9 +171,16 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 		cwd = "/"
 	}
 	env := MergeEnv(MergeEnv(img.Config.Config.Env, c.Config.Env), e.Config.Env)
-	conn, br, err := m.rt.Exec(ctx, &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
+	req := &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
 		UID: u.UID, GID: u.GID, Groups: u.AdditionalGids, Stdin: e.Config.AttachStdin && stdin != nil,
-		Tty: e.Config.Tty, ExecID: e.ID})
+		Tty: e.Config.Tty, ExecID: e.ID}
+	if e.Config.Privileged {
+		// docker exec --privileged: every capability (that the engine
+		// holds), as Docker gives; the container's seccomp profile and
+		// no-new-privileges apply as to any exec, as with Docker.
+		req.Capabilities = grantableCaps()
+	}
+	conn, br, err := m.rt.Exec(ctx, req)
 	if err != nil {
 		return 0, err
 	}
