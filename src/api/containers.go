@@ -308,7 +308,7 @@ func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "label", "until")
+	f, err := parseFilters(r, "label", "label!", "until")
 	if err != nil {
 		return err
 	}
@@ -316,16 +316,14 @@ func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var until time.Time
-	if u := f["until"]; len(u) > 0 {
-		if until, err = parseEventTime(u[0], time.Now()); err != nil {
-			return err
-		}
+	until, err := untilFilter(f, time.Now(), true)
+	if err != nil {
+		return err
 	}
 	rep := containertypes.PruneReport{ContainersDeleted: []string{}}
 	for _, c := range all {
 		if c.State.Status == container.StatusRunning || c.State.Status == container.StatusPaused ||
-			!matchLabels(c.Config.Labels, f["label"]) || (!until.IsZero() && !c.Created.Before(until)) {
+			!pruneLabels(f, c.Config.Labels) || (!until.IsZero() && !c.Created.Before(until)) {
 			continue
 		}
 		size := s.cfg.Containers.SizeRw(c.ID)

@@ -174,7 +174,7 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "dangling", "reference", "label", "before", "since")
+	f, err := parseFilters(r, "dangling", "reference", "label", "before", "since", "until")
 	if err != nil {
 		return err
 	}
@@ -183,6 +183,29 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, danglingSet := f["dangling"]
+	// As Docker: images created before the oldest image "before" names
+	// and before "until", after the newest image "since" names.
+	before, err := untilFilter(f, time.Now(), false)
+	if err != nil {
+		return err
+	}
+	var since time.Time
+	for key, vs := range map[string][]string{"before": f["before"], "since": f["since"]} {
+		for _, ref := range vs {
+			img, err := s.cfg.Images.Get(ref)
+			if err != nil {
+				return err
+			}
+			if c := img.Config.Created; c != nil {
+				switch {
+				case key == "before" && (before.IsZero() || c.Before(before)):
+					before = *c
+				case key == "since" && c.After(since):
+					since = *c
+				}
+			}
+		}
+	}
 	imgs, err := s.cfg.Images.List()
 	if err != nil {
 		return err
@@ -190,6 +213,9 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
 		if danglingSet && dangling != (len(img.RepoTags) == 0) {
+			continue
+		}
+		if c := img.Config.Created; (!before.IsZero() && (c == nil || !c.Before(before))) || (!since.IsZero() && (c == nil || !c.After(since))) {
 			continue
 		}
 		if !matchLabels(img.Config.Config.Labels, f["label"]) {
@@ -417,11 +443,16 @@ func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request, name string
 }
 
 func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "dangling", "label", "until")
+	f, err := parseFilters(r, "dangling", "label", "label!", "until")
 	if err != nil {
 		return err
 	}
 	danglingOnly, err := f.bool("dangling", true)
+	if err != nil {
+		return err
+	}
+	// As Docker: images created until then (no creation time: kept).
+	until, err := untilFilter(f, time.Now(), true)
 	if err != nil {
 		return err
 	}
@@ -434,7 +465,7 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 		if danglingOnly && len(img.RepoTags) > 0 {
 			continue
 		}
-		if !matchLabels(img.Config.Config.Labels, f["label"]) {
+		if !pruneLabels(f, img.Config.Config.Labels) || (!until.IsZero() && (img.Config.Created == nil || img.Config.Created.After(until))) {
 			continue
 		}
 		// An image a container uses stays as it is, tags and all, as
