@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -151,7 +152,8 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
 			ref += ":" + tag
 		}
 	}
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
 		return errdefs.InvalidParameter(fmt.Errorf("invalid reference format: %w", err))
 	}
 	opts := s.cfg.Pull
@@ -169,8 +171,52 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
 	opts.Credentials = creds
 	sw := &streamWriter{w: w}
 	opts.Progress = sw.send
+	if reference.IsNameOnly(named) {
+		// No tag (docker pull --all-tags): every tag, as Docker.
+		return sw.finish(s.pullAllTags(r.Context(), named, opts))
+	}
 	_, err = s.cfg.Images.Pull(r.Context(), s.cfg.Registry, ref, opts)
 	return sw.finish(err)
+}
+
+// pullAllTags pulls every tag of a repository, in the order its registry
+// lists them, as Docker does for a pull without a tag: each tag's
+// progress, a tag not found (not for this platform) passed over, and one
+// status line at the end for the repository.
+func (s *Server) pullAllTags(ctx context.Context, named reference.Named, opts image.PullOptions) error {
+	tags, err := s.cfg.Registry.Repository(named, opts.Credentials).Tags(ctx)
+	if err != nil {
+		return err
+	}
+	send := opts.Progress
+	newer := false
+	opts.Progress = func(m image.Message) {
+		if status, ok := strings.CutPrefix(m.Status, "Status: "); ok {
+			newer = newer || strings.HasPrefix(status, "Downloaded newer image")
+			return // one for the repository, at the end
+		}
+		send(m)
+	}
+	for _, tag := range tags {
+		tagged, err := reference.WithTag(named, tag)
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("tag %q of %s: %w", tag, reference.FamiliarName(named), err))
+		}
+		_, err = s.cfg.Images.Pull(ctx, s.cfg.Registry, tagged.String(), opts)
+		if errdefs.KindOf(err) == errdefs.KindNotFound {
+			s.cfg.Log.Warn("pull of every tag: a tag passed over", "ref", tagged.String(), "err", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	status := "Status: Image is up to date for "
+	if newer {
+		status = "Status: Downloaded newer image for "
+	}
+	send(image.Message{Status: status + reference.FamiliarName(named)})
+	return nil
 }
 
 func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
