@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -342,8 +341,51 @@ func (s *Server) imageSize(img image.Image) int64 {
 	return size
 }
 
-func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+// platformParams reads platform queries: Docker's JSON form ({"os":
+// "linux","architecture":"arm64"}, both required), or "os/arch[/variant]".
+// Before version since, Docker has no such parameter, and none is read.
+func platformParams(r *http.Request, since string) ([]ocispec.Platform, error) {
+	if apiversion.Compare(RequestVersion(r.Context()), since) < 0 {
+		return nil, nil
+	}
+	var out []ocispec.Platform
+	for _, v := range r.URL.Query()["platform"] {
+		if v == "" {
+			continue
+		}
+		var pl ocispec.Platform
+		if err := json.Unmarshal([]byte(v), &pl); err != nil || pl.OS == "" || pl.Architecture == "" {
+			if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+				pl, err = platforms.Parse(v)
+			} else if err == nil {
+				err = errors.New("both OS and Architecture must be provided")
+			}
+			if err != nil {
+				return nil, errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", v, err))
+			}
+		}
+		out = append(out, pl)
+	}
+	return out, nil
+}
+
+// platformImage is the image name names, refused in Docker's words unless
+// it is of a platform the request's platform query names (since API
+// version since).
+func (s *Server) platformImage(r *http.Request, name, since string) (image.Image, error) {
+	want, err := platformParams(r, since)
+	if err != nil {
+		return image.Image{}, err
+	}
 	img, err := s.cfg.Images.Get(name)
+	if err != nil {
+		return image.Image{}, err
+	}
+	return img, img.CheckPlatform(name, want)
+}
+
+func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	img, err := s.platformImage(r, name, "1.49")
 	if err != nil {
 		return err
 	}
@@ -427,7 +469,7 @@ func imageConfigFields(cfg json.RawMessage, version string) (json.RawMessage, er
 }
 
 func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
-	img, err := s.cfg.Images.Get(name)
+	img, err := s.platformImage(r, name, "1.48")
 	if err != nil {
 		return err
 	}
@@ -537,8 +579,12 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) error {
+	want, err := platformParams(r, "1.48")
+	if err != nil {
+		return err
+	}
 	sw := &streamWriter{w: w}
-	err := s.cfg.Images.Load(r.Context(), r.Body, sw.send)
+	err = s.cfg.Images.LoadPlatforms(r.Context(), r.Body, sw.send, want)
 	if err == nil && !sw.started {
 		sw.send(image.Message{}) // an empty body would confuse clients
 	}
@@ -570,26 +616,11 @@ func (s *Server) imagesSave(w http.ResponseWriter, r *http.Request, names []stri
 	}
 	// platform= (API 1.48, JSON or "os/arch[/variant]"): the images kept
 	// here are of one platform each, which must be among those asked for.
-	var want []platforms.Matcher
-	for _, p := range r.URL.Query()["platform"] {
-		var pl ocispec.Platform
-		if err := json.Unmarshal([]byte(p), &pl); err != nil || pl.OS == "" {
-			if pl, err = platforms.Parse(p); err != nil {
-				return errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", p, err))
-			}
-		}
-		want = append(want, platforms.NewMatcher(platforms.Normalize(pl)))
-	}
 	// Every name must resolve before the first byte: errors after that can
 	// only cut the stream.
 	for _, n := range names {
-		img, err := s.cfg.Images.Get(n)
-		if err != nil {
+		if _, err := s.platformImage(r, n, "1.48"); err != nil {
 			return err
-		}
-		have := platforms.Normalize(ocispec.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant})
-		if len(want) > 0 && !slices.ContainsFunc(want, func(m platforms.Matcher) bool { return m.Match(have) }) {
-			return errdefs.NotFound(fmt.Errorf("image with reference %s was found but does not provide the specified platform (%s)", n, platforms.Format(have)))
 		}
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
@@ -668,9 +699,13 @@ func (s *Server) imagePush(w http.ResponseWriter, r *http.Request, name string) 
 	if err != nil {
 		return err
 	}
+	want, err := platformParams(r, "1.46")
+	if err != nil {
+		return err
+	}
 	sw := &streamWriter{w: w}
 	err = s.cfg.Images.Push(r.Context(), s.cfg.Registry, name, r.URL.Query().Get("tag"),
-		image.PushOptions{Credentials: creds, Progress: sw.send})
+		image.PushOptions{Credentials: creds, Progress: sw.send, Platforms: want})
 	return sw.finish(err)
 }
 
