@@ -164,7 +164,7 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 			if err != nil {
 				return err
 			}
-			ep.IfName = "eth" + strconv.Itoa(i)
+			ep.IfName = nextIfName(sb.Endpoints, ifacePrefix(n))
 			if i > 0 || n.Internal {
 				// The first network's gateway is the default route; an
 				// internal network gives none: no route out.
@@ -464,6 +464,17 @@ func hostPrefixes() []netip.Prefix {
 	return out
 }
 
+// nextIfName is the first name PREFIXn no endpoint of the sandbox has
+// (eth0 for the first network, as Docker names them).
+func nextIfName(eps []endpoint, prefix string) string {
+	for i := 0; ; i++ {
+		name := prefix + strconv.Itoa(i)
+		if !slices.ContainsFunc(eps, func(e endpoint) bool { return e.IfName == name }) {
+			return name
+		}
+	}
+}
+
 // Ports the firewall publishes for bindings on the container's first
 // network.
 func (m *Manager) bindPorts(req JoinRequest, ep endpoint, n *Network, all []*sandbox) ([]port, error) {
@@ -492,6 +503,9 @@ func (m *Manager) bindPorts(req JoinRequest, ep endpoint, n *Network, all []*san
 		}
 		for _, b := range bs {
 			w := want{key: k, hostIP: b.HostIP}
+			if !w.hostIP.IsValid() {
+				w.hostIP = hostBinding(n) // the network's default, if it has one
+			}
 			if w.hostIP.IsValid() && w.hostIP.IsUnspecified() {
 				w.hostIP = netip.Addr{}
 			}
@@ -649,12 +663,10 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 		if sb == nil || sb.Netns == "" {
 			return errdefs.Forbidden(fmt.Errorf("container %s has no network sandbox to connect", containerID[:12]))
 		}
-		used := map[string]bool{}
 		for _, e := range sb.Endpoints {
 			if e.NetworkID == n.ID {
 				return errdefs.Forbidden(fmt.Errorf("endpoint with name %s already exists in network %s", name, n.Name))
 			}
-			used[e.IfName] = true
 		}
 		all, err := m.allSandboxes(tx)
 		if err != nil {
@@ -663,11 +675,7 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 		if ep, err = m.allocate(n, cfg, all, sb, JoinRequest{ContainerID: containerID, Name: name}); err != nil {
 			return err
 		}
-		for i := 1; ; i++ {
-			if ep.IfName = "eth" + strconv.Itoa(i); !used[ep.IfName] {
-				break
-			}
-		}
+		ep.IfName = nextIfName(sb.Endpoints, ifacePrefix(n))
 		ep.Gateway, ep.Gateway6 = netip.Addr{}, netip.Addr{}
 		sb.Endpoints = append(sb.Endpoints, ep)
 		if !n.Default && !sb.resolved() {
