@@ -705,6 +705,7 @@ func (m *monitor) handleForget(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(m.ctrs, id)
 	}
+	delete(m.epochs, id)
 	m.mu.Unlock()
 	os.RemoveAll(m.ctrDir(id))
 	w.WriteHeader(http.StatusNoContent)
