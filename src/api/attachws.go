@@ -39,9 +39,14 @@ func (s *Server) containerAttachWS(w http.ResponseWriter, r *http.Request) error
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if at.stdin {
-				go s.feedStdin(ctx, at.c.ID, ws)
+				go func() {
+					if s.feedStdin(ctx, at, ws) {
+						ws.Close() // detached: the client is let go
+						at.stopLive()
+					}
+				}()
 			}
-			s.relayOutput(ctx, at.c.ID, at.replay, at.live, func(stream byte, p []byte) error {
+			s.relayOutput(ctx, at, func(stream byte, p []byte) error {
 				if !at.wants(stream) {
 					return nil
 				}

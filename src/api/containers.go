@@ -362,7 +362,13 @@ func containerMAC(version string, req *containertypes.CreateRequest, mac string)
 	return "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead.", nil
 }
 
+// containerStart starts a container. Its detachKeys is checked as an
+// attach's and has nothing to watch: a start has no stream (Docker does
+// not read it either; the docker CLI's start -a gives it to the attach).
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
+	if _, err := detachKeysParam(r.URL.Query().Get("detachKeys")); err != nil {
+		return err
+	}
 	return noContentUnless(w, s.cfg.Containers.Start(r.Context(), r.PathValue("id")), container.ErrAlreadyStarted)
 }
 
@@ -392,12 +398,19 @@ func timeoutParam(r *http.Request) (*int, error) {
 	return &n, nil
 }
 
+// stopSignal is a stop's or restart's signal (docker stop -s). Docker
+// reads it from API 1.42 on; it is read at every version here, rather
+// than dropped.
+func stopSignal(r *http.Request) string {
+	return r.URL.Query().Get("signal")
+}
+
 func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
 	t, err := timeoutParam(r)
 	if err != nil {
 		return err
 	}
-	return noContentUnless(w, s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t), container.ErrNotRunning)
+	return noContentUnless(w, s.cfg.Containers.Stop(r.Context(), r.PathValue("id"), t, stopSignal(r)), container.ErrNotRunning)
 }
 
 func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error {
@@ -405,7 +418,7 @@ func (s *Server) containerRestart(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Containers.Restart(r.Context(), r.PathValue("id"), t); err != nil {
+	if err := s.cfg.Containers.Restart(r.Context(), r.PathValue("id"), t, stopSignal(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -475,6 +488,16 @@ func (s *Server) containerRename(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
+	if boolParam(r, "link") {
+		// link=1 removes a link, PARENT/ALIAS, and never the container.
+		// The engine makes no links: a link name names nothing (404,
+		// see registerMissing), and a container's own name is Docker's
+		// "default link name", which Docker refuses so (with 500).
+		if _, err := s.cfg.Containers.Get(r.PathValue("id")); err != nil {
+			return err
+		}
+		return errdefs.Conflict(errors.New("Conflict, cannot remove the default link name of the container")) //lint:ignore ST1005 Docker's wording
+	}
 	if err := s.cfg.Containers.Remove(r.Context(), r.PathValue("id"), boolParam(r, "force"), boolParam(r, "v")); err != nil {
 		return err
 	}
@@ -483,7 +506,7 @@ func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "label", "until")
+	f, err := parseFilters(r, "label", "label!", "until")
 	if err != nil {
 		return err
 	}
@@ -491,16 +514,14 @@ func (s *Server) containerPrune(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var until time.Time
-	if u := f["until"]; len(u) > 0 {
-		if until, err = parseEventTime(u[0], time.Now()); err != nil {
-			return err
-		}
+	until, err := untilFilter(f, time.Now(), true)
+	if err != nil {
+		return err
 	}
 	rep := containertypes.PruneReport{ContainersDeleted: []string{}}
 	for _, c := range all {
 		if c.State.Status == container.StatusRunning || c.State.Status == container.StatusPaused ||
-			!matchLabels(c.Config.Labels, f["label"]) || (!until.IsZero() && !c.Created.Before(until)) {
+			!pruneLabels(f, c.Config.Labels) || (!until.IsZero() && !c.Created.Before(until)) {
 			continue
 		}
 		size := s.cfg.Containers.SizeRw(c.ID)
@@ -702,6 +723,10 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, http.StatusOK, resp)
 }
 
+// rfc3339NanoFixed is Docker's timestamp of a log line: RFC 3339 with
+// nanoseconds, always nine digits.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
+
 func streamID(name string) byte {
 	if name == "stderr" {
 		return 2
@@ -737,7 +762,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if err := container.ReadableLogs(c); err != nil {
 		return err // before the stream's headers, so that the client sees it
 	}
-	timestamps := boolParam(r, "timestamps")
+	timestamps, details := boolParam(r, "timestamps"), boolParam(r, "details")
 	ct := "application/vnd.docker.multiplexed-stream"
 	if c.Config.Tty {
 		ct = "application/vnd.docker.raw-stream"
@@ -757,8 +782,15 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		line := e.Log
+		if details {
+			// Docker's details are the attributes its log drivers add
+			// (--log-opt labels, env, env-regex), then a space: the
+			// engine's drivers add none, so the space alone, as Docker
+			// sends for a container without them.
+			line = " " + line
+		}
 		if timestamps {
-			line = e.Time.Format(time.RFC3339Nano) + " " + line
+			line = e.Time.Format(rfc3339NanoFixed) + " " + line
 		}
 		if c.Config.Tty {
 			return mw.Raw([]byte(line))
@@ -795,14 +827,16 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
+		detached := false
 		if at.stdin {
-			s.feedStdin(ctx, at.c.ID, in)
+			detached = s.feedStdin(ctx, at, in)
 		} else {
 			io.Copy(io.Discard, in)
 		}
-		if waitHangup(conn) {
+		// Detached by the client's keys, the client is let go at once.
+		if detached || waitHangup(conn) {
 			cancel()
-			at.close() // ends the wait for the monitor's next frame
+			at.stopLive() // ends the wait for the monitor's next frame
 		}
 	}()
 	send := func(stream byte, p []byte) error {
@@ -814,7 +848,7 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		}
 		return mw.Frame(stream, p)
 	}
-	s.relayOutput(ctx, at.c.ID, at.replay, at.live, send)
+	s.relayOutput(ctx, at, send)
 	return nil
 }
 
@@ -822,24 +856,35 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 type attachment struct {
 	c                     *container.Container
 	stdout, stderr, stdin bool
-	replay                bool          // logs=1
-	live                  io.ReadCloser // the monitor's stream, with stream=1
+	detachKeys            []byte               // watched for in the input of a terminal
+	replay                bool                 // logs=1
+	log                   *container.LogReplay // the log up to the stream, with logs=1 and stream=1
+	live                  io.ReadCloser        // the monitor's stream, with stream=1
 }
 
 // openAttach reads an attach request and, with stream=1, attaches to the
 // monitor before the client hears its answer, so before it can start the
-// container: nothing of the run is missed.
+// container: nothing of the run is missed. With logs=1 too, the log's
+// replay ends where the stream begins.
 func (s *Server) openAttach(r *http.Request) (*attachment, error) {
+	keys, err := detachKeysParam(r.URL.Query().Get("detachKeys"))
+	if err != nil {
+		return nil, err
+	}
 	c, err := s.cfg.Containers.Get(r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
 	at := &attachment{c: c, stdout: boolParam(r, "stdout"), stderr: boolParam(r, "stderr"),
-		stdin: boolParam(r, "stdin") && c.Config.OpenStdin, replay: boolParam(r, "logs")}
-	if boolParam(r, "stream") {
-		if at.live, err = s.cfg.Containers.Attach(r.Context(), c.ID); err != nil {
-			return nil, err
-		}
+		stdin: boolParam(r, "stdin") && c.Config.OpenStdin, replay: boolParam(r, "logs"), detachKeys: keys}
+	switch {
+	case boolParam(r, "stream") && at.replay:
+		at.live, at.log, err = s.cfg.Containers.AttachWithLog(r.Context(), c.ID)
+	case boolParam(r, "stream"):
+		at.live, err = s.cfg.Containers.Attach(r.Context(), c.ID)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return at, nil
 }
@@ -848,38 +893,77 @@ func (at *attachment) wants(stream byte) bool {
 	return (stream != stdstream.Stdout || at.stdout) && (stream != stdstream.Stderr || at.stderr)
 }
 
-func (at *attachment) close() {
+// stopLive ends the live stream (its relay's wait for the next frame).
+func (at *attachment) stopLive() {
 	if at.live != nil {
 		at.live.Close()
 	}
 }
 
-// feedStdin copies a client's input to the container as soon as it runs,
-// and ends the container's input when the client's ends.
-func (s *Server) feedStdin(ctx context.Context, id string, in io.Reader) {
-	dst, err := s.cfg.Containers.StdinConn(ctx, id)
-	if err != nil {
-		return
-	}
-	defer dst.Close()
-	io.Copy(dst, in)
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+// close lets go of what the attach holds, once it is over.
+func (at *attachment) close() {
+	at.stopLive()
+	if at.log != nil {
+		at.log.Close()
 	}
 }
 
+// detachKeysParam reads an attach's detachKeys, answering Docker's 400.
+func detachKeysParam(v string) ([]byte, error) {
+	keys, err := stdstream.ParseDetachKeys(v)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("Invalid detach keys (%s) provided", v)) //lint:ignore ST1005 Docker's wording
+	}
+	return keys, nil
+}
+
+// feedStdin copies a client's input to the container as soon as it runs,
+// and ends the container's input when the client's ends. In a terminal's
+// input it watches for the detach keys, as Docker does (not in a pipe's,
+// whose bytes are the container's whatever they are): detached says the
+// client typed them, and its attach is to end, the container's input
+// staying open.
+func (s *Server) feedStdin(ctx context.Context, at *attachment, in io.Reader) (detached bool) {
+	dst, err := s.cfg.Containers.StdinConn(ctx, at.c.ID)
+	if err != nil {
+		return false
+	}
+	defer dst.Close()
+	if at.c.Config.Tty {
+		dr := stdstream.NewDetachReader(in, at.detachKeys)
+		in = dr
+		defer func() {
+			if detached = dr.Detached(); detached {
+				s.cfg.Containers.Detached(at.c.ID)
+			}
+		}()
+	}
+	if _, err := io.Copy(dst, in); errors.Is(err, stdstream.ErrDetached) {
+		return true
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	return false
+}
+
 // relayOutput sends an attached client the container's stored log first
-// (with logs), then its live output from the monitor (live, when the
-// client asked for the stream) until that ends or the client is gone.
-func (s *Server) relayOutput(ctx context.Context, id string, replay bool, live io.Reader, send func(stream byte, p []byte) error) {
-	if replay {
-		err := s.cfg.Containers.Logs(ctx, id, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
-			return send(streamID(e.Stream), []byte(e.Log))
-		})
+// (with logs), then its live output from the monitor (with stream) until
+// that ends or the client is gone.
+func (s *Server) relayOutput(ctx context.Context, at *attachment, send func(stream byte, p []byte) error) {
+	if at.replay {
+		fn := func(e logs.Entry) error { return send(streamID(e.Stream), []byte(e.Log)) }
+		var err error
+		if at.log != nil {
+			err = at.log.Read(ctx, fn)
+		} else {
+			err = s.cfg.Containers.Logs(ctx, at.c.ID, logs.ReadOptions{Tail: -1}, fn)
+		}
 		if err != nil && errdefs.KindOf(err) != errdefs.KindNotImplemented {
 			return // the client is gone, or the log unreadable: the stream has begun
 		}
 	}
+	live := at.live
 	if live == nil {
 		return
 	}
@@ -1093,7 +1177,8 @@ func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
 	if p == "" {
 		return errdefs.InvalidParameter(errors.New("path is required"))
 	}
-	if err := s.cfg.Containers.ExtractTo(r.Context(), r.PathValue("id"), p, r.Body); err != nil {
+	opts := container.ExtractOptions{CopyUIDGID: boolParam(r, "copyUIDGID"), NoOverwriteDirNonDir: boolParam(r, "noOverwriteDirNonDir")}
+	if err := s.cfg.Containers.ExtractTo(r.Context(), r.PathValue("id"), p, r.Body, opts); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

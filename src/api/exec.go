@@ -1,9 +1,13 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 
+	"github.com/balena-os/balena-engine/src/stdstream"
 	containertypes "github.com/moby/moby/api/types/container"
 )
 
@@ -46,7 +50,9 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, containertypes.ExecInspectResponse{
 		ID: e.ID, Running: running, ExitCode: code, ContainerID: e.ContainerID, Pid: pid,
 		OpenStdin: e.Config.AttachStdin, OpenStdout: e.Config.AttachStdout, OpenStderr: e.Config.AttachStderr,
-		ProcessConfig: &containertypes.ExecProcessConfig{Entrypoint: e.Config.Cmd[0], Arguments: args, User: e.Config.User},
+		DetachKeys: e.DetachKeys,
+		ProcessConfig: &containertypes.ExecProcessConfig{Tty: e.Config.Tty, Entrypoint: e.Config.Cmd[0], Arguments: args, User: e.Config.User,
+			Privileged: &e.Config.Privileged},
 	})
 }
 
@@ -78,23 +84,62 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer conn.Close()
+	// A terminal's input is watched for the detach keys, as Docker does:
+	// then the client is let go. The process goes on, its output read and
+	// dropped until it ends, once its client is gone, by its keys or not
+	// (the docker CLI watches for them too, and just leaves), as Docker's
+	// execs do: nor does its client's going end it (the request's context
+	// is not the process's).
+	var detached, gone atomic.Bool
 	var stdin io.Reader
 	if e.Config.AttachStdin {
 		stdin = in
+		if e.Config.Tty {
+			stdin = &detachWatch{r: stdstream.NewDetachReader(in, e.DetachKeys), onDetach: func() {
+				detached.Store(true)
+				conn.Close()
+				s.cfg.Containers.ExecDetached(e)
+			}}
+		}
 	}
-	_, err = s.cfg.Containers.ExecStart(r.Context(), id, stdin, func(stream byte, p []byte) error {
-		if (stream == 1 && !e.Config.AttachStdout) || (stream == 2 && !e.Config.AttachStderr) {
+	_, err = s.cfg.Containers.ExecStart(context.WithoutCancel(r.Context()), id, stdin, func(stream byte, p []byte) error {
+		if (stream == 1 && !e.Config.AttachStdout) || (stream == 2 && !e.Config.AttachStderr) || gone.Load() || detached.Load() {
 			return nil
 		}
+		var err error
 		if req.Tty {
-			return mw.Raw(p)
+			err = mw.Raw(p)
+		} else {
+			err = mw.Frame(stream, p)
 		}
-		return mw.Frame(stream, p)
+		if err != nil {
+			gone.Store(true)
+		}
+		return nil
 	})
+	if detached.Load() || gone.Load() {
+		return nil
+	}
 	if err != nil {
 		// The stream has begun: the error goes to stderr, as Docker does
 		// for an exec that cannot start.
 		mw.Frame(2, []byte(err.Error()+"\n"))
 	}
 	return nil
+}
+
+// detachWatch calls onDetach, once, when the input it reads holds the
+// detach keys, and then ends as input does.
+type detachWatch struct {
+	r        *stdstream.DetachReader
+	onDetach func()
+}
+
+func (d *detachWatch) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if errors.Is(err, stdstream.ErrDetached) {
+		d.onDetach()
+		return n, io.EOF // the exec's input stays open: see its ExecStart
+	}
+	return n, err
 }

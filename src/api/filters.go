@@ -2,10 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 )
@@ -111,4 +113,29 @@ func nameMatch(want []string, name string) bool {
 		re, err := regexp.Compile(x)
 		return err == nil && (re.MatchString("/"+name) || re.MatchString(name))
 	})
+}
+
+// pruneLabels is the prunes' label filters, as Docker's: every "label"
+// matches, and not every "label!" does.
+func pruneLabels(f filters, labels map[string]string) bool {
+	return matchLabels(labels, f["label"]) && (len(f["label!"]) == 0 || !matchLabels(labels, f["label!"]))
+}
+
+// untilFilter reads an until filter (a timestamp, or a duration before
+// now) as Docker's prunes and image list do; prunes take one at most.
+func untilFilter(f filters, now time.Time, one bool) (time.Time, error) {
+	var until time.Time
+	if one && len(f["until"]) > 1 {
+		return until, errdefs.InvalidParameter(errors.New("more than one until filter specified"))
+	}
+	for _, v := range f["until"] {
+		t, err := parseEventTime(v, now)
+		if err != nil {
+			return until, errdefs.InvalidParameter(fmt.Errorf("invalid value for 'until' filter: %v", err))
+		}
+		if until.IsZero() || t.Before(until) {
+			until = t // several: the earliest, as Docker ANDs them
+		}
+	}
+	return until, nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -151,7 +151,8 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
 			ref += ":" + tag
 		}
 	}
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
 		return errdefs.InvalidParameter(fmt.Errorf("invalid reference format: %w", err))
 	}
 	opts := s.cfg.Pull
@@ -169,12 +170,56 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) error {
 	opts.Credentials = creds
 	sw := &streamWriter{w: w}
 	opts.Progress = sw.send
+	if reference.IsNameOnly(named) {
+		// No tag (docker pull --all-tags): every tag, as Docker.
+		return sw.finish(s.pullAllTags(r.Context(), named, opts))
+	}
 	_, err = s.cfg.Images.Pull(r.Context(), s.cfg.Registry, ref, opts)
 	return sw.finish(err)
 }
 
+// pullAllTags pulls every tag of a repository, in the order its registry
+// lists them, as Docker does for a pull without a tag: each tag's
+// progress, a tag not found (not for this platform) passed over, and one
+// status line at the end for the repository.
+func (s *Server) pullAllTags(ctx context.Context, named reference.Named, opts image.PullOptions) error {
+	tags, err := s.cfg.Registry.Repository(named, opts.Credentials).Tags(ctx)
+	if err != nil {
+		return err
+	}
+	send := opts.Progress
+	newer := false
+	opts.Progress = func(m image.Message) {
+		if status, ok := strings.CutPrefix(m.Status, "Status: "); ok {
+			newer = newer || strings.HasPrefix(status, "Downloaded newer image")
+			return // one for the repository, at the end
+		}
+		send(m)
+	}
+	for _, tag := range tags {
+		tagged, err := reference.WithTag(named, tag)
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("tag %q of %s: %w", tag, reference.FamiliarName(named), err))
+		}
+		_, err = s.cfg.Images.Pull(ctx, s.cfg.Registry, tagged.String(), opts)
+		if errdefs.KindOf(err) == errdefs.KindNotFound {
+			s.cfg.Log.Warn("pull of every tag: a tag passed over", "ref", tagged.String(), "err", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	status := "Status: Image is up to date for "
+	if newer {
+		status = "Status: Downloaded newer image for "
+	}
+	send(image.Message{Status: status + reference.FamiliarName(named)})
+	return nil
+}
+
 func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "dangling", "reference", "label", "before", "since")
+	f, err := parseFilters(r, "dangling", "reference", "label", "before", "since", "until")
 	if err != nil {
 		return err
 	}
@@ -183,6 +228,29 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, danglingSet := f["dangling"]
+	// As Docker: images created before the oldest image "before" names
+	// and before "until", after the newest image "since" names.
+	before, err := untilFilter(f, time.Now(), false)
+	if err != nil {
+		return err
+	}
+	var since time.Time
+	for key, vs := range map[string][]string{"before": f["before"], "since": f["since"]} {
+		for _, ref := range vs {
+			img, err := s.cfg.Images.Get(ref)
+			if err != nil {
+				return err
+			}
+			if c := img.Config.Created; c != nil {
+				switch {
+				case key == "before" && (before.IsZero() || c.Before(before)):
+					before = *c
+				case key == "since" && c.After(since):
+					since = *c
+				}
+			}
+		}
+	}
 	imgs, err := s.cfg.Images.List()
 	if err != nil {
 		return err
@@ -190,6 +258,9 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
 		if danglingSet && dangling != (len(img.RepoTags) == 0) {
+			continue
+		}
+		if c := img.Config.Created; (!before.IsZero() && (c == nil || !c.Before(before))) || (!since.IsZero() && (c == nil || !c.After(since))) {
 			continue
 		}
 		if !matchLabels(img.Config.Config.Labels, f["label"]) {
@@ -270,8 +341,51 @@ func (s *Server) imageSize(img image.Image) int64 {
 	return size
 }
 
-func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+// platformParams reads platform queries: Docker's JSON form ({"os":
+// "linux","architecture":"arm64"}, both required), or "os/arch[/variant]".
+// Before version since, Docker has no such parameter, and none is read.
+func platformParams(r *http.Request, since string) ([]ocispec.Platform, error) {
+	if apiversion.Compare(RequestVersion(r.Context()), since) < 0 {
+		return nil, nil
+	}
+	var out []ocispec.Platform
+	for _, v := range r.URL.Query()["platform"] {
+		if v == "" {
+			continue
+		}
+		var pl ocispec.Platform
+		if err := json.Unmarshal([]byte(v), &pl); err != nil || pl.OS == "" || pl.Architecture == "" {
+			if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+				pl, err = platforms.Parse(v)
+			} else if err == nil {
+				err = errors.New("both OS and Architecture must be provided")
+			}
+			if err != nil {
+				return nil, errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", v, err))
+			}
+		}
+		out = append(out, pl)
+	}
+	return out, nil
+}
+
+// platformImage is the image name names, refused in Docker's words unless
+// it is of a platform the request's platform query names (since API
+// version since).
+func (s *Server) platformImage(r *http.Request, name, since string) (image.Image, error) {
+	want, err := platformParams(r, since)
+	if err != nil {
+		return image.Image{}, err
+	}
 	img, err := s.cfg.Images.Get(name)
+	if err != nil {
+		return image.Image{}, err
+	}
+	return img, img.CheckPlatform(name, want)
+}
+
+func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	img, err := s.platformImage(r, name, "1.49")
 	if err != nil {
 		return err
 	}
@@ -355,7 +469,7 @@ func imageConfigFields(cfg json.RawMessage, version string) (json.RawMessage, er
 }
 
 func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
-	img, err := s.cfg.Images.Get(name)
+	img, err := s.platformImage(r, name, "1.48")
 	if err != nil {
 		return err
 	}
@@ -417,11 +531,16 @@ func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request, name string
 }
 
 func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "dangling", "label", "until")
+	f, err := parseFilters(r, "dangling", "label", "label!", "until")
 	if err != nil {
 		return err
 	}
 	danglingOnly, err := f.bool("dangling", true)
+	if err != nil {
+		return err
+	}
+	// As Docker: images created until then (no creation time: kept).
+	until, err := untilFilter(f, time.Now(), true)
 	if err != nil {
 		return err
 	}
@@ -434,7 +553,7 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 		if danglingOnly && len(img.RepoTags) > 0 {
 			continue
 		}
-		if !matchLabels(img.Config.Config.Labels, f["label"]) {
+		if !pruneLabels(f, img.Config.Config.Labels) || (!until.IsZero() && (img.Config.Created == nil || img.Config.Created.After(until))) {
 			continue
 		}
 		// An image a container uses stays as it is, tags and all, as
@@ -460,8 +579,12 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) error {
+	want, err := platformParams(r, "1.48")
+	if err != nil {
+		return err
+	}
 	sw := &streamWriter{w: w}
-	err := s.cfg.Images.Load(r.Context(), r.Body, sw.send)
+	err = s.cfg.Images.LoadPlatforms(r.Context(), r.Body, sw.send, want)
 	if err == nil && !sw.started {
 		sw.send(image.Message{}) // an empty body would confuse clients
 	}
@@ -493,26 +616,11 @@ func (s *Server) imagesSave(w http.ResponseWriter, r *http.Request, names []stri
 	}
 	// platform= (API 1.48, JSON or "os/arch[/variant]"): the images kept
 	// here are of one platform each, which must be among those asked for.
-	var want []platforms.Matcher
-	for _, p := range r.URL.Query()["platform"] {
-		var pl ocispec.Platform
-		if err := json.Unmarshal([]byte(p), &pl); err != nil || pl.OS == "" {
-			if pl, err = platforms.Parse(p); err != nil {
-				return errdefs.InvalidParameter(fmt.Errorf("invalid platform %q: %w", p, err))
-			}
-		}
-		want = append(want, platforms.NewMatcher(platforms.Normalize(pl)))
-	}
 	// Every name must resolve before the first byte: errors after that can
 	// only cut the stream.
 	for _, n := range names {
-		img, err := s.cfg.Images.Get(n)
-		if err != nil {
+		if _, err := s.platformImage(r, n, "1.48"); err != nil {
 			return err
-		}
-		have := platforms.Normalize(ocispec.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant})
-		if len(want) > 0 && !slices.ContainsFunc(want, func(m platforms.Matcher) bool { return m.Match(have) }) {
-			return errdefs.NotFound(fmt.Errorf("image with reference %s was found but does not provide the specified platform (%s)", n, platforms.Format(have)))
 		}
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
@@ -591,9 +699,13 @@ func (s *Server) imagePush(w http.ResponseWriter, r *http.Request, name string) 
 	if err != nil {
 		return err
 	}
+	want, err := platformParams(r, "1.46")
+	if err != nil {
+		return err
+	}
 	sw := &streamWriter{w: w}
 	err = s.cfg.Images.Push(r.Context(), s.cfg.Registry, name, r.URL.Query().Get("tag"),
-		image.PushOptions{Credentials: creds, Progress: sw.send})
+		image.PushOptions{Credentials: creds, Progress: sw.send, Platforms: want})
 	return sw.finish(err)
 }
 

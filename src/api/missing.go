@@ -42,15 +42,20 @@ func registerMissing(s *Server) {
 		if prefix == "/containers" && s.cfg.Containers != nil {
 			// What the specific patterns did not take: checkpoints, left
 			// out (501), or a container reference with a slash in it,
-			// which names no container (404).
+			// which names no container (404): a DELETE's is all of the
+			// rest (docker rm --link PARENT/ALIAS; the engine has no
+			// links).
 			h := func(_ http.ResponseWriter, r *http.Request) error {
 				rest := strings.TrimPrefix(r.URL.Path, "/containers/")
 				op := path.Base(rest)
 				if op == "checkpoints" || strings.Contains(rest, "/checkpoints/") {
 					return errdefs.NotImplemented(errors.New("balena-engine does not support checkpoints (it is built without CRIU)"))
 				}
-				//lint:ignore ST1005 Docker's wording
-				return errdefs.NotFound(fmt.Errorf("No such container: %s", strings.TrimSuffix(rest, "/"+op)))
+				name := strings.TrimSuffix(rest, "/"+op)
+				if r.Method == http.MethodDelete {
+					name = rest
+				}
+				return errdefs.NotFound(fmt.Errorf("No such container: %s", name)) //lint:ignore ST1005 Docker's wording
 			}
 			s.handle("/containers/", h)
 			continue

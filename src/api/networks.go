@@ -151,8 +151,7 @@ func (s *Server) networkPrune(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := networktypes.PruneReport{NetworksDeleted: []string{}}
 	for _, n := range nets {
-		if network.Predefined(n) || (!until.IsZero() && !n.Created.Before(until)) || !matchLabels(n.Labels, f["label"]) ||
-			(len(f["label!"]) > 0 && matchLabels(n.Labels, f["label!"])) {
+		if network.Predefined(n) || (!until.IsZero() && !n.Created.Before(until)) || !pruneLabels(f, n.Labels) {
 			continue
 		}
 		if len(s.cfg.Containers.NetworkUsers(n.ID, n.Name)) > 0 {

@@ -90,7 +90,7 @@ func (s *Server) volumeDelete(w http.ResponseWriter, r *http.Request) error {
 // unused volume, named or not, as Docker did then and still does for
 // those clients (docker 20.10's volume prune).
 func (s *Server) volumePrune(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "label", "all")
+	f, err := parseFilters(r, "label", "label!", "all")
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (s *Server) volumePrune(w http.ResponseWriter, r *http.Request) error {
 	}
 	rep := volumetypes.PruneReport{VolumesDeleted: []string{}}
 	for _, v := range vols {
-		if (!all && !v.Anonymous) || !matchLabels(v.Labels, f["label"]) || len(s.cfg.Containers.VolumeUsers(v.Name)) > 0 {
+		if (!all && !v.Anonymous) || !pruneLabels(f, v.Labels) || len(s.cfg.Containers.VolumeUsers(v.Name)) > 0 {
 			continue
 		}
 		if err := s.cfg.Volumes.Remove(v.Name, nil); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/client"
+	"github.com/balena-os/balena-engine/src/stdstream"
 	containertypes "github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 )
@@ -76,7 +77,10 @@ func runAttach(ctx context.Context, e *env, args []string) error {
 		})
 	}()
 	select {
-	case <-done:
+	case err := <-done:
+		if errors.Is(err, stdstream.ErrDetached) {
+			return err // as the docker CLI: "read escape sequence", 1
+		}
 	case <-sctx.Done():
 		return nil // interrupted, signals not proxied: detach
 	}

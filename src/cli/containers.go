@@ -417,10 +417,23 @@ func runRun(ctx context.Context, e *env, args []string) error {
 			c.ContainerPost(sctx, id, "resize", sizeQuery(h, w))
 		})
 	}()
-	code, err := wait()
+	var code int
+	waited := make(chan struct{})
+	go func() {
+		code, err = wait()
+		close(waited)
+	}()
 	select {
-	case <-done:
-	case <-time.After(2 * time.Second): // the stream ends with the container
+	case aerr := <-done:
+		if errors.Is(aerr, stdstream.ErrDetached) {
+			return nil // the container runs on; the docker CLI says nothing either
+		}
+		<-waited
+	case <-waited:
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second): // the stream ends with the container
+		}
 	}
 	if err != nil {
 		return err

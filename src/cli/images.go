@@ -24,18 +24,18 @@ func runPull(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("pull", "pull [OPTIONS] NAME[:TAG|@DIGEST]")
 	platform := fs.String("platform", "", "set platform if server is multi-platform capable")
 	quiet := fs.BoolP("quiet", "q", false, "suppress verbose output")
-	fs.BoolP("all-tags", "a", false, "download all tagged images in the repository (not supported)")
+	all := fs.BoolP("all-tags", "a", false, "download all tagged images in the repository")
 	if err := parseExact(fs, args, 1); err != nil {
 		return err
-	}
-	if all, _ := fs.GetBool("all-tags"); all {
-		return errors.New("pull --all-tags is not implemented")
 	}
 	n, err := reference.ParseNormalizedNamed(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("invalid reference format: %w", err)
 	}
-	if reference.IsNameOnly(n) {
+	if *all && !reference.IsNameOnly(n) {
+		return errors.New("tag can't be used with --all-tags/-a") // the docker CLI's words
+	}
+	if reference.IsNameOnly(n) && !*all {
 		n = reference.TagNameOnly(n)
 		if !*quiet {
 			fmt.Fprintln(e.stdout, "Using default tag: latest")

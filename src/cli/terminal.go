@@ -109,17 +109,38 @@ func (e *env) attachIO(ctx context.Context, conn *client.HijackedConn, tty, inpu
 			t.followSize(ctx, resize)
 		}
 	}
+	// A terminal's input is watched for Ctrl-P Ctrl-Q, as by the docker
+	// CLI (and the daemon): they detach, leaving the container running.
+	detached := make(chan struct{})
 	if input {
 		go func() {
-			io.Copy(conn, e.stdin)
+			in := io.Reader(e.stdin)
+			var dr *stdstream.DetachReader
+			if tty {
+				dr = stdstream.NewDetachReader(in, nil)
+				in = dr
+			}
+			io.Copy(conn, in)
+			if dr != nil && dr.Detached() {
+				close(detached)
+				conn.Close()
+				return
+			}
 			conn.CloseWrite()
 		}()
 	}
+	var err error
 	if tty {
-		_, err := io.Copy(e.stdout, conn)
+		_, err = io.Copy(e.stdout, conn)
+	} else {
+		err = stdstream.Demux(conn, e.stdout, e.stderr)
+	}
+	select {
+	case <-detached:
+		return stdstream.ErrDetached
+	default:
 		return err
 	}
-	return stdstream.Demux(conn, e.stdout, e.stderr)
 }
 
 // checkTTYInput refuses -it when the input is not a terminal, as the

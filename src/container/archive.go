@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -243,9 +244,20 @@ func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
 	return tw.Close()
 }
 
+// ExtractOptions are the archive PUT's choices.
+type ExtractOptions struct {
+	// CopyUIDGID (docker cp -a): what is copied is owned by the
+	// container's user and its group, as Docker does it, when the
+	// container has a user; else, and without it, by the tar's owners.
+	CopyUIDGID bool
+	// NoOverwriteDirNonDir refuses to replace a directory with a
+	// non-directory and the other way round (the docker CLI sets it).
+	NoOverwriteDirNonDir bool
+}
+
 // ExtractTo unpacks a tar into a directory of the container (docker cp to
 // the container), with the layer store's checks against escapes.
-func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) error {
+func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader, opts ExtractOptions) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
@@ -270,8 +282,45 @@ func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader) err
 	} else if typ != unix.S_IFDIR {
 		return errdefs.InvalidParameter(fmt.Errorf("extraction point is not a directory: %s", p))
 	}
-	if err := layer.UnpackAt(ctx, r, h); err != nil {
+	lo := layer.UnpackOptions{NoOverwriteDirNonDir: opts.NoOverwriteDirNonDir}
+	if opts.CopyUIDGID {
+		if lo.Owner, err = m.copyOwner(c, root); err != nil {
+			return err
+		}
+	}
+	if err := layer.UnpackAt(ctx, r, h, lo); err != nil {
+		var oe *layer.OverwriteError
+		if errors.As(err, &oe) {
+			// Docker's words, which name the directory extracted into.
+			kinds := [2]string{"non-directory", "directory"}
+			if oe.Dir {
+				kinds[0], kinds[1] = kinds[1], kinds[0]
+			}
+			err = fmt.Errorf("cannot overwrite %s %q with %s %q", kinds[0], oe.Name, kinds[1], p)
+		}
 		return errdefs.InvalidParameter(err)
 	}
 	return nil
+}
+
+// copyOwner is who owns what docker cp -a copies into a container: its
+// user (the container's, else its image's) and that user's group, or the
+// group named, looked up in the container's own /etc/passwd and
+// /etc/group; nil, the tar's owners, for a container without a user, as
+// Docker does it.
+func (m *Manager) copyOwner(c *Container, root *os.File) (*layer.Owner, error) {
+	spec := c.Config.User
+	if spec == "" {
+		if img, err := m.images.Get(c.Image.String()); err == nil {
+			spec = img.Config.Config.User
+		}
+	}
+	if spec == "" {
+		return nil, nil
+	}
+	u, err := ResolveUser("/proc/self/fd/"+strconv.Itoa(int(root.Fd())), spec, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &layer.Owner{UID: int(u.UID), GID: int(u.GID)}, nil
 }

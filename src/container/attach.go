@@ -8,6 +8,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/logs"
+	"github.com/moby/moby/api/types/events"
 )
 
 // Attach returns a container's output from now until it ends, in Docker's
@@ -18,6 +19,79 @@ func (m *Manager) Attach(ctx context.Context, ref string) (io.ReadCloser, error)
 		return nil, err
 	}
 	return m.rt.Attach(ctx, c.ID)
+}
+
+// AttachWithLog is Attach for an attach with logs=1: the replay sends the
+// container's log as it stood when the attach joined its output, and the
+// stream carries everything after, so that no line is sent twice and none
+// is missed between the two.
+func (m *Manager) AttachWithLog(ctx context.Context, ref string) (io.ReadCloser, *LogReplay, error) {
+	c, err := m.records.get(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, pos, release, err := m.rt.AttachCut(ctx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The container's output waits from here until release: the snapshot
+	// must be quick, and is (it opens the log's files).
+	defer release()
+	lo, _ := LogSettings(c.HostConfig.LogConfig)
+	if err := ReadableLogs(c); err != nil {
+		return conn, &LogReplay{err: err}, nil
+	}
+	if lo.Driver == DriverJournald {
+		// journald stores what it is sent when it gets to it: the replay
+		// reads the journal up to the monitor's position.
+		return conn, &LogReplay{journal: c.ID, pos: pos}, nil
+	}
+	snap, err := logs.Open(c.LogPath, lo.MaxFile)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, &LogReplay{snap: snap}, nil
+}
+
+// LogReplay is the log an attach with logs=1 sends before the stream.
+type LogReplay struct {
+	snap    *logs.Snapshot
+	journal string // the container's ID, for a journald log
+	pos     string // the journal's writer's position at the attach
+	err     error  // the log cannot be read (the "none" driver)
+}
+
+// Read sends the log's entries to fn, or answers why it cannot be read.
+func (r *LogReplay) Read(ctx context.Context, fn func(logs.Entry) error) error {
+	switch {
+	case r.err != nil:
+		return r.err
+	case r.journal != "":
+		return logs.ReadJournalUpTo(ctx, r.journal, r.pos, fn)
+	}
+	snap := r.snap
+	r.snap = nil
+	if snap == nil {
+		return nil
+	}
+	return snap.Read(ctx, logs.ReadOptions{Tail: -1}, nil, fn)
+}
+
+// Close lets go of a replay not read.
+func (r *LogReplay) Close() {
+	if r.snap != nil {
+		r.snap.Close()
+		r.snap = nil
+	}
+}
+
+// Detached records that an attached client typed its detach keys (a
+// "detach" event, as Docker's).
+func (m *Manager) Detached(ref string) {
+	if c, err := m.records.get(ref); err == nil {
+		m.notify(events.ActionDetach, c, nil)
+	}
 }
 
 // Logs reads a container's log. With follow it goes on until the

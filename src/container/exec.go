@@ -26,6 +26,7 @@ type Exec struct {
 	ID          string
 	ContainerID string
 	Config      containertypes.ExecCreateRequest
+	DetachKeys  []byte // the detach sequence watched for in its terminal's input
 	mu          sync.Mutex
 	running     bool
 	started     bool
@@ -59,7 +60,11 @@ func (m *Manager) ExecCreate(ref string, cfg containertypes.ExecCreateRequest) (
 	if len(cfg.Cmd) == 0 {
 		return nil, errdefs.InvalidParameter(errors.New("no exec command specified"))
 	}
-	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg}
+	keys, err := stdstream.ParseDetachKeys(cfg.DetachKeys)
+	if err != nil {
+		return nil, errdefs.InvalidParameter(fmt.Errorf("Invalid escape keys (%s) provided", cfg.DetachKeys)) //lint:ignore ST1005 Docker's wording
+	}
+	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg, DetachKeys: keys}
 	execs.mu.Lock()
 	execs.execs[e.ID] = e
 	execs.mu.Unlock()
@@ -166,9 +171,16 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 		cwd = "/"
 	}
 	env := MergeEnv(MergeEnv(img.Config.Config.Env, c.Config.Env), e.Config.Env)
-	conn, br, err := m.rt.Exec(ctx, &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
+	req := &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
 		UID: u.UID, GID: u.GID, Groups: u.AdditionalGids, Stdin: e.Config.AttachStdin && stdin != nil,
-		Tty: e.Config.Tty, ExecID: e.ID})
+		Tty: e.Config.Tty, ExecID: e.ID}
+	if e.Config.Privileged {
+		// docker exec --privileged: every capability (that the engine
+		// holds), as Docker gives; the container's seccomp profile and
+		// no-new-privileges apply as to any exec, as with Docker.
+		req.Capabilities = grantableCaps()
+	}
+	conn, br, err := m.rt.Exec(ctx, req)
 	if err != nil {
 		return 0, err
 	}
@@ -229,6 +241,14 @@ func readFrames(br *bufio.Reader, fn func(byte, []byte) error) (runtime.ExecExit
 				return runtime.ExecExit{}, err
 			}
 		}
+	}
+}
+
+// ExecDetached records that an exec's client typed its detach keys (an
+// "exec_detach" event, as Docker's); the process goes on.
+func (m *Manager) ExecDetached(e *Exec) {
+	if c, err := m.records.get(e.ContainerID); err == nil {
+		m.notify(events.ActionExecDetach, c, map[string]string{"execID": e.ID})
 	}
 }
 

@@ -183,7 +183,7 @@ func (m *Manager) runHealth(id string) {
 			m.log.Info("restarting an unhealthy container", "id", id)
 			t := 10
 			go func() {
-				if err := m.Stop(context.Background(), id, &t); err == nil {
+				if err := m.Stop(context.Background(), id, &t, ""); err == nil {
 					m.Start(context.Background(), id)
 				}
 			}()

@@ -33,8 +33,11 @@ func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 	return nil
 }
 
-// Stop sends the stop signal, waits up to timeout, then kills.
-func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
+// Stop sends the stop signal (signal, when given: docker stop -s), waits
+// up to timeout, then kills. A signal is read as Docker reads it: only
+// for a running container (for another there is nothing to do), and
+// refused in Docker's words.
+func (m *Manager) Stop(ctx context.Context, ref string, timeout *int, signal string) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
@@ -66,6 +69,13 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	name := c.Config.StopSignal
 	if name == "" {
 		name = img.Config.Config.StopSignal
+	}
+	if signal != "" {
+		s, err := ParseSignal(signal)
+		if err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("cannot stop container: %s: %w", ref, err))
+		}
+		sig, name = s, ""
 	}
 	if name != "" {
 		s, err := ParseSignal(name)
@@ -117,10 +127,11 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int) error {
 	return nil
 }
 
-// Restart stops a container and starts it again. As with Docker, the stop
-// does not remove a container run with --rm: removing it while it is
-// started again would leave its new process running with no record.
-func (m *Manager) Restart(ctx context.Context, ref string, timeout *int) error {
+// Restart stops a container (with signal, when given) and starts it
+// again. As with Docker, the stop does not remove a container run with
+// --rm: removing it while it is started again would leave its new
+// process running with no record.
+func (m *Manager) Restart(ctx context.Context, ref string, timeout *int, signal string) error {
 	c, err := m.records.get(ref)
 	if err != nil {
 		return err
@@ -133,7 +144,12 @@ func (m *Manager) Restart(ctx context.Context, ref string, timeout *int) error {
 		delete(m.userRestarts, c.ID)
 		m.mu.Unlock()
 	}()
-	if err := m.Stop(ctx, c.ID, timeout); err != nil && !errors.Is(err, ErrNotRunning) {
+	if running := c.State.Status == StatusRunning || c.State.Status == StatusPaused; running && signal != "" {
+		if _, err := ParseSignal(signal); err != nil {
+			return errdefs.InvalidParameter(fmt.Errorf("Cannot restart container %s: %w", ref, err)) //lint:ignore ST1005 Docker's wording
+		}
+	}
+	if err := m.Stop(ctx, c.ID, timeout, signal); err != nil && !errors.Is(err, ErrNotRunning) {
 		return err
 	}
 	if err := m.Start(ctx, c.ID); err != nil && !errors.Is(err, ErrAlreadyStarted) {

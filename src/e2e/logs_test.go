@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/balena-os/balena-engine/src/internal/testimage"
+	"github.com/balena-os/balena-engine/src/stdstream"
 )
 
 // json-file with compress=true gzips the rotated files; docker logs reads
@@ -135,7 +137,7 @@ mkdir -p /run/systemd/journal
 echo $! > ` + pidfile + `
 for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
 exec "$@"`
-	_, _, env := withBusyboxUnder(t, []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"})
+	p, _, env := withBusyboxUnder(t, []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"})
 	r := run(t, env, "docker", "run", "--network", "none", "--log-driver", "journald", "--log-opt", "tag=app-{{.Name}}", "--name", "jd",
 		"busybox", "sh", "-c", "echo to-out; echo to-err >&2; printf no-newline")
 	if r.code != 0 || r.stdout != "to-out\nno-newline" || r.stderr != "to-err\n" {
@@ -161,6 +163,27 @@ exec "$@"`
 	}
 	if r := run(t, env, "docker", "logs", "jf"); r.stdout != "before\ntick 1\ntick 2\ntick 3\n" {
 		t.Errorf("logs after -f: %q %q", r.stdout, r.stderr)
+	}
+
+	// An attach with logs=1&stream=1: the journal's entries up to the
+	// attach, then the live output, nothing twice, nothing missing (a
+	// counter slow enough for journald's rate limit).
+	run(t, env, "docker", "run", "-d", "--network", "none", "--log-driver", "journald", "--name", "jc",
+		"busybox", "sh", "-c", `i=0; while :; do i=$((i+1)); echo $i; sleep 0.005; done`)
+	defer run(t, env, "docker", "rm", "-f", "jc")
+	last := func() int {
+		n, _ := strconv.Atoi(strings.TrimSpace(run(t, env, "docker", "logs", "--tail", "1", "jc").stdout))
+		return n
+	}
+	eventually(t, 20*time.Second, "jc's first lines", func() bool { return last() > 10 })
+	for i := range 2 {
+		conn, br := hijackAttach(t, p, "jc", "logs=1&stream=1&stdout=1&stderr=1")
+		conn.SetReadDeadline(time.Now().Add(90 * time.Second))
+		countsFrom1(t, fmt.Sprintf("attach %d", i), last()+100, func() (string, error) {
+			_, b, err := stdstream.ReadFrame(br)
+			return string(b), err
+		})
+		conn.Close()
 	}
 }
 
@@ -240,4 +263,23 @@ func TestE2ELogsDiskFull(t *testing.T) {
 		t.Errorf("bounded log: %d files, %d bytes (limit %d)", len(files), total, 3*512<<10)
 	}
 	run(t, env, "docker", "rm", "-f", "bounded")
+}
+
+// docker logs --details: each line after its attributes and a space, as
+// Docker sends them; the engine's log drivers add no attributes, so a
+// space alone. With -t the timestamp, Docker's fixed nine digits, first.
+func TestE2ELogsDetails(t *testing.T) {
+	_, _, env := withBusybox(t)
+	run(t, env, "docker", "run", "--network", "none", "--name", "det", "busybox", "sh", "-c", "echo out1; echo err1 >&2")
+	if r := run(t, env, "docker", "logs", "--details", "det"); r.stdout != " out1\n" || r.stderr != " err1\n" {
+		t.Errorf("logs --details: %q %q", r.stdout, r.stderr)
+	}
+	r := run(t, env, "docker", "logs", "--details", "-t", "det")
+	if ok, _ := regexp.MatchString(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z  out1\n$`, r.stdout); !ok {
+		t.Errorf("logs --details -t: %q", r.stdout)
+	}
+	if r := run(t, env, "docker", "logs", "det"); r.stdout != "out1\n" {
+		t.Errorf("logs: %q", r.stdout)
+	}
+	run(t, env, "docker", "rm", "det")
 }

@@ -184,14 +184,63 @@ type loader struct {
 	layers  map[string]*layer.Ingestion
 	placed  map[string]digest.Digest // path -> chain ID it was committed as
 	memUsed int64
+	want    []ocispec.Platform // docker load --platform; none: the engine's own
+}
+
+// matcher chooses among an index's images: the platforms wanted, else the
+// engine's own.
+func (ld *loader) matcher() (platforms.MatchComparer, string) {
+	if len(ld.want) == 0 {
+		return platforms.Default(), platforms.DefaultString()
+	}
+	names := make([]string, len(ld.want))
+	for i, w := range ld.want {
+		names[i] = platforms.FormatAll(w)
+	}
+	return platforms.Any(ld.want...), strings.Join(names, ", ")
+}
+
+// checkPlatforms refuses, before anything is recorded, an archive with an
+// image of none of the platforms wanted, as Docker refuses it.
+func (ld *loader) checkPlatforms(imgs []archiveManifest) error {
+	if len(ld.want) == 0 {
+		return nil
+	}
+	for _, am := range imgs {
+		raw, ok := ld.meta[ld.resolve(am.Config)]
+		if !ok {
+			continue // place says what is wrong with it
+		}
+		var img Image
+		if err := json.Unmarshal(raw, &img.Config); err != nil {
+			continue
+		}
+		name := strings.Join(am.RepoTags, ", ")
+		if name == "" {
+			name = digest.FromBytes(raw).String()
+		}
+		if err := img.CheckPlatform(name, ld.want); err != nil {
+			_, names := ld.matcher()
+			return errdefs.NotFound(fmt.Errorf("requested platform(s) ([%s]) not found: image %s is %s", names, name, platforms.FormatAll(img.Platform())))
+		}
+	}
+	return nil
 }
 
 // Load reads an archive, extracting layers as they arrive (no copy of the
 // archive is written), then records each image it describes. It reports
 // "Loaded image: NAME" (or "Loaded image ID: ID") for each.
 func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) error {
+	return s.LoadPlatforms(ctx, r, progress, nil)
+}
+
+// LoadPlatforms is Load of the platforms wanted (docker load --platform):
+// from an index, the image of the best of them rather than the engine's
+// own; and every image of the archive must be of one of them, or nothing
+// is recorded (Docker's error).
+func (s *Store) LoadPlatforms(ctx context.Context, r io.Reader, progress Progress, want []ocispec.Platform) error {
 	ld := &loader{s: s, meta: map[string][]byte{}, links: map[string]string{},
-		layers: map[string]*layer.Ingestion{}, placed: map[string]digest.Digest{}}
+		layers: map[string]*layer.Ingestion{}, placed: map[string]digest.Digest{}, want: want}
 	defer func() {
 		for _, in := range ld.layers {
 			in.Abort() // the committed ones ignore it
@@ -202,6 +251,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) error 
 	}
 	imgs, err := ld.describe()
 	if err != nil {
+		return err
+	}
+	if err := ld.checkPlatforms(imgs); err != nil {
 		return err
 	}
 	var chains []digest.Digest
@@ -368,20 +420,24 @@ func (ld *loader) fromDescriptor(d ocispec.Descriptor, depth int) (archiveManife
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return archiveManifest{}, errdefs.InvalidParameter(fmt.Errorf("invalid archive: index %s: %w", d.Digest, err))
 		}
+		want, wantName := ld.matcher()
 		var candidates []ocispec.Descriptor
 		for _, m := range idx.Manifests {
-			if m.Platform != nil && platforms.Default().Match(*m.Platform) {
+			if m.Platform != nil && want.Match(*m.Platform) {
 				if _, ok := ld.meta[blobPathOf(m.Digest)]; ok {
 					candidates = append(candidates, m)
 				}
 			}
 		}
 		if len(candidates) == 0 {
-			return archiveManifest{}, errdefs.NotFound(fmt.Errorf("archive index %s has no image for %s", d.Digest, platforms.DefaultString()))
+			if len(ld.want) > 0 {
+				return archiveManifest{}, errdefs.NotFound(fmt.Errorf("requested platform(s) ([%s]) not found: archive index %s has no image for them", wantName, d.Digest))
+			}
+			return archiveManifest{}, errdefs.NotFound(fmt.Errorf("archive index %s has no image for %s", d.Digest, wantName))
 		}
 		best := candidates[0]
 		for _, c := range candidates[1:] {
-			if platforms.Default().Less(*c.Platform, *best.Platform) {
+			if want.Less(*c.Platform, *best.Platform) {
 				best = c
 			}
 		}

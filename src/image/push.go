@@ -70,6 +70,9 @@ func (s *Store) knownBlobs(diffID digest.Digest) []knownBlob {
 type PushOptions struct {
 	Credentials *registry.Credentials
 	Progress    Progress
+	// Platforms, when given, are those the images pushed must be of
+	// (Image.CheckPlatform): an image is kept here for one platform.
+	Platforms []ocispec.Platform
 }
 
 // Push uploads the image name:tag to its registry (every tag of the
@@ -108,6 +111,15 @@ func (s *Store) Push(ctx context.Context, reg *registry.Client, name, tag string
 	}
 	if len(tags) == 0 {
 		return errdefs.NotFound(fmt.Errorf("An image does not exist locally with the tag: %s", reference.FamiliarName(repoName))) //lint:ignore ST1005 Docker's wording
+	}
+	if len(opts.Platforms) > 0 {
+		for _, t := range tags {
+			if img, err := s.Get(t.String()); err == nil {
+				if err := img.CheckPlatform(reference.FamiliarString(t), opts.Platforms); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	p := opts.Progress
 	repo := reg.Repository(repoName, opts.Credentials)

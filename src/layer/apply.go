@@ -61,7 +61,8 @@ func hostile(name, format string, args ...any) error {
 type applier struct {
 	root  int // the directory extracted into
 	pacer *pacer
-	plain bool // Unpack: no whiteouts, files owned by root
+	plain bool // Unpack: no whiteouts
+	opts  UnpackOptions
 	// The directories leading to the last parent opened, each with a
 	// handle: a tar lists a directory's entries together and goes depth
 	// first, so the next parent is mostly that one, or below or beside
@@ -314,6 +315,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(base, whiteoutPrefix) && !a.plain {
 		return a.whiteout(hdr, dfd, rel, base)
 	}
+	if a.opts.NoOverwriteDirNonDir {
+		if err := checkOverwrite(dfd, base, rel, hdr.Typeflag == tar.TypeDir); err != nil {
+			return err
+		}
+	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		err := a.create(dfd, base, rel, true, func() error { return unix.Mkdirat(dfd, base, 0o700) })
@@ -406,8 +412,8 @@ func (a *applier) file(hdr *tar.Header, dfd int, rel, base string, r io.Reader) 
 // times through its descriptor.
 func (a *applier) fileMetadata(hdr *tar.Header, fd int) error {
 	uid, gid := hdr.Uid, hdr.Gid
-	if a.plain {
-		uid, gid = 0, 0
+	if o := a.opts.Owner; o != nil {
+		uid, gid = o.UID, o.GID
 	}
 	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", hdr.Name, err)
@@ -495,8 +501,8 @@ func (a *applier) metadata(hdr *tar.Header, rel string, dfd int, base string) er
 		return fmt.Errorf("%s was replaced during the extraction", rel)
 	}
 	uid, gid := hdr.Uid, hdr.Gid
-	if a.plain {
-		uid, gid = 0, 0
+	if o := a.opts.Owner; o != nil {
+		uid, gid = o.UID, o.GID
 	}
 	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown %s: %w", rel, err)
@@ -586,11 +592,50 @@ func timespec(t time.Time) unix.Timespec {
 	return unix.NsecToTimespec(t.UnixNano())
 }
 
+// UnpackOptions are docker cp's choices for a plain tar.
+type UnpackOptions struct {
+	// Owner, when set, owns every entry (docker cp -a: the container's
+	// user); else each has the tar's owner, as Docker extracts it.
+	Owner *Owner
+	// NoOverwriteDirNonDir refuses to replace a directory with anything
+	// else, or anything else with a directory (OverwriteError).
+	NoOverwriteDirNonDir bool
+}
+
+// Owner is a user and group ID.
+type Owner struct{ UID, GID int }
+
+// OverwriteError is an entry that would have replaced a directory with a
+// non-directory (Dir) or a non-directory with a directory.
+type OverwriteError struct {
+	Name string // the entry's, relative to the directory extracted into
+	Dir  bool   // the directory is what is there
+}
+
+func (e *OverwriteError) Error() string {
+	if e.Dir {
+		return fmt.Sprintf("cannot overwrite directory %q with non-directory", e.Name)
+	}
+	return fmt.Sprintf("cannot overwrite non-directory %q with directory", e.Name)
+}
+
+// checkOverwrite answers an OverwriteError for an entry of the other kind
+// (directory or not) than what is at its place.
+func checkOverwrite(dfd int, base, rel string, isDir bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil // nothing there (or nothing to tell): creation decides
+	}
+	if there := st.Mode&unix.S_IFMT == unix.S_IFDIR; there != isDir {
+		return &OverwriteError{Name: rel, Dir: there}
+	}
+	return nil
+}
+
 // Unpack extracts a plain tar stream (docker cp's) into dir with the same
 // checks as a layer: nothing is written outside dir, no symlinked parent
 // is followed, no device beyond the harmless ones is made. Whiteout names
-// are ordinary files here and everything is owned by root, as "docker cp"
-// without -a does.
+// are ordinary files here; owners are the tar's, as with Docker.
 func Unpack(ctx context.Context, r io.Reader, dir string) error {
 	a, err := newApplier(dir, newPacer(4<<20))
 	if err != nil {
@@ -601,12 +646,13 @@ func Unpack(ctx context.Context, r io.Reader, dir string) error {
 
 // UnpackAt is Unpack into an open directory (which stays the caller's):
 // one a running container can rename or replace meanwhile without
-// redirecting the extraction.
-func UnpackAt(ctx context.Context, r io.Reader, dir *os.File) error {
+// redirecting the extraction; with docker cp's options.
+func UnpackAt(ctx context.Context, r io.Reader, dir *os.File, opts UnpackOptions) error {
 	a, err := newApplierAt(dir, newPacer(4<<20))
 	if err != nil {
 		return err
 	}
+	a.opts = opts
 	return a.unpack(ctx, r)
 }
 

@@ -31,7 +31,7 @@ func TestUnpackAgainstSwaps(t *testing.T) {
 		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
 		tw.Write([]byte("x"))
 		tw.Close()
-		if UnpackAt(ctx, &buf, rootDir) == nil {
+		if UnpackAt(ctx, &buf, rootDir, UnpackOptions{}) == nil {
 			written++
 		}
 	}

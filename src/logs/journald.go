@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/balena-os/balena-engine/src/randid"
 	"github.com/coreos/go-systemd/v22/journal"
 )
 
@@ -18,8 +21,41 @@ import (
 // with Docker's fields (CONTAINER_ID, CONTAINER_ID_FULL, CONTAINER_NAME,
 // CONTAINER_TAG, IMAGE_NAME, SYSLOG_IDENTIFIER), stdout at priority info
 // and stderr at err, so that journalctl and Docker's tools find them.
+// Each entry also has Docker's CONTAINER_LOG_EPOCH (the writer's, random)
+// and CONTAINER_LOG_ORDINAL (1, 2, ...): journald stores entries when it
+// gets to them, and these tell a reader which entries came before a
+// point it was given (Position) and whether it has them all yet.
 type Journal struct {
 	Fields map[string]string
+	// Epoch is the writer's CONTAINER_LOG_EPOCH: random unless set
+	// before the first entry.
+	Epoch   string
+	ordinal atomic.Uint64
+	once    sync.Once
+}
+
+// Docker's fields that order a writer's entries.
+const (
+	fieldEpoch   = "CONTAINER_LOG_EPOCH"
+	fieldOrdinal = "CONTAINER_LOG_ORDINAL"
+)
+
+func (j *Journal) init() {
+	j.once.Do(func() {
+		if j.Epoch == "" {
+			j.Epoch = NewEpoch()
+		}
+	})
+}
+
+// NewEpoch is a new writer's CONTAINER_LOG_EPOCH.
+func NewEpoch() string { return randid.Hex(16) }
+
+// Position is where the journal's writer is: EPOCH:ORDINAL of the last
+// entry sent, for ReadJournalUpTo.
+func (j *Journal) Position() string {
+	j.init()
+	return j.Epoch + ":" + strconv.FormatUint(j.ordinal.Load(), 10)
 }
 
 // JournalFields are the fields Docker's journald driver gives a
@@ -45,14 +81,16 @@ func (j *Journal) Write(stream string, line []byte, _ time.Time) error {
 		pri = journal.PriErr
 	}
 	msg, full := strings.CutSuffix(string(line), "\n")
-	vars := j.Fields
+	j.init()
+	vars := make(map[string]string, len(j.Fields)+3)
+	for k, v := range j.Fields {
+		vars[k] = v
+	}
 	if !full { // a line cut at 16 KiB, or the last one without a newline
-		vars = make(map[string]string, len(j.Fields)+1)
-		for k, v := range j.Fields {
-			vars[k] = v
-		}
 		vars["CONTAINER_PARTIAL_MESSAGE"] = "true"
 	}
+	vars[fieldEpoch] = j.Epoch
+	vars[fieldOrdinal] = strconv.FormatUint(j.ordinal.Add(1), 10)
 	return journal.Send(msg, pri, vars)
 }
 
@@ -63,6 +101,8 @@ type journalEntry struct {
 	Partial  string          `json:"CONTAINER_PARTIAL_MESSAGE"`
 	Realtime string          `json:"__REALTIME_TIMESTAMP"` // µs since the epoch
 	Cursor   string          `json:"__CURSOR"`
+	Epoch    string          `json:"CONTAINER_LOG_EPOCH"`
+	Ordinal  string          `json:"CONTAINER_LOG_ORDINAL"`
 }
 
 func (e *journalEntry) entry() (Entry, error) {
@@ -87,6 +127,46 @@ func (e *journalEntry) entry() (Entry, error) {
 		stream = "stderr"
 	}
 	return Entry{Log: msg, Stream: stream, Time: time.UnixMicro(us).UTC()}, nil
+}
+
+// ReadJournalUpTo sends a container's entries from the journal, oldest
+// first, up to the writer's position pos (Journal.Position): the entries
+// of its epoch after that ordinal are left out, and those up to it that
+// journald has not stored yet are waited for, a little while.
+func ReadJournalUpTo(ctx context.Context, id, pos string, fn func(Entry) error) error {
+	epoch, ord, _ := strings.Cut(pos, ":")
+	upTo, _ := strconv.ParseUint(ord, 10, 64)
+	var seen uint64 // the epoch's last ordinal read
+	cursor := ""
+	pass := func(je *journalEntry, e Entry) error {
+		if je.Epoch == epoch {
+			n, _ := strconv.ParseUint(je.Ordinal, 10, 64)
+			if n > upTo {
+				return nil
+			}
+			seen = max(seen, n)
+		}
+		return fn(e)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		args := []string{"--no-pager", "-q", "-o", "json", "--output-fields=MESSAGE,PRIORITY,CONTAINER_PARTIAL_MESSAGE," + fieldEpoch + "," + fieldOrdinal}
+		if cursor != "" {
+			args = append(args, "--after-cursor="+cursor)
+		}
+		c, err := journalctlEntries(ctx, append(args, "CONTAINER_ID_FULL="+id), pass)
+		if c != "" {
+			cursor = c
+		}
+		if err != nil || seen >= upTo || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond): // journald is still storing them
+		}
+	}
 }
 
 // ReadJournal reads a container's entries back from the journal through
@@ -160,6 +240,11 @@ func unixSeconds(t time.Time) string {
 // journalctl runs journalctl with args, hands each entry to fn, and
 // returns the last entry's cursor.
 func journalctl(ctx context.Context, args []string, fn func(Entry) error) (string, error) {
+	return journalctlEntries(ctx, args, func(_ *journalEntry, e Entry) error { return fn(e) })
+}
+
+// journalctlEntries is journalctl handing fn the journal's fields too.
+func journalctlEntries(ctx context.Context, args []string, fn func(*journalEntry, Entry) error) (string, error) {
 	cmd := exec.CommandContext(ctx, "journalctl", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -184,7 +269,7 @@ func journalctl(ctx context.Context, args []string, fn func(Entry) error) (strin
 		if err != nil {
 			continue // not one of ours: a field missing
 		}
-		if ferr = fn(e); ferr != nil {
+		if ferr = fn(&je, e); ferr != nil {
 			break
 		}
 	}

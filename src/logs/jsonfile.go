@@ -79,7 +79,10 @@ func (w *Writer) Write(stream string, line []byte, t time.Time) error {
 func (w *Writer) rotate() error {
 	w.f.Close()
 	if w.maxFile == 1 {
-		if err := os.Truncate(w.path, 0); err != nil {
+		// Removed, not truncated: a reader holding the file (a follower,
+		// an attach's snapshot) still reads what it held, and sees a new
+		// inode at the name.
+		if err := os.Remove(w.path); err != nil {
 			return err
 		}
 	} else {
@@ -189,6 +192,10 @@ func (lw *LineWriter) Write(p []byte) (int, error) {
 		lw.buf = lw.buf[end:]
 	}
 }
+
+// Pending is the start of a line not yet written: output sent on to
+// attachers that the log has not got yet.
+func (lw *LineWriter) Pending() []byte { return lw.buf }
 
 // Flush writes a last, unterminated line.
 func (lw *LineWriter) Flush() error {

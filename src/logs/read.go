@@ -45,36 +45,48 @@ const chunkSize = 64 << 10
 // streamed keeping the last entries wanted in a ring. Either way what is
 // held is the N entries and a chunk.
 func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, stop <-chan struct{}, fn func(Entry) error) error {
-	// The current file first: entries past its end now are followed, and
-	// a rotated file with the same inode, renamed since, is not read twice.
+	s, err := Open(path, maxFile)
+	if err != nil {
+		return err
+	}
+	return s.Read(ctx, opts, stop, fn)
+}
+
+// Snapshot is a log as it stood when opened: its files are held open, so
+// that rotations since (renamed, compressed, replaced files) take nothing
+// from it, and without Follow a read ends where the log ended then. An
+// attach with logs=1 takes one while the container's output waits, so
+// that its replay ends exactly where the live stream begins.
+type Snapshot struct {
+	path    string
+	cur     *os.File // nil if there was no current file
+	curSize int64
+	older   []*rotated // newest first
+}
+
+// Open takes a snapshot of the log at path. Read consumes it.
+func Open(path string, maxFile int) (*Snapshot, error) {
+	// The current file first: a rotated file with the same inode, renamed
+	// since, is then not read twice.
+	s := &Snapshot{path: path}
 	cur, err := os.Open(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read log: %w", err)
+		return nil, fmt.Errorf("read log: %w", err)
 	}
-	var curSize int64
 	var curIno uint64
 	if cur != nil {
-		defer func() {
-			if cur != nil {
-				cur.Close()
-			}
-		}()
 		fi, err := cur.Stat()
 		if err != nil {
-			return fmt.Errorf("read log: %w", err)
+			cur.Close()
+			return nil, fmt.Errorf("read log: %w", err)
 		}
-		curSize, curIno = fi.Size(), statIno(fi)
+		s.cur, s.curSize, curIno = cur, fi.Size(), statIno(fi)
 	}
-	var older []*rotated // newest first
-	defer func() {
-		for _, r := range older {
-			r.f.Close()
-		}
-	}()
 	for i := 1; i < maxFile; i++ {
 		r, err := openRotated(path + "." + strconv.Itoa(i))
 		if err != nil {
-			return err
+			s.Close()
+			return nil, err
 		}
 		if r == nil {
 			continue
@@ -83,10 +95,30 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, stop 
 			r.f.Close()
 			continue
 		}
-		older = append(older, r)
+		s.older = append(s.older, r)
 	}
+	return s, nil
+}
 
+// Close lets go of the snapshot's files (Read does it).
+func (s *Snapshot) Close() {
+	if s.cur != nil {
+		s.cur.Close()
+		s.cur = nil
+	}
+	for _, r := range s.older {
+		r.f.Close()
+	}
+	s.older = nil
+}
+
+// Read sends the snapshot's selected entries to fn, as the package's Read
+// does, and closes it.
+func (s *Snapshot) Read(ctx context.Context, opts ReadOptions, stop <-chan struct{}, fn func(Entry) error) error {
+	defer s.Close()
+	path, cur := s.path, s.cur
 	var off int64 // where following starts in the current file
+	var err error
 	if opts.Tail < 0 {
 		emit := func(e Entry) error {
 			if opts.selects(e) {
@@ -94,27 +126,30 @@ func Read(ctx context.Context, path string, maxFile int, opts ReadOptions, stop 
 			}
 			return nil
 		}
-		for i := len(older) - 1; i >= 0; i-- {
-			if err := older[i].forward(emit); err != nil {
+		for i := len(s.older) - 1; i >= 0; i-- {
+			if err := s.older[i].forward(emit); err != nil {
 				return err
 			}
 		}
 		if cur != nil {
-			if off, err = scanEntries(io.NewSectionReader(cur, 0, 1<<62), path, 0, emit); err != nil {
+			end := s.curSize
+			if opts.Follow {
+				end = 1 << 62 // following goes on from wherever this ends
+			}
+			if off, err = scanEntries(io.NewSectionReader(cur, 0, end), path, 0, emit); err != nil {
 				return err
 			}
 		}
 	} else {
-		if off, err = tail(path, cur, curSize, older, opts, fn); err != nil {
+		if off, err = tail(path, cur, s.curSize, s.older, opts, fn); err != nil {
 			return err
 		}
 	}
 	if !opts.Follow {
 		return nil
 	}
-	f := cur
-	cur = nil // follow closes it
-	return follow(ctx, path, f, off, opts, stop, fn)
+	s.cur = nil // follow closes it
+	return follow(ctx, path, cur, off, opts, stop, fn)
 }
 
 // tail sends the last opts.Tail selected entries, oldest first, and

@@ -303,11 +303,19 @@ func (m *Manager) Create(req networktypes.CreateRequest) (*Network, error) {
 	n := &Network{Network: networktypes.Network{Name: req.Name, ID: randid.Hex(32), Created: time.Now(), Scope: "local",
 		Driver: DriverBridge, EnableIPv4: true, Internal: req.Internal, Attachable: req.Attachable, ConfigOnly: req.ConfigOnly,
 		Options: maps.Clone(req.Options), Labels: maps.Clone(req.Labels), IPAM: networktypes.IPAM{Driver: "default", Config: []networktypes.IPAMConfig{}}}}
+	if err := checkOptions(req.Options); err != nil {
+		return nil, err
+	}
+	// As Docker: the request's fields, else the options of the same name.
 	if req.EnableIPv4 != nil {
 		n.EnableIPv4 = *req.EnableIPv4
+	} else if v, ok := req.Options[optEnableIPv4]; ok {
+		n.EnableIPv4, _ = strconv.ParseBool(v)
 	}
 	if req.EnableIPv6 != nil {
 		n.EnableIPv6 = *req.EnableIPv6
+	} else if v, ok := req.Options[optEnableIPv6]; ok {
+		n.EnableIPv6, _ = strconv.ParseBool(v)
 	}
 	if !n.EnableIPv4 {
 		return nil, errdefs.NotImplemented(errors.New("IPv6-only networks (EnableIPv4 false) are not implemented"))

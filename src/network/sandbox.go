@@ -177,13 +177,12 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 			sb.Endpoints = append(sb.Endpoints, ep)
 			nets = append(nets, n)
 		}
-		// The others are eth0, eth1, ... in order, past the names asked for.
-		next := 0
+		// The others are eth0, eth1, ... (or the network's
+		// container_iface_prefix) in order, past the names asked for.
 		for i := range sb.Endpoints {
-			for ; sb.Endpoints[i].IfName == ""; next++ {
-				if name := "eth" + strconv.Itoa(next); !taken[name] {
-					sb.Endpoints[i].IfName, taken[name] = name, true
-				}
+			if sb.Endpoints[i].IfName == "" {
+				name := freeIfName(taken, ifacePrefix(nets[i]))
+				sb.Endpoints[i].IfName, taken[name] = name, true
 			}
 		}
 		// One network gives the default route: the highest gateway
@@ -492,6 +491,16 @@ func hostPrefixes() []netip.Prefix {
 	return out
 }
 
+// freeIfName is the first name PREFIXn not taken (eth0 for the first
+// network, as Docker names them).
+func freeIfName(taken map[string]bool, prefix string) string {
+	for i := 0; ; i++ {
+		if name := prefix + strconv.Itoa(i); !taken[name] {
+			return name
+		}
+	}
+}
+
 // Ports the firewall publishes for bindings on the container's first
 // network.
 func (m *Manager) bindPorts(req JoinRequest, ep endpoint, n *Network, all []*sandbox) ([]port, error) {
@@ -520,6 +529,9 @@ func (m *Manager) bindPorts(req JoinRequest, ep endpoint, n *Network, all []*san
 		}
 		for _, b := range bs {
 			w := want{key: k, hostIP: b.HostIP}
+			if !w.hostIP.IsValid() {
+				w.hostIP = hostBinding(n) // the network's default, if it has one
+			}
 			if w.hostIP.IsValid() && w.hostIP.IsUnspecified() {
 				w.hostIP = netip.Addr{}
 			}
@@ -700,10 +712,8 @@ func (m *Manager) Attach(containerID, name string, n *Network, cfg *networktypes
 		if ep.IfName = ifName(cfg); ep.IfName != "" && used[ep.IfName] {
 			return errdefs.InvalidParameter(fmt.Errorf("interface name %s is already used in container %s", ep.IfName, containerID[:12]))
 		}
-		for i := 1; ep.IfName == ""; i++ {
-			if name := "eth" + strconv.Itoa(i); !used[name] {
-				ep.IfName = name
-			}
+		if ep.IfName == "" {
+			ep.IfName = freeIfName(used, ifacePrefix(n))
 		}
 		// A higher gateway priority than the default route's network
 		// takes the default route over, as with Docker.

@@ -607,3 +607,47 @@ func TestTokenNotSharedAcrossCredentials(t *testing.T) {
 		t.Errorf("a caller with other credentials: %v, want unauthorized", err)
 	}
 }
+
+// A repository's tags, from the real registry (Debian's pages no tag
+// list: TestNextPage reads the Link header of those that do).
+func TestTags(t *testing.T) {
+	reg := testregistry.Start(t)
+	c, _ := New(fastOptions())
+	ctx := context.Background()
+	img, err := testimage.Busybox(ocispec.Platform{OS: "linux", Architecture: "amd64"}, "/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repo(t, c, reg.Host+"/test/tags", nil)
+	for _, tag := range []string{"v1", "v2", "v3"} {
+		if err := testimage.Push(ctx, r, tag, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tags, err := r.Tags(ctx)
+	if err != nil || strings.Join(tags, ",") != "v1,v2,v3" {
+		t.Errorf("tags: %v %v", tags, err)
+	}
+	_, err = repo(t, c, reg.Host+"/test/nothing", nil).Tags(ctx)
+	if errdefs.KindOf(err) != errdefs.KindNotFound || !strings.Contains(err.Error(), "repository 127.0.0.1") {
+		t.Errorf("tags of a repository not there: %v", err)
+	}
+}
+
+func TestNextPage(t *testing.T) {
+	req, _ := http.NewRequest("GET", "https://r.example/v2/a/tags/list?n=2", nil)
+	for link, want := range map[string]string{
+		`</v2/a/tags/list?last=b&n=2>; rel="next"`:                 "https://r.example/v2/a/tags/list?last=b&n=2",
+		`<https://other.example/v2/a/tags/list?last=b>;rel="next"`: "https://other.example/v2/a/tags/list?last=b",
+		`</x>; rel="prev", </y>; rel="next"`:                       "https://r.example/y",
+		``:                                                         "",
+	} {
+		resp := &http.Response{Request: req, Header: http.Header{}}
+		if link != "" {
+			resp.Header.Set("Link", link)
+		}
+		if got := nextPage(resp); got != want {
+			t.Errorf("%s: %q, want %q", link, got, want)
+		}
+	}
+}

@@ -137,7 +137,7 @@ func (m *monitor) adopt(id string, rec record, fds handedFiles) {
 			}
 		}
 	}
-	lw, err := openLog(&rec.Req)
+	lw, err := openLog(&rec.Req, "")
 	if err != nil {
 		m.log.Warn("container log; its output is discarded", "id", id, "err", err)
 		lw = noClose{logs.Discard{}}

@@ -18,6 +18,7 @@ import (
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +54,11 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &libcontainer.Process{Args: req.Args, Env: req.Env, Cwd: req.Cwd, UID: int(req.UID), GID: int(req.GID)}
+	if req.Capabilities != nil {
+		// As Docker's privileged exec: no inheritable or ambient ones;
+		// the container's seccomp filter and no-new-privileges stay.
+		p.Capabilities = &configs.Capabilities{Bounding: req.Capabilities, Permitted: req.Capabilities, Effective: req.Capabilities}
+	}
 	for _, g := range req.Groups {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
 	}

@@ -46,6 +46,10 @@ type monitor struct {
 	pending  map[string][]*attacher // attachers waiting for a container to start
 	lockFD   int                    // holds the lock that makes this the one monitor
 	dns      *dnsHost
+	// epochs are the journal epochs (logs.Journal.Epoch) that containers'
+	// next runs take: an attach that cut before the start has promised
+	// its daemon that the replay leaves that epoch's entries out.
+	epochs map[string]string
 }
 
 type ctr struct {
@@ -58,9 +62,25 @@ type ctr struct {
 	master    *os.File // the terminal, for a container run with -t
 	rootfs    string
 	attachers []*attacher
+	ended     bool       // its output has ended: endAttach has run
 	outputs   []*os.File // what supervise reads the output from
 	partials  []*logs.LineWriter
 	copies    sync.WaitGroup // supervise's output copies
+	// outMu is held while a chunk of output goes to the log and on to the
+	// attachers, and by an attach that cuts (see handleAttach): that
+	// attach joins between two chunks, when the log holds exactly the
+	// output before it but for the lines still pending.
+	outMu sync.Mutex
+	lines []lineOut // under outMu
+	log   logSink   // under outMu once set
+	epoch string    // its journal entries' CONTAINER_LOG_EPOCH
+}
+
+// lineOut is a stream's line writer, whose pending part of a line an
+// attach that cuts is sent first.
+type lineOut struct {
+	stream byte
+	w      *logs.LineWriter
 }
 
 // MonitorMain is the monitor role. It serves until SIGTERM or SIGINT.
@@ -89,7 +109,7 @@ func MonitorMain(args []string) int {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-999"), 0); err != nil {
 		log.Warn("cannot lower the monitor's OOM score", "err", err)
 	}
-	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, execs: map[int]bool{}, execIDs: map[string]int{}, pending: map[string][]*attacher{}}
+	m := &monitor{root: *root, log: log, ctrs: map[string]*ctr{}, execTTYs: map[string]*os.File{}, execs: map[int]bool{}, execIDs: map[string]int{}, pending: map[string][]*attacher{}, epochs: map[string]string{}}
 	// A previous image of this process (an upgrade) may have left the
 	// lock and the containers' descriptors.
 	h, herr := readHandover(*root)
@@ -273,7 +293,11 @@ func (m *monitor) handleStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c := &ctr{state: State{ID: req.ID}, done: make(chan struct{}), rootfs: req.Rootfs}
+	c := &ctr{state: State{ID: req.ID}, done: make(chan struct{}), rootfs: req.Rootfs, epoch: m.epochs[req.ID]}
+	delete(m.epochs, req.ID)
+	if c.epoch == "" {
+		c.epoch = logs.NewEpoch()
+	}
 	m.ctrs[req.ID] = c
 	m.mu.Unlock()
 	if err := m.start(c, &req); err != nil {
@@ -338,7 +362,7 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 		lc.Destroy()
 		return err
 	}
-	lw, err := openLog(req)
+	lw, err := openLog(req, c.epoch)
 	if err != nil {
 		lc.Destroy()
 		return fmt.Errorf("open log: %w", err)
@@ -435,6 +459,9 @@ func (m *monitor) start(c *ctr, req *StartRequest) error {
 func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func() (int, string)) {
 	id := c.state.ID
 	copies := &c.copies
+	c.outMu.Lock()
+	c.log = lw
+	c.outMu.Unlock()
 	for _, s := range []struct {
 		r    *os.File
 		name string
@@ -455,16 +482,23 @@ func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func()
 			if s.name == "stderr" {
 				sid = stdstream.Stderr
 			}
+			c.outMu.Lock()
+			c.lines = append(c.lines, lineOut{sid, lwr})
+			c.outMu.Unlock()
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := s.r.Read(buf)
 				if n > 0 {
+					c.outMu.Lock()
 					lwr.Write(buf[:n])
 					c.broadcast(sid, buf[:n])
+					c.outMu.Unlock()
 				}
 				if err != nil {
 					if errors.Is(err, os.ErrDeadlineExceeded) {
+						c.outMu.Lock()
 						lwr.Flush() // an upgrade stops the copy
+						c.outMu.Unlock()
 						return
 					}
 					break
@@ -506,9 +540,12 @@ func (m *monitor) supervise(c *ctr, outR, errR *os.File, lw logSink, wait func()
 		partials := c.partials
 		c.partials = nil
 		c.mu.Unlock()
+		c.outMu.Lock()
 		for _, p := range partials {
 			p.Flush()
 		}
+		c.lines = nil
+		c.outMu.Unlock()
 		c.endAttach()
 		lw.Close()
 		c.mu.Lock()
@@ -544,13 +581,14 @@ type noClose struct{ logs.EntryWriter }
 
 func (noClose) Close() error { return nil }
 
-// openLog opens the store of the container's log driver.
-func openLog(req *StartRequest) (logSink, error) {
+// openLog opens the store of the container's log driver; a journal's
+// entries take the epoch given (a random one if none).
+func openLog(req *StartRequest, epoch string) (logSink, error) {
 	switch req.LogDriver {
 	case "none":
 		return noClose{logs.Discard{}}, nil
 	case "journald":
-		return noClose{&logs.Journal{Fields: req.JournalFields}}, nil
+		return noClose{&logs.Journal{Fields: req.JournalFields, Epoch: epoch}}, nil
 	}
 	return logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFile, req.LogCompress)
 }
@@ -670,6 +708,7 @@ func (m *monitor) handleForget(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(m.ctrs, id)
 	}
+	delete(m.epochs, id)
 	m.mu.Unlock()
 	os.RemoveAll(m.ctrDir(id))
 	w.WriteHeader(http.StatusNoContent)

@@ -61,6 +61,10 @@ type ExecRequest struct {
 	Stdin       bool
 	Tty         bool
 	ExecID      string // to resize its terminal
+	// Capabilities, when set, are the process's bounding, permitted and
+	// effective sets (docker exec --privileged), instead of the
+	// container's.
+	Capabilities []string
 }
 
 // ExitFrame is the stream byte of the frame that ends an exec.
