@@ -12,8 +12,9 @@ import (
 // file's writeback is started chunk by chunk and its data a window behind
 // is waited for and dropped from the page cache; finished files are handed
 // over and dropped in batches, each batch's writeback started once and
-// waited for only when the next batch is full, so a small file costs no
-// wait of its own. Durability is not its job (Commit syncs the filesystem);
+// waited for, and its pages dropped, by a goroutine of the pacer's while
+// the next batch is written, so a small file costs the extraction no wait
+// at all. Durability is not its job (Commit syncs the filesystem);
 // it keeps memory use flat, so that a pull does not evict the running
 // application's page cache.
 type pacer struct {
@@ -21,8 +22,13 @@ type pacer struct {
 	buf    []byte
 	// fresh files' writeback is not started yet; started ones' is. Both
 	// hold descriptors the pacer owns and closes.
-	fresh, started     []pendingFile
-	freshSz, startedSz int64
+	fresh   []pendingFile
+	freshSz int64
+	// Started batches go to the dropper; at most one waits while it
+	// drops another, which bounds what is in the cache to about three
+	// batches.
+	drops chan []pendingFile
+	idle  chan struct{} // closed when the dropper has ended
 }
 
 type pendingFile struct {
@@ -109,32 +115,46 @@ func (p *pacer) done(fd int, size, dropped int64) {
 	if p.freshSz < p.window/4 && len(p.fresh) < maxPendingOpen {
 		return
 	}
-	// The batch before is waited for and dropped first, so that at most
-	// two batches are in the cache.
-	p.drop()
+	p.startBatch()
+}
+
+// startBatch starts the fresh batch's writeback and hands it to the
+// dropper, which waits for it and drops it.
+func (p *pacer) startBatch() {
+	if len(p.fresh) == 0 {
+		return
+	}
 	for _, f := range p.fresh {
 		unix.SyncFileRange(f.fd, f.from, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
-	p.started, p.fresh = append(p.started, p.fresh...), p.fresh[:0]
-	p.startedSz, p.freshSz = p.startedSz+p.freshSz, 0
-}
-
-// drop waits for the started files' writeback, drops their pages and
-// closes them.
-func (p *pacer) drop() {
-	for _, f := range p.started {
-		unix.SyncFileRange(f.fd, f.from, 0,
-			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-		unix.Fadvise(f.fd, f.from, 0, unix.FADV_DONTNEED)
-		unix.Close(f.fd)
+	if p.drops == nil {
+		p.drops, p.idle = make(chan []pendingFile, 1), make(chan struct{})
+		go dropper(p.drops, p.idle)
 	}
-	p.started, p.startedSz = p.started[:0], 0
+	p.drops <- p.fresh
+	p.fresh, p.freshSz = make([]pendingFile, 0, len(p.fresh)), 0
 }
 
-// flush drops every file handed over.
+// dropper waits for each batch's writeback, drops its pages and closes
+// its files.
+func dropper(drops <-chan []pendingFile, done chan<- struct{}) {
+	defer close(done)
+	for batch := range drops {
+		for _, f := range batch {
+			unix.SyncFileRange(f.fd, f.from, 0,
+				unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+			unix.Fadvise(f.fd, f.from, 0, unix.FADV_DONTNEED)
+			unix.Close(f.fd)
+		}
+	}
+}
+
+// flush drops every file handed over, and waits until that is done.
 func (p *pacer) flush() {
-	p.drop()
-	p.started, p.fresh = p.fresh, p.started
-	p.startedSz, p.freshSz = p.freshSz, 0
-	p.drop()
+	p.startBatch()
+	if p.drops != nil {
+		close(p.drops)
+		<-p.idle
+		p.drops, p.idle = nil, nil
+	}
 }

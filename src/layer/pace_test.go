@@ -9,8 +9,9 @@ import (
 )
 
 // The pacer owns the descriptors of finished files until it drops their
-// pages, and batches them by bytes: small files wait in the fresh batch,
-// and a full batch starts writeback and drops the one before.
+// pages, and batches them by bytes: small files wait in the fresh batch, a
+// full batch starts writeback and goes to the dropper, and flush returns
+// when every file is dropped and closed.
 func TestPacerBatchesFilesByBytes(t *testing.T) {
 	dir := t.TempDir()
 	p := newPacer(4 << 20) // batches of 1 MiB
@@ -29,8 +30,8 @@ func TestPacerBatchesFilesByBytes(t *testing.T) {
 	for i := range 3 {
 		create(i, 10000)
 	}
-	if len(p.fresh) != 3 || p.freshSz != 30000 || len(p.started) != 0 {
-		t.Fatalf("after 3 small files: %d fresh (%d bytes), %d started", len(p.fresh), p.freshSz, len(p.started))
+	if len(p.fresh) != 3 || p.freshSz != 30000 || p.drops != nil {
+		t.Fatalf("after 3 small files: %d fresh (%d bytes), dropper %v", len(p.fresh), p.freshSz, p.drops != nil)
 	}
 	for _, f := range p.fresh {
 		var st unix.Stat_t
@@ -38,29 +39,28 @@ func TestPacerBatchesFilesByBytes(t *testing.T) {
 			t.Errorf("pending descriptor %d: fstat %v, size %d", f.fd, err, st.Size)
 		}
 	}
-	// A file that fills the batch starts it.
+	// A file that fills the batch starts it: the dropper has it.
+	first := p.fresh[0].fd
 	create(3, 1<<20-30000)
-	if len(p.fresh) != 0 || len(p.started) != 4 || p.startedSz != 1<<20 {
-		t.Fatalf("after a full batch: %d fresh, %d started (%d bytes)", len(p.fresh), len(p.started), p.startedSz)
+	if len(p.fresh) != 0 || p.freshSz != 0 || p.drops == nil {
+		t.Fatalf("after a full batch: %d fresh (%d bytes), dropper %v", len(p.fresh), p.freshSz, p.drops != nil)
 	}
-	// The next full batch drops the first: its descriptors are closed.
-	first := p.started[0].fd
 	for i := 4; i < 4+maxPendingOpen; i++ {
 		create(i, 100)
 	}
-	if len(p.started) != maxPendingOpen || len(p.fresh) != 0 {
-		t.Fatalf("after %d more files: %d started, %d fresh", maxPendingOpen, len(p.started), len(p.fresh))
+	if len(p.fresh) != 0 {
+		t.Fatalf("after %d more files: %d fresh", maxPendingOpen, len(p.fresh))
+	}
+	p.flush()
+	if len(p.fresh) != 0 || p.drops != nil {
+		t.Errorf("after flush: %d fresh, dropper still there: %v", len(p.fresh), p.drops != nil)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(first, &st); err != unix.EBADF {
 		// The number may be reused by a later file: then it is not the
 		// first one's.
 		if err != nil || st.Size == 10000 {
-			t.Errorf("the first batch's descriptor %d is still open after the next batch started", first)
+			t.Errorf("the first batch's descriptor %d is still open after flush", first)
 		}
-	}
-	p.flush()
-	if len(p.fresh)+len(p.started) != 0 {
-		t.Errorf("%d files pending after flush", len(p.fresh)+len(p.started))
 	}
 }

@@ -689,9 +689,15 @@ func report(res map[string]map[string][]sample, imgs []*benchImage, runs int, en
 	fmt.Fprintf(&b, "# Pull benchmark\n\nMade by `make bench` (`go run ./src/internal/cmd/pullbench %s`) on %s.\n\n",
 		strings.Join(os.Args[1:], " "), time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- machine: %s, %s, %d cores, %s RAM, kernel %s\n", host, cpu, nproc(), mib(meminfo()["MemTotal"]), kernel)
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		// Other work on the machine slows every puller of a run alike,
+		// not the ratios, but it is said.
+		fmt.Fprintf(&b, "- load average at the end (1, 5, 15 min): %s\n", strings.Join(strings.Fields(string(la))[:3], ", "))
+	}
 	fmt.Fprintf(&b, "- engines: %s; %s (Debian's docker.io, overlay2)\n", ours, dockerd)
 	fmt.Fprintf(&b, "- floor: each layer blob fetched over HTTP from the same registry, `gzip -dc | tar -x --numeric-owner` (%s), three layers at a time, each into a directory of its own, no sync; *floor + sync* adds one `sync` after it\n", tarv)
 	fmt.Fprintf(&b, "- each pull: `docker pull` (the docker CLI) against a freshly started daemon whose data root is an empty ext4 filesystem on a loop device with direct I/O; the floor extracts onto the same filesystem; page cache dropped before; %d runs each, alternating, medians\n", runs)
+	b.WriteString("- every puller (the daemons, gzip and tar) runs at nice -10, so that other work on the machine disturbs them less and alike\n")
 	b.WriteString("- CPU time: user + system of the daemon and of the children it waited for (Docker extracts in a child, `docker-untar`); of gzip and tar for the floor\n")
 	b.WriteString("- written: sectors written to that device (`/proc/diskstats`) from just before the pull to after a `sync` that follows it, per byte of file content extracted\n")
 	b.WriteString("- page cache and dirty growth: peaks of the page cache and dirty pages charged to a memory cgroup holding only the puller (the daemon and its children; gzip and tar for the floor: `memory.stat`'s `file` and `file_dirty` on cgroup v2, `total_cache` and `total_dirty` on v1) above their values at the start, sampled every 50 ms, so that nothing else the machine does is counted; the programs are read into the cache beforehand\n")
