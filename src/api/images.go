@@ -59,6 +59,8 @@ func (s *Server) imageOp(w http.ResponseWriter, r *http.Request) error {
 		return s.imageDelete(w, r, rest)
 	case r.Method == http.MethodPost && op == "push" && name != rest:
 		return s.imagePush(w, r, name)
+	case r.Method == http.MethodGet && op == "attestations" && name != rest:
+		return unserved("GET /images/{name}/attestations", "1.55", "the image store keeps no attestations")(w, r)
 	case r.Method == http.MethodGet && rest == "search":
 		return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
 	}
