@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -720,7 +721,41 @@ func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error 
 		rw, rootfs := s.containerSizes(c, map[string]int64{})
 		resp.SizeRw, resp.SizeRootFs = &rw, &rootfs
 	}
+	if apiversion.Compare(RequestVersion(r.Context()), "1.52") < 0 {
+		return writeJSON(w, http.StatusOK, struct {
+			containertypes.InspectResponse
+			NetworkSettings legacyNetworkSettings // hides the embedded one
+		}{resp, legacyNetworkSettings{NetworkSettings: resp.NetworkSettings}.fill()})
+	}
 	return writeJSON(w, http.StatusOK, resp)
+}
+
+// legacyNetworkSettings is a container's NetworkSettings as Docker 28
+// and older send it, before API 1.52, whatever the network: with the
+// default bridge's endpoint at the top level (empty off it) and the
+// fields it had long stopped setting, empty.
+type legacyNetworkSettings struct {
+	*containertypes.NetworkSettings
+	Bridge                                       string
+	HairpinMode                                  bool
+	LinkLocalIPv6Address                         string
+	LinkLocalIPv6PrefixLen                       int
+	SecondaryIPAddresses, SecondaryIPv6Addresses []struct{}
+	EndpointID                                   string
+	Gateway, GlobalIPv6Address                   netip.Addr
+	GlobalIPv6PrefixLen                          int
+	IPAddress                                    netip.Addr
+	IPPrefixLen                                  int
+	IPv6Gateway                                  netip.Addr
+	MacAddress                                   networktypes.HardwareAddr
+}
+
+func (l legacyNetworkSettings) fill() legacyNetworkSettings {
+	if ep := l.Networks["bridge"]; ep != nil {
+		l.EndpointID, l.Gateway, l.IPAddress, l.IPPrefixLen = ep.EndpointID, ep.Gateway, ep.IPAddress, ep.IPPrefixLen
+		l.GlobalIPv6Address, l.GlobalIPv6PrefixLen, l.IPv6Gateway, l.MacAddress = ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway, ep.MacAddress
+	}
+	return l
 }
 
 // rfc3339NanoFixed is Docker's timestamp of a log line: RFC 3339 with

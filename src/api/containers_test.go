@@ -157,3 +157,31 @@ func TestLegacyAliases(t *testing.T) {
 	}
 	legacyAliases(nil, id, "", "1.41") // no settings: nothing to do
 }
+
+// Before API 1.52 a container's default bridge endpoint is repeated at the
+// top of its NetworkSettings.
+func TestLegacyNetworkSettingsBridge(t *testing.T) {
+	var ep networktypes.EndpointSettings
+	if err := json.Unmarshal([]byte(`{"EndpointID":"e1","Gateway":"172.17.0.1","IPAddress":"172.17.0.2","IPPrefixLen":16,`+
+		`"MacAddress":"02:42:ac:11:00:02","GlobalIPv6Address":"fd00::2","GlobalIPv6PrefixLen":64,"IPv6Gateway":"fd00::1"}`), &ep); err != nil {
+		t.Fatal(err)
+	}
+	ns := &containertypes.NetworkSettings{Networks: map[string]*networktypes.EndpointSettings{"bridge": &ep, "app": {EndpointID: "e2"}}}
+	b, err := json.Marshal(legacyNetworkSettings{NetworkSettings: ns}.fill())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"EndpointID": "e1", "Gateway": "172.17.0.1", "IPAddress": "172.17.0.2", "IPPrefixLen": float64(16),
+		"MacAddress": "02:42:ac:11:00:02", "GlobalIPv6Address": "fd00::2", "GlobalIPv6PrefixLen": float64(64), "IPv6Gateway": "fd00::1", "Bridge": ""} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if n, _ := got["Networks"].(map[string]any); len(n) != 2 {
+		t.Errorf("Networks: %v", got["Networks"])
+	}
+}

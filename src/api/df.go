@@ -21,7 +21,7 @@ import (
 // 28 and older ask for it): every object listed, with its sizes.
 type legacyDiskUsage struct {
 	LayersSize int64
-	Images     []imagetypes.Summary
+	Images     any // before 1.44 with VirtualSize
 	Containers []containertypes.Summary
 	Volumes    []volumetypes.Volume
 	BuildCache []build.CacheRecord
@@ -55,10 +55,10 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if apiversion.Compare(RequestVersion(r.Context()), "1.52") < 0 {
+	if version := RequestVersion(r.Context()); apiversion.Compare(version, "1.52") < 0 {
 		out := legacyDiskUsage{LayersSize: du.layersSize, BuildCache: []build.CacheRecord{}}
 		if all || want["image"] {
-			out.Images = du.images
+			out.Images = versionedSummaries(du.images, version)
 		}
 		if all || want["container"] {
 			out.Containers = du.containers

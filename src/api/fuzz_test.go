@@ -58,8 +58,8 @@ func (p *panicLog) take() []string {
 }
 
 // fuzzServer is the API over real stores (no monitor: containers are
-// created and updated, never started) with one image, busybox:latest,
-// and one created container, "target".
+// created and updated, never started) with one image, busybox:latest
+// (with an Env), and one created container, "target".
 func fuzzServer(f testing.TB) (*Server, *panicLog) {
 	root := f.TempDir()
 	db, err := bolt.Open(filepath.Join(root, "engine.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
@@ -78,7 +78,7 @@ func fuzzServer(f testing.TB) (*Server, *panicLog) {
 		f.Fatal(err)
 	}
 	host := ocispec.Platform{OS: "linux", Architecture: platforms.DefaultSpec().Architecture, Variant: platforms.DefaultSpec().Variant}
-	img := testimage.New(host, ocispec.ImageConfig{Cmd: []string{"sh"}, Volumes: map[string]struct{}{"/data": {}}},
+	img := testimage.New(host, ocispec.ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "IMG=1"}, Volumes: map[string]struct{}{"/data": {}}},
 		testimage.NewLayer(testimage.File{Name: "bin/sh", Body: []byte("#!")}))
 	var buf bytes.Buffer
 	if err := testimage.Archive(&buf, "busybox:latest", img); err != nil {

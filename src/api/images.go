@@ -59,6 +59,8 @@ func (s *Server) imageOp(w http.ResponseWriter, r *http.Request) error {
 		return s.imageDelete(w, r, rest)
 	case r.Method == http.MethodPost && op == "push" && name != rest:
 		return s.imagePush(w, r, name)
+	case r.Method == http.MethodGet && op == "attestations" && name != rest:
+		return unserved("GET /images/{name}/attestations", "1.55", "the image store keeps no attestations")(w, r)
 	case r.Method == http.MethodGet && rest == "search":
 		return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s %s yet", r.Method, r.URL.Path))
 	}
@@ -275,7 +277,27 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, s.imageSummary(img, tags))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, versionedSummaries(out, RequestVersion(r.Context())))
+}
+
+// virtualSized is an image listed as Docker lists it before API 1.44:
+// with VirtualSize, which it made equal to Size in 1.43.
+type virtualSized struct {
+	imagetypes.Summary
+	VirtualSize int64
+}
+
+// versionedSummaries is an image list (or df's) in the request version's
+// shape.
+func versionedSummaries(list []imagetypes.Summary, version string) any {
+	if list == nil || apiversion.Compare(version, "1.44") >= 0 {
+		return list
+	}
+	out := make([]virtualSized, len(list))
+	for i, sum := range list {
+		out[i] = virtualSized{sum, sum.Size}
+	}
+	return out
 }
 
 // imageSummary is an image as GET /images/json lists it (with the given
@@ -427,8 +449,11 @@ const emptyContainerConfig = `{"Hostname":"","Domainname":"","User":"","AttachSt
 // legacyImageFields adds to an image inspect what Docker sends before API
 // 1.45: Container and ContainerConfig, empty (Compose 1.29 reads
 // ContainerConfig.Volumes when it recreates a container, and fails on
-// its absence).
+// its absence); and before 1.44 VirtualSize, equal to Size.
 func legacyImageFields(out map[string]json.RawMessage, version string) {
+	if apiversion.Compare(version, "1.44") < 0 {
+		out["VirtualSize"] = out["Size"]
+	}
 	if apiversion.Compare(version, "1.45") < 0 {
 		out["Container"] = json.RawMessage(`""`)
 		out["ContainerConfig"] = json.RawMessage(emptyContainerConfig)

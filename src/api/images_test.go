@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/balena-os/balena-engine/src/apiversion"
 )
 
 func TestImageConfigFields(t *testing.T) {
@@ -39,13 +41,17 @@ func TestImageConfigFields(t *testing.T) {
 
 // Before API 1.45 Docker's image inspect has Container and an empty
 // ContainerConfig (Compose 1.29 reads its Volumes); from 1.45 on neither.
+// Before 1.44 VirtualSize too, the Size.
 func TestLegacyImageFields(t *testing.T) {
 	for _, tc := range []struct {
 		version string
 		legacy  bool
 	}{{"1.24", true}, {"1.38", true}, {"1.44", true}, {"1.45", false}, {"1.52", false}} {
-		out := map[string]json.RawMessage{"Id": json.RawMessage(`"sha256:x"`)}
+		out := map[string]json.RawMessage{"Id": json.RawMessage(`"sha256:x"`), "Size": json.RawMessage("42")}
 		legacyImageFields(out, tc.version)
+		if vs, ok := out["VirtualSize"]; ok != (apiversion.Compare(tc.version, "1.44") < 0) || ok && string(vs) != "42" {
+			t.Errorf("%s: VirtualSize %s (present %v)", tc.version, vs, ok)
+		}
 		if _, ok := out["Container"]; ok != tc.legacy {
 			t.Errorf("%s: Container present %v, want %v", tc.version, ok, tc.legacy)
 		}

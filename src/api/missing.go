@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/errdefs"
 )
 
@@ -80,5 +81,17 @@ func registerMissing(s *Server) {
 		h := func(http.ResponseWriter, *http.Request) error { return err }
 		s.handle(prefix, h)
 		s.handle(prefix+"/", h)
+	}
+}
+
+// unserved answers a route Docker has since API version since, and the
+// engine does not serve: before since as Docker does (400), then 501
+// naming it and why.
+func unserved(route, since, why string) handlerFunc {
+	return func(_ http.ResponseWriter, r *http.Request) error {
+		if apiversion.Compare(RequestVersion(r.Context()), since) < 0 {
+			return errdefs.InvalidParameter(fmt.Errorf("%s requires minimum API version %s", route, since))
+		}
+		return errdefs.NotImplemented(fmt.Errorf("not implemented: balena-engine does not serve %s (%s)", route, why))
 	}
 }

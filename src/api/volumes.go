@@ -17,6 +17,7 @@ func (s *Server) registerVolumes() {
 	s.handle("POST /volumes/prune", s.volumePrune)
 	s.handle("GET /volumes/{name}", s.volumeInspect)
 	s.handle("DELETE /volumes/{name}", s.volumeDelete)
+	s.handle("PUT /volumes/{name}", unserved("PUT /volumes/{name}", "1.42", "updating a cluster volume needs swarm mode, which balena-engine does not support"))
 }
 
 func volumeJSON(v volume.Volume) volumetypes.Volume {

@@ -119,6 +119,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	if err := checkSettings(cfg, host); err != nil {
 		return nil, nil, err
 	}
+	cfg.Env = imageEnv(cfg.Env, img.Config.Config.Env)
 	if err := checkStorageOpt(m.root, host.StorageOpt); err != nil {
 		return nil, nil, err
 	}
@@ -226,6 +227,23 @@ func platformMatches(want, have ocispec.Platform) bool {
 	}
 	w, h := platforms.Normalize(want), platforms.Normalize(have)
 	return w.OS == h.OS && w.Architecture == h.Architecture
+}
+
+// imageEnv is a container's environment as Docker records it at create,
+// and inspect shows it: the request's entries, then the image's that
+// none of them overrides.
+func imageEnv(req, img []string) []string {
+	if len(req) == 0 {
+		return slices.Clone(img)
+	}
+	out := slices.Clip(req)
+	for _, kv := range img {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(req, func(e string) bool { ek, _, _ := strings.Cut(e, "="); return ek == k }) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // checkSettings refuses, with Docker's words and 400, the values Docker

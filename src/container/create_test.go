@@ -1,6 +1,7 @@
 package container
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,23 @@ func TestPlatformMatches(t *testing.T) {
 		if got := platformMatches(tc.want, tc.have); got != tc.match {
 			t.Errorf("want %v, image %v: %v", tc.want, tc.have, got)
 		}
+	}
+}
+
+// Docker records the request's environment, then the image's entries it
+// does not override; without any, the image's.
+func TestImageEnv(t *testing.T) {
+	img := []string{"PATH=/bin", "A=image", "B=image"}
+	for _, tc := range []struct{ req, want []string }{
+		{nil, img},
+		{[]string{"A=req", "C"}, []string{"A=req", "C", "PATH=/bin", "B=image"}},
+		{[]string{"PATH=/x", "A", "B="}, []string{"PATH=/x", "A", "B="}},
+	} {
+		if got := imageEnv(tc.req, img); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.req, got, tc.want)
+		}
+	}
+	if got := imageEnv([]string{"A=1"}, nil); !slices.Equal(got, []string{"A=1"}) {
+		t.Errorf("no image env: %q", got)
 	}
 }

@@ -56,19 +56,6 @@ OLDEST = "1.24"
 # does. A failing check listed here is reported as SKIP "engine gap"; a
 # listed check that passes is reported as PASS (and the entry is stale).
 GAPS = {
-    "apiversion.1.24.image_virtualsize": "GET /v1.24/images/json and /images/NAME/json leave out "
-        "VirtualSize (Docker sends it, equal to Size, before API 1.44)",
-    "apiversion.1.41.image_virtualsize": "GET /v1.41/images/json and /images/NAME/json leave out "
-        "VirtualSize (Docker sends it, equal to Size, before API 1.44)",
-    "containers.create.env_merged_with_image": "GET /containers/ID/json's Config.Env leaves out the "
-        "image's Env (null without environment=, only the request's entries with it; the process does get "
-        "PATH). Docker stores and shows the merge: the request's entries, then the image's not overridden",
-    "apiversion.1.24.container_inspect_legacy_network": "GET /v1.24/containers/ID/json's NetworkSettings "
-        "has no Bridge, IPAddress, IPPrefixLen, Gateway, MacAddress, EndpointID, GlobalIPv6Address, ... "
-        "(Docker sends them, empty for network none, before API 1.52)",
-    "apiversion.1.41.container_inspect_legacy_network": "GET /v1.41/containers/ID/json's NetworkSettings "
-        "has no Bridge, IPAddress, IPPrefixLen, Gateway, MacAddress, EndpointID, GlobalIPv6Address, ... "
-        "(Docker sends them, empty for network none, before API 1.52)",
     "containers.attach_logs_no_stream": "POST /containers/ID/attach?logs=1&stream=0 (Upgrade: tcp) on an "
         "exited container: the engine writes the replayed frames right after the 101 headers, so they "
         "reach docker-py in the same recv() as the headers; http.client's buffered reader keeps them and "
