@@ -553,7 +553,12 @@ func statusText(c *container.Container, now time.Time) string {
 }
 
 func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor", "since", "before")
+	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor", "since", "before",
+		"health", "network", "publish", "expose", "volume", "isolation", "is-task")
+	if err != nil {
+		return err
+	}
+	pf, err := newPsFilter(f)
 	if err != nil {
 		return err
 	}
@@ -602,6 +607,9 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		sum := s.containerSummary(c, now)
+		if !pf.match(&sum, c.HostConfig.Isolation) {
+			continue
+		}
 		if size {
 			sum.SizeRw, sum.SizeRootFs = s.containerSizes(c, imageSizes)
 		}
