@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -25,6 +26,7 @@ import (
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	networktypes "github.com/moby/moby/api/types/network"
+	"github.com/opencontainers/go-digest"
 )
 
 func (s *Server) registerContainers() {
@@ -583,6 +585,19 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 			*t = c.Created
 		}
 	}
+	// ancestor: the images named and their descendants, by ID; a name
+	// that is no image matches nothing, as Docker.
+	var ancestors map[digest.Digest]bool
+	if _, ok := f["ancestor"]; ok {
+		ancestors = map[digest.Digest]bool{}
+		for _, ref := range f["ancestor"] {
+			ids, err := s.cfg.Images.Descendants(ref)
+			if err != nil {
+				s.cfg.Log.Warn("container list: ancestor", "image", ref, "err", err)
+			}
+			maps.Copy(ancestors, ids)
+		}
+	}
 	list, err := s.cfg.Containers.List()
 	if err != nil {
 		return err
@@ -600,7 +615,7 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		if !filterMatch(f["status"], c.State.Status) || !filterMatchPrefix(f["id"], c.ID) ||
 			!nameMatch(f["name"], c.Name) || !filterMatch(f["exited"], strconv.Itoa(c.State.ExitCode)) ||
 			(!since.IsZero() && !c.Created.After(since)) || (!before.IsZero() && !c.Created.Before(before)) ||
-			!matchLabels(c.Config.Labels, f["label"]) || !filterMatch(f["ancestor"], c.ImageName) {
+			!matchLabels(c.Config.Labels, f["label"]) || (ancestors != nil && !ancestors[c.Image]) {
 			continue
 		}
 		if len(f["exited"]) > 0 && c.State.Status != container.StatusExited {

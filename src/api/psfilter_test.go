@@ -1,8 +1,10 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,5 +92,43 @@ func TestContainerListFilterErrors(t *testing.T) {
 	code, body := request(s, "GET", "/v1.41/containers/json?all=1&filters="+url.QueryEscape(`{"health":["none"],"isolation":["default"],"is-task":["false"]}`), "")
 	if code != http.StatusOK || !strings.Contains(string(body), "/target") {
 		t.Errorf("health=none: %d %s, want the target", code, body)
+	}
+}
+
+// ancestor= names an image by name, name:tag, ID or ID prefix, and
+// matches the containers of it and of the images committed from it, by
+// ID, as Docker; a name that is no image matches nothing.
+func TestContainerListAncestor(t *testing.T) {
+	s, _ := fuzzServer(t) // "target", of busybox
+	if code, body := call(s, "/commit?container=target&repo=child", nil); code != http.StatusCreated {
+		t.Fatalf("commit: %d %s", code, body)
+	}
+	if code, body := call(s, "/containers/create?name=kid", []byte(`{"Image":"child","HostConfig":{"NetworkMode":"none"}}`)); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	_, body := request(s, "GET", "/v1.41/images/busybox/json", "")
+	var img struct{ ID string }
+	json.Unmarshal(body, &img)
+	for ref, want := range map[string]string{
+		"busybox":        "/kid /target",
+		"busybox:latest": "/kid /target",
+		img.ID:           "/kid /target",
+		img.ID[7:19]:     "/kid /target",
+		"child":          "/kid",
+		"nothing":        "",
+	} {
+		code, body := request(s, "GET", "/v1.41/containers/json?all=1&filters="+url.QueryEscape(`{"ancestor":["`+ref+`"]}`), "")
+		var list []struct{ Names []string }
+		if err := json.Unmarshal(body, &list); code != http.StatusOK || err != nil {
+			t.Fatalf("ancestor=%s: %d %s", ref, code, body)
+		}
+		var got []string
+		for _, c := range list {
+			got = append(got, c.Names...)
+		}
+		slices.Sort(got)
+		if strings.Join(got, " ") != want {
+			t.Errorf("ancestor=%s: %q, want %q", ref, got, want)
+		}
 	}
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // The container list's filters Docker serves (daemon/list.go): health,
-// network, publish, expose, volume, isolation, is-task, on real
-// containers.
+// network, publish, expose, volume, isolation, is-task, ancestor, on
+// real containers.
 func TestE2EPsFilters(t *testing.T) {
 	_, _, _, env := withNetDaemon(t)
 	docker := dockerOK(t, env)
@@ -44,6 +44,25 @@ func TestE2EPsFilters(t *testing.T) {
 		"isolation=default":    "pa pb",
 		"is-task=false":        "pa pb",
 		"is-task=true":         "",
+	} {
+		l := strings.Fields(docker("ps", "--filter", filter, "--format", "{{.Names}}"))
+		slices.Sort(l)
+		if got := strings.Join(l, " "); got != want {
+			t.Errorf("ps --filter %s: %q, want %q", filter, got, want)
+		}
+	}
+	// ancestor: the image by any of its names or its ID, and the images
+	// committed from it.
+	docker("commit", "pb", "pfchild")
+	docker("run", "-d", "--name", "pc", "--network", "none", "pfchild", "sleep", "1000")
+	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "pc") })
+	bbID := docker("image", "inspect", "--format", "{{.Id}}", "busybox")
+	for filter, want := range map[string]string{
+		"ancestor=busybox":        "pa pb pc",
+		"ancestor=busybox:latest": "pa pb pc",
+		"ancestor=" + bbID[7:19]:  "pa pb pc",
+		"ancestor=pfchild":        "pc",
+		"ancestor=nothing":        "",
 	} {
 		l := strings.Fields(docker("ps", "--filter", filter, "--format", "{{.Names}}"))
 		slices.Sort(l)
