@@ -52,11 +52,7 @@ const dockerCLI2010Cache = "/var/cache/balena-engine-test/docker-20.10"
 // is a SKIP with that reason and what was seen; one that passes is a PASS
 // (and the entry is stale). A key "NAME@API" applies at that API version
 // only.
-var dockerCLIGaps = map[string]string{
-	"top.ps_args": "GET /containers/ID/top with ps_args other than -ef answers 501: the engine lists a " +
-		"container's processes from /proc itself, as ps -ef shows them (a device may have no ps); Docker runs " +
-		"the host's ps with the arguments given and keeps the container's rows",
-}
+var dockerCLIGaps = map[string]string{}
 
 // dockerCLISummary is the line each CLI's run ends with.
 var dockerCLISummary = regexp.MustCompile(`^SUMMARY docker-cli (\S+): (\d+) passed, (\d+) skipped, (\d+) failed$`)
