@@ -209,6 +209,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		return startFailure(c.ID, c.Path, err)
 	}
 	started = true
+	m.volumeEvents(c, "mount")
 	// A container with a health check is "starting" from its start on,
 	// never without a Health for a moment (clients read it at once).
 	hasHealth := healthConfig(c.Config.Healthcheck, img.Config.Config.Healthcheck) != nil
@@ -276,6 +277,7 @@ func (m *Manager) finish(id string, st runtime.State) {
 		if err := m.opts.Network.Leave(id); err != nil {
 			m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
 		}
+		m.volumeEvents(c, "unmount")
 	}
 	c, err := m.transitionOrLog(id, evExit, outcome{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, Error: st.Error, FinishedAt: st.FinishedAt})
 	if err == nil {

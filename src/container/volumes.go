@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
@@ -162,4 +163,21 @@ func BindMountPoints(host *containertypes.HostConfig) []containertypes.MountPoin
 		}
 	}
 	return out
+}
+
+// volumeEvents tells of a run's named and anonymous volumes, as Docker's
+// "mount" (at the start, before "start") and "unmount" (at the exit,
+// before "die") volume events, with Docker's attributes.
+func (m *Manager) volumeEvents(c *Container, action string) {
+	if m.vols == nil || m.vols.Notify == nil {
+		return
+	}
+	for _, v := range c.Volumes {
+		attrs := map[string]string{"driver": "local", "container": c.ID}
+		if action == "mount" {
+			// Docker sets a propagation on binds only.
+			attrs["destination"], attrs["read/write"], attrs["propagation"] = v.Destination, strconv.FormatBool(!v.ReadOnly), ""
+		}
+		m.vols.Notify(action, v.Name, attrs)
+	}
 }

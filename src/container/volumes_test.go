@@ -1,9 +1,13 @@
 package container
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/balena-os/balena-engine/src/volume"
 
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -40,4 +44,27 @@ func TestVolumeSubpathRefused(t *testing.T) {
 	if _, _, err := splitVolumes(host, nil); err == nil || !strings.Contains(err.Error(), "volume-subpath") {
 		t.Errorf("subpath: %v", err)
 	}
+}
+
+// A run's volumes are told of as Docker's mount and unmount events, with
+// its attributes: the container, the driver; at mount the destination,
+// read/write and propagation (empty: Docker sets one on binds only).
+func TestVolumeEvents(t *testing.T) {
+	var got []string
+	m := &Manager{vols: &volume.Store{Notify: func(action, name string, attrs map[string]string) {
+		got = append(got, fmt.Sprintf("%s %s %v", action, name, attrs))
+	}}}
+	c := &Container{ID: "abc", Volumes: []VolumeMount{{Name: "data", Destination: "/data"}, {Name: "ro", Destination: "/ro", ReadOnly: true}}}
+	m.volumeEvents(c, "mount")
+	m.volumeEvents(c, "unmount")
+	want := []string{
+		"mount data map[container:abc destination:/data driver:local propagation: read/write:true]",
+		"mount ro map[container:abc destination:/ro driver:local propagation: read/write:false]",
+		"unmount data map[container:abc driver:local]",
+		"unmount ro map[container:abc driver:local]",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	(&Manager{}).volumeEvents(c, "mount") // no store: nothing to tell
 }
