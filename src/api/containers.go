@@ -211,6 +211,9 @@ func olderClients(version string, req *containertypes.CreateRequest) error {
 				return errdefs.InvalidParameter(errors.New("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"))
 			}
 		}
+		if older("1.45") && m.VolumeOptions != nil && m.VolumeOptions.Subpath != "" {
+			return errdefs.InvalidParameter(errors.New("VolumeOptions.Subpath needs API v1.45 or newer"))
+		}
 		if older("1.42") {
 			// Not checked before 1.42: dropped, as Docker drops them.
 			if m.Type != mount.TypeVolume {
