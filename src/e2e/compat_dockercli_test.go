@@ -691,8 +691,8 @@ var dockerCLIChecks = []cliCheck{
 		s.eq(s.inspect("sz", "{{.SizeRw}}"), "<nil>", "SizeRw without -s")
 	}},
 	{"ps.filter", func(s *cliSuite) {
-		defer s.rm("pf-a", "pf-b", "pf-exit")
-		s.ok("run", "-d", "--name", "pf-a", "--label", "suite=cli", "--label", "role=a", "busybox", "sleep", "1000")
+		defer s.docker("rm", "-f", "-v", "pf-a", "pf-b", "pf-exit")
+		s.ok("run", "-d", "--name", "pf-a", "--label", "suite=cli", "--label", "role=a", "-v", "/data", "busybox", "sleep", "1000")
 		s.ok("run", "-d", "--name", "pf-b", "--label", "suite=cli", "busybox", "sleep", "1000")
 		s.code(2, "", "run", "--name", "pf-exit", "busybox", "sh", "-c", "exit 2")
 		names := func(args ...string) string {
@@ -708,6 +708,9 @@ var dockerCLIChecks = []cliCheck{
 		s.eq(names("--filter", "label=role"), "pf-a", "--filter label=role")
 		s.eq(names("--filter", "label=suite=cli", "--filter", "label=role=a"), "pf-a", "two label filters")
 		s.eq(names("-a", "--filter", "ancestor=busybox"), "pf-a pf-b pf-exit", "--filter ancestor=busybox")
+		s.eq(names("-a", "--filter", "ancestor=busybox:latest"), "pf-a pf-b pf-exit", "--filter ancestor=busybox:latest")
+		s.eq(names("--filter", "volume=/data"), "pf-a", "--filter volume=/data")
+		s.eq(names("--filter", "health=none", "--filter", "is-task=false"), "pf-a pf-b", "--filter health=none --filter is-task=false")
 		s.eq(names("--filter", "id="+s.inspect("pf-b", "{{.Id}}")[:12]), "pf-b", "--filter id=")
 		s.eq(names("--filter", "name=nothing"), "", "--filter name=nothing")
 	}},
