@@ -16,6 +16,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +86,8 @@ func physicalMemory() uint64 {
 	return uint64(si.Totalram) * uint64(si.Unit)
 }
 
-// Top lists a running container's processes as "ps -ef" would.
+// Top lists a running container's processes as "ps -ef" would, or as
+// the host's ps with other arguments does.
 func (m *Manager) Top(ctx context.Context, ref, psArgs string) (containertypes.TopResponse, error) {
 	if err := validatePSArgs(psArgs); err != nil {
 		return containertypes.TopResponse{}, err
@@ -101,19 +103,22 @@ func (m *Manager) Top(ctx context.Context, ref, psArgs string) (containertypes.T
 	if err != nil {
 		return containertypes.TopResponse{}, err
 	}
+	var out containertypes.TopResponse
 	if psArgs != "" && psArgs != "-ef" {
-		return hostPS(ctx, psArgs, pids)
-	}
-	// ps -ef read from /proc: a device may have no ps.
-	out := containertypes.TopResponse{Titles: []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}}
-	boot := bootTime()
-	for _, pid := range pids {
-		row, err := psRow(pid, boot)
-		if err != nil {
-			continue // gone meanwhile
+		if out, err = hostPS(ctx, psArgs, pids); err != nil {
+			return out, err
 		}
-		out.Processes = append(out.Processes, row)
+	} else {
+		// ps -ef read from /proc: a device may have no ps.
+		out.Titles = []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}
+		boot := bootTime()
+		for _, pid := range pids {
+			if row, err := psRow(pid, boot); err == nil { // else gone meanwhile
+				out.Processes = append(out.Processes, row)
+			}
+		}
 	}
+	m.notify(events.ActionTop, c, nil) // as Docker
 	return out, nil
 }
 

@@ -3,15 +3,18 @@
 package e2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // docker top with ps arguments runs the host's ps with them and keeps
-// the container's rows, as Docker.
+// the container's rows, as Docker; each top is a "top" event.
 func TestE2ETopPsArgs(t *testing.T) {
 	_, _, env := withBusybox(t)
 	docker := dockerOK(t, env)
+	since := strconv.FormatInt(time.Now().Unix(), 10)
 	docker("run", "-d", "--name", "tp", "--network", "none", "busybox", "sleep", "1000")
 	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "tp") })
 	waitProgram(t, env, "tp", "sleep")
@@ -32,5 +35,12 @@ func TestE2ETopPsArgs(t *testing.T) {
 	}
 	if r := run(t, env, "docker", "top", "tp", "--nosuchoption"); r.code != 1 || !strings.Contains(r.stderr, "ps: ") {
 		t.Errorf("top --nosuchoption: %d %q", r.code, r.stderr)
+	}
+	// Each top that answered is a "top" event, as Docker's: the three
+	// above with arguments, and one without.
+	docker("top", "tp")
+	if got := docker("events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "event=top", "--format", "{{.Actor.Attributes.name}}"); got != "tp\ntp\ntp\ntp" {
+		t.Errorf("top events: %q, want four of tp", got)
 	}
 }
