@@ -199,8 +199,10 @@ func bindSubpath(volPath, sub, dst string) error {
 	}
 	full := filepath.Join(base, sub)
 	res, err := filepath.EvalSymlinks(full)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return errdefs.NotFound(fmt.Errorf("cannot access path %s: %w", full, err))
+	} else if err != nil {
+		return fmt.Errorf("error while resolving symlinks in combined path %q: %w", full, err)
 	}
 	rel, err := filepath.Rel(base, res)
 	if err != nil || !filepath.IsLocal(rel) {
