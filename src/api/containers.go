@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,6 +27,7 @@ import (
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	networktypes "github.com/moby/moby/api/types/network"
+	"github.com/opencontainers/go-digest"
 )
 
 func (s *Server) registerContainers() {
@@ -209,6 +211,9 @@ func olderClients(version string, req *containertypes.CreateRequest) error {
 			if older("1.44") && bo.ReadOnlyForceRecursive {
 				return errdefs.InvalidParameter(errors.New("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"))
 			}
+		}
+		if older("1.45") && m.VolumeOptions != nil && m.VolumeOptions.Subpath != "" {
+			return errdefs.InvalidParameter(errors.New("VolumeOptions.Subpath needs API v1.45 or newer"))
 		}
 		if older("1.42") {
 			// Not checked before 1.42: dropped, as Docker drops them.
@@ -554,7 +559,12 @@ func statusText(c *container.Container, now time.Time) string {
 }
 
 func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor", "since", "before")
+	f, err := parseFilters(r, "status", "name", "id", "label", "exited", "ancestor", "since", "before",
+		"health", "network", "publish", "expose", "volume", "isolation", "is-task")
+	if err != nil {
+		return err
+	}
+	pf, err := newPsFilter(f)
 	if err != nil {
 		return err
 	}
@@ -579,6 +589,19 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 			*t = c.Created
 		}
 	}
+	// ancestor: the images named and their descendants, by ID; a name
+	// that is no image matches nothing, as Docker.
+	var ancestors map[digest.Digest]bool
+	if _, ok := f["ancestor"]; ok {
+		ancestors = map[digest.Digest]bool{}
+		for _, ref := range f["ancestor"] {
+			ids, err := s.cfg.Images.Descendants(ref)
+			if err != nil {
+				s.cfg.Log.Warn("container list: ancestor", "image", ref, "err", err)
+			}
+			maps.Copy(ancestors, ids)
+		}
+	}
 	list, err := s.cfg.Containers.List()
 	if err != nil {
 		return err
@@ -596,13 +619,16 @@ func (s *Server) containerList(w http.ResponseWriter, r *http.Request) error {
 		if !filterMatch(f["status"], c.State.Status) || !filterMatchPrefix(f["id"], c.ID) ||
 			!nameMatch(f["name"], c.Name) || !filterMatch(f["exited"], strconv.Itoa(c.State.ExitCode)) ||
 			(!since.IsZero() && !c.Created.After(since)) || (!before.IsZero() && !c.Created.Before(before)) ||
-			!matchLabels(c.Config.Labels, f["label"]) || !filterMatch(f["ancestor"], c.ImageName) {
+			!matchLabels(c.Config.Labels, f["label"]) || (ancestors != nil && !ancestors[c.Image]) {
 			continue
 		}
 		if len(f["exited"]) > 0 && c.State.Status != container.StatusExited {
 			continue
 		}
 		sum := s.containerSummary(c, now)
+		if !pf.match(&sum, c.HostConfig.Isolation) {
+			continue
+		}
 		if size {
 			sum.SizeRw, sum.SizeRootFs = s.containerSizes(c, imageSizes)
 		}

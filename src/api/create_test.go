@@ -175,8 +175,9 @@ func TestCreateHealthStartInterval(t *testing.T) {
 
 // --mount's options by API version, as Docker reads them: another type's
 // options refused from 1.42 on (dropped before), ReadOnlyForceRecursive
-// refused before 1.44; a volume's labels given to the volume made, its
-// driver options refused (no local volume options yet).
+// refused before 1.44, a volume's Subpath before 1.45; a volume's labels
+// given to the volume made, its driver options refused (no local volume
+// options yet).
 func TestCreateMountOptions(t *testing.T) {
 	s, _ := fuzzServer(t)
 	for _, tc := range []struct {
@@ -192,6 +193,10 @@ func TestCreateMountOptions(t *testing.T) {
 		{"1.44", `{"Type":"volume","Source":"opted","Target":"/v","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"tmpfs"}}}}`, 501,
 			"local volume options (type, device, o) are not implemented yet"},
 		{"1.44", `{"Type":"volume","Source":"labelled","Target":"/v","VolumeOptions":{"Labels":{"a":"b"}}}`, 201, ""},
+		{"1.44", `{"Type":"volume","Source":"sub","Target":"/v","VolumeOptions":{"Subpath":"x"}}`, 400, "VolumeOptions.Subpath needs API v1.45 or newer"},
+		{"1.45", `{"Type":"volume","Source":"sub","Target":"/v","VolumeOptions":{"Subpath":"x"}}`, 201, ""},
+		{"1.45", `{"Type":"volume","Source":"sub","Target":"/v","VolumeOptions":{"Subpath":"../x"}}`, 400,
+			`invalid mount config for type "volume": subpath must be a relative path within the volume`},
 	} {
 		code, msg, _, _ := createAt(t, s, tc.version, `{"Image":"busybox","HostConfig":{"NetworkMode":"none","Mounts":[`+tc.mounts+`]}}`)
 		if code != tc.code || msg != tc.want {

@@ -164,7 +164,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	}
 	// Everything but the user (resolved against the image's files at
 	// start) is checked here, the volumes' places included.
-	probe := volumeSpecMounts(vms, func(string) string { return "/" })
+	probe := volumeSpecMounts(vms, func(int) string { return "/" })
 	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: specHost, Image: img.Config.Config, Volumes: probe, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled,
 		ReadOnlyNonRecursive: opts.ReadOnlyNonRecursive}); err != nil {
 		return nil, nil, err

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,20 +164,39 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 	if initPath == "" {
 		initPath = m.rt.Binary()
 	}
-	mountpoints := map[string]string{}
-	for _, v := range c.Volumes {
+	sources := make([]string, len(c.Volumes))
+	subpaths := filepath.Join(m.dir(c.ID), "subpaths")
+	if !unbindSubpaths(subpaths) { // a previous run's, if any
+		return fmt.Errorf("volume subpaths of a previous run are still mounted in %s", subpaths)
+	}
+	defer func() {
+		if !started {
+			unbindSubpaths(subpaths)
+		}
+	}()
+	for i, v := range c.Volumes {
 		vol, err := m.vols.Create(v.Name, v.Labels, v.DriverOptions) // recreated if it was removed meanwhile
 		if err != nil {
 			return err
 		}
-		mountpoints[v.Name] = vol.Mountpoint
-		if !v.NoCopy {
-			if err := volume.CopyUp(rootfs, v.Destination, vol.Mountpoint); err != nil {
+		sources[i] = vol.Mountpoint
+		if v.Subpath != "" {
+			sources[i] = filepath.Join(subpaths, strconv.Itoa(i))
+			if err := os.MkdirAll(subpaths, 0o700); err != nil {
+				return err
+			}
+			if err := bindSubpath(vol.Mountpoint, v.Subpath, sources[i]); err != nil {
+				return err
+			}
+		}
+		// A file's subpath takes no copy-up, as Docker's (directories only).
+		if fi, err := os.Stat(sources[i]); !v.NoCopy && (err != nil || fi.IsDir()) {
+			if err := volume.CopyUp(rootfs, v.Destination, sources[i]); err != nil {
 				return err
 			}
 		}
 	}
-	vmounts := volumeSpecMounts(c.Volumes, func(n string) string { return mountpoints[n] })
+	vmounts := volumeSpecMounts(c.Volumes, func(i int) string { return sources[i] })
 	s, err := Spec(SpecInput{ID: c.ID, Config: cfg, Host: specHost, Image: img.Config.Config, Rootfs: rootfs, EtcFiles: etc, Volumes: vmounts, InitPath: initPath, SeccompProfile: m.opts.SeccompProfile, NoSeccomp: !libseccomp.Enabled, NetnsPath: sb.NetnsPath,
 		PidnsPath: pidns, IpcnsPath: ipcns, ShmPath: shm, ReadOnlyNonRecursive: c.ReadOnlyNonRecursive})
 	if err != nil {
@@ -209,6 +230,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		return startFailure(c.ID, c.Path, err)
 	}
 	started = true
+	m.volumeEvents(c, "mount")
 	// A container with a health check is "starting" from its start on,
 	// never without a Health for a moment (clients read it at once).
 	hasHealth := healthConfig(c.Config.Healthcheck, img.Config.Config.Healthcheck) != nil
@@ -276,6 +298,8 @@ func (m *Manager) finish(id string, st runtime.State) {
 		if err := m.opts.Network.Leave(id); err != nil {
 			m.log.Warn("network sandbox of an exited container", "id", id, "err", err)
 		}
+		unbindSubpaths(filepath.Join(m.dir(id), "subpaths"))
+		m.volumeEvents(c, "unmount")
 	}
 	c, err := m.transitionOrLog(id, evExit, outcome{ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, Error: st.Error, FinishedAt: st.FinishedAt})
 	if err == nil {

@@ -77,6 +77,9 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool, removeVolu
 	m.rt.EndAttach(ctx, c.ID)
 	unix.Unmount(filepath.Join(m.dir(c.ID), "rootfs"), unix.MNT_DETACH)
 	unix.Unmount(m.shmDir(c.ID), unix.MNT_DETACH)
+	if !unbindSubpaths(filepath.Join(m.dir(c.ID), "subpaths")) {
+		return fmt.Errorf("remove container %s: its volume subpaths are still mounted", c.ID[:12])
+	}
 	// Its files go before its record: once nothing names the container,
 	// nothing of it is left (a failure here keeps the record, and a
 	// second rm finishes the work).

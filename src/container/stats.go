@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,10 +86,11 @@ func physicalMemory() uint64 {
 	return uint64(si.Totalram) * uint64(si.Unit)
 }
 
-// Top lists a running container's processes as "ps -ef" would.
+// Top lists a running container's processes as "ps -ef" would, or as
+// the host's ps with other arguments does.
 func (m *Manager) Top(ctx context.Context, ref, psArgs string) (containertypes.TopResponse, error) {
-	if psArgs != "" && psArgs != "-ef" {
-		return containertypes.TopResponse{}, errdefs.NotImplemented(fmt.Errorf("ps arguments %q are not implemented (only -ef)", psArgs))
+	if err := validatePSArgs(psArgs); err != nil {
+		return containertypes.TopResponse{}, err
 	}
 	c, err := m.records.get(ref)
 	if err != nil {
@@ -98,16 +103,94 @@ func (m *Manager) Top(ctx context.Context, ref, psArgs string) (containertypes.T
 	if err != nil {
 		return containertypes.TopResponse{}, err
 	}
-	out := containertypes.TopResponse{Titles: []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}}
-	boot := bootTime()
-	for _, pid := range pids {
-		row, err := psRow(pid, boot)
-		if err != nil {
-			continue // gone meanwhile
+	var out containertypes.TopResponse
+	if psArgs != "" && psArgs != "-ef" {
+		if out, err = hostPS(ctx, psArgs, pids); err != nil {
+			return out, err
 		}
-		out.Processes = append(out.Processes, row)
+	} else {
+		// ps -ef read from /proc: a device may have no ps.
+		out.Titles = []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}
+		boot := bootTime()
+		for _, pid := range pids {
+			if row, err := psRow(pid, boot); err == nil { // else gone meanwhile
+				out.Processes = append(out.Processes, row)
+			}
+		}
 	}
+	m.notify(events.ActionTop, c, nil) // as Docker
 	return out, nil
+}
+
+// psArgsRe finds "name=PID…" column renames, which would hide the PID
+// column Docker's parsing looks for.
+var psArgsRe = regexp.MustCompile(`\s+(\S*)=\s*(PID\S*)`)
+
+func validatePSArgs(psArgs string) error {
+	for _, g := range psArgsRe.FindAllStringSubmatch(psArgs, -1) {
+		if g[1] != "pid" {
+			return errdefs.InvalidParameter(fmt.Errorf(`specifying "%s=%s" is not allowed`, g[1], g[2]))
+		}
+	}
+	return nil
+}
+
+// hostPS is Docker's top with ps arguments: the host's ps, limited to
+// the container's PIDs with -q where ps takes it together with the
+// arguments, and its lines of those PIDs kept.
+func hostPS(ctx context.Context, psArgs string, pids []int) (containertypes.TopResponse, error) {
+	args := strings.Split(psArgs, " ")
+	q := make([]string, len(pids))
+	for i, p := range pids {
+		q[i] = strconv.Itoa(p)
+	}
+	out, err := exec.CommandContext(ctx, "ps", append(args, "-q"+strings.Join(q, ","))...).Output()
+	if err != nil {
+		// Some options (f) do not go with -q.
+		if out, err = exec.CommandContext(ctx, "ps", args...).Output(); err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if line, _, _ := strings.Cut(string(ee.Stderr), "\n"); line != "" {
+					err = errors.New(line)
+				}
+			}
+			return containertypes.TopResponse{}, fmt.Errorf("ps: %w", err)
+		}
+	}
+	return parsePS(string(out), pids)
+}
+
+// parsePS keeps ps's lines of pids, found by the PID column of its
+// header; a thread's line ("-" as PID, ps -m) goes with its process's.
+func parsePS(out string, pids []int) (containertypes.TopResponse, error) {
+	lines := strings.Split(out, "\n")
+	top := containertypes.TopResponse{Titles: strings.Fields(lines[0])}
+	col := slices.Index(top.Titles, "PID")
+	if col < 0 {
+		//lint:ignore ST1005 Docker's wording.
+		return top, errors.New("Couldn't find PID field in ps output")
+	}
+	keep := false
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) <= col || len(f) < len(top.Titles) {
+			continue
+		}
+		if f[col] != "-" {
+			p, err := strconv.Atoi(f[col])
+			if err != nil {
+				//lint:ignore ST1005 Docker's wording.
+				return top, fmt.Errorf("Unexpected pid '%s': %s", f[col], err)
+			}
+			keep = slices.Contains(pids, p)
+		}
+		if keep {
+			// The last column (a command) keeps its spaces.
+			n := len(top.Titles) - 1
+			top.Processes = append(top.Processes, append(f[:n:n], strings.Join(f[n:], " ")))
+		}
+	}
+	return top, nil
 }
 
 func bootTime() time.Time {

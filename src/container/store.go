@@ -60,6 +60,7 @@ type VolumeMount struct {
 	ReadOnly    bool
 	NoCopy      bool
 	Anonymous   bool
+	Subpath     string `json:",omitempty"` // --mount's volume-subpath: the part of the volume bound
 	// Labels and DriverOptions (--mount's volume-label, volume-opt) are
 	// given to the volume when it is made.
 	Labels        map[string]string `json:",omitempty"`

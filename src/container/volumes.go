@@ -1,15 +1,20 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // splitVolumes takes the volume entries out of a host config (named and
@@ -66,15 +71,16 @@ func splitVolumes(host *containertypes.HostConfig, imageVolumes map[string]struc
 		if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil && m.VolumeOptions.DriverConfig.Name != "" && m.VolumeOptions.DriverConfig.Name != "local" {
 			return nil, nil, errdefs.NotImplemented(fmt.Errorf("volume driver %q is not implemented (only local)", m.VolumeOptions.DriverConfig.Name))
 		}
-		if m.VolumeOptions != nil && m.VolumeOptions.Subpath != "" {
-			// Not ignored: a bind of a path inside a volume that a running
-			// container can change needs the mount made from a handle,
-			// which the runtime does not do yet.
-			return nil, nil, errdefs.NotImplemented(fmt.Errorf("volume-subpath (--mount type=volume,volume-subpath=%s) is not implemented yet", m.VolumeOptions.Subpath))
-		}
 		vm := VolumeMount{Name: m.Source, Destination: filepath.Clean(m.Target), ReadOnly: m.ReadOnly, Anonymous: m.Source == ""}
 		if o := m.VolumeOptions; o != nil {
-			vm.NoCopy, vm.Labels = o.NoCopy, o.Labels
+			if o.Subpath != "" && (vm.Anonymous || !filepath.IsLocal(o.Subpath)) {
+				why := "subpath must be a relative path within the volume"
+				if vm.Anonymous {
+					why = "must not set Subpath when using anonymous volumes"
+				}
+				return nil, nil, errdefs.InvalidParameter(fmt.Errorf("invalid mount config for type \"volume\": %s", why))
+			}
+			vm.NoCopy, vm.Labels, vm.Subpath = o.NoCopy, o.Labels, o.Subpath
 			if o.DriverConfig != nil {
 				vm.DriverOptions = o.DriverConfig.Options
 			}
@@ -105,15 +111,15 @@ func splitVolumes(host *containertypes.HostConfig, imageVolumes map[string]struc
 }
 
 // volumeSpecMounts are the bind mounts of a container's volumes.
-func volumeSpecMounts(vols []VolumeMount, mountpoint func(name string) string) []specs.Mount {
+func volumeSpecMounts(vols []VolumeMount, mountpoint func(i int) string) []specs.Mount {
 	var out []specs.Mount
-	for _, v := range vols {
+	for i, v := range vols {
 		opts := []string{"rbind", "rprivate"}
 		if v.ReadOnly {
 			ro, _ := readOnly(false, false) // as Docker's, whatever the client's version
 			opts = append(opts, ro)
 		}
-		out = append(out, specs.Mount{Destination: v.Destination, Type: "bind", Source: mountpoint(v.Name), Options: opts})
+		out = append(out, specs.Mount{Destination: v.Destination, Type: "bind", Source: mountpoint(i), Options: opts})
 	}
 	return out
 }
@@ -162,4 +168,73 @@ func BindMountPoints(host *containertypes.HostConfig) []containertypes.MountPoin
 		}
 	}
 	return out
+}
+
+// volumeEvents tells of a run's named and anonymous volumes, as Docker's
+// "mount" (at the start, before "start") and "unmount" (at the exit,
+// before "die") volume events, with Docker's attributes.
+func (m *Manager) volumeEvents(c *Container, action string) {
+	if m.vols == nil || m.vols.Notify == nil {
+		return
+	}
+	for _, v := range c.Volumes {
+		attrs := map[string]string{"driver": "local", "container": c.ID}
+		if action == "mount" {
+			// Docker sets a propagation on binds only.
+			attrs["destination"], attrs["read/write"], attrs["propagation"] = v.Destination, strconv.FormatBool(!v.ReadOnly), ""
+		}
+		m.vols.Notify(action, v.Name, attrs)
+	}
+}
+
+// bindSubpath binds a volume's subpath (--mount's volume-subpath) at dst,
+// a mount point it makes, as Docker: the path, its symlinks resolved,
+// must be in the volume (else Docker's errors), and the bind is made from
+// a handle opened inside the volume, so that a container swapping a
+// symlink in meanwhile cannot lead it out.
+func bindSubpath(volPath, sub, dst string) error {
+	base, err := filepath.EvalSymlinks(volPath)
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(base, sub)
+	res, err := filepath.EvalSymlinks(full)
+	if errors.Is(err, os.ErrNotExist) {
+		return errdefs.NotFound(fmt.Errorf("cannot access path %s: %w", full, err))
+	} else if err != nil {
+		return fmt.Errorf("error while resolving symlinks in combined path %q: %w", full, err)
+	}
+	rel, err := filepath.Rel(base, res)
+	if err != nil || !filepath.IsLocal(rel) {
+		return errdefs.InvalidParameter(fmt.Errorf("path concatenation escapes the base directory, base: %s, subpath: %s", base, sub))
+	}
+	h, err := pathrs.OpenInRoot(base, rel)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if st, serr := h.Stat(); serr == nil && st.IsDir() {
+		err = os.Mkdir(dst, 0o700)
+	} else {
+		err = os.WriteFile(dst, nil, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	return unix.Mount(fmt.Sprintf("/proc/self/fd/%d", h.Fd()), dst, "", unix.MS_BIND, "")
+}
+
+// unbindSubpaths undoes bindSubpath's mounts under dir; it says whether
+// they are gone (only then may the container's directory be removed:
+// never the volume's files through a bind left).
+func unbindSubpaths(dir string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		unix.Unmount(p, unix.MNT_DETACH)
+		os.Remove(p) // not RemoveAll: a bind still there keeps its files
+	}
+	os.Remove(dir)
+	_, err := os.Stat(dir)
+	return errors.Is(err, os.ErrNotExist)
 }

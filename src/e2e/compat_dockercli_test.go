@@ -52,11 +52,7 @@ const dockerCLI2010Cache = "/var/cache/balena-engine-test/docker-20.10"
 // is a SKIP with that reason and what was seen; one that passes is a PASS
 // (and the entry is stale). A key "NAME@API" applies at that API version
 // only.
-var dockerCLIGaps = map[string]string{
-	"top.ps_args": "GET /containers/ID/top with ps_args other than -ef answers 501: the engine lists a " +
-		"container's processes from /proc itself, as ps -ef shows them (a device may have no ps); Docker runs " +
-		"the host's ps with the arguments given and keeps the container's rows",
-}
+var dockerCLIGaps = map[string]string{}
 
 // dockerCLISummary is the line each CLI's run ends with.
 var dockerCLISummary = regexp.MustCompile(`^SUMMARY docker-cli (\S+): (\d+) passed, (\d+) skipped, (\d+) failed$`)
@@ -695,8 +691,8 @@ var dockerCLIChecks = []cliCheck{
 		s.eq(s.inspect("sz", "{{.SizeRw}}"), "<nil>", "SizeRw without -s")
 	}},
 	{"ps.filter", func(s *cliSuite) {
-		defer s.rm("pf-a", "pf-b", "pf-exit")
-		s.ok("run", "-d", "--name", "pf-a", "--label", "suite=cli", "--label", "role=a", "busybox", "sleep", "1000")
+		defer s.docker("rm", "-f", "-v", "pf-a", "pf-b", "pf-exit")
+		s.ok("run", "-d", "--name", "pf-a", "--label", "suite=cli", "--label", "role=a", "-v", "/data", "busybox", "sleep", "1000")
 		s.ok("run", "-d", "--name", "pf-b", "--label", "suite=cli", "busybox", "sleep", "1000")
 		s.code(2, "", "run", "--name", "pf-exit", "busybox", "sh", "-c", "exit 2")
 		names := func(args ...string) string {
@@ -712,6 +708,9 @@ var dockerCLIChecks = []cliCheck{
 		s.eq(names("--filter", "label=role"), "pf-a", "--filter label=role")
 		s.eq(names("--filter", "label=suite=cli", "--filter", "label=role=a"), "pf-a", "two label filters")
 		s.eq(names("-a", "--filter", "ancestor=busybox"), "pf-a pf-b pf-exit", "--filter ancestor=busybox")
+		s.eq(names("-a", "--filter", "ancestor=busybox:latest"), "pf-a pf-b pf-exit", "--filter ancestor=busybox:latest")
+		s.eq(names("--filter", "volume=/data"), "pf-a", "--filter volume=/data")
+		s.eq(names("--filter", "health=none", "--filter", "is-task=false"), "pf-a pf-b", "--filter health=none --filter is-task=false")
 		s.eq(names("--filter", "id="+s.inspect("pf-b", "{{.Id}}")[:12]), "pf-b", "--filter id=")
 		s.eq(names("--filter", "name=nothing"), "", "--filter name=nothing")
 	}},

@@ -51,7 +51,7 @@ func (s *Store) Commit(ctx context.Context, diff io.Reader, opts CommitOptions) 
 		History: append(append([]ocispec.History{}, parent.Config.History...),
 			ocispec.History{Created: &now, Author: opts.Author, CreatedBy: opts.CreatedBy, Comment: opts.Comment})},
 		Config: cfg}
-	id, err := s.recordMade(img, now, tag)
+	id, err := s.recordMade(img, now, tag, parent.ID)
 	if err != nil {
 		return "", errdefs.Unavailable(fmt.Errorf("commit: record the image: %w", err))
 	}

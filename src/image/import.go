@@ -58,7 +58,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}}
 	cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
-	id, err := s.recordMade(cfg, now, tag)
+	id, err := s.recordMade(cfg, now, tag, "")
 	if err != nil {
 		return "", err
 	}
@@ -130,14 +130,14 @@ func (b *boundedBody) Close() error { return b.rc.Close() }
 
 // recordMade records an image made here (imported or committed), and its
 // tag if any, and returns its ID.
-func (s *Store) recordMade(cfg dockerspec.DockerOCIImage, now time.Time, tag reference.NamedTagged) (digest.Digest, error) {
+func (s *Store) recordMade(cfg dockerspec.DockerOCIImage, now time.Time, tag reference.NamedTagged, parent digest.Digest) (digest.Digest, error) {
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return "", err
 	}
 	id := digest.FromBytes(raw)
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		v, _ := json.Marshal(record{Config: raw, Added: now})
+		v, _ := json.Marshal(record{Config: raw, Added: now, Parent: parent})
 		if err := tx.Bucket(bucketImages).Put([]byte(id), v); err != nil {
 			return err
 		}

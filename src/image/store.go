@@ -38,6 +38,7 @@ type record struct {
 	Config      json.RawMessage `json:"config"` // the config blob, verbatim: its digest is the ID
 	RepoDigests []string        `json:"repoDigests,omitempty"`
 	Added       time.Time       `json:"added"`
+	Parent      digest.Digest   `json:"parent,omitempty"` // the image committed from, as Docker's parent
 }
 
 // Image is a stored image.
@@ -312,6 +313,35 @@ func resolve(tx *bolt.Tx, refOrID string) (digest.Digest, error) {
 		return match, nil
 	}
 	return "", errdefs.InvalidParameter(fmt.Errorf("ambiguous image ID prefix %q: it matches %d images", refOrID, n))
+}
+
+// Descendants is the image refOrID names and those made from it (by
+// commit, their parents recorded), and theirs, by ID: Docker's "ancestor"
+// container filter.
+func (s *Store) Descendants(refOrID string) (map[digest.Digest]bool, error) {
+	out := map[digest.Digest]bool{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id, err := resolve(tx, refOrID)
+		if err != nil {
+			return err
+		}
+		children := map[digest.Digest][]digest.Digest{}
+		tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
+			var r record
+			if json.Unmarshal(v, &r) == nil && r.Parent != "" {
+				children[r.Parent] = append(children[r.Parent], digest.Digest(k))
+			}
+			return nil
+		})
+		for todo := []digest.Digest{id}; len(todo) > 0; todo = todo[1:] {
+			if !out[todo[0]] {
+				out[todo[0]] = true
+				todo = append(todo, children[todo[0]]...)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ParseTag normalizes a reference to tag with: a name with a tag, no digest.
