@@ -504,3 +504,34 @@ func TestSpecMountOptions(t *testing.T) {
 		}
 	}
 }
+
+// The network counters of docker stats come from the container's
+// /proc/PID/net/dev: every interface but loopback, receive columns then
+// transmit ones; none (a container on the none network) is nil, as Docker.
+func TestParseNetDev(t *testing.T) {
+	const dev = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
+  eth0:    1296      16    1    2    0     0          0         0      796      10    3    4    0     0       0          0
+`
+	got := parseNetDev(dev)
+	want := containertypes.NetworkStats{RxBytes: 1296, RxPackets: 16, RxErrors: 1, RxDropped: 2, TxBytes: 796, TxPackets: 10, TxErrors: 3, TxDropped: 4}
+	if len(got) != 1 || got["eth0"] != want {
+		t.Errorf("parseNetDev = %+v, want eth0 %+v only", got, want)
+	}
+	if got := parseNetDev(strings.Join(strings.Split(dev, "\n")[:3], "\n")); got != nil {
+		t.Errorf("loopback only: %+v, want nil", got)
+	}
+	if got := netStats(os.Getpid()); got == nil && len(parseNetDev(mustRead(t, "/proc/self/net/dev"))) > 0 {
+		t.Error("netStats of this process read nothing")
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -52,7 +52,46 @@ func (m *Manager) Stats(ctx context.Context, ref string) (containertypes.StatsRe
 		out.BlkioStats.IoServiceBytesRecursive = append(out.BlkioStats.IoServiceBytesRecursive,
 			containertypes.BlkioStatEntry{Major: e.Major, Minor: e.Minor, Op: e.Op, Value: e.Value})
 	}
+	if c.HostConfig == nil || !c.HostConfig.NetworkMode.IsHost() {
+		out.Networks = netStats(c.State.Pid)
+	}
 	return out, nil
+}
+
+// netStats reads the counters of the interfaces of pid's network
+// namespace but loopback, as Docker reports them (nil with none: a
+// container on the none network).
+func netStats(pid int) map[string]containertypes.NetworkStats {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return nil
+	}
+	return parseNetDev(string(b))
+}
+
+// parseNetDev reads /proc/PID/net/dev's table.
+func parseNetDev(b string) map[string]containertypes.NetworkStats {
+	var out map[string]containertypes.NetworkStats
+	for _, line := range strings.Split(b, "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		f := strings.Fields(rest)
+		if !ok || name == "lo" || len(f) < 12 {
+			continue // the two header lines have no counters
+		}
+		var v [12]uint64
+		for i := range v {
+			v[i], _ = strconv.ParseUint(f[i], 10, 64)
+		}
+		if out == nil {
+			out = map[string]containertypes.NetworkStats{}
+		}
+		// rx: bytes packets errs drop fifo frame compressed multicast,
+		// then tx: bytes packets errs drop.
+		out[name] = containertypes.NetworkStats{RxBytes: v[0], RxPackets: v[1], RxErrors: v[2], RxDropped: v[3],
+			TxBytes: v[8], TxPackets: v[9], TxErrors: v[10], TxDropped: v[11]}
+	}
+	return out
 }
 
 // systemCPUUsage is the host's CPU time in nanoseconds, from /proc/stat,

@@ -153,6 +153,10 @@ func TestE2EBridgeNetworking(t *testing.T) {
 	if got := docker("exec", "web", "timeout", "5", "wget", "-qO-", "http://"+br.Gateway+":8080/"); got+"\n" != body {
 		t.Errorf("hairpin: %q", got)
 	}
+	// The traffic served shows in docker stats' network figures.
+	if net := docker("stats", "--no-stream", "--format", "{{.NetIO}}", "web"); strings.HasPrefix(net, "0B /") || !strings.Contains(net, "/") {
+		t.Errorf("docker stats NET I/O of a container that served pages: %q", net)
+	}
 	// The container's /etc files, as Docker writes them.
 	hosts := docker("exec", "web", "cat", "/etc/hosts")
 	if !strings.Contains(hosts, br.IPAddress+"\t") || !strings.Contains(hosts, "127.0.0.1\tlocalhost") {
