@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -202,8 +204,10 @@ func setDevices(s *specs.Spec, host *containertypes.HostConfig) error {
 	lr := s.Linux.Resources
 	lr.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 	if host.Privileged {
+		// Every device, and the host's device nodes in /dev, as Docker
+		// gives a privileged container (a device's serial ports, I2C and
+		// GPIO are what balena applications run privileged for).
 		lr.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
-		return nil
 	}
 	for _, d := range host.Devices {
 		dev, rule, err := deviceFromHost(d.PathOnHost, d.PathInContainer, d.CgroupPermissions)
@@ -211,7 +215,17 @@ func setDevices(s *specs.Spec, host *containertypes.HostConfig) error {
 			return err
 		}
 		s.Linux.Devices = append(s.Linux.Devices, dev)
-		lr.Devices = append(lr.Devices, rule)
+		if !host.Privileged {
+			lr.Devices = append(lr.Devices, rule)
+		}
+	}
+	if host.Privileged {
+		for _, d := range hostDevices("/dev") {
+			// A --device given for the same path wins.
+			if !slices.ContainsFunc(s.Linux.Devices, func(o specs.LinuxDevice) bool { return o.Path == d.Path }) {
+				s.Linux.Devices = append(s.Linux.Devices, d)
+			}
+		}
 	}
 	for _, r := range host.DeviceCgroupRules {
 		rule, err := parseCgroupRule(r)
@@ -252,6 +266,34 @@ func deviceFromHost(path, inContainer, perms string) (specs.LinuxDevice, specs.L
 	uid, gid := st.Uid, st.Gid
 	return specs.LinuxDevice{Path: inContainer, Type: typ, Major: major, Minor: minor, FileMode: &mode, UID: &uid, GID: &gid},
 		specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: perms}, nil
+}
+
+// hostDevices are the device nodes below dir, as Docker's privileged
+// containers get them: not those of the directories a container has of its
+// own (pseudo-terminals, shared memory, message queues) nor the console; a
+// node that cannot be read is left out.
+func hostDevices(dir string) []specs.LinuxDevice {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []specs.LinuxDevice
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.IsDir():
+			switch e.Name() {
+			case "pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev":
+			default:
+				out = append(out, hostDevices(p)...)
+			}
+		case e.Type()&os.ModeDevice != 0 && p != "/dev/console":
+			if dev, _, err := deviceFromHost(p, p, "rwm"); err == nil {
+				out = append(out, dev)
+			}
+		}
+	}
+	return out
 }
 
 // parseCgroupRule reads "c 1:3 rwm", "b 8:* r", "a *:* rwm".

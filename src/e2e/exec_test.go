@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,5 +54,35 @@ func TestE2EExecPrivileged(t *testing.T) {
 	}
 	if in, err := api.ExecInspect(t.Context(), eid); err != nil || in.ProcessConfig == nil || in.ProcessConfig.Privileged == nil || !*in.ProcessConfig.Privileged {
 		t.Errorf("exec inspect: %+v %v", in.ProcessConfig, err)
+	}
+}
+
+// A privileged container has the host's device nodes in its /dev, as with
+// Docker; a plain one has the default few.
+func TestE2EPrivilegedHostDevices(t *testing.T) {
+	_, _, env := withBusybox(t)
+	docker := dockerOK(t, env)
+	ents, err := os.ReadDir("/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host []string
+	for _, e := range ents {
+		if e.Type()&os.ModeDevice != 0 && e.Name() != "console" {
+			host = append(host, e.Name())
+		}
+	}
+	if len(host) < 7 {
+		t.Skipf("the host's /dev has %d device nodes: nothing beyond the defaults to look for", len(host))
+	}
+	priv := strings.Fields(docker("run", "--rm", "--network", "none", "--privileged", "busybox", "ls", "/dev"))
+	for _, d := range host {
+		if !slices.Contains(priv, d) {
+			t.Errorf("/dev/%s of the host is not in a privileged container's /dev %v", d, priv)
+		}
+	}
+	plain := strings.Fields(docker("run", "--rm", "--network", "none", "busybox", "ls", "/dev"))
+	if len(plain) >= len(priv) {
+		t.Errorf("a plain container's /dev has %d entries, a privileged one's %d", len(plain), len(priv))
 	}
 }
