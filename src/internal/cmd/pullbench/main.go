@@ -14,6 +14,12 @@
 //	go run ./src/internal/cmd/pullbench -engine bin/balena-engine -out docs/results/pull-bench.md
 //
 // Run as root; it drops the page cache between runs. make bench runs it.
+//
+// With -push-only HOST it only builds the images of -images and pushes
+// them to the registry at HOST (bench/NAME:v1), printing their layers'
+// digests: make bench-devices (qemu-tests/pullbench-devices) pushes the
+// small image so, with -platform naming the QEMU guest's platform and
+// -every N keeping every Nth file of the Debian root.
 package main
 
 import (
