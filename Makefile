@@ -35,7 +35,7 @@ BUILD      = $(GO) build -trimpath -tags '$(TAGS)' $(GCFLAGS) -ldflags '$(LDFLAG
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RESULTS     := docs/results
 
-.PHONY: all build cross size test packaging-lint unit race fuzz e2e compat systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench bench-delta FORCE
+.PHONY: all build cross size test packaging-lint unit race fuzz e2e compat systemd-test cross-check check-config qemu-smoke lint run clean toolchain bench bench-devices bench-delta FORCE
 
 # The first rule is what plain `make` does: build the binary.
 all: build
@@ -89,6 +89,24 @@ bench: build
 	$(GO) run ./src/internal/cmd/ctrbench -engine bin/balena-engine -out $(RESULTS)/container-bench.md
 	$(GO) run ./src/internal/cmd/netbench -engine bin/balena-engine -out $(RESULTS)/network-bench.md
 	$(GO) run ./src/internal/cmd/monitorbench -engine bin/balena-engine -out $(RESULTS)/monitor-loss.md
+
+# The pull of bench's many-small-files image (its Debian root) against its
+# floor (busybox wget | gzip -dc | tar -x; and that + one sync) inside the
+# aarch64 and armv7 QEMU guests, under TCG, so ratios only (root; installs
+# the emulators, docker-registry and mmdebstrap if missing): RUNS
+# alternating runs, medians; about an hour with the whole image. EVERY=N
+# keeps every Nth file of the Debian root (a smaller image of the same
+# shape). Results: docs/results/pull-bench-devices.md (EVERY=1), or
+# pull-bench-devices-everyN.md.
+RUNS  ?= 2
+EVERY ?= 1
+bench-devices: bin/aarch64/balena-engine bin/armv7/balena-engine
+	qemu-tests/install
+	@command -v docker-registry >/dev/null && command -v mmdebstrap >/dev/null || { apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry mmdebstrap; }
+	@mkdir -p $(RESULTS)
+	GO=$(GO) BENCH_RUNS=$(RUNS) BENCH_EVERY=$(EVERY) QEMU_COMMAND='make bench-devices RUNS=$(RUNS) EVERY=$(EVERY)' \
+		qemu-tests/pullbench-devices $(RESULTS)/pull-bench-devices$(if $(filter-out 1,$(EVERY)),-every$(EVERY)).md aarch64 armv7
 
 # Delta images on pairs built here (a Go program at two commits, default
 # and -s -w; a Node.js app whose npm dependencies move; a Debian root where

@@ -230,14 +230,16 @@ build_initramfs() {
 
 # build_disk IMAGE SIZE FILE...: an ext4 image holding FILE... at its root
 # (mkfs.ext4 -d: no loop device). A power of two in size (QEMU's SD card
-# requires it).
+# requires it). The caller may set disk_mkfs_args (more mkfs.ext4
+# options).
+disk_mkfs_args=()
 build_disk() {
 	local img=$1 size=$2 stage
 	shift 2
 	stage=$(mktemp -d "$out/disk.XXXXXX")
 	cp "$@" "$stage/"
 	rm -f "$img"
-	mkfs.ext4 -q -F -L smoke-data -d "$stage" "$img" "$size" >/dev/null
+	mkfs.ext4 -q -F -L smoke-data "${disk_mkfs_args[@]}" -d "$stage" "$img" "$size" >/dev/null
 	rm -rf "$stage"
 }
 

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/balena-os/balena-engine/src/internal/testimage"
-	"github.com/containerd/platforms"
 	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -48,7 +47,7 @@ func debianRoot(cache string) (string, string, error) {
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		return "", "", fmt.Errorf("mmdebstrap not found (apt-get install mmdebstrap)")
 	}
-	fmt.Println("building the Debian root with mmdebstrap (once; kept in " + dir + ")...")
+	fmt.Fprintln(os.Stderr, "building the Debian root with mmdebstrap (once; kept in "+dir+")...")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return "", "", err
 	}
@@ -77,8 +76,12 @@ func tail(s string, n int) string {
 
 // smallImage splits the Debian root into three layers, as an image built
 // from a base and two install steps would be: /usr/share, the Python
-// library, and the rest (the first layer).
-func smallImage(cache string) (testimage.Image, string, error) {
+// library, and the rest (the first layer). With every > 1 it keeps only
+// every Nth regular file (all directories and symlinks, and the hard links
+// to the files kept), a smaller image of the same shape for slow guests.
+// The image claims platform (its files are this machine's whatever it
+// says).
+func smallImage(cache string, every int, platform ocispec.Platform) (testimage.Image, string, error) {
 	root, recipe, err := debianRoot(cache)
 	if err != nil {
 		return testimage.Image{}, "", err
@@ -104,6 +107,8 @@ func smallImage(cache string) (testimage.Image, string, error) {
 		return 0
 	}
 	tr := tar.NewReader(f)
+	regular := 0
+	dropped := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -111,6 +116,18 @@ func smallImage(cache string) (testimage.Image, string, error) {
 		}
 		if err != nil {
 			return testimage.Image{}, "", fmt.Errorf("%s: %w", root, err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			regular++
+			if (regular-1)%every != 0 {
+				dropped[hdr.Name] = true
+				continue
+			}
+		case tar.TypeLink:
+			if dropped[hdr.Linkname] {
+				continue
+			}
 		}
 		i := layerOf(hdr.Name)
 		if hdr.Typeflag == tar.TypeLink && layerOf(hdr.Linkname) != i {
@@ -136,9 +153,25 @@ func smallImage(cache string) (testimage.Image, string, error) {
 		t := bufs[i].Bytes()
 		layers = append(layers, testimage.Layer{Tar: t, Blob: gz.Bytes(), DiffID: digest.FromBytes(t)})
 	}
-	p := platforms.DefaultSpec()
-	return testimage.New(ocispec.Platform{OS: p.OS, Architecture: p.Architecture}, ocispec.ImageConfig{Cmd: []string{"sh"}}, layers...),
-		"a Debian root made by `" + recipe + " root.tar` from Debian's packages (the cache keeps it), in 3 layers: `/usr/share`, `/usr/lib/python3*`, the rest", nil
+	about := "a Debian root made by `" + recipe + " root.tar` from Debian's packages (the cache keeps it), in 3 layers: `/usr/share`, `/usr/lib/python3*`, the rest"
+	if every > 1 {
+		about += fmt.Sprintf("; every %s regular file of it only (`-every %d`: all directories and symlinks, and the hard links to the files kept)", ordinal(every), every)
+	}
+	return testimage.New(platform, ocispec.ImageConfig{Cmd: []string{"sh"}}, layers...), about, nil
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
 }
 
 // describe reads an image back from the registry: its layers and what

@@ -14,6 +14,12 @@
 //	go run ./src/internal/cmd/pullbench -engine bin/balena-engine -out docs/results/pull-bench.md
 //
 // Run as root; it drops the page cache between runs. make bench runs it.
+//
+// With -push-only HOST it only builds the images of -images and pushes
+// them to the registry at HOST (bench/NAME:v1), printing their layers'
+// digests: make bench-devices (qemu-tests/pullbench-devices) pushes the
+// small image so, with -platform naming the QEMU guest's platform and
+// -every N keeping every Nth file of the Debian root.
 package main
 
 import (
@@ -48,27 +54,110 @@ func main() {
 	out := flag.String("out", "", "write the results (markdown) to this file too")
 	runs := flag.Int("runs", 3, "pulls per engine (medians are reported)")
 	size := flag.Int64("size", 250<<20, "bytes of files in the mixed image")
-	pushTo := flag.String("push-only", "", "only build the mixed image and push it to this registry host (for experiments)")
+	pushTo := flag.String("push-only", "", "only build the images of -images and push each to this registry host as bench/NAME:v1, printing what they hold and their layers' digests (for the QEMU guests' benchmark and experiments)")
 	images := flag.String("images", "mixed,small,large", "the images to pull: mixed (/usr files), small (a Debian root), large (files of 4 KiB to 2 MiB)")
 	cache := flag.String("cache", "/var/cache/balena-engine-bench", "where the Debian root is kept between runs")
+	platform := flag.String("platform", platforms.DefaultString(), "the platform the images claim (their content is this machine's files whatever it says: for -push-only to another architecture's guest)")
+	every := flag.Int("every", 1, "the small image keeps every Nth regular file of the Debian root (1: all), for slow guests")
 	flag.Parse()
-	if *pushTo != "" {
-		img, _, err := buildImage(*size)
-		if err == nil {
-			rc, _ := registry.New(registry.Options{})
-			n, _ := reference.ParseNormalizedNamed(*pushTo + "/bench/app")
-			err = testimage.Push(context.Background(), rc.Repository(n, nil), "v1", img)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pullbench:", err)
-			os.Exit(1)
-		}
-		return
+	p, err := platforms.Parse(*platform)
+	if err == nil && *every < 1 {
+		err = fmt.Errorf("-every %d: want at least 1", *every)
 	}
-	if err := run(*engine, *out, *runs, *size, strings.Split(*images, ","), *cache); err != nil {
+	if err == nil {
+		opts := imageOptions{size: *size, cache: *cache, every: *every,
+			platform: ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}}
+		if *pushTo != "" {
+			err = pushOnly(*pushTo, strings.Split(*images, ","), opts)
+		} else {
+			err = run(*engine, *out, *runs, strings.Split(*images, ","), opts)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "pullbench:", err)
 		os.Exit(1)
 	}
+}
+
+// imageOptions are how the images are built.
+type imageOptions struct {
+	size     int64 // the mixed image's file content
+	cache    string
+	every    int // the small image's sampling of the Debian root's files
+	platform ocispec.Platform
+}
+
+// pushOnly builds the images and pushes them to regHost, as run would,
+// and prints for each a line "image REF platform=P layers=N files=N
+// content=BYTES tar=BYTES blobs=BYTES", one "layer DIGEST BYTES" line per
+// layer in the manifest's order, and "about TEXT" (how it was made).
+func pushOnly(regHost string, which []string, opts imageOptions) error {
+	imgs, err := pushImages(regHost, which, opts)
+	if err != nil {
+		return err
+	}
+	for _, bi := range imgs {
+		i := bi.info
+		fmt.Printf("image %s/bench/%s:v1 platform=%s layers=%d files=%d content=%d tar=%d blobs=%d\n",
+			regHost, bi.key, platforms.Format(opts.platform), i.layers, i.files, i.bytes, i.tarBytes, i.blobBytes)
+		for _, d := range bi.blobs {
+			fmt.Printf("layer %s %d\n", d.Digest, d.Size)
+		}
+		fmt.Printf("about %s\n", bi.about)
+	}
+	return nil
+}
+
+// pushImages builds the images named by which and pushes each to regHost
+// as bench/NAME:v1, then reads each back from the registry (describe).
+func pushImages(regHost string, which []string, opts imageOptions) ([]*benchImage, error) {
+	rc, _ := registry.New(registry.Options{})
+	push := func(key string, img testimage.Image) error {
+		n, _ := reference.ParseNormalizedNamed(regHost + "/bench/" + key)
+		return testimage.Push(context.Background(), rc.Repository(n, nil), "v1", img)
+	}
+	var imgs []*benchImage
+	for _, key := range which {
+		bi := &benchImage{key: key}
+		switch key {
+		case "mixed":
+			fmt.Fprintln(os.Stderr, "building the mixed image from host files...")
+			img, _, err := buildImage(opts.size, opts.platform)
+			if err == nil {
+				err = push(key, img)
+			}
+			if err != nil {
+				return nil, err
+			}
+			bi.title = "mixed: this machine's /usr files"
+			bi.about = "4 layers made from this machine's `/usr/lib/x86_64-linux-gnu`, `/usr/share`, `/usr/lib/python3.11` and `/usr/bin` (libraries, binaries, text, small files), gzip level 1"
+		case "small":
+			img, about, err := smallImage(opts.cache, opts.every, opts.platform)
+			if err == nil {
+				err = push(key, img)
+			}
+			if err != nil {
+				return nil, err
+			}
+			bi.title, bi.about = "small: a Debian root, many small files", about+", gzip's default level"
+		case "large":
+			fmt.Fprintln(os.Stderr, "building the large image (bigimage)...")
+			if b, err := exec.Command("go", "run", "./src/internal/cmd/bigimage", "-push", regHost+"/bench/large:v1", "-size", "256MiB", "-layers", "4",
+				"-platform", platforms.Format(opts.platform)).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("bigimage: %v: %s", err, b)
+			}
+			bi.title = "large: made-up files of 4 KiB to 2 MiB"
+			bi.about = "`src/internal/cmd/bigimage -size 256MiB -layers 4`: files of 4 KiB to 2 MiB, half random bytes (incompressible), half repeated text, gzip level 1"
+		default:
+			return nil, fmt.Errorf("unknown image %q (mixed, small, large)", key)
+		}
+		var err error
+		if bi.info, bi.blobs, err = describe(regHost, "bench/"+key); err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, bi)
+	}
+	return imgs, nil
 }
 
 // sources are the host directories the image's layers are made from: real
@@ -92,7 +181,7 @@ type imageInfo struct {
 	layers    int
 }
 
-func buildImage(total int64) (testimage.Image, imageInfo, error) {
+func buildImage(total int64, platform ocispec.Platform) (testimage.Image, imageInfo, error) {
 	var info imageInfo
 	var layers []testimage.Layer
 	for _, src := range sources {
@@ -139,8 +228,7 @@ func buildImage(total int64) (testimage.Image, imageInfo, error) {
 		info.blobBytes += int64(len(l.Blob))
 	}
 	info.layers = len(layers)
-	p := platforms.DefaultSpec()
-	img := testimage.New(ocispec.Platform{OS: p.OS, Architecture: p.Architecture}, ocispec.ImageConfig{Cmd: []string{"sh"}}, layers...)
+	img := testimage.New(platform, ocispec.ImageConfig{Cmd: []string{"sh"}}, layers...)
 	return img, info, nil
 }
 
@@ -165,7 +253,7 @@ func usedBytes(dir string) int64 {
 	return int64(st.Blocks-st.Bfree) * int64(st.Bsize)
 }
 
-func run(engine, out string, runs int, size int64, which []string, cache string) error {
+func run(engine, out string, runs int, which []string, opts imageOptions) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: it mounts a loop device and drops caches")
 	}
@@ -188,49 +276,9 @@ func run(engine, out string, runs int, size int64, which []string, cache string)
 		return err
 	}
 	defer reg.Stop()
-	rc, _ := registry.New(registry.Options{})
-	push := func(key string, img testimage.Image) error {
-		n, _ := reference.ParseNormalizedNamed(reg.Host + "/bench/" + key)
-		return testimage.Push(context.Background(), rc.Repository(n, nil), "v1", img)
-	}
-	var imgs []*benchImage
-	for _, key := range which {
-		bi := &benchImage{key: key}
-		switch key {
-		case "mixed":
-			fmt.Println("building the mixed image from host files...")
-			img, _, err := buildImage(size)
-			if err == nil {
-				err = push(key, img)
-			}
-			if err != nil {
-				return err
-			}
-			bi.title = "mixed: this machine's /usr files"
-			bi.about = "4 layers made from this machine's `/usr/lib/x86_64-linux-gnu`, `/usr/share`, `/usr/lib/python3.11` and `/usr/bin` (libraries, binaries, text, small files), gzip level 1"
-		case "small":
-			img, about, err := smallImage(cache)
-			if err == nil {
-				err = push(key, img)
-			}
-			if err != nil {
-				return err
-			}
-			bi.title, bi.about = "small: a Debian root, many small files", about+", gzip's default level"
-		case "large":
-			fmt.Println("building the large image (bigimage)...")
-			if b, err := exec.Command("go", "run", "./src/internal/cmd/bigimage", "-push", reg.Host+"/bench/large:v1", "-size", "256MiB", "-layers", "4").CombinedOutput(); err != nil {
-				return fmt.Errorf("bigimage: %v: %s", err, b)
-			}
-			bi.title = "large: made-up files of 4 KiB to 2 MiB"
-			bi.about = "`src/internal/cmd/bigimage -size 256MiB -layers 4`: files of 4 KiB to 2 MiB, half random bytes (incompressible), half repeated text, gzip level 1"
-		default:
-			return fmt.Errorf("unknown image %q (mixed, small, large)", key)
-		}
-		if bi.info, bi.blobs, err = describe(reg.Host, "bench/"+key); err != nil {
-			return err
-		}
-		imgs = append(imgs, bi)
+	imgs, err := pushImages(reg.Host, which, opts)
+	if err != nil {
+		return err
 	}
 	runtime.GC() // the built layers are gone: memory is measured
 
