@@ -408,13 +408,18 @@ func (a *applier) file(hdr *tar.Header, dfd int, rel, base string, r io.Reader) 
 	return nil
 }
 
+// owner is who owns an entry: the tar's, or docker cp -a's user.
+func (a *applier) owner(hdr *tar.Header) (uid, gid int) {
+	if o := a.opts.Owner; o != nil {
+		return o.UID, o.GID
+	}
+	return hdr.Uid, hdr.Gid
+}
+
 // fileMetadata sets a regular file's owner, extended attributes, mode and
 // times through its descriptor.
 func (a *applier) fileMetadata(hdr *tar.Header, fd int) error {
-	uid, gid := hdr.Uid, hdr.Gid
-	if o := a.opts.Owner; o != nil {
-		uid, gid = o.UID, o.GID
-	}
+	uid, gid := a.owner(hdr)
 	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", hdr.Name, err)
 	}
@@ -500,10 +505,7 @@ func (a *applier) metadata(hdr *tar.Header, rel string, dfd int, base string) er
 	if st.Mode&unix.S_IFMT != typeBits(hdr.Typeflag) {
 		return fmt.Errorf("%s was replaced during the extraction", rel)
 	}
-	uid, gid := hdr.Uid, hdr.Gid
-	if o := a.opts.Owner; o != nil {
-		uid, gid = o.UID, o.GID
-	}
+	uid, gid := a.owner(hdr)
 	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown %s: %w", rel, err)
 	}
