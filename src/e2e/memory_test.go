@@ -174,33 +174,44 @@ func TestE2ELogsMemory(t *testing.T) {
 	}
 }
 
-// openSockets counts a process's open sockets.
-func openSockets(t *testing.T, pid int) int {
+// openSockets lists a process's open sockets by inode ("socket:[N]").
+func openSockets(t *testing.T, pid int) map[string]bool {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	set := map[string]bool{}
 	for _, e := range ents {
 		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
-			n++
+			set[l] = true
 		}
 	}
-	return n
+	return set
 }
 
 // waitSockets waits until ok(the daemon's open sockets) or the deadline.
-func waitSockets(t *testing.T, pid int, ok func(int) bool) (int, bool) {
+func waitSockets(t *testing.T, pid int, ok func(map[string]bool) bool) (map[string]bool, bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n := openSockets(t, pid)
-		if ok(n) || time.Now().After(deadline) {
-			return n, ok(n)
+		set := openSockets(t, pid)
+		if ok(set) || time.Now().After(deadline) {
+			return set, ok(set)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// opened lists the sockets of now that were not in before.
+func opened(before, now map[string]bool) map[string]bool {
+	added := map[string]bool{}
+	for s := range now {
+		if !before[s] {
+			added[s] = true
+		}
+	}
+	return added
 }
 
 // An attach to a container that writes nothing is let go as soon as its
@@ -231,19 +242,30 @@ func TestE2EAttachAbandoned(t *testing.T) {
 		if !input {
 			conn.(*net.UnixConn).CloseWrite() // as docker attach does with no input
 		}
-		// The client's connection and the one to the monitor.
-		// (The count is not compared with the one before: the daemon's own
-		// wait on the new container's monitor may open meanwhile.)
-		attached, ok := waitSockets(t, pid, func(n int) bool { return n >= base+2 })
+		// The client's connection and the one to the monitor, told apart
+		// by inode from those open before: sockets of earlier requests may
+		// close meanwhile, and the daemon's own wait on the new container's
+		// monitor may open, so counts alone would mislead.
+		now, ok := waitSockets(t, pid, func(now map[string]bool) bool { return len(opened(base, now)) >= 2 })
+		added := opened(base, now)
 		if !ok {
-			t.Fatalf("attached: %d sockets open, %d before", attached, base)
+			t.Fatalf("attached: %d sockets opened (%d open, %d before)", len(added), len(now), len(base))
 		}
 		start := time.Now()
 		conn.Close()
-		n, ok := waitSockets(t, pid, func(n int) bool { return n <= attached-2 })
-		t.Logf("stdin=%v: the daemon let the attach go %v after its client left (%d sockets, %d attached)", input, time.Since(start).Round(time.Millisecond), n, attached)
+		left := func(now map[string]bool) int {
+			n := 0
+			for s := range added {
+				if now[s] {
+					n++
+				}
+			}
+			return n
+		}
+		_, ok = waitSockets(t, pid, func(now map[string]bool) bool { return left(now) <= len(added)-2 })
+		t.Logf("stdin=%v: the daemon let the attach go %v after its client left (%d sockets opened by the attach)", input, time.Since(start).Round(time.Millisecond), len(added))
 		if !ok {
-			t.Errorf("stdin=%v: the client left 10 s ago, the daemon still holds %d sockets (%d attached)", input, n, attached)
+			t.Errorf("stdin=%v: the client left 10 s ago, the daemon still holds %d of the %d sockets opened by the attach", input, left(openSockets(t, pid)), len(added))
 		}
 	}
 	run(t, env, "docker", "rm", "-f", "quiet")
