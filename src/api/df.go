@@ -9,6 +9,7 @@ import (
 	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/diskusage"
 	"github.com/balena-os/balena-engine/src/errdefs"
+	"github.com/balena-os/balena-engine/src/image"
 	"github.com/moby/moby/api/types/build"
 	containertypes "github.com/moby/moby/api/types/container"
 	imagetypes "github.com/moby/moby/api/types/image"
@@ -118,6 +119,34 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// layerShares is each layer of imgs with its size and the number of
+// images holding it.
+func (s *Server) layerShares(imgs []image.Image) (size map[digest.Digest]int64, images map[digest.Digest]int) {
+	size, images = map[digest.Digest]int64{}, map[digest.Digest]int{}
+	for _, img := range imgs {
+		for _, chain := range img.ChainIDs {
+			if _, ok := size[chain]; !ok {
+				if l, err := s.cfg.Images.Layer(chain); err == nil {
+					size[chain] = l.Size
+				}
+			}
+			images[chain]++
+		}
+	}
+	return size, images
+}
+
+// sharedSize is the size of img's layers that other images hold too.
+func sharedSize(img image.Image, size map[digest.Digest]int64, images map[digest.Digest]int) int64 {
+	var n int64
+	for _, chain := range img.ChainIDs {
+		if images[chain] > 1 {
+			n += size[chain]
+		}
+	}
+	return n
+}
+
 func (s *Server) diskUsage() (*diskUsage, error) {
 	imgs, err := s.cfg.Images.List()
 	if err != nil {
@@ -137,17 +166,10 @@ func (s *Server) diskUsage() (*diskUsage, error) {
 	for _, c := range ctrs {
 		users[c.Image.String()]++
 	}
-	layerSize := map[digest.Digest]int64{}
-	layerImages := map[digest.Digest]int{}
+	layerSize, layerImages := s.layerShares(imgs)
 	inUse := map[digest.Digest]bool{} // layers of images some container uses
 	for _, img := range imgs {
 		for _, chain := range img.ChainIDs {
-			if _, ok := layerSize[chain]; !ok {
-				if l, err := s.cfg.Images.Layer(chain); err == nil {
-					layerSize[chain] = l.Size
-				}
-			}
-			layerImages[chain]++
 			if users[img.ID.String()] > 0 {
 				inUse[chain] = true
 			}
@@ -162,12 +184,7 @@ func (s *Server) diskUsage() (*diskUsage, error) {
 	for _, img := range imgs {
 		sum := s.imageSummary(img, img.RepoTags)
 		sum.Containers = users[img.ID.String()]
-		sum.SharedSize = 0
-		for _, chain := range img.ChainIDs {
-			if layerImages[chain] > 1 {
-				sum.SharedSize += layerSize[chain]
-			}
-		}
+		sum.SharedSize = sharedSize(img, layerSize, layerImages)
 		du.images = append(du.images, sum)
 	}
 

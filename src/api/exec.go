@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/balena-os/balena-engine/src/apiversion"
 	"github.com/balena-os/balena-engine/src/stdstream"
 	containertypes "github.com/moby/moby/api/types/container"
 )
@@ -28,6 +29,9 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 	var req containertypes.ExecCreateRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
+	}
+	if apiversion.Compare(RequestVersion(r.Context()), "1.42") < 0 {
+		req.ConsoleSize = nil // as Docker: not read before 1.42
 	}
 	e, err := s.cfg.Containers.ExecCreate(r.PathValue("id"), req)
 	if err != nil {
@@ -70,6 +74,9 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	e, err := s.cfg.Containers.ExecGet(id)
 	if err != nil {
 		return err
+	}
+	if req.ConsoleSize != nil && apiversion.Compare(RequestVersion(r.Context()), "1.42") >= 0 {
+		e.SetConsoleSize(req.ConsoleSize)
 	}
 	if req.Detach {
 		go s.cfg.Containers.ExecStart(s.bgContext(), id, nil, nil)

@@ -23,6 +23,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	registrytypes "github.com/moby/moby/api/types/registry"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -225,6 +226,10 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	version := RequestVersion(r.Context())
+	if v := r.URL.Query().Get("filter"); v != "" && apiversion.Compare(version, "1.41") < 0 {
+		f["reference"] = append(f["reference"], v) // the old clients' glob of names
+	}
 	dangling, err := f.bool("dangling", false)
 	if err != nil {
 		return err
@@ -257,8 +262,32 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ctrs, err := s.cfg.Containers.List()
+	if err != nil {
+		return err
+	}
+	users := map[string]int64{} // image ID -> containers, counted from API 1.51 as Docker
+	for _, c := range ctrs {
+		users[c.Image.String()]++
+	}
+	// shared-size (API 1.42): counted over every image, listed or not.
+	var layerSize map[digest.Digest]int64
+	var layerImages map[digest.Digest]int
+	if boolParam(r, "shared-size") && apiversion.Compare(version, "1.42") >= 0 {
+		layerSize, layerImages = s.layerShares(imgs)
+	}
+	// As Docker: a nameless image others were committed from is an
+	// intermediate one, listed only with all.
+	parents := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		parents[img.Parent] = true
+	}
+	all := boolParam(r, "all")
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
+		if !all && len(img.RepoTags) == 0 && len(img.RepoDigests) == 0 && parents[img.ID] {
+			continue
+		}
 		if danglingSet && dangling != (len(img.RepoTags) == 0) {
 			continue
 		}
@@ -275,9 +304,19 @@ func (s *Server) imagesList(w http.ResponseWriter, r *http.Request) error {
 				continue
 			}
 		}
-		out = append(out, s.imageSummary(img, tags))
+		sum := s.imageSummary(img, tags)
+		if apiversion.Compare(version, "1.51") >= 0 {
+			sum.Containers = users[img.ID.String()]
+		}
+		if layerSize != nil {
+			sum.SharedSize = sharedSize(img, layerSize, layerImages)
+		}
+		if len(sum.RepoTags)+len(sum.RepoDigests) == 0 && apiversion.Compare(version, "1.43") < 0 {
+			sum.RepoTags, sum.RepoDigests = []string{"<none>:<none>"}, []string{"<none>@<none>"}
+		}
+		out = append(out, sum)
 	}
-	return writeJSON(w, http.StatusOK, versionedSummaries(out, RequestVersion(r.Context())))
+	return writeJSON(w, http.StatusOK, versionedSummaries(out, version))
 }
 
 // virtualSized is an image listed as Docker lists it before API 1.44:
@@ -306,6 +345,7 @@ func (s *Server) imageSummary(img image.Image, tags []string) imagetypes.Summary
 	sum := imagetypes.Summary{
 		ID: img.ID.String(), RepoTags: orEmpty(tags), RepoDigests: orEmpty(img.RepoDigests),
 		Labels: img.Config.Config.Labels, Size: s.imageSize(img), Containers: -1, SharedSize: -1,
+		ParentID: img.Parent.String(),
 	}
 	if img.Config.Created != nil {
 		sum.Created = img.Config.Created.Unix()
@@ -363,15 +403,16 @@ func (s *Server) imageSize(img image.Image) int64 {
 	return size
 }
 
-// platformParams reads platform queries: Docker's JSON form ({"os":
+// platformParams reads platform queries (key: platform, or platforms for
+// image delete): Docker's JSON form ({"os":
 // "linux","architecture":"arm64"}, both required), or "os/arch[/variant]".
 // Before version since, Docker has no such parameter, and none is read.
-func platformParams(r *http.Request, since string) ([]ocispec.Platform, error) {
+func platformParams(r *http.Request, key, since string) ([]ocispec.Platform, error) {
 	if apiversion.Compare(RequestVersion(r.Context()), since) < 0 {
 		return nil, nil
 	}
 	var out []ocispec.Platform
-	for _, v := range r.URL.Query()["platform"] {
+	for _, v := range r.URL.Query()[key] {
 		if v == "" {
 			continue
 		}
@@ -395,7 +436,7 @@ func platformParams(r *http.Request, since string) ([]ocispec.Platform, error) {
 // it is of a platform the request's platform query names (since API
 // version since).
 func (s *Server) platformImage(r *http.Request, name, since string) (image.Image, error) {
-	want, err := platformParams(r, since)
+	want, err := platformParams(r, "platform", since)
 	if err != nil {
 		return image.Image{}, err
 	}
@@ -407,6 +448,12 @@ func (s *Server) platformImage(r *http.Request, name, since string) (image.Image
 }
 
 func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	// manifests (API 1.48) lists an image index's manifests, which Docker
+	// fills only from the containerd image store; here, as in Docker's
+	// own store, an image is kept for one platform and none is listed.
+	if apiversion.Compare(RequestVersion(r.Context()), "1.49") >= 0 && boolParam(r, "manifests") && r.URL.Query().Get("platform") != "" {
+		return errdefs.InvalidParameter(errors.New("conflicting options: manifests and platform options cannot both be set"))
+	}
 	img, err := s.platformImage(r, name, "1.49")
 	if err != nil {
 		return err
@@ -437,6 +484,10 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 		return err
 	}
 	legacyImageFields(out, version)
+	// The image committed from: Docker sends it empty before API 1.52.
+	if img.Parent != "" || apiversion.Compare(version, "1.52") < 0 {
+		out["Parent"], _ = json.Marshal(img.Parent.String())
+	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
@@ -544,7 +595,26 @@ func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) e
 }
 
 func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request, name string) error {
-	res, err := s.cfg.Images.Delete(name, boolParam(r, "force"))
+	// platforms (API 1.50): images here are of one platform each, so the
+	// image goes only when it is of the one asked for; Docker's image
+	// store without containerd takes one platform at most, as here.
+	want, err := platformParams(r, "platforms", "1.50")
+	if err != nil {
+		return err
+	}
+	if len(want) > 1 {
+		return errdefs.InvalidParameter(errors.New("multiple platforms are not supported"))
+	}
+	if len(want) == 1 {
+		img, err := s.cfg.Images.Get(name)
+		if err != nil {
+			return err
+		}
+		if err := img.CheckPlatform(name, want); err != nil {
+			return err
+		}
+	}
+	res, err := s.cfg.Images.Delete(name, boolParam(r, "force"), !boolParam(r, "noprune"))
 	if err != nil {
 		return err
 	}
@@ -587,7 +657,7 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		size := s.imageSize(img)
-		res, err := s.cfg.Images.Delete(img.ID.String(), true)
+		res, err := s.cfg.Images.Delete(img.ID.String(), true, true)
 		if err != nil {
 			return err
 		}
@@ -604,7 +674,7 @@ func (s *Server) imagesPrune(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) error {
-	want, err := platformParams(r, "1.48")
+	want, err := platformParams(r, "platform", "1.48")
 	if err != nil {
 		return err
 	}
@@ -724,7 +794,7 @@ func (s *Server) imagePush(w http.ResponseWriter, r *http.Request, name string) 
 	if err != nil {
 		return err
 	}
-	want, err := platformParams(r, "1.46")
+	want, err := platformParams(r, "platform", "1.46")
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,16 @@ func TestPerVersion(t *testing.T) {
 				t.Fatalf("images: %v", list)
 			}
 			has(t, "image list", list[0], before("1.44"), "VirtualSize")
+			has(t, "image inspect", img, before("1.52"), "Parent") // busybox has none
+			if c := list[0]["Containers"]; (c == -1.0) != before("1.51") {
+				t.Errorf("image list: Containers %v (counted from 1.51)", c)
+			}
+			// filter: a glob of names, read before 1.41 only.
+			var filtered []map[string]any
+			get(t, p+"/images/json?filter=nothing*", &filtered)
+			if (len(filtered) == 0) != before("1.41") {
+				t.Errorf("images?filter=nothing*: %d images", len(filtered))
+			}
 			if before("1.44") && list[0]["VirtualSize"] != img["Size"] {
 				t.Errorf("image list: VirtualSize %v, want the Size %v", list[0]["VirtualSize"], img["Size"])
 			}

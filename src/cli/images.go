@@ -217,7 +217,7 @@ func imageRows(img imagetypes.Summary, noTrunc bool) []imageRow {
 func runRmi(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("rmi", "rmi [OPTIONS] IMAGE [IMAGE...]")
 	force := fs.BoolP("force", "f", false, "force removal of the image")
-	fs.Bool("no-prune", false, "do not delete untagged parents")
+	noPrune := fs.Bool("no-prune", false, "do not delete untagged parents")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func runRmi(ctx context.Context, e *env, args []string) error {
 	}
 	var errs []string
 	for _, name := range fs.Args() {
-		res, err := c.ImageRemove(ctx, name, *force)
+		res, err := c.ImageRemove(ctx, name, *force, *noPrune)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue

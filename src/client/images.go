@@ -75,8 +75,8 @@ func (c *Client) ImageTag(ctx context.Context, name, repo, tag string) error {
 }
 
 // ImageRemove is DELETE /images/{name}.
-func (c *Client) ImageRemove(ctx context.Context, name string, force bool) ([]imagetypes.DeleteResponse, error) {
-	resp, err := c.Do(ctx, http.MethodDelete, "/images/"+name, url.Values{"force": {fmt.Sprint(force)}}, nil)
+func (c *Client) ImageRemove(ctx context.Context, name string, force, noPrune bool) ([]imagetypes.DeleteResponse, error) {
+	resp, err := c.Do(ctx, http.MethodDelete, "/images/"+name, url.Values{"force": {fmt.Sprint(force)}, "noprune": {fmt.Sprint(noPrune)}}, nil)
 	if err != nil {
 		return nil, err
 	}

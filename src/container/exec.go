@@ -34,6 +34,16 @@ type Exec struct {
 	pid         int
 }
 
+// SetConsoleSize sets the terminal's first size (height, width) of an exec
+// not yet started: the start request's, which wins over the create's.
+func (e *Exec) SetConsoleSize(size *[2]uint) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		e.Config.ConsoleSize = size
+	}
+}
+
 // State returns whether the exec runs, its exit code once done, its PID.
 func (e *Exec) State() (running bool, exitCode *int, pid int) {
 	e.mu.Lock()
@@ -135,6 +145,7 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 		return 0, errdefs.Conflict(fmt.Errorf("exec %s has already been started", id))
 	}
 	e.started = true
+	size := e.Config.ConsoleSize
 	e.mu.Unlock()
 	c, err := m.records.get(e.ContainerID)
 	if err != nil {
@@ -174,6 +185,9 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stdin io.Reader, fra
 	req := &runtime.ExecRequest{ContainerID: c.ID, Args: e.Config.Cmd, Env: env, Cwd: cwd,
 		UID: u.UID, GID: u.GID, Groups: u.AdditionalGids, Stdin: e.Config.AttachStdin && stdin != nil,
 		Tty: e.Config.Tty, ExecID: e.ID}
+	if size != nil && size[0] > 0 && size[1] > 0 {
+		req.ConsoleSize = [2]uint16{uint16(min(size[0], 0xffff)), uint16(min(size[1], 0xffff))}
+	}
 	if e.Config.Privileged {
 		// docker exec --privileged: every capability (that the engine
 		// holds), as Docker gives; the container's seccomp profile and

@@ -461,6 +461,38 @@ func TestE2EConsoleSize(t *testing.T) {
 	}
 }
 
+// An exec's ConsoleSize: the create request's, or the start request's,
+// which wins; not read before API 1.42, as with Docker.
+func TestE2EExecConsoleSize(t *testing.T) {
+	p, _, env := withBusybox(t)
+	if r := run(t, env, "docker", "run", "-d", "--network", "none", "--name", "sized", "busybox", "sleep", "600"); r.code != 0 {
+		t.Fatalf("run: %d %q", r.code, r.stderr)
+	}
+	defer run(t, env, "docker", "rm", "-f", "sized")
+	for _, tc := range []struct {
+		version, create, start, want string
+	}{
+		{"1.42", `,"ConsoleSize":[30,100]`, `{"Tty":true}`, "30 100"},
+		{"1.42", `,"ConsoleSize":[30,100]`, `{"Tty":true,"ConsoleSize":[40,120]}`, "40 120"},
+		{"1.41", `,"ConsoleSize":[30,100]`, `{"Tty":true,"ConsoleSize":[40,120]}`, ""},
+	} {
+		code, out := apiCall(t, p, http.MethodPost, "/v"+tc.version+"/containers/sized/exec",
+			`{"Cmd":["stty","size"],"Tty":true,"AttachStdout":true`+tc.create+`}`)
+		var cr containertypes.ExecCreateResponse
+		if err := json.Unmarshal([]byte(out), &cr); err != nil || code != http.StatusCreated {
+			t.Fatalf("exec create: %d %s", code, out)
+		}
+		conn, br := hijackPost(t, p, "/v"+tc.version+"/exec/"+cr.ID+"/start", tc.start)
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		b, _ := io.ReadAll(br)
+		conn.Close()
+		got := strings.TrimSpace(string(b))
+		if (tc.want != "" && got != tc.want) || (tc.want == "" && (got == "30 100" || got == "40 120")) {
+			t.Errorf("API %s, create%s, start %s: stty size %q, want %q", tc.version, tc.create, tc.start, got, tc.want)
+		}
+	}
+}
+
 // --mount's options: a read-only bind is read-only with the mounts below
 // its source too where the kernel can (Docker from API 1.44), at its top
 // only with bind-recursive=writable; bind-recursive=disabled leaves the

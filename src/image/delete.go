@@ -22,23 +22,36 @@ type DeleteResult struct {
 // references of the same repository when no other tag of it remains; the
 // image goes when no name is left. By ID: the image goes with all its
 // names when they are of one repository and at most one tag, otherwise only
-// with force. Layers no other image uses are removed after the image's
-// record is gone.
-func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
+// with force; an image others were committed from is never deleted by ID,
+// and by name loses only the name. With prune (Docker's default, unless
+// noprune), the image's parents go after it while each is nameless, has
+// no other child and no container: Docker's pruning of untagged parents.
+// Layers no other image uses are removed after the images' records are
+// gone.
+func (s *Store) Delete(refOrID string, force, prune bool) ([]DeleteResult, error) {
 	var out []DeleteResult
 	removedImage := false
 	var imgID digest.Digest
-	// Which container uses the image is asked outside the write
-	// transaction: the container store reads the same database.
+	// Which container uses the image (or a parent) is asked outside the
+	// write transaction: the container store reads the same database.
 	user := ""
+	used := map[digest.Digest]bool{}
 	if s.InUse != nil {
-		var pre digest.Digest
+		var chain []digest.Digest
 		s.db.View(func(tx *bolt.Tx) error {
-			pre, _ = resolve(tx, refOrID)
+			id, _ := resolve(tx, refOrID)
+			for ; id != "" && len(chain) < 1000; id = parentOf(tx, id) {
+				chain = append(chain, id)
+			}
 			return nil
 		})
-		if pre != "" {
-			user = s.InUse(pre.String())
+		for i, id := range chain {
+			if u := s.InUse(id.String()); i == 0 {
+				user = u
+			} else if u != "" {
+				used[id] = true
+				break // pruning stops there
+			}
 		}
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -99,6 +112,9 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 				remaining = append(remaining, o)
 			}
 		} else {
+			if hasChildren(tx, id) {
+				return errdefs.Conflict(fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image has dependent child images", shortID(id)))
+			}
 			if !force && !singleReference(refs) {
 				return errdefs.Conflict(fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", shortID(id)))
 			}
@@ -115,8 +131,9 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 		if user != "" && len(remaining) == 0 && !force {
 			return errdefs.Conflict(fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by container %s", shortID(id), user[:min(12, len(user))]))
 		}
-		if len(remaining) > 0 || user != "" {
-			// Names go; an image a container uses stays, nameless.
+		if len(remaining) > 0 || user != "" || hasChildren(tx, id) {
+			// Names go; an image a container uses, or others were
+			// committed from, stays, nameless.
 			nv, _ := json.Marshal(r)
 			return tx.Bucket(bucketImages).Put([]byte(id), nv)
 		}
@@ -125,6 +142,18 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 		}
 		out = append(out, DeleteResult{Deleted: id.String()})
 		removedImage = true
+		for p := r.Parent; prune && p != "" && !used[p]; {
+			v := tx.Bucket(bucketImages).Get([]byte(p))
+			var pr record
+			if v == nil || json.Unmarshal(v, &pr) != nil || len(namesOf(tx, p, pr)) > 0 || hasChildren(tx, p) {
+				break
+			}
+			if err := deleteImage(tx, p); err != nil {
+				return err
+			}
+			out = append(out, DeleteResult{Deleted: p.String()})
+			p = pr.Parent
+		}
 		return nil
 	})
 	if err != nil {
@@ -146,6 +175,28 @@ func (s *Store) Delete(refOrID string, force bool) ([]DeleteResult, error) {
 		out = append(out, DeleteResult{Deleted: c.String()})
 	}
 	return out, err
+}
+
+// parentOf is the image id was committed from, if any.
+func parentOf(tx *bolt.Tx, id digest.Digest) digest.Digest {
+	var r record
+	if v := tx.Bucket(bucketImages).Get([]byte(id)); v == nil || json.Unmarshal(v, &r) != nil {
+		return ""
+	}
+	return r.Parent
+}
+
+// hasChildren says whether an image was committed from id.
+func hasChildren(tx *bolt.Tx, id digest.Digest) bool {
+	found := false
+	tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
+		var r record
+		if !found && json.Unmarshal(v, &r) == nil && r.Parent == id {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // namesOf lists an image's tags and digest references.

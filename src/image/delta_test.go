@@ -476,7 +476,7 @@ func TestDockerWordingTagRmiSave(t *testing.T) {
 		t.Errorf("tag of a missing name: %v", err)
 	}
 	e.images.InUse = func(id string) string { return "0123456789abcdef0123" }
-	_, err := e.images.Delete("app:1", false)
+	_, err := e.images.Delete("app:1", false, true)
 	want := `conflict: unable to remove repository reference "app:1" (must force) - container 0123456789ab is using its referenced image ` + shortID(a.ConfigDesc.Digest)
 	if err == nil || err.Error() != want {
 		t.Errorf("rmi of an image in use: %v, want %s", err, want)

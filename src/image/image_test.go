@@ -178,17 +178,17 @@ func TestPullListGetTagDelete(t *testing.T) {
 	if err := e.images.Tag(ref, "mine/bb@sha256:"+strings.Repeat("a", 64)); err == nil {
 		t.Error("tag with a digest accepted")
 	}
-	res, err := e.images.Delete("mine/bb:v1", false)
+	res, err := e.images.Delete("mine/bb:v1", false, true)
 	if err != nil || len(res) != 1 || res[0].Untagged != "mine/bb:v1" {
 		t.Errorf("delete tag = %+v, %v", res, err)
 	}
 	// Another repository's tag: deleting by ID needs force.
 	e.images.Tag(ref, "other/bb:v2")
-	if _, err := e.images.Delete(img.ID.Encoded()[:12], false); errdefs.KindOf(err) != errdefs.KindConflict ||
+	if _, err := e.images.Delete(img.ID.Encoded()[:12], false, true); errdefs.KindOf(err) != errdefs.KindConflict ||
 		!strings.Contains(err.Error(), "image is referenced in multiple repositories") {
 		t.Errorf("delete by ID without force: %v", err)
 	}
-	res, err = e.images.Delete(img.ID.String(), true)
+	res, err = e.images.Delete(img.ID.String(), true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestSharedLayersAndGC(t *testing.T) {
 	if all, _ := e.layers.List(); len(all) != 3 {
 		t.Fatalf("%d layers, want 3", len(all))
 	}
-	if _, err := e.images.Delete(a, false); err != nil {
+	if _, err := e.images.Delete(a, false, true); err != nil {
 		t.Fatal(err)
 	}
 	if all, _ := e.layers.List(); len(all) != 2 {

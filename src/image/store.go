@@ -50,6 +50,7 @@ type Image struct {
 	RepoDigests []string
 	ChainIDs    []digest.Digest // layer chain, base first
 	Added       time.Time
+	Parent      digest.Digest // the image it was committed from, if any
 }
 
 // Store is the image store.
@@ -156,7 +157,7 @@ func decode(id digest.Digest, v []byte) (Image, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return Image{}, fmt.Errorf("image %s: corrupt record: %w", id, err)
 	}
-	img := Image{ID: id, RawConfig: r.Config, RepoDigests: r.RepoDigests, Added: r.Added}
+	img := Image{ID: id, RawConfig: r.Config, RepoDigests: r.RepoDigests, Added: r.Added, Parent: r.Parent}
 	if err := json.Unmarshal(r.Config, &img.Config); err != nil {
 		return Image{}, fmt.Errorf("image %s: config: %w", id, err)
 	}

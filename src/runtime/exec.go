@@ -71,6 +71,7 @@ func (m *monitor) handleExec(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.ConsoleSocket = child
+		p.ConsoleHeight, p.ConsoleWidth = req.ConsoleSize[0], req.ConsoleSize[1]
 		err = lc.Run(p)
 		child.Close()
 		if err != nil {

@@ -60,7 +60,8 @@ type ExecRequest struct {
 	Groups      []uint32
 	Stdin       bool
 	Tty         bool
-	ExecID      string // to resize its terminal
+	ConsoleSize [2]uint16 // the terminal's first height and width, when set
+	ExecID      string    // to resize its terminal
 	// Capabilities, when set, are the process's bounding, permitted and
 	// effective sets (docker exec --privileged), instead of the
 	// container's.
