@@ -278,15 +278,23 @@ func legacyFields(raw json.RawMessage, version string, req *containertypes.Creat
 		warnings = append(warnings, w)
 	}
 	if h := legacy.HostConfig; h != nil {
-		if h.KernelMemory > 0 {
-			warnings = append(warnings, "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.")
-		}
-		// Docker reads KernelMemoryTCP from API 1.40 on.
-		if h.KernelMemoryTCP > 0 && apiversion.Compare(version, "1.40") >= 0 {
-			warnings = append(warnings, "Your kernel does not support kernel memory TCP limit capabilities or the cgroup is not mounted. Limitation discarded.")
-		}
+		warnings = append(warnings, kernelMemoryWarnings(h.KernelMemory, h.KernelMemoryTCP, version)...)
 	}
 	return warnings, nil
+}
+
+// kernelMemoryWarnings are Docker's warnings for kernel memory limits,
+// which are discarded.
+func kernelMemoryWarnings(kmem, kmemTCP int64, version string) []string {
+	var warnings []string
+	if kmem > 0 {
+		warnings = append(warnings, "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.")
+	}
+	// Docker reads KernelMemoryTCP from API 1.40 on.
+	if kmemTCP > 0 && apiversion.Compare(version, "1.40") >= 0 {
+		warnings = append(warnings, "Your kernel does not support kernel memory TCP limit capabilities or the cgroup is not mounted. Limitation discarded.")
+	}
+	return warnings
 }
 
 // containerMAC moves a container-wide MAC address (Config.MacAddress,
@@ -474,14 +482,23 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) containerUpdate(w http.ResponseWriter, r *http.Request) error {
-	var u containertypes.UpdateConfig
-	if err := decodeBody(r, &u); err != nil {
+	var raw json.RawMessage
+	if err := decodeBody(r, &raw); err != nil {
 		return err
 	}
+	var u containertypes.UpdateConfig
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return errdefs.InvalidParameter(fmt.Errorf("invalid JSON: %w", err))
+	}
+	// The kernel memory limits of older clients, discarded with Docker's
+	// warnings as at create.
+	var legacy struct{ KernelMemory, KernelMemoryTCP int64 }
+	_ = json.Unmarshal(raw, &legacy)
 	warnings, err := s.cfg.Containers.Update(r.Context(), r.PathValue("id"), &u)
 	if err != nil {
 		return err
 	}
+	warnings = append(kernelMemoryWarnings(legacy.KernelMemory, legacy.KernelMemoryTCP, RequestVersion(r.Context())), warnings...)
 	return writeJSON(w, http.StatusOK, containertypes.UpdateResponse{Warnings: warnings})
 }
 

@@ -55,6 +55,39 @@ func exists(dir, name string) bool {
 	return err == nil
 }
 
+// realtimeBudget gives each cgroup from the root of the cpu hierarchy down
+// to parent (an absolute cgroup path) the daemon's real-time period and
+// runtime, as dockerd does: on cgroup v1 a cgroup's real-time runtime
+// bounds its children's, and the kernel gives new cgroups none.
+func realtimeBudget(parent string, period, runtime int64) error {
+	if (period == 0 && runtime == 0) || hostCgroups().v2 || !strings.HasPrefix(parent, "/") {
+		return nil
+	}
+	mnt, err := cgroups.FindCgroupMountpoint("", "cpu")
+	if err != nil {
+		return err
+	}
+	dir := mnt
+	for _, part := range strings.Split(strings.Trim(parent, "/"), "/") {
+		dir = filepath.Join(dir, part)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, f := range []struct {
+			name  string
+			value int64
+		}{{"cpu.rt_period_us", period}, {"cpu.rt_runtime_us", runtime}} {
+			if f.value == 0 {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, f.name), []byte(fmt.Sprint(f.value)), 0o644); err != nil {
+				return fmt.Errorf("real-time budget of the containers' parent cgroup: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // probeCgroupV1 reads the controllers' files at the root of each v1
 // hierarchy (mount gives a controller's mount point, "" for none).
 func probeCgroupV1(mount func(subsystem string) string) cgroupFeatures {

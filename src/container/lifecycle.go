@@ -203,6 +203,9 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		return err
 	}
 	s.Linux.CgroupsPath = m.cgroupOf(c)
+	if err := realtimeBudget(filepath.Dir(s.Linux.CgroupsPath), m.opts.CPURealtimePeriod, m.opts.CPURealtimeRuntime); err != nil {
+		return err
+	}
 	lo, err := LogSettings(c.HostConfig.LogConfig)
 	if err != nil {
 		return err
@@ -244,6 +247,7 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		return err
 	}
 	m.notify(events.ActionStart, c, nil)
+	m.updateLinkers(c)
 	go m.follow(c.ID)
 	go m.runHealth(c.ID)
 	return nil

@@ -3,7 +3,11 @@ package container
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/balena-os/balena-engine/src/network"
@@ -112,14 +116,72 @@ func (m *Manager) linkHosts(c *Container) ([]string, error) {
 		if !v4.IsValid() {
 			return nil, fmt.Errorf("Cannot link to /%s, as it does not belong to the default network", child.Name) //lint:ignore ST1005 Docker's wording
 		}
-		names := alias + " " + defaultHostname(child.Config, child.HostConfig, child.ID)
-		if alias != child.Name {
-			names += " " + child.Name
-		}
+		names := linkNames(alias, child)
 		out = append(out, names+":"+v4.String())
 		if v6.IsValid() {
 			out = append(out, names+":"+v6.String())
 		}
 	}
 	return out, nil
+}
+
+// linkNames are the names of a legacy link's /etc/hosts entries: the
+// alias, the linked container's host name and its name.
+func linkNames(alias string, child *Container) string {
+	names := alias + " " + defaultHostname(child.Config, child.HostConfig, child.ID)
+	if alias != child.Name {
+		names += " " + child.Name
+	}
+	return names
+}
+
+// updateLinkers rewrites the legacy links to c in the /etc/hosts of each
+// running container that has one: c has just started, on an address of
+// the default bridge that may not be the one written there when that
+// container started (Docker rewrites them likewise). The file is
+// rewritten in place: the container sees it through a bind mount.
+func (m *Manager) updateLinkers(c *Container) {
+	v4, v6 := m.opts.Network.EndpointAddrs(c.ID, network.NameBridge)
+	all, err := m.records.list()
+	if !v4.IsValid() || err != nil {
+		return
+	}
+	for _, p := range all {
+		if p.ID == c.ID || (p.State.Status != StatusRunning && p.State.Status != StatusPaused) {
+			continue
+		}
+		for _, l := range p.HostConfig.Links {
+			name, alias, err := network.ParseLink(l)
+			if err != nil {
+				continue
+			}
+			if child, err := m.linkedContainer(name); err != nil || child.ID != c.ID {
+				continue
+			}
+			path := filepath.Join(m.dir(p.ID), "hosts")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			// Each of the link's lines gets the new address of its
+			// family, in place.
+			names := linkNames(alias, c)
+			var out []string
+			for _, line := range strings.SplitAfter(string(b), "\n") {
+				ip, n, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t")
+				if ok && n == names {
+					line = ""
+					if old, err := netip.ParseAddr(ip); err == nil && old.Is6() && v6.IsValid() {
+						line = v6.String() + "\t" + names + "\n"
+					} else if err == nil && old.Is4() {
+						line = v4.String() + "\t" + names + "\n"
+					}
+				}
+				out = append(out, line)
+			}
+			if err := os.WriteFile(path, []byte(strings.Join(out, "")), 0o644); err != nil {
+				m.log.Warn("legacy link: rewriting /etc/hosts", "container", p.ID, "err", err)
+			}
+		}
+	}
 }

@@ -44,6 +44,12 @@ type Options struct {
 	SeccompProfile string
 	// CgroupParent holds every container's cgroup ("/balena-engine").
 	CgroupParent string
+	// CPURealtimePeriod and CPURealtimeRuntime (µs), when set, are the
+	// real-time budget given on cgroup v1 to each cgroup from the root
+	// down to a container's parent at its start, as dockerd's
+	// --cpu-rt-period and --cpu-rt-runtime: a container's own real-time
+	// limits need its parent to have one.
+	CPURealtimePeriod, CPURealtimeRuntime int64
 	// Network gives containers their network sandboxes.
 	Network *network.Manager
 }

@@ -346,6 +346,8 @@ func mergeResources(cur, u containertypes.Resources) (containertypes.Resources, 
 	set(&cur.CPUQuota, &rest.CPUQuota)
 	set(&cur.CPUPeriod, &rest.CPUPeriod)
 	set(&cur.CPUShares, &rest.CPUShares)
+	set(&cur.CPURealtimePeriod, &rest.CPURealtimePeriod)
+	set(&cur.CPURealtimeRuntime, &rest.CPURealtimeRuntime)
 	if rest.PidsLimit != nil {
 		cur.PidsLimit, rest.PidsLimit = rest.PidsLimit, nil
 	}
@@ -359,7 +361,7 @@ func mergeResources(cur, u containertypes.Resources) (containertypes.Resources, 
 		cur.BlkioWeight, rest.BlkioWeight = rest.BlkioWeight, 0
 	}
 	if !reflect.ValueOf(rest).IsZero() {
-		return cur, errdefs.NotImplemented(errors.New("not implemented: balena-engine can update memory, memory-swap, memory-reservation, cpus, cpu-quota, cpu-period, cpu-shares, cpuset-cpus, cpuset-mems, pids-limit and blkio-weight, not the other resources given"))
+		return cur, errdefs.NotImplemented(errors.New("not implemented: balena-engine can update memory, memory-swap, memory-reservation, cpus, cpu-quota, cpu-period, cpu-shares, cpu-rt-period, cpu-rt-runtime, cpuset-cpus, cpuset-mems, pids-limit and blkio-weight, not the other resources given"))
 	}
 	return cur, nil
 }

@@ -27,9 +27,16 @@ func (m *Manager) Update(ctx context.Context, ref string, u *containertypes.Upda
 	if c.State.Status == StatusRemoving {
 		return nil, errdefs.Conflict(fmt.Errorf("container %s is marked for removal and cannot be \"update\"", c.ID))
 	}
-	res, err := mergeResources(c.HostConfig.Resources, u.Resources)
+	// As Docker: the update's own values are checked against the
+	// hierarchy, and those it cannot apply are discarded with a warning.
+	asked := u.Resources
+	warnings, err := adaptResources(&asked, hostCgroups(), usesBFQ)
 	if err != nil {
-		return nil, err
+		return warnings, err
+	}
+	res, err := mergeResources(c.HostConfig.Resources, asked)
+	if err != nil {
+		return warnings, err
 	}
 	if u.RestartPolicy.Name != "" {
 		if err := checkRestartPolicy(u.RestartPolicy); err != nil {
@@ -66,5 +73,5 @@ func (m *Manager) Update(ctx context.Context, ref string, u *containertypes.Upda
 		m.transitionOrLog(c.ID, evRestartCancelled, outcome{})
 	}
 	m.notify(events.ActionUpdate, c, nil)
-	return nil, nil
+	return warnings, nil
 }

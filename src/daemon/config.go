@@ -65,6 +65,10 @@ type Config struct {
 	// CgroupParent is the cgroup under which each container gets its own
 	// (dockerd's --cgroup-parent for the cgroupfs driver).
 	CgroupParent string
+	// CPURealtimePeriod and CPURealtimeRuntime (µs): the real-time budget
+	// of the containers' parent cgroup (dockerd's --cpu-rt-period and
+	// --cpu-rt-runtime; cgroup v1).
+	CPURealtimePeriod, CPURealtimeRuntime int64
 
 	// Networking, dockerd's flags.
 	Bridge          string // -b: the default bridge's device; "none" disables it
@@ -116,6 +120,8 @@ func newFlagSet(cfg *Config, stderr io.Writer) *pflag.FlagSet {
 	fs.StringToStringVar(&cfg.LogOpts, "log-opt", nil, "log driver options of containers that name no driver (key=value)")
 	fs.StringVar(&cfg.SeccompProfile, "seccomp-profile", container.SeccompBuiltin, "seccomp profile for containers that name none: builtin (Docker's default), unconfined, or the path of a JSON profile")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/balena-engine", "parent cgroup of every container's cgroup")
+	fs.Int64Var(&cfg.CPURealtimePeriod, "cpu-rt-period", 0, "real-time period of the containers' parent cgroup, in microseconds (cgroup v1)")
+	fs.Int64Var(&cfg.CPURealtimeRuntime, "cpu-rt-runtime", 0, "real-time runtime of the containers' parent cgroup, in microseconds (cgroup v1; containers' --cpu-rt-runtime needs it)")
 	fs.StringVarP(&cfg.Bridge, "bridge", "b", network.DefaultBridge, "the default bridge network's device (made if missing); \"none\" disables the default bridge")
 	fs.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and prefix (e.g. 10.114.101.1/24)")
 	fs.StringVar(&cfg.FixedCIDR, "fixed-cidr", "", "the range the default bridge's containers get addresses from (inside --bip's subnet)")

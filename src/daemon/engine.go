@@ -124,6 +124,7 @@ func openEngine(cfg *Config, log *slog.Logger) (*engine, error) {
 		DefaultInit: cfg.Init, InitPath: cfg.InitPath,
 		DefaultLogConfig: containertypes.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts},
 		SeccompProfile:   seccomp, CgroupParent: cfg.CgroupParent, Network: e.network,
+		CPURealtimePeriod: cfg.CPURealtimePeriod, CPURealtimeRuntime: cfg.CPURealtimeRuntime,
 	}); err != nil {
 		db.Close()
 		return nil, err

@@ -425,7 +425,8 @@ func TestE2ERestartPolicies(t *testing.T) {
 }
 
 // docker update changes the restart policy of a running container, which
-// takes effect at its next exit; resource changes are refused whole.
+// takes effect at its next exit; an update with a resource it cannot
+// change is refused whole.
 func TestE2EUpdate(t *testing.T) {
 	p, _, env := withBusybox(t)
 	inspect := func(name, f string) string {
@@ -449,7 +450,6 @@ func TestE2EUpdate(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"update", "--cpu-rt-runtime", "1000", "--memory", "64m", "flaky"}, "not implemented"},
 		{[]string{"update", "--memory", "1m", "flaky"}, "Minimum memory limit allowed is 6MB"},
 		{[]string{"update", "--memory", "64m", "--restart", "sometimes", "flaky"}, "invalid restart policy"},
 		{[]string{"update", "--restart", "always", "nosuch"}, "No such container"},
@@ -459,8 +459,16 @@ func TestE2EUpdate(t *testing.T) {
 			t.Errorf("docker %v: %d %q, want an error with %q", c.args, r.code, r.stderr, c.want)
 		}
 	}
+	// A resource docker update cannot change refuses the whole update.
+	if code, body := apiCall(t, p, "POST", "/containers/flaky/update", `{"Memory":67108864,"Ulimits":[{"Name":"nofile","Soft":10,"Hard":10}]}`); code != http.StatusNotImplemented || !strings.Contains(body, "not implemented") {
+		t.Errorf("update with ulimits: %d %s", code, body)
+	}
 	if got := inspect("flaky", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}}"); got != "on-failure 0" {
 		t.Errorf("a refused update changed the container: %q", got)
+	}
+	// Older clients' kernel memory limit: discarded with Docker's warning.
+	if code, body := apiCall(t, p, "POST", "/v1.41/containers/flaky/update", `{"KernelMemory":67108864}`); code != http.StatusOK || !strings.Contains(body, "kernel memory limit capabilities") {
+		t.Errorf("update with KernelMemory: %d %s", code, body)
 	}
 	// A malformed body is a 400 that changes nothing.
 	c := apiClient(t, p)

@@ -191,12 +191,12 @@ func bfqLoopDevice(t *testing.T) (dev, num string, ok bool) {
 	return dev, fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)), true
 }
 
-// Real-time CPU limits are cgroup v1's: the container's cpu.rt_* files get
-// them when the parent cgroup has a real-time budget (which Docker's
-// daemon --cpu-rt-runtime gives it); on v2 the create is refused, as
-// Docker refuses it.
+// Real-time CPU limits are cgroup v1's: the daemon's --cpu-rt-runtime
+// gives the containers' parent cgroup its budget, as dockerd's does; the
+// container's cpu.rt_* files then get its limits, at create and by docker
+// update. On v2 the create is refused, as Docker refuses it.
 func TestE2ECPURealtime(t *testing.T) {
-	p, _, env := withBusybox(t)
+	p, _, env := withBusybox(t, "--cpu-rt-runtime", "100000")
 	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"); err != nil {
 		r := run(t, env, "docker", "create", "--network", "none", "--cpu-rt-runtime", "50000", "busybox", "true")
 		if r.code == 0 || !strings.Contains(r.stderr, "kernel does not support CPU real-time scheduler") {
@@ -204,21 +204,27 @@ func TestE2ECPURealtime(t *testing.T) {
 		}
 		return
 	}
-	parent := filepath.Join("/sys/fs/cgroup/cpu", p.cgroupParent)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(parent, "cpu.rt_runtime_us"), []byte("100000"), 0o644); err != nil {
-		t.Skipf("no real-time budget for the test's parent cgroup: %v", err)
-	}
 	r := run(t, env, "docker", "run", "-d", "--network", "none", "--name", "rt", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "50000", "busybox", "sleep", "100")
+	if r.code != 0 && strings.Contains(r.stderr, "real-time budget") {
+		t.Skipf("this host gives the test's parent cgroup no real-time budget: %s", r.stderr)
+	}
 	if r.code != 0 {
 		t.Fatalf("docker run --cpu-rt-runtime: %d %s", r.code, r.stderr)
 	}
 	id := strings.TrimSpace(r.stdout)
 	t.Cleanup(func() { run(t, env, "docker", "rm", "-f", "rt") })
+	parent, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", p.cgroupParent, "cpu.rt_runtime_us"))
+	if got := strings.TrimSpace(string(parent)); got != "100000" {
+		t.Errorf("the parent's cpu.rt_runtime_us: %q, want the daemon's 100000", got)
+	}
 	if got := strings.TrimSpace(cgroupFile(t, p, id, "cpu", "cpu.rt_runtime_us")); got != "50000" {
 		t.Errorf("cpu.rt_runtime_us: %q", got)
+	}
+	if r := run(t, env, "docker", "update", "--cpu-rt-runtime", "40000", "rt"); r.code != 0 {
+		t.Errorf("docker update --cpu-rt-runtime: %d %q", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(cgroupFile(t, p, id, "cpu", "cpu.rt_runtime_us")); got != "40000" {
+		t.Errorf("cpu.rt_runtime_us after docker update: %q", got)
 	}
 	if r := run(t, env, "docker", "create", "--network", "none", "--cpu-rt-period", "1000", "--cpu-rt-runtime", "2000", "busybox", "true"); r.code == 0 ||
 		!strings.Contains(r.stderr, "cpu real-time runtime cannot be higher than cpu real-time period") {

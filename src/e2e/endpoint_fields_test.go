@@ -33,6 +33,24 @@ func TestE2EEndpointFields(t *testing.T) {
 	if w := "WARNING: Links on the default bridge network are deprecated and will be removed in a future release. Use a custom network instead."; !strings.Contains(r.stderr, w) {
 		t.Errorf("--link: no deprecation warning: %q", r.stderr)
 	}
+	// The link follows the linked container to a new address: when db
+	// starts again elsewhere (its old address taken meanwhile), web's
+	// /etc/hosts is rewritten, as Docker rewrites it.
+	docker("run", "-d", "--name", "web", "--link", "db:database", "busybox", "sleep", "1000")
+	docker("stop", "-t", "0", "db")
+	docker("run", "-d", "--name", "squatter", "busybox", "sleep", "1000")
+	docker("start", "db")
+	newIP := docker("inspect", "--format", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "db")
+	if newIP == dbIP {
+		t.Errorf("db came back on its old address %s, taken by another container", dbIP)
+	}
+	if hosts := docker("exec", "web", "cat", "/etc/hosts") + "\n"; !strings.Contains(hosts, newIP+"\tdatabase "+dbHost+" db\n") || strings.Contains(hosts, dbIP+"\tdatabase") {
+		t.Errorf("web's /etc/hosts after db moved from %s to %s:\n%s", dbIP, newIP, hosts)
+	}
+	if out := docker("exec", "web", "ping", "-c", "1", "-W", "2", "database"); !strings.Contains(out, newIP) {
+		t.Errorf("web reaches database at: %q, want %s", out, newIP)
+	}
+	docker("rm", "-f", "web", "squatter")
 	docker("create", "--name", "stopped", "busybox", "true")
 	for _, c := range []struct{ link, want string }{
 		{"stopped:s", "Cannot link to a non running container: /stopped AS /lnk/s"},
