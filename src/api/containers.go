@@ -519,7 +519,7 @@ func (s *Server) containerDelete(w http.ResponseWriter, r *http.Request) error {
 		if _, err := s.cfg.Containers.Get(r.PathValue("id")); err != nil {
 			return err
 		}
-		return errdefs.Conflict(errors.New("Conflict, cannot remove the default link name of the container")) //lint:ignore ST1005 Docker's wording
+		return errors.New("Conflict, cannot remove the default link name of the container") //lint:ignore ST1005 Docker's wording and status
 	}
 	if err := s.cfg.Containers.Remove(r.Context(), r.PathValue("id"), boolParam(r, "force"), boolParam(r, "v")); err != nil {
 		return err

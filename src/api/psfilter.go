@@ -26,14 +26,15 @@ func newPsFilter(f filters) (*psFilter, error) {
 			return nil, errdefs.InvalidParameter(fmt.Errorf("invalid filter 'health=%s': invalid value for health (%s): must be one of none, starting, healthy, unhealthy", v, v))
 		}
 	}
+	// Docker's words, and its status: 500 (unclassified errors).
 	for key, set := range map[string]map[string]bool{"publish": p.publish, "expose": p.expose} {
 		for _, v := range f[key] {
 			if strings.Contains(v, ":") {
-				return nil, errdefs.InvalidParameter(fmt.Errorf("filter for '%s' should not contain ':': %s", key, v))
+				return nil, fmt.Errorf("filter for '%s' should not contain ':': %s", key, v)
 			}
 			pr, err := networktypes.ParsePortRange(v) // "80", "80/udp", "8000-8080/tcp"
 			if err != nil {
-				return nil, errdefs.InvalidParameter(fmt.Errorf("error while looking up for %s %s: %s", key, v, err))
+				return nil, fmt.Errorf("error while looking up for %s %s: %s", key, v, err)
 			}
 			for port := range pr.All() {
 				set[port.String()] = true

@@ -296,7 +296,7 @@ func (m *Manager) ExtractTo(ctx context.Context, ref, p string, r io.Reader, opt
 			if oe.Dir {
 				kinds[0], kinds[1] = kinds[1], kinds[0]
 			}
-			err = fmt.Errorf("cannot overwrite %s %q with %s %q", kinds[0], oe.Name, kinds[1], p)
+			return fmt.Errorf("cannot overwrite %s %q with %s %q", kinds[0], oe.Name, kinds[1], p) // Docker's status too: 500
 		}
 		return errdefs.InvalidParameter(err)
 	}

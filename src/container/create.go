@@ -325,7 +325,7 @@ func checkStorageOpt(dataRoot string, opts map[string]string) error {
 		if unix.Statfs(dataRoot, &st) == nil && st.Type == unix.XFS_SUPER_MAGIC {
 			return errdefs.NotImplemented(errors.New("--storage-opt size (an xfs project quota on the container's layer) is not implemented"))
 		}
-		return errdefs.InvalidParameter(errors.New("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"))
+		return errors.New("--storage-opt is supported only for overlay over xfs with 'pquota' mount option") // Docker's status too: 500
 	}
 	return errdefs.InvalidParameter(fmt.Errorf("Unknown option %s", keys[0])) //lint:ignore ST1005 Docker's wording
 }

@@ -72,7 +72,7 @@ func (m *Manager) ExecCreate(ref string, cfg containertypes.ExecCreateRequest) (
 	}
 	keys, err := stdstream.ParseDetachKeys(cfg.DetachKeys)
 	if err != nil {
-		return nil, errdefs.InvalidParameter(fmt.Errorf("Invalid escape keys (%s) provided", cfg.DetachKeys)) //lint:ignore ST1005 Docker's wording
+		return nil, fmt.Errorf("Invalid escape keys (%s) provided", cfg.DetachKeys) //lint:ignore ST1005 Docker's wording and status (500)
 	}
 	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg, DetachKeys: keys}
 	execs.mu.Lock()

@@ -168,7 +168,7 @@ var psArgsRe = regexp.MustCompile(`\s+(\S*)=\s*(PID\S*)`)
 func validatePSArgs(psArgs string) error {
 	for _, g := range psArgsRe.FindAllStringSubmatch(psArgs, -1) {
 		if g[1] != "pid" {
-			return errdefs.InvalidParameter(fmt.Errorf(`specifying "%s=%s" is not allowed`, g[1], g[2]))
+			return fmt.Errorf(`specifying "%s=%s" is not allowed`, g[1], g[2]) // Docker's status too: 500
 		}
 	}
 	return nil

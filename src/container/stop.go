@@ -73,7 +73,9 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *int, signal str
 	if signal != "" {
 		s, err := ParseSignal(signal)
 		if err != nil {
-			return errdefs.InvalidParameter(fmt.Errorf("cannot stop container: %s: %w", ref, err))
+			// Docker's words and status (500: its stop wraps the
+			// signal's error as a system error).
+			return fmt.Errorf("cannot stop container: %s: %v", ref, err)
 		}
 		sig, name = s, ""
 	}

@@ -282,14 +282,17 @@ func TestE2EDetachKeys(t *testing.T) {
 		t.Errorf("the exec after its client detached: %+v %v", in, err)
 	}
 
-	// Keys Docker cannot read: 400 in its words.
-	for _, c := range []struct{ method, path, body, want string }{
-		{"POST", "/containers/tty/attach?stream=1&stdin=1&detachKeys=ctrl-1", "", "Invalid detach keys (ctrl-1) provided"},
-		{"POST", "/containers/tty/start?detachKeys=ctrl-", "", "Invalid detach keys (ctrl-) provided"},
-		{"POST", "/containers/tty/exec", `{"Cmd":["true"],"DetachKeys":"ab"}`, "Invalid escape keys (ab) provided"},
+	// Keys Docker cannot read: its words and status (500 for an exec's).
+	for _, c := range []struct {
+		method, path, body, want string
+		code                     int
+	}{
+		{"POST", "/containers/tty/attach?stream=1&stdin=1&detachKeys=ctrl-1", "", "Invalid detach keys (ctrl-1) provided", 400},
+		{"POST", "/containers/tty/start?detachKeys=ctrl-", "", "Invalid detach keys (ctrl-) provided", 400},
+		{"POST", "/containers/tty/exec", `{"Cmd":["true"],"DetachKeys":"ab"}`, "Invalid escape keys (ab) provided", 500},
 	} {
-		if code, body := apiCall(t, p, c.method, c.path, c.body); code != 400 || !strings.Contains(body, c.want) {
-			t.Errorf("%s %s: %d %s, want 400 %q", c.method, c.path, code, body, c.want)
+		if code, body := apiCall(t, p, c.method, c.path, c.body); code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s: %d %s, want %d %q", c.method, c.path, code, body, c.code, c.want)
 		}
 	}
 }

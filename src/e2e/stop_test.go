@@ -31,7 +31,7 @@ func TestE2EStopSignal(t *testing.T) {
 	if r := run(t, env, "docker", "restart", "-s", "SIGNOPE", "sig"); r.code != 1 || !strings.Contains(r.stderr, "Cannot restart container sig: invalid signal: SIGNOPE") {
 		t.Errorf("restart -s SIGNOPE: %d %q", r.code, r.stderr)
 	}
-	if code, body := apiCall(t, p, "POST", "/v1.45/containers/sig/stop?signal=0", ""); code != 400 || !strings.Contains(body, "invalid signal: 0") {
+	if code, body := apiCall(t, p, "POST", "/v1.45/containers/sig/stop?signal=0", ""); code != 500 || !strings.Contains(body, "invalid signal: 0") {
 		t.Errorf("stop?signal=0: %d %s", code, body)
 	}
 	// By number (SIGUSR1 is 10 on every architecture the engine builds
@@ -73,7 +73,7 @@ func TestE2ERemoveLink(t *testing.T) {
 			t.Errorf("rm --link %s: %d %q, want %q", c.name, r.code, r.stderr, c.want)
 		}
 	}
-	if code, body := apiCall(t, p, "DELETE", "/v1.45/containers/par?link=1", ""); code != 409 {
+	if code, body := apiCall(t, p, "DELETE", "/v1.45/containers/par?link=1", ""); code != 500 { // Docker's status
 		t.Errorf("DELETE par?link=1: %d %s", code, body)
 	}
 	if code, body := apiCall(t, p, "DELETE", "/v1.45/containers/par/alias?link=1", ""); code != 404 || !strings.Contains(body, "No such container: par/alias") {
