@@ -15,6 +15,7 @@ import (
 	"github.com/balena-os/balena-engine/src/client"
 	"github.com/balena-os/balena-engine/src/stdstream"
 	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/blkiodev"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/spf13/pflag"
@@ -30,6 +31,7 @@ type runFlags struct {
 	noHealthcheck                                                                bool
 	env, envFile, volumes, mounts, labels, capAdd, capDrop, devices, deviceRules []string
 	securityOpts, tmpfs, ulimits, sysctls, groupAdd, logOpts                     []string
+	readBps, writeBps, readIOps, writeIOps                                       []string
 	stopTimeout                                                                  int
 	privileged, readOnly, rm, detach, interactive, tty, init                     bool
 	resourceFlags
@@ -114,6 +116,10 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
 	fs.StringArrayVar(&f.devices, "device", nil, "add a host device to the container")
 	fs.StringArrayVar(&f.deviceRules, "device-cgroup-rule", nil, "add a rule to the cgroup allowed devices list")
+	fs.StringArrayVar(&f.readBps, "device-read-bps", nil, "limit read rate (bytes per second) from a device (/dev/sda:1mb)")
+	fs.StringArrayVar(&f.writeBps, "device-write-bps", nil, "limit write rate (bytes per second) to a device (/dev/sda:1mb)")
+	fs.StringArrayVar(&f.readIOps, "device-read-iops", nil, "limit read rate (IO per second) from a device (/dev/sda:1000)")
+	fs.StringArrayVar(&f.writeIOps, "device-write-iops", nil, "limit write rate (IO per second) to a device (/dev/sda:1000)")
 	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "security options")
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory")
 	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options")
@@ -241,6 +247,35 @@ func (f *runFlags) request(fs *pflag.FlagSet, args []string) (containertypes.Cre
 			dm.CgroupPermissions = parts[2]
 		}
 		r.Devices = append(r.Devices, dm)
+	}
+	for _, t := range []struct {
+		flag  string
+		vals  []string
+		bytes bool
+		dst   *[]*blkiodev.ThrottleDevice
+	}{
+		{"device-read-bps", f.readBps, true, &r.BlkioDeviceReadBps}, {"device-write-bps", f.writeBps, true, &r.BlkioDeviceWriteBps},
+		{"device-read-iops", f.readIOps, false, &r.BlkioDeviceReadIOps}, {"device-write-iops", f.writeIOps, false, &r.BlkioDeviceWriteIOps},
+	} {
+		for _, v := range t.vals {
+			path, rate, ok := strings.Cut(v, ":")
+			var n uint64
+			if ok && strings.HasPrefix(path, "/dev/") {
+				if t.bytes {
+					var b int64
+					if b, err = units.RAMInBytes(rate); b < 0 {
+						err = errors.New("negative")
+					}
+					n = uint64(b)
+				} else {
+					n, err = strconv.ParseUint(rate, 10, 64)
+				}
+			}
+			if !ok || !strings.HasPrefix(path, "/dev/") || err != nil {
+				return containertypes.CreateRequest{}, usageError{fmt.Sprintf("invalid argument %q for \"--%s\" flag: want /dev/DEVICE:RATE", v, t.flag)}
+			}
+			*t.dst = append(*t.dst, &blkiodev.ThrottleDevice{Path: path, Rate: n})
+		}
 	}
 	for _, u := range f.ulimits {
 		ul, err := units.ParseUlimit(u)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/balena-os/balena-engine/src/errdefs"
 	"github.com/containerd/platforms"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	networktypes "github.com/moby/moby/api/types/network"
@@ -119,7 +120,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	if err := checkSettings(cfg, host); err != nil {
 		return nil, nil, err
 	}
-	cfg.Env = imageEnv(cfg.Env, img.Config.Config.Env)
+	mergeImageConfig(cfg, img.Config.Config)
 	if err := checkStorageOpt(m.root, host.StorageOpt); err != nil {
 		return nil, nil, err
 	}
@@ -148,6 +149,14 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions, cfg *container
 	id := newID()
 	if name == "" {
 		name = id[:12]
+	}
+	if cfg.Hostname == "" {
+		// Recorded as Docker records it, inspect shows it: the host's
+		// name on its network, else the ID's first 12 characters.
+		cfg.Hostname = id[:12]
+		if host.NetworkMode.IsHost() {
+			cfg.Hostname, _ = os.Hostname()
+		}
 	}
 	// Anonymous volumes: the image's VOLUMEs, and "-v /path", which the
 	// docker CLI sends in the config's Volumes.
@@ -227,6 +236,76 @@ func platformMatches(want, have ocispec.Platform) bool {
 	}
 	w, h := platforms.Normalize(want), platforms.Normalize(have)
 	return w.OS == h.OS && w.Architecture == h.Architecture
+}
+
+// mergeImageConfig completes a container's config with its image's, as
+// Docker's create does and inspect then shows: the user, working
+// directory, stop signal, command and entrypoint the request leaves out,
+// the image's exposed ports, labels, volumes and environment variables
+// that the request does not override, its health check's unset fields.
+func mergeImageConfig(cfg *containertypes.Config, img dockerspec.DockerOCIImageConfig) {
+	cfg.Env = imageEnv(cfg.Env, img.Env)
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{{&cfg.User, img.User}, {&cfg.WorkingDir, img.WorkingDir}, {&cfg.StopSignal, img.StopSignal}} {
+		if *f.dst == "" {
+			*f.dst = f.src
+		}
+	}
+	for p := range img.ExposedPorts {
+		if port, err := networktypes.ParsePort(p); err == nil {
+			if cfg.ExposedPorts == nil {
+				cfg.ExposedPorts = networktypes.PortSet{}
+			}
+			cfg.ExposedPorts[port] = struct{}{}
+		}
+	}
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	for k, v := range img.Labels {
+		if _, ok := cfg.Labels[k]; !ok {
+			cfg.Labels[k] = v
+		}
+	}
+	for p := range img.Volumes {
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[p] = struct{}{}
+	}
+	// As Docker: an entrypoint given keeps the image's command out; an
+	// empty one given ("--entrypoint ''") keeps the image's entrypoint out.
+	if len(cfg.Entrypoint) == 0 {
+		if len(cfg.Cmd) == 0 {
+			cfg.Cmd = img.Cmd
+		}
+		if cfg.Entrypoint == nil {
+			cfg.Entrypoint = img.Entrypoint
+		}
+	}
+	if h := img.Healthcheck; h != nil {
+		if cfg.Healthcheck == nil {
+			cfg.Healthcheck = &containertypes.HealthConfig{}
+		}
+		c := cfg.Healthcheck
+		if len(c.Test) == 0 {
+			c.Test = h.Test
+		}
+		for _, f := range []struct {
+			dst *time.Duration
+			src time.Duration
+		}{
+			{&c.Interval, h.Interval}, {&c.Timeout, h.Timeout}, {&c.StartPeriod, h.StartPeriod}, {&c.StartInterval, h.StartInterval}} {
+			if *f.dst == 0 {
+				*f.dst = f.src
+			}
+		}
+		if c.Retries == 0 {
+			c.Retries = h.Retries
+		}
+	}
 }
 
 // imageEnv is a container's environment as Docker records it at create,

@@ -126,11 +126,11 @@ func (m *Manager) start(ctx context.Context, c *Container, byPolicy bool) error 
 		Mode: c.HostConfig.NetworkMode, Endpoints: c.Networks, PortBindings: c.HostConfig.PortBindings, Exposed: c.Config.ExposedPorts,
 		PublishAll: c.HostConfig.PublishAllPorts, ExtraHosts: c.HostConfig.ExtraHosts, DNS: addrStrings(c.HostConfig.DNS), DNSSearch: c.HostConfig.DNSSearch,
 		DNSOptions: c.HostConfig.DNSOptions, Dir: m.dir(c.ID)}
-	links, err := m.linkHosts(c)
+	links, linked, err := m.linkHosts(c)
 	if err != nil {
 		return err
 	}
-	join.ExtraHosts = append(slices.Clone(join.ExtraHosts), links...)
+	join.ExtraHosts, join.Links = append(slices.Clone(join.ExtraHosts), links...), linked
 	if c.Config.NetworkDisabled {
 		// As Docker: no network at all, a namespace of its own with
 		// its loopback only.

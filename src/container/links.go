@@ -93,36 +93,40 @@ func (m *Manager) linkedContainer(name string) (*Container, error) {
 // linkHosts are a container's legacy links as /etc/hosts entries
 // ("NAMES:ADDRESS", as --add-host's): each linked container's addresses
 // on the default bridge under the link's alias, its host name and its
-// name. It must run, as Docker requires.
-func (m *Manager) linkHosts(c *Container) ([]string, error) {
+// name; and the linked containers with their exposed ports, which the
+// firewall opens to this one where the bridge's ICC is off. Each must
+// run, as Docker requires.
+func (m *Manager) linkHosts(c *Container) ([]string, []network.LegacyLink, error) {
 	mode := c.HostConfig.NetworkMode
 	if len(c.HostConfig.Links) == 0 || !(mode.IsDefault() || mode.IsBridge() || mode == "") {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var out []string
+	var links []network.LegacyLink
 	for _, l := range c.HostConfig.Links {
 		name, alias, err := network.ParseLink(l)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		child, err := m.linkedContainer(name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if child.State.Status != StatusRunning && child.State.Status != StatusPaused {
-			return nil, fmt.Errorf("Cannot link to a non running container: /%s AS /%s/%s", child.Name, c.Name, alias) //lint:ignore ST1005 Docker's wording
+			return nil, nil, fmt.Errorf("Cannot link to a non running container: /%s AS /%s/%s", child.Name, c.Name, alias) //lint:ignore ST1005 Docker's wording
 		}
 		v4, v6 := m.opts.Network.EndpointAddrs(child.ID, network.NameBridge)
 		if !v4.IsValid() {
-			return nil, fmt.Errorf("Cannot link to /%s, as it does not belong to the default network", child.Name) //lint:ignore ST1005 Docker's wording
+			return nil, nil, fmt.Errorf("Cannot link to /%s, as it does not belong to the default network", child.Name) //lint:ignore ST1005 Docker's wording
 		}
+		links = append(links, network.LegacyLink{ContainerID: child.ID, Exposed: child.Config.ExposedPorts})
 		names := linkNames(alias, child)
 		out = append(out, names+":"+v4.String())
 		if v6.IsValid() {
 			out = append(out, names+":"+v6.String())
 		}
 	}
-	return out, nil
+	return out, links, nil
 }
 
 // linkNames are the names of a legacy link's /etc/hosts entries: the

@@ -40,6 +40,15 @@ type JoinRequest struct {
 	DNSOptions   []string
 	// Dir is where the container's /etc files are written.
 	Dir string
+	// Links are the container's legacy links on the default bridge: with
+	// ICC off there, the firewall lets it reach their exposed ports.
+	Links []LegacyLink
+}
+
+// LegacyLink is a legacy link's other container and its exposed ports.
+type LegacyLink struct {
+	ContainerID string
+	Exposed     networktypes.PortSet
 }
 
 // Sandbox is what the container's runtime needs: the network namespace
@@ -134,7 +143,7 @@ func (m *Manager) Join(req JoinRequest) (*Sandbox, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	sb := &sandbox{ContainerID: req.ContainerID, Name: req.Name, Netns: m.netnsPath(req.ContainerID)}
+	sb := &sandbox{ContainerID: req.ContainerID, Name: req.Name, Netns: m.netnsPath(req.ContainerID), Links: req.Links}
 	var nets []*Network
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		if old, err := m.getSandbox(tx, req.ContainerID); err != nil || old != nil {
@@ -304,10 +313,29 @@ func (m *Manager) build(sb *sandbox, nets []*Network) error {
 			return fmt.Errorf("network %s for container %s: %w", n.Name, sb.ContainerID[:12], err)
 		}
 	}
-	if len(sb.Ports) > 0 {
+	if len(sb.Ports) > 0 || m.inLinks(sb) {
 		return m.applyFirewall()
 	}
 	return nil
+}
+
+// inLinks says whether sb has legacy links, or is another sandbox's link
+// target: the firewall's link rules change with its addresses.
+func (m *Manager) inLinks(sb *sandbox) bool {
+	if len(sb.Links) > 0 {
+		return true
+	}
+	found := false
+	m.db.View(func(tx *bolt.Tx) error {
+		sbs, err := m.allSandboxes(tx)
+		for _, s := range sbs {
+			for _, l := range s.Links {
+				found = found || l.ContainerID == sb.ContainerID
+			}
+		}
+		return err
+	})
+	return found
 }
 
 // Leave removes a container's sandbox: its veths, namespace, published
@@ -339,7 +367,7 @@ func (m *Manager) leave(containerID string) error {
 	if err := m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSandboxes).Delete([]byte(containerID)) }); err != nil {
 		errs = append(errs, err)
 	}
-	if len(sb.Ports) > 0 {
+	if len(sb.Ports) > 0 || m.inLinks(sb) {
 		if err := m.applyFirewall(); err != nil {
 			errs = append(errs, err)
 		}

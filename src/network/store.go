@@ -71,6 +71,7 @@ type sandbox struct {
 	Netns       string // "" for host and none
 	Endpoints   []endpoint
 	Ports       []port
+	Links       []LegacyLink `json:",omitempty"`
 	// Upstreams are the nameservers its resolver at 127.0.0.11 forwards
 	// to, for a container on a user network.
 	Upstreams []string `json:",omitempty"`
@@ -158,18 +159,46 @@ func (m *Manager) firewallState(tx *bolt.Tx) (firewall.State, error) {
 	if err != nil {
 		return st, err
 	}
+	var bridge *Network // the default one: legacy links are there
 	for _, n := range nets {
 		if fn, ok := n.fwNetwork(); ok {
 			st.Networks = append(st.Networks, fn)
+			if n.Default {
+				bridge = n
+			}
 		}
 	}
 	sbs, err := m.allSandboxes(tx)
 	if err != nil {
 		return st, err
 	}
+	onBridge := map[string]*endpoint{} // container ID -> its default bridge endpoint
 	for _, s := range sbs {
 		for _, p := range s.Ports {
 			st.Ports = append(st.Ports, p.Rule)
+		}
+		for i, e := range s.Endpoints {
+			if bridge != nil && e.NetworkID == bridge.ID {
+				onBridge[s.ContainerID] = &s.Endpoints[i]
+			}
+		}
+	}
+	for _, s := range sbs {
+		from := onBridge[s.ContainerID]
+		for _, l := range s.Links {
+			to := onBridge[l.ContainerID]
+			if from == nil || to == nil {
+				continue // not both on the bridge (the other one stopped)
+			}
+			for p := range l.Exposed {
+				if p.Proto() != "tcp" && p.Proto() != "udp" {
+					continue
+				}
+				st.Links = append(st.Links, firewall.Link{Bridge: bridge.Device, From: from.Addr.Addr(), To: to.Addr.Addr(), Proto: string(p.Proto()), Port: p.Num()})
+				if from.Addr6.IsValid() && to.Addr6.IsValid() {
+					st.Links = append(st.Links, firewall.Link{Bridge: bridge.Device, From: from.Addr6.Addr(), To: to.Addr6.Addr(), Proto: string(p.Proto()), Port: p.Num()})
+				}
+			}
 		}
 	}
 	return st, nil

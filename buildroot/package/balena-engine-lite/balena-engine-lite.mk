@@ -54,7 +54,7 @@ BALENA_ENGINE_LITE_LDFLAGS = \
 
 # As the tree's Makefile: no inlining in the control plane.
 BALENA_ENGINE_LITE_BUILD_OPTS = \
-	$(foreach p,cli client api daemon container network image registry volume,\
+	$(foreach p,cli client api daemon container network image registry volume runtime,\
 		-gcflags='$(BALENA_ENGINE_LITE_GOMOD)/src/$(p)/...=-l')
 
 ifeq ($(BR2_PACKAGE_BALENA_ENGINE_LITE_STATIC),y)

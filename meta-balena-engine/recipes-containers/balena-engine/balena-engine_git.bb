@@ -99,7 +99,7 @@ PACKAGECONFIG[docker] = ""
 # --- Build, as the Makefile's BUILD does -----------------------------------
 BALENA_ENGINE_TAGS = "netgo osusergo runc_nocriu nethttpomithttp2 ${@bb.utils.filter('PACKAGECONFIG', 'seccomp', d)}"
 # No inlining in the control plane (the Makefile's NOINLINE).
-BALENA_ENGINE_NOINLINE ?= "cli client api daemon container network image registry volume"
+BALENA_ENGINE_NOINLINE ?= "cli client api daemon container network image registry volume runtime"
 # Stripped (-s -w): the binary stays delta-friendly. Set to "" for a
 # ${PN}-dbg package with the symbols.
 BALENA_ENGINE_STRIP ?= "-s -w"

@@ -74,6 +74,8 @@
 //	                           per network:
 //	  -A DOCKER-FORWARD -o <br> -j DOCKER                 (not for internal networks)
 //	  -A DOCKER-FORWARD -i <br> ! -o <br> -j ACCEPT       (not for internal networks)
+//	  -A DOCKER-FORWARD -s <from> -d <to> -i <br> -o <br> -p <proto> -m <proto> --dport <port> -j ACCEPT
+//	                                                      (per legacy link's port, when ICC is off)
 //	  -A DOCKER-FORWARD -i <br> -o <br> -j ACCEPT         (DROP when ICC is off)
 //	:DOCKER-ISOLATION-STAGE-1  per internal network, first:
 //	  -A DOCKER-ISOLATION-STAGE-1 -i <br> ! -o <br> -j DROP

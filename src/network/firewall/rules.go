@@ -53,10 +53,22 @@ type Port struct {
 	Bridge        string // the bridge the container is on
 }
 
+// Link is a legacy link (--link on the default bridge) on a bridge whose
+// containers may not otherwise talk to each other (ICC off): From may
+// reach To's exposed port, as Docker opens it. Replies pass as any
+// connection's do. On a bridge with ICC on it adds nothing.
+type Link struct {
+	Bridge   string
+	From, To netip.Addr // of one family
+	Proto    string     // "tcp" or "udp"
+	Port     uint16
+}
+
 // State is the complete desired configuration.
 type State struct {
 	Networks []Network
 	Ports    []Port
+	Links    []Link
 }
 
 // family is an address family: each has rules, programs and tables of its
@@ -386,6 +398,23 @@ func build(s State) (c [nFamilies]chainRules, uses6 bool, err error) {
 	})
 	ports = slices.CompactFunc(ports, func(a, b *port) bool { return *a == *b })
 
+	// Pointers: sorting them shares the sort's code with the ports'.
+	var links []*Link
+	for _, l := range s.Links {
+		n := byBridge[l.Bridge]
+		if n == nil || !l.From.IsValid() || l.From.Is4() != l.To.Is4() || (l.Proto != "tcp" && l.Proto != "udp") {
+			return c, false, fmt.Errorf("link %v -> %v %s/%d on %q: no such bridge, or not one family", l.From, l.To, l.Proto, l.Port, l.Bridge)
+		}
+		if !n.ICC {
+			links = append(links, &l)
+		}
+	}
+	slices.SortFunc(links, func(a, b *Link) int {
+		return cmp.Or(strings.Compare(a.Bridge, b.Bridge), a.From.Compare(b.From), a.To.Compare(b.To),
+			strings.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port))
+	})
+	links = slices.CompactFunc(links, func(a, b *Link) bool { return *a == *b })
+
 	for fam := range nFamilies {
 		var fnets []*Network
 		var fports []*port
@@ -399,14 +428,20 @@ func build(s State) (c [nFamilies]chainRules, uses6 bool, err error) {
 				fports = append(fports, p)
 			}
 		}
-		c[fam] = buildFamily(fam, fnets, fports)
+		var flinks []*Link
+		for _, l := range links {
+			if l.To.Is6() == (fam == ipv6) {
+				flinks = append(flinks, l)
+			}
+		}
+		c[fam] = buildFamily(fam, fnets, fports, flinks)
 	}
 	return c, uses6, nil
 }
 
 // buildFamily works out the rules of family fam for its networks and ports,
 // in build's order.
-func buildFamily(fam family, nets []*Network, ports []*port) chainRules {
+func buildFamily(fam family, nets []*Network, ports []*port, links []*Link) chainRules {
 	var c chainRules
 	add := func(ch chain, rs ...rule) { c[ch] = append(c[ch], rs...) }
 	// addOnce skips a rule already in the chain: two host ports mapped to
@@ -436,6 +471,12 @@ func buildFamily(fam family, nets []*Network, ports []*port) chainRules {
 		icc := rule{in: br, out: br, verdict: accept}
 		if !n.ICC {
 			icc.verdict = drop
+			for _, l := range links {
+				if l.Bridge == br {
+					add(cForward, rule{in: br, out: br, src: netip.PrefixFrom(l.From, l.From.BitLen()),
+						dst: netip.PrefixFrom(l.To, l.To.BitLen()), proto: l.Proto, dport: l.Port, verdict: accept})
+				}
+			}
 		}
 		add(cForward, icc)
 	}

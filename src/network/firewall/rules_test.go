@@ -623,3 +623,45 @@ printf '`+output+`'`)
 		t.Errorf("mixed IPv6 variants: %v", err)
 	}
 }
+
+// A legacy link opens the linked container's port to the linking one on a
+// bridge without ICC, before its drop, in each backend; on a bridge with
+// ICC it adds nothing.
+func TestLinkRules(t *testing.T) {
+	s := State{
+		Networks: []Network{
+			{Bridge: "balena0", Subnet: netip.MustParsePrefix("172.17.0.0/16"), Subnet6: netip.MustParsePrefix("fd00:17::/64"), Masquerade: true},
+			{Bridge: "br-open", Subnet: netip.MustParsePrefix("172.19.0.0/16"), Masquerade: true, ICC: true},
+		},
+		Links: []Link{
+			{Bridge: "balena0", From: mustAddr("172.17.0.3"), To: mustAddr("172.17.0.2"), Proto: "tcp", Port: 5432},
+			{Bridge: "balena0", From: mustAddr("fd00:17::3"), To: mustAddr("fd00:17::2"), Proto: "udp", Port: 53},
+			{Bridge: "br-open", From: mustAddr("172.19.0.3"), To: mustAddr("172.19.0.2"), Proto: "tcp", Port: 80},
+		},
+	}
+	rs := mustRender(t, s)
+	v4, v6 := rulesText(rs[ipv4]), rulesText(rs[ipv6])
+	accept := "-A DOCKER-FORWARD -s 172.17.0.3/32 -d 172.17.0.2/32 -i balena0 -o balena0 -p tcp -m tcp --dport 5432 -j ACCEPT\n"
+	drop := "-A DOCKER-FORWARD -i balena0 -o balena0 -j DROP\n"
+	if i, j := strings.Index(v4, accept), strings.Index(v4, drop); i < 0 || j < i {
+		t.Errorf("IPv4: the link's accept %q not before the ICC drop:\n%s", accept, v4)
+	}
+	if !strings.Contains(v6, "-s fd00:17::3/128 -d fd00:17::2/128 -i balena0 -o balena0 -p udp -m udp --dport 53 -j ACCEPT") {
+		t.Errorf("IPv6: no link accept:\n%s", v6)
+	}
+	if strings.Contains(v4, "172.19.0.3") {
+		t.Errorf("a link on a bridge with ICC made a rule:\n%s", v4)
+	}
+	if nft := mustRenderNFT(t, s); !strings.Contains(nft[ipv4], "172.17.0.3") || !strings.Contains(nft[ipv4], "5432") || !strings.Contains(nft[ipv6], "fd00:17::3") {
+		t.Errorf("nft: no link rules:\n%s", nft[ipv4]+nft[ipv6])
+	}
+	for _, bad := range []Link{
+		{Bridge: "br-none", From: mustAddr("172.17.0.3"), To: mustAddr("172.17.0.2"), Proto: "tcp", Port: 1},
+		{Bridge: "balena0", From: mustAddr("172.17.0.3"), To: mustAddr("fd00:17::2"), Proto: "tcp", Port: 1},
+		{Bridge: "balena0", From: mustAddr("172.17.0.3"), To: mustAddr("172.17.0.2"), Proto: "sctp", Port: 1},
+	} {
+		if _, err := render(State{Networks: s.Networks, Links: []Link{bad}}); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+}
